@@ -1,0 +1,163 @@
+package model
+
+// Counts are a job's counters with the names and meaning of the legacy
+// /job_status answer. "Tasks" are attempts; a "group" is all attempts of one
+// task id. They are kept per job on every state change (see Group), so a
+// poll never reads the task rows.
+type Counts struct {
+	TotalTasks      int `json:"total_tasks"`
+	FinishedTasks   int `json:"finished_tasks"`
+	RunningTasks    int `json:"running_tasks"` // not finished: queued or running, as the original counted
+	RetriedTasks    int `json:"retried_tasks"`
+	TimedoutTasks   int `json:"timedout_tasks"`
+	FailedTasks     int `json:"failed_tasks"`
+	SucceededTasks  int `json:"succeeded_tasks"`
+	CanceledTasks   int `json:"canceled_tasks"`
+	TotalGroups     int `json:"total_groups"`
+	FinishedGroups  int `json:"finished_groups"`
+	FailedGroups    int `json:"failed_groups"`
+	SucceededGroups int `json:"succeeded_groups"`
+	FlakyGroups     int `json:"flaky_groups"`
+	FlakyTasks      int `json:"flaky_tasks"`
+	CanceledGroups  int `json:"canceled_groups"`
+}
+
+// Finished reports whether every group of the job is finished.
+func (c Counts) Finished() bool { return c.FinishedGroups == c.TotalGroups }
+
+// Status is the legacy job status: "finished" or "running".
+func (c Counts) Status() string {
+	if c.Finished() {
+		return "finished"
+	}
+	return "running"
+}
+
+// Add returns c + d, field by field.
+func (c Counts) Add(d Counts) Counts { return c.combine(d, 1) }
+
+// Sub returns c - d, field by field.
+func (c Counts) Sub(d Counts) Counts { return c.combine(d, -1) }
+
+func (c Counts) combine(d Counts, sign int) Counts {
+	return Counts{
+		TotalTasks:      c.TotalTasks + sign*d.TotalTasks,
+		FinishedTasks:   c.FinishedTasks + sign*d.FinishedTasks,
+		RunningTasks:    c.RunningTasks + sign*d.RunningTasks,
+		RetriedTasks:    c.RetriedTasks + sign*d.RetriedTasks,
+		TimedoutTasks:   c.TimedoutTasks + sign*d.TimedoutTasks,
+		FailedTasks:     c.FailedTasks + sign*d.FailedTasks,
+		SucceededTasks:  c.SucceededTasks + sign*d.SucceededTasks,
+		CanceledTasks:   c.CanceledTasks + sign*d.CanceledTasks,
+		TotalGroups:     c.TotalGroups + sign*d.TotalGroups,
+		FinishedGroups:  c.FinishedGroups + sign*d.FinishedGroups,
+		FailedGroups:    c.FailedGroups + sign*d.FailedGroups,
+		SucceededGroups: c.SucceededGroups + sign*d.SucceededGroups,
+		FlakyGroups:     c.FlakyGroups + sign*d.FlakyGroups,
+		FlakyTasks:      c.FlakyTasks + sign*d.FlakyTasks,
+		CanceledGroups:  c.CanceledGroups + sign*d.CanceledGroups,
+	}
+}
+
+// Group summarises the attempts of one task. It is stored with the task and
+// changed in the same transaction as the attempt, so that the job's counters
+// can be moved by Counts(after) - Counts(before) without reading other rows.
+type Group struct {
+	Attempts   int // attempt rows
+	Finished   int // attempts in a final state
+	Succeeded  int
+	Failed     int // finished and not passed: failed, timed out or canceled
+	TimedOut   int
+	Canceled   int
+	Retried    int // attempts whose number is above 0
+	Latest     int // highest attempt number
+	MaxRetries int
+	// Cancel is set when the job or the task was canceled: the group is over
+	// whatever retries it had left.
+	Cancel bool
+}
+
+// Add records a new attempt row numbered n in the group.
+func (g *Group) Add(n int) {
+	g.Attempts++
+	if n > 0 {
+		g.Retried++
+	}
+	if g.Attempts == 1 || n > g.Latest {
+		g.Latest = n
+	}
+}
+
+// End records that one unfinished attempt reached the final state s.
+func (g *Group) End(s State) {
+	g.Finished++
+	switch s {
+	case Passed:
+		g.Succeeded++
+		return
+	case TimedOut:
+		g.TimedOut++
+	case Canceled:
+		g.Canceled++
+	}
+	g.Failed++
+}
+
+// RetriesLeft reports whether a failed latest attempt would be retried.
+func (g Group) RetriesLeft() bool { return !g.Cancel && g.Latest < g.MaxRetries }
+
+// Succeeded reports whether some attempt passed.
+func (g Group) IsSucceeded() bool { return g.Succeeded > 0 }
+
+// IsFailed: every attempt failed and no retry remains (or the group was canceled).
+func (g Group) IsFailed() bool {
+	return g.Succeeded == 0 && g.allFailed() && !g.RetriesLeft()
+}
+
+// IsFlaky: some attempt failed and (some passed, or retries remain).
+func (g Group) IsFlaky() bool {
+	if g.Failed == 0 {
+		return false
+	}
+	if g.Succeeded > 0 {
+		return true
+	}
+	return g.allFailed() && g.RetriesLeft()
+}
+
+// IsFinished: a success, or all failed with no retry left.
+func (g Group) IsFinished() bool { return g.IsSucceeded() || g.IsFailed() }
+
+func (g Group) allFailed() bool { return g.Attempts > 0 && g.Failed == g.Attempts }
+
+// Counts is the group's contribution to its job's counters.
+func (g Group) Counts() Counts {
+	c := Counts{
+		TotalTasks:     g.Attempts,
+		FinishedTasks:  g.Finished,
+		RunningTasks:   g.Attempts - g.Finished,
+		RetriedTasks:   g.Retried,
+		TimedoutTasks:  g.TimedOut,
+		FailedTasks:    g.Failed,
+		SucceededTasks: g.Succeeded,
+		CanceledTasks:  g.Canceled,
+		TotalGroups:    1,
+	}
+	if g.IsFinished() {
+		c.FinishedGroups = 1
+	}
+	if g.IsFailed() {
+		c.FailedGroups = 1
+	}
+	if g.IsSucceeded() {
+		c.SucceededGroups = 1
+	}
+	if g.IsFlaky() {
+		c.FlakyGroups = 1
+		c.FlakyTasks = g.Failed
+	}
+	if g.Cancel && !g.IsSucceeded() {
+		c.CanceledGroups = 1
+	}
+	return c
+}

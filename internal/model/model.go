@@ -1,0 +1,201 @@
+// Package model holds dist_test's domain types: jobs, tasks (groups of
+// attempts), attempts and their states, and the per-job counters that the
+// legacy /job_status endpoint reports. It has no dependencies beyond the
+// standard library so that every other package may import it.
+package model
+
+import (
+	"errors"
+	"time"
+)
+
+// State is the state of one attempt of a task.
+type State string
+
+// The attempt states. An attempt moves queued → running → one final state,
+// or from any non-final state to canceled. A running attempt whose slave is
+// lost goes back to queued under a new token; that is not a new attempt.
+const (
+	Queued   State = "queued"
+	Running  State = "running"
+	Passed   State = "passed"
+	Failed   State = "failed"
+	TimedOut State = "timed_out"
+	Canceled State = "canceled"
+)
+
+// Final reports whether s is a final state.
+func (s State) Final() bool {
+	switch s {
+	case Passed, Failed, TimedOut, Canceled:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of the known states.
+func (s State) Valid() bool {
+	switch s {
+	case Queued, Running, Passed, Failed, TimedOut, Canceled:
+		return true
+	}
+	return false
+}
+
+// Errors shared by the store, the master and the API. The API maps each to
+// one HTTP status in one table (server/api/errors.go).
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrExists      = errors.New("already exists")
+	ErrConflict    = errors.New("conflict")
+	ErrInvalid     = errors.New("invalid input")
+	ErrUnavailable = errors.New("service unavailable")
+	ErrTooLarge    = errors.New("too large")
+)
+
+// TaskSpec is one task as a user submits it (legacy job_json task).
+type TaskSpec struct {
+	IsolateHash   string
+	Description   string
+	Timeout       time.Duration // 0 = none
+	MaxRetries    int
+	Attempt       int // first attempt number, normally 0
+	ArtifactGlobs []string
+	DockerImage   string
+}
+
+// NewTask is a task ready to be written at submission: its spec, its id
+// within the job and the priority of its first attempt.
+type NewTask struct {
+	TaskID   string // "<isolate_hash>.<index>"
+	Index    int
+	Spec     TaskSpec
+	Expected time.Duration // expected runtime used for priority; 0 = none known
+	Priority uint32
+}
+
+// NewJob is a whole submission, written in one transaction.
+type NewJob struct {
+	ID    string
+	User  string
+	Name  string
+	Tasks []NewTask
+}
+
+// Job is a job with its counters.
+type Job struct {
+	ID          string
+	User        string
+	Name        string
+	SubmittedAt time.Time
+	FinishedAt  time.Time // zero while running
+	Canceled    bool
+	Counts      Counts
+}
+
+// Attempt is one attempt of a task with what is known about its run.
+type Attempt struct {
+	ID          int64 // row id of the attempt
+	TaskRow     int64 // row id of the task (group)
+	JobID       string
+	TaskID      string
+	Attempt     int
+	Description string
+	IsolateHash string
+	MaxRetries  int
+	State       State
+	Token       string // queue token: proves a queue entry is current
+	Lease       string // run lease: proves a slave runs the current run
+	Priority    uint32
+	Enqueued    bool
+	EntryID     uint64 // queue entry id last put for this attempt
+	SlaveID     string
+	Slot        int
+	Hostname    string
+	Runs        int // times this attempt was started (more than 1 after a lost run)
+	SubmittedAt time.Time
+	StartedAt   time.Time
+	FinishedAt  time.Time
+	ExitCode    *int
+	Outputs     Outputs
+	Error       string // why the run failed to produce a result, if it did
+}
+
+// Duration is how long the attempt ran, or has run so far at now.
+func (a Attempt) Duration(now time.Time) time.Duration {
+	if a.StartedAt.IsZero() {
+		return 0
+	}
+	if a.FinishedAt.IsZero() {
+		return now.Sub(a.StartedAt)
+	}
+	return a.FinishedAt.Sub(a.StartedAt)
+}
+
+// Outputs are the blob keys of an attempt's uploaded outputs; empty when
+// there is none. Missing lists outputs the slave produced but could not upload.
+type Outputs struct {
+	Stdout    string
+	Stderr    string
+	Artifacts string
+	Missing   []string
+}
+
+// Spec is what a slave needs to run an attempt.
+type Spec struct {
+	JobID         string
+	TaskID        string
+	Attempt       int
+	Description   string
+	IsolateHash   string
+	Timeout       time.Duration
+	ArtifactGlobs []string
+	DockerImage   string
+}
+
+// Result is what a slave reports when an attempt ends.
+type Result struct {
+	ExitCode int  // negative: killed by that signal
+	TimedOut bool // the slave killed it for exceeding its timeout
+	Duration time.Duration
+	Outputs  Outputs
+	Error    string
+}
+
+// State returns the final state this result puts its attempt in.
+func (r Result) State() State {
+	switch {
+	case r.TimedOut:
+		return TimedOut
+	case r.ExitCode == 0:
+		return Passed
+	default:
+		return Failed
+	}
+}
+
+// SlaveState is the state of a slave registration.
+type SlaveState string
+
+// A slave is alive while it heartbeats; lost once it has not for the
+// heartbeat timeout; terminated when it left on its own.
+const (
+	SlaveAlive      SlaveState = "alive"
+	SlaveLost       SlaveState = "lost"
+	SlaveTerminated SlaveState = "terminated"
+)
+
+// Slave is one registration of a slave process.
+type Slave struct {
+	ID            string
+	Hostname      string
+	Slots         int
+	Version       string
+	State         SlaveState
+	CPUs          int
+	MemoryBytes   int64
+	DiskFreeBytes int64
+	RegisteredAt  time.Time
+	LastHeartbeat time.Time
+	Running       int // attempts it runs now (filled by listings)
+}

@@ -1,0 +1,242 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/dist-test/dist_test/internal/model"
+)
+
+// Limits on a submission that ParseTasks enforces.
+const (
+	MaxDescription = 1000
+	MaxRetries     = 100
+	MaxGlobs       = 100
+	MaxTimeout     = 7 * 24 * time.Hour
+)
+
+// ParseJobJSON parses a legacy job_json document, {"tasks": [task, ...]},
+// and checks every task (see ParseTasks). maxTasks bounds the job's size (0 =
+// no bound). Errors name the task and the field, and say what was expected.
+func ParseJobJSON(data []byte, maxTasks int) ([]model.TaskSpec, error) {
+	var doc struct {
+		Tasks *json.RawMessage `json:"tasks"`
+	}
+	if err := strictObject(data, &doc); err != nil {
+		return nil, fmt.Errorf("job JSON: %w", err)
+	}
+	if doc.Tasks == nil {
+		return nil, fmt.Errorf(`job JSON: missing "tasks": expected {"tasks": [...]}`)
+	}
+	return ParseTasks(*doc.Tasks, maxTasks)
+}
+
+// ParseTasks parses and checks a JSON array of legacy tasks:
+// isolate_hash (required, hex SHA-1 or SHA-256), description (required),
+// timeout (seconds, a number, 0 = none), max_retries, attempt,
+// artifact_archive_globs and docker_image. Unknown fields are ignored, as the
+// original did.
+func ParseTasks(data json.RawMessage, maxTasks int) ([]model.TaskSpec, error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
+	}
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("job JSON: the job has no tasks")
+	}
+	if maxTasks > 0 && len(raw) > maxTasks {
+		return nil, fmt.Errorf("job JSON: %d tasks is more than this master accepts in one job (%d)", len(raw), maxTasks)
+	}
+	specs := make([]model.TaskSpec, len(raw))
+	for i, r := range raw {
+		s, err := parseTask(r)
+		if err != nil {
+			return nil, fmt.Errorf("job JSON: task %d%s: %w", i, describe(r), err)
+		}
+		specs[i] = s
+	}
+	return specs, nil
+}
+
+func parseTask(data json.RawMessage) (model.TaskSpec, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
+		return model.TaskSpec{}, fmt.Errorf("must be an object, got %s", clip(data))
+	}
+	var s model.TaskSpec
+	var err error
+	if s.IsolateHash, err = requiredString(fields, "isolate_hash"); err != nil {
+		return s, err
+	}
+	s.IsolateHash = strings.ToLower(s.IsolateHash)
+	if !IsDigest(s.IsolateHash) {
+		return s, fmt.Errorf(`"isolate_hash" must be the hex SHA-1 (40 digits) or SHA-256 (64 digits) of an .isolated file, got %q`, s.IsolateHash)
+	}
+	if s.Description, err = requiredString(fields, "description"); err != nil {
+		return s, err
+	}
+	if len(s.Description) > MaxDescription {
+		return s, fmt.Errorf(`"description" is %d bytes long; at most %d are allowed`, len(s.Description), MaxDescription)
+	}
+	if strings.ContainsAny(s.Description, "\x00\n\r") {
+		return s, fmt.Errorf(`"description" must not contain NUL or line breaks`)
+	}
+	if v, ok := fields["timeout"]; ok && !isNull(v) {
+		var secs float64
+		if json.Unmarshal(v, &secs) != nil || math.IsNaN(secs) || secs < 0 {
+			return s, fmt.Errorf(`"timeout" must be a number of seconds (0 for none), got %s`, clip(v))
+		}
+		s.Timeout = time.Duration(secs * float64(time.Second))
+		if s.Timeout > MaxTimeout {
+			return s, fmt.Errorf(`"timeout" of %s is longer than the maximum of %s`, s.Timeout, MaxTimeout)
+		}
+	}
+	if s.MaxRetries, err = optionalInt(fields, "max_retries", MaxRetries); err != nil {
+		return s, err
+	}
+	if s.Attempt, err = optionalInt(fields, "attempt", MaxRetries); err != nil {
+		return s, err
+	}
+	if v, ok := fields["artifact_archive_globs"]; ok && !isNull(v) {
+		if json.Unmarshal(v, &s.ArtifactGlobs) != nil {
+			return s, fmt.Errorf(`"artifact_archive_globs" must be a list of strings, got %s`, clip(v))
+		}
+		if len(s.ArtifactGlobs) > MaxGlobs {
+			return s, fmt.Errorf(`"artifact_archive_globs" has %d patterns; at most %d are allowed`, len(s.ArtifactGlobs), MaxGlobs)
+		}
+		for _, g := range s.ArtifactGlobs {
+			if err := CheckGlob(g); err != nil {
+				return s, fmt.Errorf(`"artifact_archive_globs": %w`, err)
+			}
+		}
+	}
+	if v, ok := fields["docker_image"]; ok && !isNull(v) {
+		if json.Unmarshal(v, &s.DockerImage) != nil {
+			return s, fmt.Errorf(`"docker_image" must be a string, got %s`, clip(v))
+		}
+	}
+	return s, nil
+}
+
+// CheckGlob checks an artifact pattern: relative to the task's folder, no
+// ".." segment, valid doublestar syntax ("**" matches any number of folders).
+func CheckGlob(g string) error {
+	switch {
+	case g == "":
+		return fmt.Errorf("empty pattern")
+	case strings.HasPrefix(g, "/"):
+		return fmt.Errorf("pattern %q is absolute; patterns are relative to the task's folder", g)
+	case !doublestar.ValidatePattern(g):
+		return fmt.Errorf("pattern %q is not a valid glob", g)
+	}
+	for _, seg := range strings.Split(g, "/") {
+		if seg == ".." {
+			return fmt.Errorf("pattern %q leads out of the task's folder with \"..\"", g)
+		}
+	}
+	return nil
+}
+
+// IsDigest reports whether s is a lowercase hex SHA-1 or SHA-256 digest.
+func IsDigest(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidJobID reports whether id can name a job: 1 to 200 characters,
+// letters, digits and "._-:@+", not starting with a dot. The client builds
+// ids as [<name>.]<user>.<unix time>.<pid>.
+func ValidJobID(id string) bool {
+	if id == "" || len(id) > 200 || id[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("._-:@+", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func strictObject(data []byte, v any) error {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return fmt.Errorf("empty document")
+	}
+	if data[0] != '{' {
+		return fmt.Errorf("expected a JSON object, got %s", clip(data))
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("malformed JSON: %v", err)
+	}
+	return nil
+}
+
+func requiredString(fields map[string]json.RawMessage, name string) (string, error) {
+	v, ok := fields[name]
+	if !ok || isNull(v) {
+		return "", fmt.Errorf("missing %q", name)
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return "", fmt.Errorf("%q must be a string, got %s", name, clip(v))
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", fmt.Errorf("%q is empty", name)
+	}
+	return s, nil
+}
+
+func optionalInt(fields map[string]json.RawMessage, name string, max int) (int, error) {
+	v, ok := fields[name]
+	if !ok || isNull(v) {
+		return 0, nil
+	}
+	var f float64
+	if json.Unmarshal(v, &f) != nil || f != math.Trunc(f) || f < 0 || f > float64(max) {
+		return 0, fmt.Errorf("%q must be a whole number from 0 to %d, got %s", name, max, clip(v))
+	}
+	return int(f), nil
+}
+
+func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
+
+// describe names a task by its description, when it has a readable one.
+func describe(data json.RawMessage) string {
+	var t struct {
+		Description any `json:"description"`
+	}
+	if json.Unmarshal(data, &t) == nil {
+		if d, ok := t.Description.(string); ok && d != "" {
+			return fmt.Sprintf(" (%q)", clipString(d))
+		}
+	}
+	return ""
+}
+
+func clip(v []byte) string { return clipString(string(bytes.TrimSpace(v))) }
+
+func clipString(s string) string {
+	if len(s) > 60 {
+		return s[:57] + "..."
+	}
+	return s
+}

@@ -1,0 +1,247 @@
+// Package protocol holds the JSON messages of dist_test's HTTP API under
+// /api/v1 and of the slave protocol, and the body of a queue entry. The
+// master, the slave and the client all speak through these types; none of
+// them imports another to do so.
+package protocol
+
+import (
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+)
+
+// Paths of the JSON API.
+const (
+	PathJobs     = "/api/v1/jobs"     // GET list, POST create
+	PathSlaves   = "/api/v1/slaves"   // GET list, POST register
+	PathAttempts = "/api/v1/attempts" // slave protocol
+	PathCAS      = "/api/v1/cas"      // isolate server
+	PathOutputs  = "/outputs/"        // blobs served by the master when the store cannot presign
+)
+
+// Error is the body of every non-2xx answer of the JSON API.
+type Error struct {
+	Error string `json:"error"`
+	// Code names the error kind: not_found, exists, conflict, invalid,
+	// too_large, unavailable, unauthorized, internal.
+	Code string `json:"code"`
+}
+
+// Entry is the body of a queue entry: a reference to one queued attempt.
+// The master refuses a start whose token is not the attempt's current one.
+type Entry struct {
+	AttemptID int64  `json:"attempt_id"`
+	JobID     string `json:"job_id"`
+	TaskID    string `json:"task_id"`
+	Attempt   int    `json:"attempt"`
+	Token     string `json:"token"`
+}
+
+// ---- client API ----
+
+// CreateJob is the body of POST /api/v1/jobs. Tasks use the legacy job_json
+// task fields (see ParseTasks).
+type CreateJob struct {
+	ID    string `json:"id,omitempty"` // generated when empty
+	Name  string `json:"name,omitempty"`
+	User  string `json:"user,omitempty"`
+	Tasks []Task `json:"tasks"`
+}
+
+// Task is one task of a submission, in the legacy job_json form.
+type Task struct {
+	IsolateHash   string   `json:"isolate_hash"`
+	Description   string   `json:"description"`
+	Timeout       float64  `json:"timeout,omitempty"`
+	MaxRetries    int      `json:"max_retries,omitempty"`
+	Attempt       int      `json:"attempt,omitempty"`
+	ArtifactGlobs []string `json:"artifact_archive_globs,omitempty"`
+	DockerImage   string   `json:"docker_image,omitempty"`
+}
+
+// Job is a job as the API returns it: its identity, legacy status and
+// counters (the /job_status fields, inline).
+type Job struct {
+	ID          string     `json:"id"`
+	User        string     `json:"user,omitempty"`
+	Name        string     `json:"name,omitempty"`
+	Status      string     `json:"status"` // running or finished
+	Canceled    bool       `json:"canceled"`
+	SubmittedAt time.Time  `json:"submitted_at"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	model.Counts
+}
+
+// JobList is the answer of GET /api/v1/jobs.
+type JobList struct {
+	Jobs []Job `json:"jobs"`
+}
+
+// Attempt is one attempt of a task as the API returns it. The first fields
+// are those of the legacy /tasks records.
+type Attempt struct {
+	TaskID              string     `json:"task_id"`
+	Attempt             int        `json:"attempt"`
+	Description         string     `json:"description"`
+	StdoutLink          string     `json:"stdout_link,omitempty"`
+	StderrLink          string     `json:"stderr_link,omitempty"`
+	ArtifactArchiveLink string     `json:"artifact_archive_link,omitempty"`
+	State               string     `json:"state"`
+	IsolateHash         string     `json:"isolate_hash"`
+	ExitCode            *int       `json:"exit_code,omitempty"`
+	Slave               string     `json:"slave,omitempty"`
+	Hostname            string     `json:"hostname,omitempty"`
+	SubmittedAt         time.Time  `json:"submitted_at"`
+	StartedAt           *time.Time `json:"started_at,omitempty"`
+	FinishedAt          *time.Time `json:"finished_at,omitempty"`
+	DurationSeconds     float64    `json:"duration_s"`
+	Runs                int        `json:"runs"`
+	MissingOutputs      []string   `json:"missing_outputs,omitempty"`
+	Error               string     `json:"error,omitempty"`
+}
+
+// AttemptList is the answer of GET /api/v1/jobs/{id}/tasks.
+type AttemptList struct {
+	Tasks []Attempt `json:"tasks"`
+}
+
+// Retry is the body of POST /api/v1/jobs/{id}/retry: run the named tasks
+// (all failed ones when empty) once more.
+type Retry struct {
+	TaskIDs []string `json:"task_ids,omitempty"`
+}
+
+// RetryResult answers a Retry.
+type RetryResult struct {
+	Retried []string `json:"retried"`
+}
+
+// ---- slave protocol ----
+
+// Resources describe a slave host.
+type Resources struct {
+	CPUs          int   `json:"cpus"`
+	MemoryBytes   int64 `json:"memory_bytes"`
+	DiskFreeBytes int64 `json:"disk_free_bytes"`
+}
+
+// Register is the body of POST /api/v1/slaves.
+type Register struct {
+	Hostname  string    `json:"hostname"`
+	Slots     int       `json:"slots"`
+	Version   string    `json:"version"`
+	Resources Resources `json:"resources"`
+}
+
+// Registered answers Register.
+type Registered struct {
+	SlaveID             string `json:"slave_id"`
+	HeartbeatIntervalMS int64  `json:"heartbeat_interval_ms"`
+}
+
+// Heartbeat is the body of POST /api/v1/slaves/{id}/heartbeat: the leases of
+// the attempts the slave is running now.
+type Heartbeat struct {
+	Running []string `json:"running"`
+}
+
+// HeartbeatReply tells a slave what to stop. Reset: the master had declared
+// the slave lost; it must kill every task it runs and report none of them.
+// Kill: leases of runs that were canceled or handed to another slave.
+type HeartbeatReply struct {
+	Reset bool     `json:"reset,omitempty"`
+	Kill  []string `json:"kill,omitempty"`
+}
+
+// Slave is a slave as GET /api/v1/slaves returns it.
+type Slave struct {
+	ID            string    `json:"id"`
+	Hostname      string    `json:"hostname"`
+	Slots         int       `json:"slots"`
+	Version       string    `json:"version"`
+	State         string    `json:"state"` // alive, lost, terminated
+	Resources     Resources `json:"resources"`
+	RegisteredAt  time.Time `json:"registered_at"`
+	LastHeartbeat time.Time `json:"last_heartbeat"`
+	Running       int       `json:"running"`
+}
+
+// SlaveList answers GET /api/v1/slaves.
+type SlaveList struct {
+	Slaves []Slave `json:"slaves"`
+}
+
+// Start is the body of POST /api/v1/attempts/start: a slave slot asks to run
+// the attempt of a queue entry it reserved.
+type Start struct {
+	SlaveID string `json:"slave_id"`
+	Slot    int    `json:"slot"`
+	EntryID uint64 `json:"entry_id"`
+	Entry   Entry  `json:"entry"`
+}
+
+// Started answers Start. Lease authorises the uploads and the finish of
+// this run and nothing else.
+type Started struct {
+	Lease string `json:"lease"`
+	Spec  Spec   `json:"spec"`
+}
+
+// Spec is what a slave needs to run an attempt.
+type Spec struct {
+	JobID         string   `json:"job_id"`
+	TaskID        string   `json:"task_id"`
+	Attempt       int      `json:"attempt"`
+	Description   string   `json:"description"`
+	IsolateHash   string   `json:"isolate_hash"`
+	TimeoutMS     int64    `json:"timeout_ms"`
+	ArtifactGlobs []string `json:"artifact_archive_globs,omitempty"`
+	DockerImage   string   `json:"docker_image,omitempty"`
+}
+
+// Output names accepted by PUT /api/v1/attempts/{lease}/outputs/{name}.
+const (
+	OutputStdout    = "stdout"
+	OutputStderr    = "stderr"
+	OutputArtifacts = "artifacts"
+)
+
+// Finish is the body of POST /api/v1/attempts/{lease}/finish. It is
+// idempotent: the same finish sent again is acknowledged again.
+type Finish struct {
+	ExitCode   int  `json:"exit_code"` // negative: killed by that signal
+	TimedOut   bool `json:"timed_out"`
+	DurationMS int64 `json:"duration_ms"`
+	// Outputs names the outputs uploaded for this lease; Missing those the
+	// slave produced but could not upload.
+	Outputs []string `json:"outputs,omitempty"`
+	Missing []string `json:"missing,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// Finished answers Finish.
+type Finished struct {
+	State string `json:"state"`
+	// Retried is set when the failure queued another attempt.
+	Retried bool `json:"retried"`
+}
+
+// ---- conversions ----
+
+// SpecFrom converts a model spec to its wire form.
+func SpecFrom(s model.Spec) Spec {
+	return Spec{
+		JobID: s.JobID, TaskID: s.TaskID, Attempt: s.Attempt, Description: s.Description,
+		IsolateHash: s.IsolateHash, TimeoutMS: s.Timeout.Milliseconds(),
+		ArtifactGlobs: s.ArtifactGlobs, DockerImage: s.DockerImage,
+	}
+}
+
+// Model converts a wire spec to the model's form.
+func (s Spec) Model() model.Spec {
+	return model.Spec{
+		JobID: s.JobID, TaskID: s.TaskID, Attempt: s.Attempt, Description: s.Description,
+		IsolateHash: s.IsolateHash, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond,
+		ArtifactGlobs: s.ArtifactGlobs, DockerImage: s.DockerImage,
+	}
+}

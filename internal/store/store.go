@@ -1,0 +1,113 @@
+// Package store defines the master's state of record: jobs, tasks, attempts,
+// runtime history and slaves. Every state change of an attempt happens in one
+// transaction together with the counters of its job, so that the counters
+// always equal a recount of the rows.
+//
+// Implementations: sqlite (the embedded default) and mysql, both built on
+// sqlstore. One conformance suite (storetest) runs against both.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+)
+
+// Store is safe for concurrent use. Methods return model.ErrNotFound,
+// model.ErrExists or model.ErrConflict (wrapped, with the reason) for the
+// cases they document, and model.ErrUnavailable when the database cannot be
+// reached.
+type Store interface {
+	// CreateJob writes a job, its tasks and their first attempts (queued,
+	// not yet enqueued) in one transaction. ErrExists if the id is taken.
+	CreateJob(ctx context.Context, job model.NewJob, now time.Time) error
+	GetJob(ctx context.Context, id string) (model.Job, error)
+	// ListJobs returns jobs submitted at or after since, newest first.
+	ListJobs(ctx context.Context, since time.Time, limit int) ([]model.Job, error)
+	// ListAttempts returns a job's attempts ordered by task index and
+	// attempt; states filters them when not empty. ErrNotFound for no job.
+	ListAttempts(ctx context.Context, jobID string, states ...model.State) ([]model.Attempt, error)
+	GetAttempt(ctx context.Context, jobID, taskID string, attempt int) (model.Attempt, error)
+	// CancelJob ends every unfinished attempt of a job as canceled and its
+	// groups as failed. It returns the attempts it canceled (as they were).
+	// Canceling a finished job changes nothing.
+	CancelJob(ctx context.Context, jobID string, now time.Time) ([]model.Attempt, error)
+	// Retry queues one more attempt of each named task (every failed group
+	// when taskIDs is empty) whose group is finished without success. It
+	// returns the task ids it queued.
+	Retry(ctx context.Context, jobID string, taskIDs []string, now time.Time) ([]string, error)
+	// RetryAttempt is the legacy /retry_task: queue attempt n+1 of a task if
+	// attempt n is its latest, ended without success and has a retry left.
+	// It reports whether it queued one; asking again is harmless.
+	RetryAttempt(ctx context.Context, jobID, taskID string, n int, now time.Time) (bool, error)
+	// Durations returns the running average runtime of each description
+	// that has a history.
+	Durations(ctx context.Context, descriptions []string) (map[string]time.Duration, error)
+
+	// ToEnqueue returns queued attempts not yet in the queue, by job, in
+	// priority order, so that no job has more than window attempts queued
+	// and enqueued at once. At most limit in all.
+	ToEnqueue(ctx context.Context, window, limit int) ([]model.Attempt, error)
+	// MarkEnqueued records the queue entry put for an attempt. ErrConflict
+	// if the attempt is no longer queued under that token (the entry is
+	// then stale and should be deleted).
+	MarkEnqueued(ctx context.Context, attemptID int64, token string, entryID uint64) error
+	// Enqueued returns queued, enqueued attempts with id > after, by id.
+	Enqueued(ctx context.Context, after int64, limit int) ([]model.Attempt, error)
+	// Unenqueue marks an attempt as needing a new queue entry, if entryID is
+	// still the one recorded for it.
+	Unenqueue(ctx context.Context, attemptID int64, entryID uint64) error
+
+	// StartAttempt hands the attempt of a queue entry to a slave slot and
+	// returns it with a fresh lease, and its spec. It accepts a queued
+	// attempt whose token matches, or a running one started from the same
+	// entry id (the entry came back after its lease expired: the old run is
+	// superseded). Anything else is ErrConflict: the entry is stale.
+	StartAttempt(ctx context.Context, req StartRequest, now time.Time) (model.Attempt, model.Spec, error)
+	// RunningByLease returns the running attempt holding lease, or
+	// ErrConflict.
+	RunningByLease(ctx context.Context, lease string) (model.Attempt, error)
+	// FinishAttempt records the result of the run holding lease; on failure
+	// with a retry left it queues the next attempt in the same transaction.
+	// Finishing again with the same lease returns the recorded outcome with
+	// Duplicate set; any other lease is ErrConflict.
+	FinishAttempt(ctx context.Context, lease string, r model.Result, now time.Time) (FinishOutcome, error)
+	// RequeueRun puts a running attempt back to queued under a new token
+	// (its slave was lost or gave it back); it is not a new attempt and uses
+	// no retry. ErrConflict if lease is not current.
+	RequeueRun(ctx context.Context, lease, reason string, now time.Time) error
+	// CurrentLeases returns those of leases that belong to running attempts.
+	CurrentLeases(ctx context.Context, leases []string) (map[string]bool, error)
+
+	// RegisterSlave records a new slave registration as alive.
+	RegisterSlave(ctx context.Context, s model.Slave) error
+	// Heartbeat records a heartbeat and returns the slave as it was before.
+	Heartbeat(ctx context.Context, slaveID string, now time.Time) (model.Slave, error)
+	// SetSlaveState changes a slave's state.
+	SetSlaveState(ctx context.Context, slaveID string, state model.SlaveState, now time.Time) error
+	// ListSlaves returns registrations, alive ones first; with alive set,
+	// only those.
+	ListSlaves(ctx context.Context, aliveOnly bool) ([]model.Slave, error)
+	// RunningOn returns the running attempts of a slave.
+	RunningOn(ctx context.Context, slaveID string) ([]model.Attempt, error)
+
+	Close() error
+}
+
+// StartRequest identifies a queue entry and the slot that reserved it.
+type StartRequest struct {
+	AttemptID int64
+	Token     string
+	EntryID   uint64
+	SlaveID   string
+	Slot      int
+	Hostname  string
+}
+
+// FinishOutcome is what a finish did.
+type FinishOutcome struct {
+	Attempt   model.Attempt  // the finished attempt
+	Next      *model.Attempt // the retry it queued, if any
+	Duplicate bool           // the same finish had already been recorded
+}
