@@ -209,8 +209,8 @@ const (
 // Finish is the body of POST /api/v1/attempts/{lease}/finish. It is
 // idempotent: the same finish sent again is acknowledged again.
 type Finish struct {
-	ExitCode   int  `json:"exit_code"` // negative: killed by that signal
-	TimedOut   bool `json:"timed_out"`
+	ExitCode   int   `json:"exit_code"` // negative: killed by that signal
+	TimedOut   bool  `json:"timed_out"`
 	DurationMS int64 `json:"duration_ms"`
 	// Outputs names the outputs uploaded for this lease; Missing those the
 	// slave produced but could not upload.
