@@ -161,3 +161,34 @@ func (g Group) Counts() Counts {
 	}
 	return c
 }
+
+// Recount computes a job's counters from its attempts alone: the check that
+// the counters kept on every state change are right.
+func Recount(attempts []Attempt) Counts {
+	groups := make(map[string]*Group)
+	var order []string
+	latestState := make(map[string]State)
+	for _, a := range attempts {
+		g := groups[a.TaskID]
+		if g == nil {
+			g = &Group{}
+			groups[a.TaskID] = g
+			order = append(order, a.TaskID)
+		}
+		g.MaxRetries = max(g.MaxRetries, a.MaxRetries)
+		g.Add(a.Attempt)
+		if a.State.Final() {
+			g.End(a.State)
+		}
+		if a.Attempt == g.Latest {
+			latestState[a.TaskID] = a.State
+		}
+	}
+	var c Counts
+	for _, id := range order {
+		g := groups[id]
+		g.Cancel = latestState[id] == Canceled
+		c = c.Add(g.Counts())
+	}
+	return c
+}

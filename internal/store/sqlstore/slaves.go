@@ -1,0 +1,109 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+)
+
+const slaveCols = `s.id, s.hostname, s.slots, s.version, s.state, s.cpus, s.memory_bytes,
+	s.disk_free_bytes, s.registered_at, s.last_heartbeat`
+
+func scanSlave(r scanner, extra ...any) (model.Slave, error) {
+	var sl model.Slave
+	var state string
+	var reg, hb int64
+	dest := append([]any{&sl.ID, &sl.Hostname, &sl.Slots, &sl.Version, &state, &sl.CPUs,
+		&sl.MemoryBytes, &sl.DiskFreeBytes, &reg, &hb}, extra...)
+	err := r.Scan(dest...)
+	sl.State = model.SlaveState(state)
+	sl.RegisteredAt, sl.LastHeartbeat = fromMS(reg), fromMS(hb)
+	return sl, err
+}
+
+// RegisterSlave implements store.Store.
+func (s *Store) RegisterSlave(ctx context.Context, sl model.Slave) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO slaves (id, hostname, slots, version, state, cpus,
+			memory_bytes, disk_free_bytes, registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sl.ID, sl.Hostname, sl.Slots, sl.Version, string(model.SlaveAlive), sl.CPUs, sl.MemoryBytes,
+			sl.DiskFreeBytes, ms(sl.RegisteredAt), ms(sl.RegisteredAt))
+		if err != nil && s.d.Duplicate(err) {
+			return fmt.Errorf("slave %s: %w", sl.ID, model.ErrExists)
+		}
+		return err
+	})
+}
+
+// Heartbeat implements store.Store.
+func (s *Store) Heartbeat(ctx context.Context, slaveID string, now time.Time) (model.Slave, error) {
+	var sl model.Slave
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		sl, err = scanSlave(tx.QueryRowContext(ctx, `SELECT `+slaveCols+` FROM slaves s WHERE s.id = ?`+s.d.ForUpdate, slaveID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("slave %s: %w", slaveID, model.ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE slaves SET last_heartbeat = ? WHERE id = ?`, ms(now), slaveID)
+		return err
+	})
+	return sl, err
+}
+
+// SetSlaveState implements store.Store.
+func (s *Store) SetSlaveState(ctx context.Context, slaveID string, state model.SlaveState, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		ended := int64(0)
+		if state != model.SlaveAlive {
+			ended = ms(now)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE slaves SET state = ?, ended_at = ? WHERE id = ?`, string(state), ended, slaveID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return fmt.Errorf("slave %s: %w", slaveID, model.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// ListSlaves implements store.Store.
+func (s *Store) ListSlaves(ctx context.Context, aliveOnly bool) ([]model.Slave, error) {
+	where := ""
+	args := []any{string(model.Running)}
+	if aliveOnly {
+		where = "WHERE s.state = ?"
+		args = append(args, string(model.SlaveAlive))
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+slaveCols+`,
+		(SELECT COUNT(*) FROM attempts a WHERE a.slave_id = s.id AND a.state = ?)
+		FROM slaves s `+where+` ORDER BY CASE s.state WHEN 'alive' THEN 0 ELSE 1 END, s.registered_at DESC`, args...)
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	defer rows.Close()
+	var out []model.Slave
+	for rows.Next() {
+		var running int
+		sl, err := scanSlave(rows, &running)
+		if err != nil {
+			return nil, s.classify(err)
+		}
+		sl.Running = running
+		out = append(out, sl)
+	}
+	return out, s.classify(rows.Err())
+}
+
+// RunningOn implements store.Store.
+func (s *Store) RunningOn(ctx context.Context, slaveID string) ([]model.Attempt, error) {
+	out, err := queryAttempts(ctx, s.r, `WHERE a.slave_id = ? AND a.state = ? ORDER BY a.id`, slaveID, string(model.Running))
+	return out, s.classify(err)
+}

@@ -1,0 +1,158 @@
+// Package sqlstore implements store.Store on database/sql. SQLite and MySQL
+// share it: the SQL is written once in the subset both accept, and a Dialect
+// holds the few differences (row locks, upserts, error classes).
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/store"
+)
+
+// Dialect is what differs between the databases.
+type Dialect struct {
+	Name string
+	// ForUpdate is appended to a SELECT that reads a row it will change in
+	// the same transaction. SQLite needs none: its writers are serialised.
+	ForUpdate string
+	// UpsertDuration inserts (desc_hash, description, avg_ms, samples,
+	// updated_at) or folds avg_ms into the existing running average.
+	UpsertDuration string
+	// Retryable reports errors after which the whole transaction may be run
+	// again (deadlock, lock wait timeout, busy database).
+	Retryable func(error) bool
+	// Unavailable reports errors that mean the database cannot be reached.
+	Unavailable func(error) bool
+	// Duplicate reports a unique key violation.
+	Duplicate func(error) bool
+}
+
+// Store is a store.Store over one database. Writes go through w; reads
+// through r, which may be the same pool.
+type Store struct {
+	w, r    *sql.DB
+	d       Dialect
+	newID   func() string
+	retries int
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store using w for writes and r for reads.
+func New(w, r *sql.DB, d Dialect) *Store {
+	return &Store{w: w, r: r, d: d, newID: RandomID, retries: 5}
+}
+
+// RandomID returns 128 random bits in hex: tokens, leases and slave ids.
+func RandomID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Close closes the pools.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// DB returns the write pool, for tests that inspect rows directly.
+func (s *Store) DB() *sql.DB { return s.w }
+
+// tx runs fn in a write transaction, running it again after a deadlock or a
+// busy database. fn must not have effects outside the transaction.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	var err error
+	for try := 0; ; try++ {
+		err = s.tx1(ctx, fn)
+		if err == nil || !s.d.Retryable(err) || try >= s.retries || ctx.Err() != nil {
+			break
+		}
+		// Back off a little so that the winner of the lock can finish.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(try+1) * 20 * time.Millisecond):
+		}
+	}
+	return s.classify(err)
+}
+
+func (s *Store) tx1(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// classify turns a database error into the model's kinds.
+func (s *Store) classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, model.ErrNotFound), errors.Is(err, model.ErrConflict),
+		errors.Is(err, model.ErrExists), errors.Is(err, model.ErrInvalid),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case s.d.Unavailable(err):
+		return fmt.Errorf("%s: %w: %v", s.d.Name, model.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", s.d.Name, err)
+}
+
+// querier is what both *sql.DB and *sql.Tx offer.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
+
+// placeholders returns "?,?,...,?" with n marks.
+func placeholders(n int) string {
+	if n == 0 {
+		return ""
+	}
+	b := make([]byte, 2*n-1)
+	for i := range b {
+		if i%2 == 0 {
+			b[i] = '?'
+		} else {
+			b[i] = ','
+		}
+	}
+	return string(b)
+}
+
+func conflict(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", model.ErrConflict, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,144 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+)
+
+func testFeed(t *testing.T, h *harness) {
+	h.job("old", 5, 0)
+	h.job("new", 3, 0)
+	got, err := h.s.ToEnqueue(h.ctx, 2, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two of each job, oldest job first, each in priority order.
+	want := []string{"old/" + taskID(0), "old/" + taskID(1), "new/" + taskID(0), "new/" + taskID(1)}
+	if len(got) != len(want) {
+		t.Fatalf("ToEnqueue gave %d attempts, want %d", len(got), len(want))
+	}
+	for i, a := range got {
+		if a.JobID+"/"+a.TaskID != want[i] {
+			t.Errorf("ToEnqueue[%d] = %s/%s, want %s", i, a.JobID, a.TaskID, want[i])
+		}
+	}
+	for i, a := range got[:3] {
+		if err := h.s.MarkEnqueued(h.ctx, a.ID, a.Token, uint64(100+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// old has 2 in the queue: no room; new has 1: room for one more.
+	got, err = h.s.ToEnqueue(h.ctx, 2, 100)
+	if err != nil || len(got) != 1 || got[0].JobID != "new" || got[0].TaskID != taskID(1) {
+		t.Fatalf("ToEnqueue with full windows = %+v, %v", got, err)
+	}
+	if got, err := h.s.ToEnqueue(h.ctx, 10, 3); err != nil || len(got) != 3 {
+		t.Errorf("ToEnqueue limit 3 gave %d, %v", len(got), err)
+	}
+	err = h.s.MarkEnqueued(h.ctx, got[0].ID, "forged", 999)
+	wantErr(t, err, model.ErrConflict, "MarkEnqueued with a wrong token")
+}
+
+func testEnqueued(t *testing.T, h *harness) {
+	h.job("e", 3, 0)
+	all, err := h.s.ToEnqueue(h.ctx, 10, 10)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("ToEnqueue = %d, %v", len(all), err)
+	}
+	for i, a := range all {
+		if err := h.s.MarkEnqueued(h.ctx, a.ID, a.Token, uint64(10+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := h.s.Enqueued(h.ctx, 0, 2)
+	if err != nil || len(page) != 2 || page[0].EntryID != 10 || !page[0].Enqueued {
+		t.Fatalf("Enqueued page 1 = %+v, %v", page, err)
+	}
+	rest, err := h.s.Enqueued(h.ctx, page[1].ID, 10)
+	if err != nil || len(rest) != 1 || rest[0].EntryID != 12 {
+		t.Fatalf("Enqueued page 2 = %+v, %v", rest, err)
+	}
+	// A stale entry id does not unmark; the recorded one does.
+	if err := h.s.Unenqueue(h.ctx, page[0].ID, 999); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Unenqueue(h.ctx, page[1].ID, page[1].EntryID); err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.s.ToEnqueue(h.ctx, 10, 10)
+	if err != nil || len(again) != 1 || again[0].ID != page[1].ID {
+		t.Fatalf("after Unenqueue, ToEnqueue = %+v, %v", again, err)
+	}
+	// A start that races ahead of MarkEnqueued is not a conflict.
+	h.start("e", again[0].TaskID, 50)
+	if err := h.s.MarkEnqueued(h.ctx, again[0].ID, again[0].Token, 50); err != nil {
+		t.Errorf("MarkEnqueued after the entry was started: %v", err)
+	}
+}
+
+func testSlaves(t *testing.T, h *harness) {
+	reg := h.tick()
+	for _, id := range []string{"s1", "s2"} {
+		if err := h.s.RegisterSlave(h.ctx, model.Slave{ID: id, Hostname: "host-" + id, Slots: 4, Version: "v1",
+			CPUs: 8, MemoryBytes: 1 << 30, DiskFreeBytes: 1 << 40, RegisteredAt: reg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := h.s.RegisterSlave(h.ctx, model.Slave{ID: "s1", Hostname: "again", RegisteredAt: reg})
+	wantErr(t, err, model.ErrExists, "second registration of s1")
+	hb := h.tick()
+	before, err := h.s.Heartbeat(h.ctx, "s1", hb)
+	if err != nil || before.State != model.SlaveAlive || !before.LastHeartbeat.Equal(reg) {
+		t.Fatalf("Heartbeat = %+v, %v", before, err)
+	}
+	_, err = h.s.Heartbeat(h.ctx, "nope", hb)
+	wantErr(t, err, model.ErrNotFound, "heartbeat of an unknown slave")
+	h.job("sj", 1, 0)
+	a := h.start("sj", taskID(0), 1) // runs on slave-1
+	if err := h.s.SetSlaveState(h.ctx, "s2", model.SlaveLost, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	alive, err := h.s.ListSlaves(h.ctx, true)
+	if err != nil || len(alive) != 1 || alive[0].ID != "s1" || !alive[0].LastHeartbeat.Equal(hb) ||
+		alive[0].CPUs != 8 || alive[0].DiskFreeBytes != 1<<40 {
+		t.Fatalf("ListSlaves(alive) = %+v, %v", alive, err)
+	}
+	all, err := h.s.ListSlaves(h.ctx, false)
+	if err != nil || len(all) != 2 || all[1].State != model.SlaveLost {
+		t.Fatalf("ListSlaves = %+v, %v", all, err)
+	}
+	running, err := h.s.RunningOn(h.ctx, "slave-1")
+	if err != nil || len(running) != 1 || running[0].Lease != a.Lease {
+		t.Fatalf("RunningOn = %+v, %v", running, err)
+	}
+	err = h.s.SetSlaveState(h.ctx, "nope", model.SlaveLost, h.tick())
+	wantErr(t, err, model.ErrNotFound, "SetSlaveState of an unknown slave")
+}
+
+func testList(t *testing.T, h *harness) {
+	h.job("l1", 2, 0)
+	h.now = h.now.Add(time.Hour)
+	h.job("l2", 1, 0)
+	a := h.start("l1", taskID(1), 1)
+	h.finish(a.Lease, 1, false)
+	jobs, err := h.s.ListJobs(h.ctx, time.Time{}, 10)
+	if err != nil || len(jobs) != 2 || jobs[0].ID != "l2" || jobs[1].ID != "l1" {
+		t.Fatalf("ListJobs = %+v, %v", jobs, err)
+	}
+	recent, err := h.s.ListJobs(h.ctx, h.now.Add(-time.Minute), 10)
+	if err != nil || len(recent) != 1 {
+		t.Fatalf("ListJobs since = %+v, %v", recent, err)
+	}
+	failed, err := h.s.ListAttempts(h.ctx, "l1", model.Failed, model.TimedOut)
+	if err != nil || len(failed) != 1 || failed[0].TaskID != taskID(1) {
+		t.Fatalf("ListAttempts(failed) = %+v, %v", failed, err)
+	}
+	all, err := h.s.ListAttempts(h.ctx, "l1")
+	if err != nil || len(all) != 2 || all[0].TaskID != taskID(0) || all[0].Description != "test-0" || all[0].IsolateHash != hash {
+		t.Fatalf("ListAttempts = %+v, %v", all, err)
+	}
+	_, err = h.s.GetAttempt(h.ctx, "l1", taskID(0), 5)
+	wantErr(t, err, model.ErrNotFound, "GetAttempt of an unknown attempt")
+}
