@@ -1,0 +1,227 @@
+package isolate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+)
+
+// CASClient talks to an isolate server's CAS. Safe for concurrent use.
+type CASClient struct {
+	base string // scheme://host[:port][/prefix], no trailing slash
+	hc   *http.Client
+	// attempts and backoff shape retries of transient failures; the tests
+	// shrink the backoff.
+	attempts int
+	backoff  time.Duration
+}
+
+// NewCASClient returns a client of the isolate server at baseURL (the
+// server's root; protocol.PathCAS is appended). hc nil means
+// http.DefaultClient.
+func NewCASClient(baseURL string, hc *http.Client) *CASClient {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &CASClient{base: strings.TrimRight(baseURL, "/"), hc: hc, attempts: 4, backoff: 250 * time.Millisecond}
+}
+
+// StatusError is a non-2xx answer of the server. It unwraps to the model
+// error of its code, so errors.Is(err, model.ErrNotFound) works across the
+// wire.
+type StatusError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("isolate server: %d %s", e.Status, http.StatusText(e.Status))
+	}
+	return "isolate server: " + e.Message
+}
+
+func (e *StatusError) Unwrap() error {
+	if k := protocol.KindOf(e.Code); k != nil {
+		return k
+	}
+	switch {
+	case e.Status == http.StatusNotFound:
+		return model.ErrNotFound
+	case e.Status == http.StatusRequestEntityTooLarge:
+		return model.ErrTooLarge
+	case e.Status >= 500:
+		return model.ErrUnavailable
+	case e.Status >= 400:
+		return model.ErrInvalid
+	}
+	return nil
+}
+
+func (c *CASClient) url(digest string) string { return c.base + protocol.PathCAS + "/" + digest }
+
+// Missing returns the digests the server does not hold, asking in batches
+// the server accepts.
+func (c *CASClient) Missing(ctx context.Context, digests []string) ([]string, error) {
+	missing := []string{}
+	for start := 0; start < len(digests); start += MaxMissingDigests {
+		batch := digests[start:min(start+MaxMissingDigests, len(digests))]
+		body, err := json.Marshal(missingRequest{Digests: batch})
+		if err != nil {
+			return nil, fmt.Errorf("missing-query: %w", err)
+		}
+		resp, err := c.do(ctx, func() (*http.Request, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+protocol.PathCAS+"/missing", bytes.NewReader(body))
+			if err == nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			return req, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("missing-query: %w", err)
+		}
+		var out missingResponse
+		err = json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&out)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("missing-query: reading the answer: %w", err)
+		}
+		missing = append(missing, out.Missing...)
+	}
+	return missing, nil
+}
+
+// Upload sends size bytes of r under digest. The server verifies them. A
+// transient failure is retried only when r can be rewound (an io.Seeker,
+// such as an *os.File); otherwise it is returned.
+func (c *CASClient) Upload(ctx context.Context, digest string, r io.Reader, size int64) error {
+	seeker, canRewind := r.(io.Seeker)
+	var start int64
+	if canRewind {
+		var err error
+		if start, err = seeker.Seek(0, io.SeekCurrent); err != nil {
+			canRewind = false
+		}
+	}
+	tries := 0
+	resp, err := c.do(ctx, func() (*http.Request, error) {
+		if tries++; tries > 1 {
+			if !canRewind {
+				return nil, errNoRetry
+			}
+			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
+				return nil, err
+			}
+		}
+		// Hide any Seek/WriteTo of r from the transport: it reads r once.
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url(digest), io.NopCloser(r))
+		if err != nil {
+			return nil, err
+		}
+		req.ContentLength = size
+		req.Header.Set("Content-Type", "application/octet-stream")
+		return req, nil
+	})
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", digest, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Open starts reading a blob; the size is -1 when the server does not say.
+// A blob the server lacks gives an error wrapping model.ErrNotFound.
+func (c *CASClient) Open(ctx context.Context, digest string) (io.ReadCloser, int64, error) {
+	resp, err := c.do(ctx, func() (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodGet, c.url(digest), nil)
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("download %s: %w", digest, err)
+	}
+	return resp.Body, resp.ContentLength, nil
+}
+
+// Exists reports whether the server holds a blob.
+func (c *CASClient) Exists(ctx context.Context, digest string) (bool, error) {
+	resp, err := c.do(ctx, func() (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodHead, c.url(digest), nil)
+	})
+	if errors.Is(err, model.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up %s: %w", digest, err)
+	}
+	resp.Body.Close()
+	return true, nil
+}
+
+// errNoRetry stops the retries of a request whose body cannot be sent again.
+var errNoRetry = errors.New("request body cannot be sent again")
+
+// do sends the request newReq builds until it gets a 2xx answer, retrying
+// connection failures and 5xx with a growing, jittered backoff; 4xx are
+// final. On success the caller owns the response body.
+func (c *CASClient) do(ctx context.Context, newReq func() (*http.Request, error)) (*http.Response, error) {
+	var last error
+	for attempt := 0; attempt < c.attempts; attempt++ {
+		if attempt > 0 {
+			wait := c.backoff << (attempt - 1)
+			wait += rand.N(wait/2 + 1)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("%w (last failure: %w)", ctx.Err(), last)
+			case <-t.C:
+			}
+		}
+		req, err := newReq()
+		if errors.Is(err, errNoRetry) {
+			return nil, last
+		}
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			last = err
+			continue
+		}
+		if resp.StatusCode < 300 {
+			return resp, nil
+		}
+		last = readStatusError(resp)
+		if resp.StatusCode < 500 {
+			return nil, last
+		}
+	}
+	return nil, last
+}
+
+func readStatusError(resp *http.Response) error {
+	defer resp.Body.Close()
+	se := &StatusError{Status: resp.StatusCode}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var body protocol.Error
+	if json.Unmarshal(data, &body) == nil && body.Error != "" {
+		se.Message, se.Code = body.Error, body.Code
+	} else if s := strings.TrimSpace(string(data)); s != "" && len(s) < 500 {
+		se.Message = fmt.Sprintf("%d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), s)
+	}
+	return se
+}

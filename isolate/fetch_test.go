@@ -1,0 +1,193 @@
+package isolate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dist-test/dist_test/internal/model"
+)
+
+// putBlob uploads data through the CAS and returns its sha-1.
+func putBlob(t *testing.T, tc *testCAS, data []byte) string {
+	t.Helper()
+	d := HashBytes(SHA1, data)
+	if err := tc.client.Upload(context.Background(), d, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// putManifest uploads iso with the blobs of contents and returns its digest.
+func putManifest(t *testing.T, tc *testCAS, iso *Isolated, contents map[string]string) string {
+	t.Helper()
+	if iso.Files == nil {
+		iso.Files = map[string]File{}
+	}
+	for p, c := range contents {
+		iso.Files[p] = File{Digest: putBlob(t, tc, []byte(c)), Size: int64(len(c)), Mode: 0o644}
+	}
+	return putBlob(t, tc, iso.Encode())
+}
+
+func assertEmpty(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Fatalf("%s holds %d entries, want none", dir, len(entries))
+	}
+}
+
+func TestFetchRefusesEscapingManifests(t *testing.T) {
+	tc := newTestCAS(t, CASOptions{})
+	file := `{"h":"` + putBlob(t, tc, []byte("pwned")) + `","s":5}`
+	safe := `"ok/first.txt":` + file + `,`
+	tests := []struct {
+		name, files, want string
+	}{
+		{"absolute path", safe + `"/tmp/pwned":` + file, "/tmp/pwned"},
+		{"dot-dot path", safe + `"ok/../../pwned":` + file, "ok/../../pwned"},
+		{"absolute link", safe + `"ok/l":{"l":"/etc"}`, "ok/l -> /etc"},
+		{"link up", safe + `"ok/l":{"l":"../.."}`, "ok/l -> ../.."},
+		{"write through a link", safe + `"ok/l":{"l":"."},"ok/l/x":` + file, "ok/l/x is inside ok/l"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			digest := putBlob(t, tc, []byte(`{"algo":"sha-1","version":"1.4","files":{`+tt.files+`}}`))
+			dir := t.TempDir()
+			_, err := Fetch(context.Background(), tc.client, digest, dir)
+			if !errors.Is(err, model.ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want model.ErrInvalid naming %q", err, tt.want)
+			}
+			assertEmpty(t, dir)
+		})
+	}
+}
+
+// Each manifest alone is safe; merged through includes a link escapes.
+func TestFetchRefusesEscapeAcrossIncludes(t *testing.T) {
+	tc := newTestCAS(t, CASOptions{})
+	inc := putManifest(t, tc, &Isolated{Files: map[string]File{"d/up": {Link: ".."}}}, nil)
+	top := putManifest(t, tc, &Isolated{Includes: []string{inc}, Files: map[string]File{"d/esc": {Link: "up/.."}}},
+		map[string]string{"a.txt": "a"})
+	dir := t.TempDir()
+	_, err := Fetch(context.Background(), tc.client, top, dir)
+	if !errors.Is(err, model.ErrInvalid) || !strings.Contains(err.Error(), "d/esc") {
+		t.Fatalf("error %v", err)
+	}
+	assertEmpty(t, dir)
+}
+
+func TestFetchNestedIncludes(t *testing.T) {
+	tc := newTestCAS(t, CASOptions{})
+	leaf := putManifest(t, tc, &Isolated{ReadOnly: intp(0)},
+		map[string]string{"shared.txt": "from leaf", "lib/libx.so": "lib"})
+	mid := putManifest(t, tc, &Isolated{Includes: []string{leaf}, Command: []string{"./run.sh"}, RelativeCwd: "bin"},
+		map[string]string{"bin/run.sh": "#!/bin/sh\n", "shared.txt": "from mid"})
+	other := putManifest(t, tc, &Isolated{Command: []string{"ignored"}},
+		map[string]string{"other.txt": "other", "shared.txt": "from other"})
+	// Including leaf twice (directly and through mid) is fine.
+	top := putManifest(t, tc, &Isolated{Includes: []string{mid, other, leaf}},
+		map[string]string{"top.txt": "top"})
+
+	dir := t.TempDir()
+	tree, err := Fetch(context.Background(), tc.client, top, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(tree.Command, " ") != "./run.sh" || tree.RelativeCwd != "bin" || tree.ReadOnly != 0 || tree.Files != 5 {
+		t.Fatalf("tree %+v", tree)
+	}
+	for rel, want := range map[string]string{
+		"top.txt": "top", "bin/run.sh": "#!/bin/sh\n", "shared.txt": "from mid", "lib/libx.so": "lib", "other.txt": "other",
+	} {
+		got, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v; want %q", rel, got, err, want)
+		}
+	}
+	// read_only 0: files writable by their owner.
+	fi, err := os.Stat(filepath.Join(dir, "top.txt"))
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("top.txt mode %v, %v", fi.Mode(), err)
+	}
+}
+
+func TestFetchReadOnlyFolders(t *testing.T) {
+	tc := newTestCAS(t, CASOptions{})
+	top := putManifest(t, tc, &Isolated{ReadOnly: intp(2)}, map[string]string{"a/b/c.txt": "c"})
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
+	if _, err := Fetch(context.Background(), tc.client, top, dir); err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string]os.FileMode{"a": 0o555, "a/b": 0o555, "a/b/c.txt": 0o444} {
+		fi, err := os.Stat(filepath.Join(dir, rel))
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, %v; want %v", rel, fi.Mode().Perm(), err, want)
+		}
+	}
+}
+
+func TestFetchVerifiesBlobs(t *testing.T) {
+	tc := newTestCAS(t, CASOptions{})
+	good := []byte("good bytes")
+	d := HashBytes(SHA1, good)
+	// Corrupt the store behind the server's back.
+	if err := tc.store.Put(context.Background(), "cas/"+d, strings.NewReader("evil bytes"), -1); err != nil {
+		t.Fatal(err)
+	}
+	top := putBlob(t, tc, (&Isolated{Files: map[string]File{"f.txt": {Digest: d, Size: int64(len(good))}}}).Encode())
+	dir := t.TempDir()
+	_, err := Fetch(context.Background(), tc.client, top, dir)
+	if err == nil || !strings.Contains(err.Error(), "hash to") || !strings.Contains(err.Error(), "f.txt") {
+		t.Fatalf("error %v, want a digest mismatch naming f.txt", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "f.txt")); !os.IsNotExist(err) {
+		t.Fatal("the corrupt file was left in place")
+	}
+}
+
+func TestFetchErrors(t *testing.T) {
+	tc := newTestCAS(t, CASOptions{})
+	ctx := context.Background()
+	top := putManifest(t, tc, &Isolated{}, map[string]string{"a": "a"})
+
+	dir := t.TempDir()
+	writeFile(t, dir, "already-here", "x", 0o644)
+	if _, err := Fetch(ctx, tc.client, top, dir); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("non-empty folder: %v", err)
+	}
+	if _, err := Fetch(ctx, tc.client, top, filepath.Join(dir, "absent")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("absent folder: %v", err)
+	}
+	absent := HashBytes(SHA1, []byte("never uploaded"))
+	if _, err := Fetch(ctx, tc.client, absent, t.TempDir()); !errors.Is(err, model.ErrNotFound) {
+		t.Fatalf("absent manifest: %v", err)
+	}
+	missingInclude := putManifest(t, tc, &Isolated{Includes: []string{absent}}, nil)
+	empty := t.TempDir()
+	if _, err := Fetch(ctx, tc.client, missingInclude, empty); !errors.Is(err, model.ErrNotFound) {
+		t.Fatalf("absent include: %v", err)
+	}
+	assertEmpty(t, empty)
+	notManifest := putBlob(t, tc, []byte("just some file"))
+	if _, err := Fetch(ctx, tc.client, notManifest, t.TempDir()); !errors.Is(err, model.ErrInvalid) {
+		t.Fatalf("not a manifest: %v", err)
+	}
+}
