@@ -1,0 +1,74 @@
+// Package process runs one task command of the dist_test slave in its own
+// process group, caps what it writes to its log files and reports how it
+// ended. It only works on Linux-like systems (process groups, waitid).
+package process
+
+import "time"
+
+// Defaults applied to the zero values of Command and Limits.
+const (
+	DefaultKillGrace = 5 * time.Second
+	DefaultHead      = 8 << 20
+	DefaultTail      = 8 << 20
+
+	// pipeWait bounds how long Run waits, once the command has exited and its
+	// group was killed, for the log pipes to reach end of file. A process that
+	// left the group (setsid) can hold them open forever.
+	pipeWait = 2 * time.Second
+)
+
+// Command describes one command to run.
+type Command struct {
+	// Args[0] is resolved relative to Dir if it contains a slash, otherwise
+	// through the PATH of Env (or of the slave when Env has none).
+	Args []string
+	Dir  string
+	// Env is the whole environment of the command; nil inherits the slave's.
+	Env []string
+	// Timeout of 0 means none.
+	Timeout time.Duration
+	// KillGrace is the time between SIGTERM and SIGKILL; 0 means
+	// DefaultKillGrace.
+	KillGrace time.Duration
+	// Stdout and Stderr name the log files (created or truncated). An empty
+	// name discards that stream, still counting its bytes. The same name for
+	// both sends both streams through one pipe into one file, in the order
+	// the command wrote them, and counts them all as StdoutBytes.
+	Stdout, Stderr string
+	// LogLimits applies to each stream.
+	LogLimits Limits
+}
+
+// Limits caps a log file: it keeps the first Head and the last Tail bytes.
+// Zero means the default (8 MiB each); a negative value keeps nothing of that
+// end. Run holds at most Tail bytes of memory per stream, and only once the
+// command has written more than Head+Tail bytes.
+type Limits struct{ Head, Tail int64 }
+
+func (l Limits) withDefaults() Limits {
+	if l.Head == 0 {
+		l.Head = DefaultHead
+	}
+	if l.Tail == 0 {
+		l.Tail = DefaultTail
+	}
+	l.Head = max(l.Head, 0)
+	l.Tail = max(l.Tail, 0)
+	return l
+}
+
+// Result tells how a command ended.
+type Result struct {
+	// ExitCode is the exit status, or -N when signal N ended the command.
+	ExitCode int
+	// TimedOut is true when Run signalled the command because it outlived
+	// its Timeout, whatever signal (or exit) finally ended it.
+	TimedOut bool
+	// Canceled is true when ctx ended before the command did.
+	Canceled bool
+	// Duration runs from the start of the command to its exit.
+	Duration time.Duration
+	// StdoutBytes and StderrBytes count what the command wrote, before the
+	// log files were capped.
+	StdoutBytes, StderrBytes int64
+}

@@ -1,0 +1,292 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Run runs c in a new process group and waits until it has ended and its
+// output is in the log files.
+//
+// On Timeout, or when ctx ends first, the whole group gets SIGTERM, then
+// SIGKILL after KillGrace if the command is still alive. Once the command
+// has exited, whatever is left in its group gets SIGKILL, so nothing the task
+// forked outlives it. A process that left the group and holds the log pipes
+// open delays Run by at most two seconds; its later output is lost.
+//
+// A non-zero exit is not an error. Run returns an error when the command
+// cannot start (not found: exec.ErrNotFound or fs.ErrNotExist; not
+// executable: fs.ErrPermission) and when writing a log file fails; in the
+// latter case the Result still tells how the command ended.
+func Run(ctx context.Context, c Command) (Result, error) {
+	if len(c.Args) == 0 {
+		return Result{}, errors.New("no command to run: empty argument list")
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{Canceled: true}, fmt.Errorf("command not started: %w", err)
+	}
+	path, err := resolve(c)
+	if err != nil {
+		return Result{}, err
+	}
+	grace := c.KillGrace
+	if grace <= 0 {
+		grace = DefaultKillGrace
+	}
+	streams, err := openStreams(c)
+	if err != nil {
+		return Result{}, err
+	}
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        c.Args,
+		Dir:         c.Dir,
+		Env:         c.Env,
+		Stdout:      streams[0].w,
+		Stderr:      streams[len(streams)-1].w,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	start := time.Now()
+	err = cmd.Start()
+	for _, s := range streams {
+		s.w.Close() // the child holds its own copies
+	}
+	if err != nil {
+		for _, s := range streams {
+			s.r.Close()
+			s.out.finish()
+		}
+		return Result{}, fmt.Errorf("start task command: %w", err)
+	}
+	for _, s := range streams {
+		go s.drain()
+	}
+
+	pid := cmd.Process.Pid
+	var res Result
+	res.Duration, res.TimedOut, res.Canceled = supervise(ctx, pid, start, c.Timeout, grace)
+	killGroup(pid, unix.SIGKILL)
+
+	var errs []error
+	if err := cmd.Wait(); err != nil && cmd.ProcessState == nil {
+		errs = append(errs, fmt.Errorf("wait for task command: %w", err))
+	} else {
+		res.ExitCode = exitCode(cmd.ProcessState)
+	}
+	waitStreams(streams)
+	for _, s := range streams {
+		if err := s.out.finish(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	res.StdoutBytes = streams[0].out.n
+	if len(streams) > 1 {
+		res.StderrBytes = streams[1].out.n
+	}
+	return res, errors.Join(errs...)
+}
+
+// supervise waits until the process pid has exited, without reaping it, so
+// that its process group id cannot be reused before the group is killed. It
+// signals the group on timeout and when ctx ends.
+func supervise(ctx context.Context, pid int, start time.Time, timeout, grace time.Duration) (took time.Duration, timedOut, canceled bool) {
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		waitExit(pid)
+	}()
+
+	var timeoutC, killC <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		timeoutC = t.C
+	}
+	var killTimer *time.Timer
+	terminate := func() {
+		timeoutC = nil
+		if killTimer != nil {
+			return
+		}
+		killGroup(pid, unix.SIGTERM)
+		killTimer = time.NewTimer(grace)
+		killC = killTimer.C
+	}
+	done := ctx.Done()
+	for {
+		select {
+		case <-exited:
+			if killTimer != nil {
+				killTimer.Stop()
+			}
+			return time.Since(start), timedOut, canceled
+		case <-timeoutC:
+			timedOut = true
+			terminate()
+		case <-done:
+			canceled = true
+			done = nil
+			terminate()
+		case <-killC:
+			killC = nil
+			killGroup(pid, unix.SIGKILL)
+		}
+	}
+}
+
+// waitExit blocks until pid has exited, leaving it to be reaped by Wait.
+func waitExit(pid int) {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return // on any other error Wait reports it
+		}
+	}
+}
+
+// killGroup signals the process group led by pid. A group already gone is
+// fine: the goal is that nothing in it runs.
+func killGroup(pid int, sig unix.Signal) {
+	_ = unix.Kill(-pid, sig)
+}
+
+func exitCode(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+// resolve finds the program to run: relative to Dir when Args[0] contains a
+// slash, else in the PATH the command will see.
+func resolve(c Command) (string, error) {
+	name := c.Args[0]
+	if strings.Contains(name, "/") {
+		if filepath.IsAbs(name) || c.Dir == "" {
+			return name, nil
+		}
+		return filepath.Join(c.Dir, name), nil
+	}
+	pathList := os.Getenv("PATH")
+	if c.Env != nil {
+		pathList = envValue(c.Env, "PATH")
+	}
+	for _, dir := range filepath.SplitList(pathList) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if !filepath.IsAbs(p) && c.Dir != "" {
+			p = filepath.Join(c.Dir, p)
+		}
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			if !strings.Contains(p, "/") {
+				p = "./" + p
+			}
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("command %q not found in PATH %q: %w", name, pathList, exec.ErrNotFound)
+}
+
+// envValue returns the last value of key in env, the one exec passes on.
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// stream is one output pipe of the command and the log it feeds.
+type stream struct {
+	r, w *os.File
+	out  *capFile
+	done chan struct{} // closed when drain returns
+}
+
+// openStreams returns the stdout stream, then the stderr stream unless both
+// go to the same file.
+func openStreams(c Command) (streams []*stream, err error) {
+	defer func() {
+		if err != nil {
+			for _, s := range streams {
+				s.r.Close()
+				s.w.Close()
+				s.out.finish()
+			}
+		}
+	}()
+	limits := c.LogLimits.withDefaults()
+	paths := []string{c.Stdout}
+	if c.Stderr == "" || c.Stderr != c.Stdout {
+		paths = append(paths, c.Stderr)
+	}
+	for _, p := range paths {
+		out, err := createCapFile(p, limits)
+		if err != nil {
+			return streams, err
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			out.finish()
+			return streams, fmt.Errorf("create output pipe: %w", err)
+		}
+		streams = append(streams, &stream{r: r, w: w, out: out, done: make(chan struct{})})
+	}
+	return streams, nil
+}
+
+// drain copies the pipe into the log until end of file or until the read
+// end is closed by waitStreams.
+func (s *stream) drain() {
+	defer close(s.done)
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := s.r.Read(buf)
+		s.out.add(buf[:n])
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) && s.out.err == nil {
+				s.out.err = fmt.Errorf("read task output: %w", err)
+			}
+			return
+		}
+	}
+}
+
+// waitStreams waits for the pipes to reach end of file, at most pipeWait,
+// then closes them so their drains return.
+func waitStreams(streams []*stream) {
+	deadline := time.NewTimer(pipeWait)
+	defer deadline.Stop()
+	expired := false
+	for _, s := range streams {
+		if !expired {
+			select {
+			case <-s.done:
+				continue
+			case <-deadline.C:
+				expired = true
+				for _, s := range streams {
+					s.r.Close()
+				}
+			}
+		}
+		<-s.done
+	}
+	for _, s := range streams {
+		s.r.Close()
+	}
+}
