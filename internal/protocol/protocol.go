@@ -35,6 +35,9 @@ type Entry struct {
 	TaskID    string `json:"task_id"`
 	Attempt   int    `json:"attempt"`
 	Token     string `json:"token"`
+	// Priority is the entry's priority, so that a slave that gives the
+	// entry back can release it as it was.
+	Priority uint32 `json:"priority"`
 }
 
 // ---- client API ----
@@ -137,6 +140,9 @@ type Register struct {
 type Registered struct {
 	SlaveID             string `json:"slave_id"`
 	HeartbeatIntervalMS int64  `json:"heartbeat_interval_ms"`
+	// TouchIntervalMS is how often a slot must touch the queue entry of the
+	// task it runs: well within the entry's time-to-run.
+	TouchIntervalMS int64 `json:"touch_interval_ms"`
 }
 
 // Heartbeat is the body of POST /api/v1/slaves/{id}/heartbeat: the leases of
@@ -217,6 +223,13 @@ type Finish struct {
 	Outputs []string `json:"outputs,omitempty"`
 	Missing []string `json:"missing,omitempty"`
 	Error   string   `json:"error,omitempty"`
+}
+
+// Abort is the body of POST /api/v1/attempts/{lease}/abort: the slave
+// gives the run back unfinished (it is shutting down) and releases its queue
+// entry; the attempt is queued again without using a retry.
+type Abort struct {
+	Reason string `json:"reason,omitempty"`
 }
 
 // Finished answers Finish.

@@ -73,10 +73,13 @@ type Store interface {
 	// Finishing again with the same lease returns the recorded outcome with
 	// Duplicate set; any other lease is ErrConflict.
 	FinishAttempt(ctx context.Context, lease string, r model.Result, now time.Time) (FinishOutcome, error)
-	// RequeueRun puts a running attempt back to queued under a new token
-	// (its slave was lost or gave it back); it is not a new attempt and uses
-	// no retry. ErrConflict if lease is not current.
-	RequeueRun(ctx context.Context, lease, reason string, now time.Time) error
+	// RequeueRun puts a running attempt back to queued: it is not a new
+	// attempt and uses no retry. With keepEntry (the slave gives the run
+	// back and releases its queue entry) the token and the entry stay
+	// valid; otherwise (the slave was lost and may still hold the entry) the
+	// attempt gets a new token and needs a new entry. ErrConflict if lease
+	// is not current.
+	RequeueRun(ctx context.Context, lease, reason string, keepEntry bool, now time.Time) error
 	// CurrentLeases returns those of leases that belong to running attempts.
 	CurrentLeases(ctx context.Context, leases []string) (map[string]bool, error)
 
@@ -84,6 +87,8 @@ type Store interface {
 	RegisterSlave(ctx context.Context, s model.Slave) error
 	// Heartbeat records a heartbeat and returns the slave as it was before.
 	Heartbeat(ctx context.Context, slaveID string, now time.Time) (model.Slave, error)
+	// GetSlave returns one registration. ErrNotFound if there is none.
+	GetSlave(ctx context.Context, slaveID string) (model.Slave, error)
 	// SetSlaveState changes a slave's state.
 	SetSlaveState(ctx context.Context, slaveID string, state model.SlaveState, now time.Time) error
 	// ListSlaves returns registrations, alive ones first; with alive set,

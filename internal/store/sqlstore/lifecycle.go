@@ -198,7 +198,7 @@ func (s *Store) queueNext(ctx context.Context, tx *sql.Tx, a model.Attempt, g *m
 }
 
 // RequeueRun implements store.Store.
-func (s *Store) RequeueRun(ctx context.Context, lease, reason string, now time.Time) error {
+func (s *Store) RequeueRun(ctx context.Context, lease, reason string, keepEntry bool, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		a, err := s.lockAttempt(ctx, tx, "a.lease = ?", lease)
 		if err != nil && !errors.Is(err, model.ErrConflict) {
@@ -212,6 +212,11 @@ func (s *Store) RequeueRun(ctx context.Context, lease, reason string, now time.T
 			return err
 		}
 		prio := model.Priority(time.Duration(expectedMS)*time.Millisecond, true)
+		if keepEntry {
+			_, err = tx.ExecContext(ctx, `UPDATE attempts SET state = ?, lease = NULL, priority = ?,
+				slave_id = '', slot = 0, error = ? WHERE id = ?`, string(model.Queued), int64(prio), reason, a.ID)
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE attempts SET state = ?, token = ?, lease = NULL, enqueued = 0,
 			priority = ?, slave_id = '', slot = 0, error = ? WHERE id = ?`,
 			string(model.Queued), s.newID(), int64(prio), reason, a.ID)

@@ -56,6 +56,15 @@ func (s *Store) Heartbeat(ctx context.Context, slaveID string, now time.Time) (m
 	return sl, err
 }
 
+// GetSlave implements store.Store.
+func (s *Store) GetSlave(ctx context.Context, slaveID string) (model.Slave, error) {
+	sl, err := scanSlave(s.r.QueryRowContext(ctx, `SELECT `+slaveCols+` FROM slaves s WHERE s.id = ?`, slaveID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return sl, fmt.Errorf("slave %s: %w", slaveID, model.ErrNotFound)
+	}
+	return sl, s.classify(err)
+}
+
 // SetSlaveState implements store.Store.
 func (s *Store) SetSlaveState(ctx context.Context, slaveID string, state model.SlaveState, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {

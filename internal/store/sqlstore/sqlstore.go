@@ -5,9 +5,7 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -47,16 +45,7 @@ var _ store.Store = (*Store)(nil)
 
 // New returns a Store using w for writes and r for reads.
 func New(w, r *sql.DB, d Dialect) *Store {
-	return &Store{w: w, r: r, d: d, newID: RandomID, retries: 5}
-}
-
-// RandomID returns 128 random bits in hex: tokens, leases and slave ids.
-func RandomID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	return hex.EncodeToString(b[:])
+	return &Store{w: w, r: r, d: d, newID: model.NewToken, retries: 5}
 }
 
 // Close closes the pools.

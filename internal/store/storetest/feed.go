@@ -93,6 +93,11 @@ func testSlaves(t *testing.T, h *harness) {
 	if err != nil || before.State != model.SlaveAlive || !before.LastHeartbeat.Equal(reg) {
 		t.Fatalf("Heartbeat = %+v, %v", before, err)
 	}
+	if got, err := h.s.GetSlave(h.ctx, "s2"); err != nil || got.Hostname != "host-s2" || got.Slots != 4 {
+		t.Errorf("GetSlave = %+v, %v", got, err)
+	}
+	_, err = h.s.GetSlave(h.ctx, "nope")
+	wantErr(t, err, model.ErrNotFound, "GetSlave of an unknown slave")
 	_, err = h.s.Heartbeat(h.ctx, "nope", hb)
 	wantErr(t, err, model.ErrNotFound, "heartbeat of an unknown slave")
 	h.job("sj", 1, 0)

@@ -163,10 +163,10 @@ func (h *harness) queuedOrRunning(jobID string) model.Attempt {
 func testRequeue(t *testing.T, h *harness) {
 	h.job("r", 1, 0)
 	a := h.start("r", taskID(0), 1)
-	if err := h.s.RequeueRun(h.ctx, a.Lease, "slave lost", h.tick()); err != nil {
+	if err := h.s.RequeueRun(h.ctx, a.Lease, "slave lost", false, h.tick()); err != nil {
 		t.Fatalf("RequeueRun: %v", err)
 	}
-	err := h.s.RequeueRun(h.ctx, a.Lease, "again", h.tick())
+	err := h.s.RequeueRun(h.ctx, a.Lease, "again", false, h.tick())
 	wantErr(t, err, model.ErrConflict, "second RequeueRun")
 	q := h.queued("r", taskID(0))
 	if q.Token == a.Token || q.Enqueued || q.Attempt != 0 || q.Lease != "" || q.Priority > model.RetryBase || q.Error != "slave lost" {
@@ -181,6 +181,24 @@ func testRequeue(t *testing.T, h *harness) {
 	if b.Runs != 2 || b.Attempt != 0 {
 		t.Errorf("restarted attempt = %+v", b)
 	}
+}
+
+func testAbort(t *testing.T, h *harness) {
+	h.job("ab", 1, 0)
+	a := h.start("ab", taskID(0), 9)
+	if err := h.s.RequeueRun(h.ctx, a.Lease, "slave shut down", true, h.tick()); err != nil {
+		t.Fatalf("RequeueRun keeping the entry: %v", err)
+	}
+	q := h.queuedOrRunning("ab")
+	if q.State != model.Queued || q.Token != a.Token || !q.Enqueued || q.EntryID != 9 || q.Lease != "" {
+		t.Fatalf("aborted attempt = %+v", q)
+	}
+	// The released entry is still good: another slot starts it.
+	b, _, err := h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: q.ID, Token: a.Token, EntryID: 9, SlaveID: "slave-2"}, h.tick())
+	if err != nil || b.Runs != 2 {
+		t.Fatalf("start after abort = %+v, %v", b, err)
+	}
+	h.counts("ab", model.Counts{TotalTasks: 1, RunningTasks: 1, TotalGroups: 1})
 }
 
 func testCancel(t *testing.T, h *harness) {

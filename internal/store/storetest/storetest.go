@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DuplicateFinish", testDuplicateFinish},
 		{"TakeoverAfterTTR", testTakeover},
 		{"RequeueRun", testRequeue},
+		{"AbortKeepsEntry", testAbort},
 		{"Cancel", testCancel},
 		{"RetryFailed", testRetry},
 		{"LegacyRetryAttempt", testLegacyRetry},

@@ -1,0 +1,162 @@
+// Package api puts the master on HTTP: the JSON API under /api/v1 (client
+// and slave protocol), the legacy endpoints existing dist_test users call,
+// the stored outputs, and the mounts for the dashboard and the isolate
+// server.
+package api
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/server"
+)
+
+// Options are the optional parts of the HTTP surface.
+type Options struct {
+	// CAS, when set, serves the isolate server under /api/v1/cas (the
+	// embedded default mounts it on the master's listener).
+	CAS http.Handler
+	// Pages, when set, serves the dashboard's HTML pages (/, /job, /trace).
+	Pages Pages
+	// MaxBodyBytes bounds JSON and form bodies (64 MiB).
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+}
+
+// Pages are the dashboard's handlers.
+type Pages interface {
+	Index(w http.ResponseWriter, r *http.Request)
+	Job(w http.ResponseWriter, r *http.Request)
+	Trace(w http.ResponseWriter, r *http.Request)
+}
+
+// API is the master's HTTP handler.
+type API struct {
+	m   *server.Master
+	opt Options
+	log *slog.Logger
+}
+
+// New returns the master's whole HTTP surface.
+func New(m *server.Master, opt Options) http.Handler {
+	if opt.MaxBodyBytes <= 0 {
+		opt.MaxBodyBytes = 64 << 20
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	a := &API{m: m, opt: opt, log: opt.Logger}
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.Use(noCache)
+
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Get("/jobs", a.json(a.listJobs))
+		r.Post("/jobs", a.json(a.createJob))
+		r.Get("/jobs/{id}", a.json(a.getJob))
+		r.Get("/jobs/{id}/tasks", a.json(a.listTasks))
+		r.Post("/jobs/{id}/cancel", a.json(a.cancelJob))
+		r.Post("/jobs/{id}/retry", a.json(a.retryTasks))
+		r.Get("/queue", a.json(a.queueStats))
+		r.Get("/slaves", a.json(a.listSlaves))
+		r.Post("/slaves", a.json(a.register))
+		r.Post("/slaves/{id}/heartbeat", a.json(a.heartbeat))
+		r.Delete("/slaves/{id}", a.json(a.deregister))
+		r.Post("/attempts/start", a.json(a.start))
+		r.Put("/attempts/{lease}/outputs/{name}", a.json(a.upload))
+		r.Post("/attempts/{lease}/finish", a.json(a.finish))
+		r.Post("/attempts/{lease}/abort", a.json(a.abort))
+		if opt.CAS != nil {
+			r.Mount("/cas", opt.CAS)
+		}
+	})
+	r.Get(protocol.PathOutputs+"*", a.output)
+
+	a.legacy(r)
+	if opt.Pages != nil {
+		r.Get("/", opt.Pages.Index)
+		r.Get("/job", opt.Pages.Job)
+		r.Get("/trace", opt.Pages.Trace)
+	}
+	return r
+}
+
+// noCache: every answer describes state that changes; the original master
+// sent the same header and clients rely on fresh answers.
+func noCache(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache, no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// result is a handler's answer: a status (200 when 0) and a value to encode
+// as JSON (no body when nil).
+type result struct {
+	status int
+	value  any
+}
+
+// json turns a handler returning (result, error) into an http.HandlerFunc:
+// errors become a protocol.Error body with the status of their kind.
+func (a *API) json(h func(*http.Request) (result, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		res, err := h(r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if res.status == 0 {
+			res.status = http.StatusOK
+		}
+		if res.value == nil {
+			w.WriteHeader(res.status)
+			return
+		}
+		writeJSON(w, res.status, res.value)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// writeError answers with the error's kind. Server faults are logged at
+// error level with the request; a user's bad input only at debug.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := protocol.StatusOf(err)
+	msg := err.Error()
+	if status >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		if status == http.StatusInternalServerError {
+			msg = "internal error; the master's log has the details"
+		}
+	} else {
+		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	writeJSON(w, status, protocol.Error{Error: msg, Code: code})
+}
+
+// baseURL is the URL the caller reached the master by, for links that it
+// must be able to follow.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+		scheme = p
+	}
+	return scheme + "://" + strings.TrimSuffix(r.Host, "/")
+}

@@ -1,0 +1,200 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/server"
+)
+
+func (a *API) createJob(r *http.Request) (result, error) {
+	var req struct {
+		ID    string          `json:"id"`
+		Name  string          `json:"name"`
+		User  string          `json:"user"`
+		Tasks json.RawMessage `json:"tasks"`
+	}
+	if err := a.decode(r, &req); err != nil {
+		return result{}, err
+	}
+	if len(req.Tasks) == 0 {
+		return result{}, fmt.Errorf(`%w: missing "tasks"`, model.ErrInvalid)
+	}
+	specs, err := protocol.ParseTasks(req.Tasks, a.m.Config().MaxTasksPerJob)
+	if err != nil {
+		return result{}, fmt.Errorf("%w: %v", model.ErrInvalid, err)
+	}
+	if req.ID == "" {
+		req.ID = fmt.Sprintf("%s%d.%s", prefix(req.Name), time.Now().Unix(), model.NewToken()[:8])
+	}
+	job, err := a.m.Submit(r.Context(), server.Submission{ID: req.ID, User: req.User, Name: req.Name, Tasks: specs})
+	if err != nil {
+		return result{}, err
+	}
+	return result{http.StatusCreated, jobJSON(job)}, nil
+}
+
+func prefix(name string) string {
+	if name == "" {
+		return ""
+	}
+	return name + "."
+}
+
+// decode reads a bounded JSON body into v.
+func (a *API) decode(r *http.Request, v any) error {
+	body := http.MaxBytesReader(nil, r.Body, a.opt.MaxBodyBytes)
+	data, err := io.ReadAll(body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return fmt.Errorf("%w: request body over %d bytes", model.ErrTooLarge, a.opt.MaxBodyBytes)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: reading the request body: %v", model.ErrInvalid, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%w: malformed JSON: %v", model.ErrInvalid, err)
+	}
+	return nil
+}
+
+func (a *API) getJob(r *http.Request) (result, error) {
+	job, err := a.m.Job(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		return result{}, err
+	}
+	return result{value: jobJSON(job)}, nil
+}
+
+func (a *API) listJobs(r *http.Request) (result, error) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return result{}, fmt.Errorf("%w: limit must be a number from 1 to 10000, got %q", model.ErrInvalid, v)
+		}
+		limit = n
+	}
+	jobs, err := a.m.Jobs(r.Context(), time.Time{}, limit)
+	if err != nil {
+		return result{}, err
+	}
+	out := protocol.JobList{Jobs: make([]protocol.Job, len(jobs))}
+	for i, j := range jobs {
+		out.Jobs[i] = jobJSON(j)
+	}
+	return result{value: out}, nil
+}
+
+func (a *API) listTasks(r *http.Request) (result, error) {
+	states, err := statusFilter(r.URL.Query().Get("status"))
+	if err != nil {
+		return result{}, err
+	}
+	attempts, err := a.m.Attempts(r.Context(), chi.URLParam(r, "id"), states...)
+	if err != nil {
+		return result{}, err
+	}
+	base := baseURL(r)
+	out := protocol.AttemptList{Tasks: make([]protocol.Attempt, len(attempts))}
+	for i, at := range attempts {
+		out.Tasks[i] = a.attemptJSON(r, base, at)
+	}
+	return result{value: out}, nil
+}
+
+// statusFilter maps a status filter to attempt states: the legacy names
+// (failed, succeeded, finished) and every state's own name.
+func statusFilter(status string) ([]model.State, error) {
+	switch status {
+	case "":
+		return nil, nil
+	case "failed":
+		return []model.State{model.Failed, model.TimedOut, model.Canceled}, nil
+	case "succeeded":
+		return []model.State{model.Passed}, nil
+	case "finished":
+		return []model.State{model.Passed, model.Failed, model.TimedOut, model.Canceled}, nil
+	}
+	if s := model.State(status); s.Valid() {
+		return []model.State{s}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown status %q: use failed, succeeded, finished or a state (queued, running, passed, failed, timed_out, canceled)",
+		model.ErrInvalid, status)
+}
+
+func (a *API) cancelJob(r *http.Request) (result, error) {
+	job, err := a.m.Cancel(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		return result{}, err
+	}
+	return result{value: jobJSON(job)}, nil
+}
+
+func (a *API) retryTasks(r *http.Request) (result, error) {
+	var req protocol.Retry
+	if r.ContentLength != 0 {
+		if err := a.decode(r, &req); err != nil {
+			return result{}, err
+		}
+	}
+	got, err := a.m.Retry(r.Context(), chi.URLParam(r, "id"), req.TaskIDs)
+	if err != nil {
+		return result{}, err
+	}
+	if got == nil {
+		got = []string{}
+	}
+	return result{value: protocol.RetryResult{Retried: got}}, nil
+}
+
+func (a *API) queueStats(r *http.Request) (result, error) {
+	st, err := a.m.QueueStats(r.Context())
+	if err != nil {
+		return result{}, fmt.Errorf("%w: %v", model.ErrUnavailable, err)
+	}
+	return result{value: map[string]int{"ready": st.Ready, "reserved": st.Reserved, "delayed": st.Delayed,
+		"buried": st.Buried, "waiting": st.Waiting}}, nil
+}
+
+func jobJSON(j model.Job) protocol.Job {
+	out := protocol.Job{ID: j.ID, User: j.User, Name: j.Name, Status: j.Counts.Status(), Canceled: j.Canceled,
+		SubmittedAt: j.SubmittedAt.UTC(), Counts: j.Counts}
+	if !j.FinishedAt.IsZero() {
+		t := j.FinishedAt.UTC()
+		out.FinishedAt = &t
+	}
+	return out
+}
+
+func (a *API) attemptJSON(r *http.Request, base string, at model.Attempt) protocol.Attempt {
+	ctx := r.Context()
+	out := protocol.Attempt{
+		TaskID: at.TaskID, Attempt: at.Attempt, Description: at.Description,
+		StdoutLink:          a.m.OutputLink(ctx, base, at.Outputs.Stdout),
+		StderrLink:          a.m.OutputLink(ctx, base, at.Outputs.Stderr),
+		ArtifactArchiveLink: a.m.OutputLink(ctx, base, at.Outputs.Artifacts),
+		State:               string(at.State), IsolateHash: at.IsolateHash, ExitCode: at.ExitCode,
+		Slave: at.SlaveID, Hostname: at.Hostname, SubmittedAt: at.SubmittedAt.UTC(),
+		DurationSeconds: at.Duration(time.Now()).Seconds(), Runs: at.Runs,
+		MissingOutputs: at.Outputs.Missing, Error: at.Error,
+	}
+	if !at.StartedAt.IsZero() {
+		t := at.StartedAt.UTC()
+		out.StartedAt = &t
+	}
+	if !at.FinishedAt.IsZero() {
+		t := at.FinishedAt.UTC()
+		out.FinishedAt = &t
+	}
+	return out
+}

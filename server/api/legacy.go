@@ -1,0 +1,247 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/server"
+)
+
+// The endpoints of the original master, with its parameters and answers
+// (COMPAT.md), so that existing scripts keep working against this one.
+// Parameters may come in the query string or a form body.
+func (a *API) legacy(r chi.Router) {
+	r.Post("/submit_job", a.legacyJSON(a.submitJobLegacy))
+	r.Post("/retry_task", a.legacyJSON(a.retryTaskLegacy))
+	r.Get("/cancel_job", a.legacyJSON(a.cancelJobLegacy))
+	r.Post("/cancel_job", a.legacyJSON(a.cancelJobLegacy))
+	r.Get("/job_status", a.legacyJSON(a.jobStatusLegacy))
+	r.Get("/tasks", a.legacyJSON(a.tasksLegacy))
+	r.Get("/failed_tasks", a.legacyJSON(func(r *http.Request) (any, error) {
+		return a.legacyTasks(r, "failed")
+	}))
+	r.Get("/view_log", a.viewLog)
+}
+
+var success = map[string]string{"status": "SUCCESS"}
+
+// legacyJSON answers like the original: the value as JSON, and for errors
+// {"status": "ERROR", "error": "..."} with the status of the error's kind.
+func (a *API) legacyJSON(h func(*http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, a.opt.MaxBodyBytes)
+		if err := r.ParseForm(); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				err = fmt.Errorf("%w: request body over %d bytes", model.ErrTooLarge, a.opt.MaxBodyBytes)
+			} else {
+				err = fmt.Errorf("%w: malformed form: %v", model.ErrInvalid, err)
+			}
+			a.writeLegacyError(w, r, err)
+			return
+		}
+		v, err := h(r)
+		if err != nil {
+			a.writeLegacyError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+func (a *API) writeLegacyError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := protocol.StatusOf(err)
+	msg := err.Error()
+	if status >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": "ERROR", "error": msg, "code": code})
+}
+
+func required(r *http.Request, name string) (string, error) {
+	v := r.Form.Get(name)
+	if v == "" {
+		return "", fmt.Errorf("%w: missing parameter %q", model.ErrInvalid, name)
+	}
+	return v, nil
+}
+
+func (a *API) submitJobLegacy(r *http.Request) (any, error) {
+	id, err := required(r, "job_id")
+	if err != nil {
+		return nil, err
+	}
+	doc, err := required(r, "job_json")
+	if err != nil {
+		return nil, err
+	}
+	specs, err := protocol.ParseJobJSON([]byte(doc), a.m.Config().MaxTasksPerJob)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", model.ErrInvalid, err)
+	}
+	if _, err := a.m.Submit(r.Context(), server.Submission{ID: id, Tasks: specs}); err != nil {
+		return nil, err
+	}
+	return success, nil
+}
+
+// retryTaskLegacy serves the original slaves' retry request. This master
+// queues retries itself when an attempt fails, so this is normally a no-op
+// answered with success.
+func (a *API) retryTaskLegacy(r *http.Request) (any, error) {
+	doc, err := required(r, "task_json")
+	if err != nil {
+		return nil, err
+	}
+	var t struct {
+		JobID   string `json:"job_id"`
+		TaskID  string `json:"task_id"`
+		Attempt int    `json:"attempt"`
+	}
+	if err := json.Unmarshal([]byte(doc), &t); err != nil || t.JobID == "" || t.TaskID == "" {
+		return nil, fmt.Errorf(`%w: task_json must be {"job_id": ..., "task_id": ..., "attempt": n}`, model.ErrInvalid)
+	}
+	if err := a.m.RetryAttempt(r.Context(), t.JobID, t.TaskID, t.Attempt); err != nil {
+		return nil, err
+	}
+	return success, nil
+}
+
+func (a *API) cancelJobLegacy(r *http.Request) (any, error) {
+	id, err := required(r, "job_id")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.m.Cancel(r.Context(), id); err != nil {
+		return nil, err
+	}
+	return success, nil
+}
+
+func (a *API) jobStatusLegacy(r *http.Request) (any, error) {
+	id, err := required(r, "job_id")
+	if err != nil {
+		return nil, err
+	}
+	job, err := a.m.Job(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	type status struct {
+		model.Counts
+		Status string `json:"status"`
+	}
+	return status{Counts: job.Counts, Status: job.Counts.Status()}, nil
+}
+
+func (a *API) tasksLegacy(r *http.Request) (any, error) {
+	return a.legacyTasks(r, r.Form.Get("status"))
+}
+
+// legacyTask is a record of the original /tasks answer.
+type legacyTask struct {
+	TaskID              string `json:"task_id"`
+	Attempt             int    `json:"attempt"`
+	Description         string `json:"description"`
+	StdoutLink          string `json:"stdout_link,omitempty"`
+	StderrLink          string `json:"stderr_link,omitempty"`
+	ArtifactArchiveLink string `json:"artifact_archive_link,omitempty"`
+}
+
+func (a *API) legacyTasks(r *http.Request, status string) (any, error) {
+	id, err := required(r, "job_id")
+	if err != nil {
+		return nil, err
+	}
+	if status != "" && status != "failed" && status != "succeeded" && status != "finished" {
+		return nil, fmt.Errorf("%w: unknown status %q: use failed, succeeded or finished", model.ErrInvalid, status)
+	}
+	states, err := statusFilter(status)
+	if err != nil {
+		return nil, err
+	}
+	attempts, err := a.m.Attempts(r.Context(), id, states...)
+	if err != nil {
+		return nil, err
+	}
+	base := baseURL(r)
+	out := make([]legacyTask, len(attempts))
+	for i, at := range attempts {
+		out[i] = legacyTask{
+			TaskID: at.TaskID, Attempt: at.Attempt, Description: at.Description,
+			StdoutLink:          a.m.OutputLink(r.Context(), base, at.Outputs.Stdout),
+			StderrLink:          a.m.OutputLink(r.Context(), base, at.Outputs.Stderr),
+			ArtifactArchiveLink: a.m.OutputLink(r.Context(), base, at.Outputs.Artifacts),
+		}
+	}
+	return out, nil
+}
+
+// viewLog answers a task's log, HTML-escaped, as the original did.
+func (a *API) viewLog(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	fail := func(err error) {
+		status, _ := protocol.StatusOf(err)
+		http.Error(w, err.Error(), status)
+	}
+	n, err := strconv.Atoi(q.Get("attempt"))
+	if err != nil {
+		fail(fmt.Errorf("%w: attempt must be a number", model.ErrInvalid))
+		return
+	}
+	at, err := a.m.Attempt(r.Context(), q.Get("job_id"), q.Get("task_id"), n)
+	if err != nil {
+		fail(err)
+		return
+	}
+	var key string
+	switch q.Get("log") {
+	case "stdout":
+		key = at.Outputs.Stdout
+	case "stderr":
+		key = at.Outputs.Stderr
+	default:
+		fail(fmt.Errorf("%w: log must be stdout or stderr", model.ErrInvalid))
+		return
+	}
+	if key == "" {
+		fail(fmt.Errorf("%w: this attempt has no %s log", model.ErrNotFound, q.Get("log")))
+		return
+	}
+	rc, _, err := a.m.OpenOutput(r.Context(), key)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = io.WriteString(w, "<pre>")
+	// Escaping works character by character, so the log streams through
+	// in chunks instead of being held whole.
+	if _, err := io.Copy(escaper{w}, rc); err != nil {
+		a.log.Warn("serving log", "key", key, "err", err)
+		return
+	}
+	_, _ = io.WriteString(w, "</pre>")
+}
+
+type escaper struct{ w io.Writer }
+
+func (e escaper) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(e.w, html.EscapeString(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,0 +1,135 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/dist-test/dist_test/internal/protocol"
+)
+
+func (a *API) register(r *http.Request) (result, error) {
+	var req protocol.Register
+	if err := a.decode(r, &req); err != nil {
+		return result{}, err
+	}
+	s, err := a.m.Register(r.Context(), req)
+	if err != nil {
+		return result{}, err
+	}
+	cfg := a.m.Config()
+	return result{http.StatusCreated, protocol.Registered{SlaveID: s.ID,
+		HeartbeatIntervalMS: cfg.HeartbeatInterval.Milliseconds(),
+		TouchIntervalMS:     (cfg.TTR / 6).Milliseconds()}}, nil
+}
+
+func (a *API) heartbeat(r *http.Request) (result, error) {
+	var req protocol.Heartbeat
+	if err := a.decode(r, &req); err != nil {
+		return result{}, err
+	}
+	reply, err := a.m.Heartbeat(r.Context(), chi.URLParam(r, "id"), req.Running)
+	if err != nil {
+		return result{}, err
+	}
+	return result{value: reply}, nil
+}
+
+func (a *API) deregister(r *http.Request) (result, error) {
+	if err := a.m.Deregister(r.Context(), chi.URLParam(r, "id")); err != nil {
+		return result{}, err
+	}
+	return result{status: http.StatusNoContent}, nil
+}
+
+func (a *API) listSlaves(r *http.Request) (result, error) {
+	slaves, err := a.m.Slaves(r.Context(), r.URL.Query().Get("alive") == "1")
+	if err != nil {
+		return result{}, err
+	}
+	out := protocol.SlaveList{Slaves: make([]protocol.Slave, len(slaves))}
+	for i, s := range slaves {
+		out.Slaves[i] = protocol.Slave{ID: s.ID, Hostname: s.Hostname, Slots: s.Slots, Version: s.Version,
+			State: string(s.State), RegisteredAt: s.RegisteredAt.UTC(), LastHeartbeat: s.LastHeartbeat.UTC(),
+			Running: s.Running, Resources: protocol.Resources{CPUs: s.CPUs, MemoryBytes: s.MemoryBytes,
+				DiskFreeBytes: s.DiskFreeBytes}}
+	}
+	return result{value: out}, nil
+}
+
+func (a *API) start(r *http.Request) (result, error) {
+	var req protocol.Start
+	if err := a.decode(r, &req); err != nil {
+		return result{}, err
+	}
+	at, spec, err := a.m.Start(r.Context(), req)
+	if err != nil {
+		return result{}, err
+	}
+	return result{value: protocol.Started{Lease: at.Lease, Spec: protocol.SpecFrom(spec)}}, nil
+}
+
+func (a *API) upload(r *http.Request) (result, error) {
+	size := r.ContentLength // -1 when unknown
+	_, err := a.m.Upload(r.Context(), chi.URLParam(r, "lease"), chi.URLParam(r, "name"), r.Body, size)
+	if err != nil {
+		return result{}, err
+	}
+	return result{status: http.StatusNoContent}, nil
+}
+
+func (a *API) finish(r *http.Request) (result, error) {
+	var req protocol.Finish
+	if err := a.decode(r, &req); err != nil {
+		return result{}, err
+	}
+	out, err := a.m.Finish(r.Context(), chi.URLParam(r, "lease"), req)
+	if err != nil {
+		return result{}, err
+	}
+	return result{value: protocol.Finished{State: string(out.Attempt.State), Retried: out.Next != nil}}, nil
+}
+
+// output serves a stored output when the blob store cannot presign links.
+func (a *API) output(w http.ResponseWriter, r *http.Request) {
+	key := "outputs/" + chi.URLParam(r, "*")
+	rc, info, err := a.m.OpenOutput(r.Context(), key)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	defer rc.Close()
+	name := key[strings.LastIndexByte(key, '/')+1:]
+	ctype := "text/plain; charset=utf-8"
+	if strings.HasSuffix(name, ".zip") {
+		ctype = "application/zip"
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	w.Header().Set("Content-Disposition", fmt.Sprintf("inline; filename=%q", name))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := io.Copy(w, rc); err != nil && !errors.Is(err, r.Context().Err()) {
+		a.log.Warn("serving output", "key", key, "err", err)
+	}
+}
+
+func (a *API) abort(r *http.Request) (result, error) {
+	var req protocol.Abort
+	if r.ContentLength != 0 {
+		if err := a.decode(r, &req); err != nil {
+			return result{}, err
+		}
+	}
+	if err := a.m.Abort(r.Context(), chi.URLParam(r, "lease"), req.Reason); err != nil {
+		return result{}, err
+	}
+	return result{status: http.StatusNoContent}, nil
+}

@@ -1,0 +1,194 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/blob"
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/store"
+)
+
+// Start hands the attempt of a reserved queue entry to a slave slot. A
+// stale entry (re-queued, canceled, already running from another entry) is
+// model.ErrConflict: the slave deletes it and reserves the next. An unknown
+// or lost slave is model.ErrNotFound: it gives the entry back and registers
+// or resets.
+func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, model.Spec, error) {
+	sl, err := m.store.GetSlave(ctx, req.SlaveID)
+	if err != nil {
+		return model.Attempt{}, model.Spec{}, fmt.Errorf("start: %w", err)
+	}
+	if sl.State != model.SlaveAlive {
+		// A slave the master lost must reset before it runs anything again.
+		// Not a conflict: the entry is good and the slave must give it back.
+		return model.Attempt{}, model.Spec{}, fmt.Errorf("%w: slave %s is %s; heartbeat to reset", model.ErrNotFound, sl.ID, sl.State)
+	}
+	a, spec, err := m.store.StartAttempt(ctx, store.StartRequest{
+		AttemptID: req.Entry.AttemptID, Token: req.Entry.Token, EntryID: req.EntryID,
+		SlaveID: sl.ID, Slot: req.Slot, Hostname: sl.Hostname,
+	}, m.now())
+	if err != nil {
+		return a, spec, fmt.Errorf("start: %w", err)
+	}
+	if a.Runs > 1 {
+		m.log.Info("attempt started again", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "run", a.Runs, "slave", sl.ID)
+	}
+	return a, spec, nil
+}
+
+// OutputKey is where an output of a run is stored. The lease makes it
+// unique per run, so a late upload from a superseded run never overwrites
+// the output of the run that counts.
+func OutputKey(a model.Attempt, name string) string {
+	ext := name
+	if name == protocol.OutputArtifacts {
+		ext = "zip"
+	}
+	return fmt.Sprintf("outputs/%s/%s.%d.%s.%s", keySafe(a.JobID), keySafe(a.TaskID), a.Attempt, a.Lease[:12], ext)
+}
+
+// keySafe maps the characters a job id may have but a blob key may not.
+func keySafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// Upload stores one output of the current run holding lease. size is the
+// body's length or -1.
+func (m *Master) Upload(ctx context.Context, lease, name string, body io.Reader, size int64) (string, error) {
+	var limit int64
+	switch name {
+	case protocol.OutputStdout, protocol.OutputStderr:
+		limit = m.cfg.MaxLogBytes
+	case protocol.OutputArtifacts:
+		limit = m.cfg.MaxArtifactBytes
+	default:
+		return "", fmt.Errorf("%w: unknown output %q (stdout, stderr or artifacts)", model.ErrInvalid, name)
+	}
+	if size > limit {
+		return "", fmt.Errorf("%w: %s of %d bytes is over the limit of %d", model.ErrTooLarge, name, size, limit)
+	}
+	a, err := m.store.RunningByLease(ctx, lease)
+	if err != nil {
+		return "", fmt.Errorf("upload %s: %w", name, err)
+	}
+	key := OutputKey(a, name)
+	lr := &limitedReader{r: body, left: limit}
+	if err := m.blobs.Put(ctx, key, lr, size); err != nil {
+		if lr.over {
+			return "", fmt.Errorf("%w: %s is over the limit of %d bytes", model.ErrTooLarge, name, limit)
+		}
+		return "", fmt.Errorf("%w: storing %s: %v", model.ErrUnavailable, name, err)
+	}
+	return key, nil
+}
+
+// limitedReader fails a read past its limit instead of truncating, so an
+// oversized upload stores nothing.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		l.over = true
+		return 0, errors.New("upload over its size limit")
+	}
+	return n, err
+}
+
+// Finish records how the run holding lease ended. The outputs it names must
+// have been uploaded under the same lease; those that are not there are
+// recorded as missing. Sent again, a finish is acknowledged again (slaves
+// resend until they hear back).
+func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (store.FinishOutcome, error) {
+	r := model.Result{
+		ExitCode: f.ExitCode, TimedOut: f.TimedOut,
+		Duration: time.Duration(f.DurationMS) * time.Millisecond,
+		Error:    f.Error, Outputs: model.Outputs{Missing: f.Missing},
+	}
+	if a, err := m.store.RunningByLease(ctx, lease); err == nil {
+		for _, name := range f.Outputs {
+			key := OutputKey(a, name)
+			if _, err := m.blobs.Stat(ctx, key); err != nil {
+				r.Outputs.Missing = append(r.Outputs.Missing, name)
+				continue
+			}
+			switch name {
+			case protocol.OutputStdout:
+				r.Outputs.Stdout = key
+			case protocol.OutputStderr:
+				r.Outputs.Stderr = key
+			case protocol.OutputArtifacts:
+				r.Outputs.Artifacts = key
+			}
+		}
+	}
+	out, err := m.store.FinishAttempt(ctx, lease, r, m.now())
+	if err != nil {
+		return out, fmt.Errorf("finish: %w", err)
+	}
+	if out.Next != nil {
+		m.poke()
+	}
+	if !out.Duplicate {
+		a := out.Attempt
+		m.log.Debug("attempt finished", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "state", a.State, "retry", out.Next != nil)
+	}
+	return out, nil
+}
+
+// Abort takes back a run that its slave gives up unfinished (it is shutting
+// down): the attempt is queued again with its token and queue entry, which
+// the slave releases, and no retry is used.
+func (m *Master) Abort(ctx context.Context, lease, reason string) error {
+	if reason == "" {
+		reason = "aborted by its slave"
+	}
+	if err := m.store.RequeueRun(ctx, lease, reason, true, m.now()); err != nil {
+		return fmt.Errorf("abort: %w", err)
+	}
+	return nil
+}
+
+// OpenOutput opens a stored output for reading.
+func (m *Master) OpenOutput(ctx context.Context, key string) (io.ReadCloser, blob.Info, error) {
+	if !strings.HasPrefix(key, "outputs/") {
+		return nil, blob.Info{}, fmt.Errorf("output %s: %w", key, model.ErrNotFound)
+	}
+	rc, info, err := m.blobs.Get(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, info, fmt.Errorf("output %s: %w", key, model.ErrNotFound)
+	}
+	return rc, info, err
+}
+
+// OutputLink returns a link to a stored output that a plain GET can fetch:
+// a presigned URL where the blob store can make one, else the master's own
+// /outputs/ path under base (the URL the caller reached the master by).
+func (m *Master) OutputLink(ctx context.Context, base, key string) string {
+	if key == "" {
+		return ""
+	}
+	if p, ok := m.blobs.(blob.Presigner); ok {
+		if u, err := p.PresignGet(ctx, key, m.cfg.LinkTTL); err == nil {
+			return u
+		}
+	}
+	return strings.TrimSuffix(base, "/") + protocol.PathOutputs + strings.TrimPrefix(key, "outputs/")
+}

@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/queue"
+)
+
+// feedBatch bounds one round of puts.
+const feedBatch = 1000
+
+// feed puts queued attempts into the queue: at once when poked (a submit, a
+// retry, a lost run), and every second in case a poke was missed or a put
+// failed.
+func (m *Master) feed(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for {
+			n, err := m.FeedOnce(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					m.log.Warn("feeder failed; will try again", "err", err)
+				}
+				break
+			}
+			if n < feedBatch {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// FeedOnce puts one batch and returns how many attempts it put.
+func (m *Master) FeedOnce(ctx context.Context) (int, error) {
+	todo, err := m.store.ToEnqueue(ctx, m.cfg.QueueWindow, feedBatch)
+	if err != nil {
+		return 0, err
+	}
+	put := 0
+	for _, a := range interleave(todo) {
+		if err := m.enqueue(ctx, a); err != nil {
+			return put, err
+		}
+		put++
+	}
+	return put, nil
+}
+
+// enqueue puts one attempt and records its entry. If the attempt changed
+// meanwhile (canceled, say), the entry is taken back.
+func (m *Master) enqueue(ctx context.Context, a model.Attempt) error {
+	body, err := json.Marshal(protocol.Entry{AttemptID: a.ID, JobID: a.JobID, TaskID: a.TaskID, Attempt: a.Attempt, Token: a.Token, Priority: a.Priority})
+	if err != nil {
+		return err
+	}
+	id, err := m.queue.Put(ctx, queue.Entry{Body: body, Priority: a.Priority, TTR: m.cfg.TTR})
+	if err != nil {
+		return fmt.Errorf("queue put: %w", err)
+	}
+	err = m.store.MarkEnqueued(ctx, a.ID, a.Token, id)
+	if errors.Is(err, model.ErrConflict) {
+		_ = m.queue.Delete(ctx, id)
+		return nil
+	}
+	return err
+}
+
+// interleave orders attempts of several jobs round-robin, each job's in its
+// own order, so that equal priorities alternate between jobs in the queue.
+func interleave(as []model.Attempt) []model.Attempt {
+	var jobs []string
+	byJob := make(map[string][]model.Attempt)
+	for _, a := range as {
+		if _, ok := byJob[a.JobID]; !ok {
+			jobs = append(jobs, a.JobID)
+		}
+		byJob[a.JobID] = append(byJob[a.JobID], a)
+	}
+	out := make([]model.Attempt, 0, len(as))
+	for len(out) < len(as) {
+		for _, j := range jobs {
+			if q := byJob[j]; len(q) > 0 {
+				out = append(out, q[0])
+				byJob[j] = q[1:]
+			}
+		}
+	}
+	return out
+}
+
+// reconcile finds queued attempts whose queue entry vanished (the queue
+// restarted without its log, or lost it) and has the feeder put them again.
+func (m *Master) reconcile(ctx context.Context) error {
+	return m.every(ctx, m.cfg.ReconcileInterval, "reconciler", func(ctx context.Context) error {
+		_, err := m.ReconcileOnce(ctx)
+		return err
+	})
+}
+
+// ReconcileOnce checks every enqueued attempt once and returns how many had
+// lost their entry.
+func (m *Master) ReconcileOnce(ctx context.Context) (int, error) {
+	lost := 0
+	var after int64
+	for {
+		page, err := m.store.Enqueued(ctx, after, 500)
+		if err != nil {
+			return lost, err
+		}
+		for _, a := range page {
+			ok, err := m.queue.Exists(ctx, a.EntryID)
+			if err != nil {
+				return lost, fmt.Errorf("queue: %w", err)
+			}
+			if !ok {
+				if err := m.store.Unenqueue(ctx, a.ID, a.EntryID); err != nil {
+					return lost, err
+				}
+				lost++
+			}
+		}
+		if len(page) < 500 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if lost > 0 {
+		m.log.Warn("queue lost entries; putting them again", "attempts", lost)
+		m.poke()
+	}
+	return lost, nil
+}

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+)
+
+// Submission is a job as a user submits it.
+type Submission struct {
+	ID    string
+	User  string
+	Name  string
+	Tasks []model.TaskSpec
+}
+
+// Submit checks a submission and writes it in one transaction; the feeder
+// then puts its attempts into the queue. Bad input is model.ErrInvalid with
+// a message that says what to fix, and writes nothing.
+func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) {
+	if !protocol.ValidJobID(sub.ID) {
+		return model.Job{}, fmt.Errorf("%w: job id %q: use 1 to 200 letters, digits and \"._-:@+\", not starting with a dot", model.ErrInvalid, sub.ID)
+	}
+	if len(sub.Tasks) == 0 {
+		return model.Job{}, fmt.Errorf("%w: job %s has no tasks", model.ErrInvalid, sub.ID)
+	}
+	if len(sub.Tasks) > m.cfg.MaxTasksPerJob {
+		return model.Job{}, fmt.Errorf("%w: job %s has %d tasks; this master accepts at most %d per job",
+			model.ErrTooLarge, sub.ID, len(sub.Tasks), m.cfg.MaxTasksPerJob)
+	}
+	if err := m.checkInputs(ctx, sub.Tasks); err != nil {
+		return model.Job{}, err
+	}
+	descs := make([]string, len(sub.Tasks))
+	for i, t := range sub.Tasks {
+		descs[i] = t.Description
+	}
+	known, err := m.store.Durations(ctx, descs)
+	if err != nil {
+		return model.Job{}, fmt.Errorf("runtime history: %w", err)
+	}
+	expected := model.ExpectedRuntimes(descs, known)
+	job := model.NewJob{ID: sub.ID, User: sub.User, Name: sub.Name, Tasks: make([]model.NewTask, len(sub.Tasks))}
+	for i, t := range sub.Tasks {
+		job.Tasks[i] = model.NewTask{
+			TaskID:   fmt.Sprintf("%s.%d", t.IsolateHash, i),
+			Index:    i,
+			Spec:     t,
+			Expected: expected[i],
+			Priority: model.Priority(expected[i], t.Attempt > 0),
+		}
+	}
+	if err := m.store.CreateJob(ctx, job, m.now()); err != nil {
+		return model.Job{}, fmt.Errorf("submit %s: %w", sub.ID, err)
+	}
+	m.log.Info("job submitted", "job", sub.ID, "tasks", len(sub.Tasks), "user", sub.User)
+	m.poke()
+	return m.store.GetJob(ctx, sub.ID)
+}
+
+// checkInputs refuses a job whose inputs are not all on the isolate server:
+// such a task could only fail, on a slave, minutes later.
+func (m *Master) checkInputs(ctx context.Context, tasks []model.TaskSpec) error {
+	if m.inputs == nil {
+		return nil
+	}
+	seen := make(map[string]bool)
+	var digests []string
+	for _, t := range tasks {
+		if !seen[t.IsolateHash] {
+			seen[t.IsolateHash] = true
+			digests = append(digests, t.IsolateHash)
+		}
+	}
+	missing, err := m.inputs.Missing(ctx, digests)
+	if err != nil {
+		return fmt.Errorf("%w: cannot ask the isolate server about the inputs: %v", model.ErrUnavailable, err)
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		more := ""
+		if len(missing) > 5 {
+			more = fmt.Sprintf(" and %d more", len(missing)-5)
+			missing = missing[:5]
+		}
+		return fmt.Errorf("%w: isolate_hash %s%s not on the isolate server; archive the inputs first (dist_test isolate archive)",
+			model.ErrInvalid, strings.Join(missing, ", "), more)
+	}
+	return nil
+}
+
+// Job returns a job with its counters.
+func (m *Master) Job(ctx context.Context, id string) (model.Job, error) {
+	return m.store.GetJob(ctx, id)
+}
+
+// Jobs returns jobs submitted since, newest first.
+func (m *Master) Jobs(ctx context.Context, since time.Time, limit int) ([]model.Job, error) {
+	return m.store.ListJobs(ctx, since, limit)
+}
+
+// Attempts returns a job's attempts, filtered by states when given.
+func (m *Master) Attempts(ctx context.Context, jobID string, states ...model.State) ([]model.Attempt, error) {
+	return m.store.ListAttempts(ctx, jobID, states...)
+}
+
+// Attempt returns one attempt.
+func (m *Master) Attempt(ctx context.Context, jobID, taskID string, n int) (model.Attempt, error) {
+	return m.store.GetAttempt(ctx, jobID, taskID, n)
+}
+
+// Cancel ends a job: every unfinished attempt is canceled. Running ones are
+// killed by their slaves at their next heartbeat, when the master tells them
+// their lease is gone; queued entries are deleted from the queue where it
+// still holds them.
+func (m *Master) Cancel(ctx context.Context, jobID string) (model.Job, error) {
+	canceled, err := m.store.CancelJob(ctx, jobID, m.now())
+	if err != nil {
+		return model.Job{}, fmt.Errorf("cancel %s: %w", jobID, err)
+	}
+	for _, a := range canceled {
+		if a.State == model.Queued && a.Enqueued {
+			// Best effort: a stale entry left behind is refused at start.
+			_ = m.queue.Delete(ctx, a.EntryID)
+		}
+	}
+	if len(canceled) > 0 {
+		m.log.Info("job canceled", "job", jobID, "attempts", len(canceled))
+	}
+	return m.store.GetJob(ctx, jobID)
+}
+
+// Retry runs the named failed tasks (all failed tasks when none is named)
+// once more.
+func (m *Master) Retry(ctx context.Context, jobID string, taskIDs []string) ([]string, error) {
+	got, err := m.store.Retry(ctx, jobID, taskIDs, m.now())
+	if err != nil {
+		return nil, fmt.Errorf("retry in %s: %w", jobID, err)
+	}
+	if len(got) > 0 {
+		m.poke()
+	}
+	return got, nil
+}
+
+// RetryAttempt is the legacy /retry_task.
+func (m *Master) RetryAttempt(ctx context.Context, jobID, taskID string, n int) error {
+	queued, err := m.store.RetryAttempt(ctx, jobID, taskID, n, m.now())
+	if queued {
+		m.poke()
+	}
+	return err
+}

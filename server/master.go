@@ -1,0 +1,164 @@
+// Package server is the dist_test master's logic: submission, the feeder
+// that puts queued attempts into the queue, the slave protocol (start,
+// finish, heartbeats) with its fencing by tokens and leases, the reaper of
+// lost slaves and the reconciler of the queue against the store. It speaks
+// neither SQL nor HTTP: the store, queue and blob store are handed in, and
+// server/api puts it on the wire.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dist-test/dist_test/internal/blob"
+	"github.com/dist-test/dist_test/internal/queue"
+	"github.com/dist-test/dist_test/internal/store"
+)
+
+// Config holds the master's tunables. Zero values take the defaults.
+type Config struct {
+	HeartbeatInterval time.Duration // how often slaves heartbeat (5 s)
+	HeartbeatTimeout  time.Duration // silence after which a slave is lost (3 intervals)
+	// StartGrace: after the master starts, no slave is declared lost for
+	// this long, so that slaves have the time to reach it again (default
+	// 2 heartbeat intervals + 1 s).
+	StartGrace        time.Duration
+	TTR               time.Duration // queue lease of a running task (120 s)
+	QueueWindow       int           // queued entries per job at once (500)
+	MaxTasksPerJob    int           // 100,000
+	ReconcileInterval time.Duration // queue vs store check (15 s)
+	MaxLogBytes       int64         // upload bound of stdout/stderr (64 MiB)
+	MaxArtifactBytes  int64         // upload bound of an artifact archive (256 MiB)
+	LinkTTL           time.Duration // lifetime of presigned links (24 h)
+}
+
+func (c Config) withDefaults() Config {
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 5 * time.Second
+	}
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = 3 * c.HeartbeatInterval
+	}
+	if c.StartGrace <= 0 {
+		c.StartGrace = 2*c.HeartbeatInterval + time.Second
+	}
+	if c.TTR <= 0 {
+		c.TTR = 120 * time.Second
+	}
+	if c.QueueWindow <= 0 {
+		c.QueueWindow = 500
+	}
+	if c.MaxTasksPerJob <= 0 {
+		c.MaxTasksPerJob = 100_000
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = 15 * time.Second
+	}
+	if c.MaxLogBytes <= 0 {
+		c.MaxLogBytes = 64 << 20
+	}
+	if c.MaxArtifactBytes <= 0 {
+		c.MaxArtifactBytes = 256 << 20
+	}
+	if c.LinkTTL <= 0 {
+		c.LinkTTL = 24 * time.Hour
+	}
+	return c
+}
+
+// Inputs tells which task inputs the isolate server lacks.
+type Inputs interface {
+	Missing(ctx context.Context, digests []string) ([]string, error)
+}
+
+// Master is the master's logic. Create it with New, start its background
+// work with Run.
+type Master struct {
+	store  store.Store
+	queue  queue.Queue
+	blobs  blob.Store
+	inputs Inputs
+	cfg    Config
+	now    func() time.Time
+	log    *slog.Logger
+	born   time.Time
+	wake   chan struct{} // tells the feeder there is work
+}
+
+// Options are the optional parts of a Master.
+type Options struct {
+	Config Config
+	Now    func() time.Time // the clock; time.Now by default
+	Logger *slog.Logger
+}
+
+// New returns a master over the given backends.
+func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Options) *Master {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	m := &Master{
+		store: st, queue: q, blobs: blobs, inputs: inputs,
+		cfg: opt.Config.withDefaults(), now: opt.Now, log: opt.Logger,
+		wake: make(chan struct{}, 1),
+	}
+	m.born = m.now()
+	return m
+}
+
+// Config returns the master's effective configuration.
+func (m *Master) Config() Config { return m.cfg }
+
+// Run runs the feeder, the reaper and the reconciler until ctx ends.
+func (m *Master) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.feed(ctx) })
+	g.Go(func() error { return m.reap(ctx) })
+	g.Go(func() error { return m.reconcile(ctx) })
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// poke wakes the feeder without blocking.
+func (m *Master) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// QueueStats returns the queue's counts.
+func (m *Master) QueueStats(ctx context.Context) (queue.Stats, error) {
+	st, err := m.queue.Stats(ctx)
+	if err != nil {
+		return st, fmt.Errorf("queue stats: %w", err)
+	}
+	return st, nil
+}
+
+// every runs fn every d until ctx ends; fn's errors are logged, not fatal:
+// a backend that is down now may be back on the next tick.
+func (m *Master) every(ctx context.Context, d time.Duration, name string, fn func(context.Context) error) error {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn(name+" failed; will try again", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

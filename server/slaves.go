@@ -1,0 +1,148 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+)
+
+// Register records a new slave registration. Every start of a slave process
+// is a new registration, so a restarted slave never inherits the runs of
+// its previous life.
+func (m *Master) Register(ctx context.Context, r protocol.Register) (model.Slave, error) {
+	r.Hostname = strings.TrimSpace(r.Hostname)
+	if r.Hostname == "" || len(r.Hostname) > 255 {
+		return model.Slave{}, fmt.Errorf("%w: a slave must give its hostname (at most 255 characters)", model.ErrInvalid)
+	}
+	if r.Slots < 1 || r.Slots > 1024 {
+		return model.Slave{}, fmt.Errorf("%w: slots must be from 1 to 1024, got %d", model.ErrInvalid, r.Slots)
+	}
+	s := model.Slave{
+		ID: model.NewToken(), Hostname: r.Hostname, Slots: r.Slots, Version: r.Version,
+		State: model.SlaveAlive, CPUs: r.Resources.CPUs, MemoryBytes: r.Resources.MemoryBytes,
+		DiskFreeBytes: r.Resources.DiskFreeBytes, RegisteredAt: m.now(),
+	}
+	if err := m.store.RegisterSlave(ctx, s); err != nil {
+		return model.Slave{}, fmt.Errorf("register slave: %w", err)
+	}
+	m.log.Info("slave started", "slave", s.ID, "host", s.Hostname, "slots", s.Slots, "version", s.Version)
+	return s, nil
+}
+
+// Heartbeat records that a slave is alive and tells it what to stop: every
+// run it reports whose lease is no longer current (canceled, or handed to
+// another slave), or everything if the master had declared it lost.
+func (m *Master) Heartbeat(ctx context.Context, slaveID string, running []string) (protocol.HeartbeatReply, error) {
+	var reply protocol.HeartbeatReply
+	before, err := m.store.Heartbeat(ctx, slaveID, m.now())
+	if err != nil {
+		return reply, fmt.Errorf("heartbeat: %w", err)
+	}
+	switch before.State {
+	case model.SlaveTerminated:
+		return reply, fmt.Errorf("%w: slave %s deregistered; register again", model.ErrNotFound, slaveID)
+	case model.SlaveLost:
+		// Its runs were given to other slaves when it was declared lost. It
+		// must kill them without reporting, then it is a slave like any other.
+		if err := m.store.SetSlaveState(ctx, slaveID, model.SlaveAlive, m.now()); err != nil {
+			return reply, err
+		}
+		m.log.Warn("lost slave is back; told to reset", "slave", slaveID, "host", before.Hostname)
+		return protocol.HeartbeatReply{Reset: true}, nil
+	}
+	if len(running) == 0 {
+		return reply, nil
+	}
+	current, err := m.store.CurrentLeases(ctx, running)
+	if err != nil {
+		return reply, err
+	}
+	for _, l := range running {
+		if !current[l] {
+			reply.Kill = append(reply.Kill, l)
+		}
+	}
+	return reply, nil
+}
+
+// Deregister ends a slave registration that leaves on its own. Runs it
+// still holds go back to the queue: they were not failures.
+func (m *Master) Deregister(ctx context.Context, slaveID string) error {
+	if err := m.store.SetSlaveState(ctx, slaveID, model.SlaveTerminated, m.now()); err != nil {
+		return fmt.Errorf("deregister: %w", err)
+	}
+	n, err := m.requeueAll(ctx, slaveID, "slave "+slaveID+" left")
+	m.log.Info("slave terminated", "slave", slaveID, "requeued", n)
+	return err
+}
+
+// Slaves lists slave registrations.
+func (m *Master) Slaves(ctx context.Context, aliveOnly bool) ([]model.Slave, error) {
+	return m.store.ListSlaves(ctx, aliveOnly)
+}
+
+// reap declares lost the slaves that stopped heartbeating, and puts their
+// runs back in the queue under new tokens.
+func (m *Master) reap(ctx context.Context) error {
+	return m.every(ctx, m.cfg.HeartbeatInterval, "reaper", func(ctx context.Context) error {
+		_, err := m.ReapOnce(ctx)
+		return err
+	})
+}
+
+// ReapOnce runs one round of the reaper and returns the slaves it declared
+// lost. Within StartGrace of the master's start it declares none: slaves
+// could not heartbeat while the master was down.
+func (m *Master) ReapOnce(ctx context.Context) ([]string, error) {
+	now := m.now()
+	if now.Sub(m.born) < m.cfg.StartGrace {
+		return nil, nil
+	}
+	alive, err := m.store.ListSlaves(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	var lost []string
+	var errs []error
+	for _, s := range alive {
+		if now.Sub(s.LastHeartbeat) <= m.cfg.HeartbeatTimeout {
+			continue
+		}
+		if err := m.store.SetSlaveState(ctx, s.ID, model.SlaveLost, now); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n, err := m.requeueAll(ctx, s.ID, fmt.Sprintf("slave %s (%s) lost", s.ID, s.Hostname))
+		m.log.Warn("slave lost", "slave", s.ID, "host", s.Hostname, "silent_for", now.Sub(s.LastHeartbeat).Round(1e6), "requeued", n)
+		errs = append(errs, err)
+		lost = append(lost, s.ID)
+	}
+	return lost, errors.Join(errs...)
+}
+
+// requeueAll puts every run of a slave back in the queue.
+func (m *Master) requeueAll(ctx context.Context, slaveID, reason string) (int, error) {
+	runs, err := m.store.RunningOn(ctx, slaveID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range runs {
+		err := m.store.RequeueRun(ctx, a.Lease, reason, false, m.now())
+		if errors.Is(err, model.ErrConflict) {
+			continue // it finished meanwhile
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	if n > 0 {
+		m.poke()
+	}
+	return n, nil
+}

@@ -1,0 +1,95 @@
+package slave
+
+import (
+	"context"
+	"os"
+	"sort"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dist-test/dist_test/internal/protocol"
+)
+
+// run is one attempt running in a slot.
+type run struct {
+	cancel context.CancelFunc
+	// dropped: the master no longer counts this run (canceled, handed to
+	// another slave, or this slave was declared lost). It is killed and
+	// nothing about it is reported.
+	dropped bool
+}
+
+func (s *Slave) add(lease string, cancel context.CancelFunc) *run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := &run{cancel: cancel}
+	s.runs[lease] = r
+	return r
+}
+
+func (s *Slave) remove(lease string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.runs, lease)
+}
+
+func (s *Slave) isDropped(r *run) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return r.dropped
+}
+
+// leases lists the runs to report in a heartbeat.
+func (s *Slave) leases() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.runs))
+	for l, r := range s.runs {
+		if !r.dropped {
+			out = append(out, l)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *Slave) drop(lease, why string) {
+	s.mu.Lock()
+	r := s.runs[lease]
+	if r != nil {
+		r.dropped = true
+	}
+	s.mu.Unlock()
+	if r != nil {
+		s.log.Info("stopping a run", "lease", lease[:8], "why", why)
+		r.cancel()
+	}
+}
+
+func (s *Slave) dropAll() {
+	for _, l := range s.leases() {
+		s.drop(l, "reset by the master")
+	}
+}
+
+// resources describes this host for the master's slave list.
+func resources(scratch string) protocol.Resources {
+	r := protocol.Resources{CPUs: numCPU()}
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		r.MemoryBytes = int64(si.Totalram) * int64(si.Unit)
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(scratch, &st) == nil {
+		r.DiskFreeBytes = int64(st.Bavail) * int64(st.Bsize)
+	}
+	return r
+}
+
+func numCPU() int {
+	var set unix.CPUSet
+	if unix.SchedGetaffinity(os.Getpid(), &set) == nil {
+		return set.Count()
+	}
+	return 1
+}

@@ -1,0 +1,229 @@
+// Package slave runs tasks for a dist_test master: each of its slots
+// reserves a queue entry, asks the master to start the attempt, fetches the
+// inputs into a fresh sandbox, runs the command, uploads what the master
+// keeps, reports the result and deletes the entry. A heartbeat loop tells
+// the master the slave is alive and learns which runs to stop.
+//
+// The slave holds no database or blob-store credentials: it talks to the
+// master, the queue and the isolate server only.
+package slave
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/queue"
+	"github.com/dist-test/dist_test/slave/process"
+)
+
+// Master is what a slave asks of the master (client.Client implements it).
+// Errors carry the master's kinds: model.ErrConflict for a stale entry or
+// lease, model.ErrNotFound for an unknown slave.
+type Master interface {
+	Register(ctx context.Context, r protocol.Register) (protocol.Registered, error)
+	Heartbeat(ctx context.Context, slaveID string, hb protocol.Heartbeat) (protocol.HeartbeatReply, error)
+	Deregister(ctx context.Context, slaveID string) error
+	Start(ctx context.Context, s protocol.Start) (protocol.Started, error)
+	Upload(ctx context.Context, lease, name string, r io.Reader, size int64) error
+	Finish(ctx context.Context, lease string, f protocol.Finish) (protocol.Finished, error)
+	// Abort gives a run back unfinished: the attempt is queued again with
+	// its entry, using no retry.
+	Abort(ctx context.Context, lease, reason string) error
+}
+
+// Inputs places a task's inputs into an empty folder.
+type Inputs interface {
+	Fetch(ctx context.Context, digest, dir string) (Tree, error)
+}
+
+// Tree is what a task's inputs say about running it.
+type Tree struct {
+	Command     []string
+	RelativeCwd string
+}
+
+// Config holds the slave's settings. Zero values take the defaults.
+type Config struct {
+	Slots            int    // tasks at once (number of CPUs)
+	ScratchDir       string // where sandboxes are made (OS temp dir/dist_test-slave)
+	Hostname         string // as reported to the master (os.Hostname)
+	Version          string
+	KillGrace        time.Duration  // SIGTERM → SIGKILL (5 s)
+	LogLimits        process.Limits // head and tail kept of each log (8 MiB each)
+	MaxArtifactBytes int64          // 200 MiB
+	UploadAttempts   int            // tries per output before it is reported missing (4)
+	KeepSandboxes    bool           // leave sandboxes for debugging
+}
+
+func (c Config) withDefaults() Config {
+	if c.Slots <= 0 {
+		c.Slots = runtime.NumCPU()
+	}
+	if c.ScratchDir == "" {
+		c.ScratchDir = filepath.Join(os.TempDir(), "dist_test-slave")
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+	if c.KillGrace <= 0 {
+		c.KillGrace = process.DefaultKillGrace
+	}
+	if c.UploadAttempts <= 0 {
+		c.UploadAttempts = 4
+	}
+	return c
+}
+
+// Slave is one slave process. Create it with New and call Run.
+type Slave struct {
+	master Master
+	queue  queue.Queue
+	inputs Inputs
+	cfg    Config
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	id    string
+	touch time.Duration
+	beat  time.Duration
+	runs  map[string]*run // by lease
+}
+
+// New returns a slave.
+func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logger) *Slave {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Slave{master: master, queue: q, inputs: inputs, cfg: cfg.withDefaults(), log: log,
+		runs: make(map[string]*run)}
+}
+
+// Run registers with the master and runs tasks until ctx ends. Then it
+// kills what it runs, gives the queue entries back and deregisters, so the
+// master queues those tasks again at once without counting them as failed.
+func (s *Slave) Run(ctx context.Context) error {
+	if err := os.MkdirAll(s.cfg.ScratchDir, 0o755); err != nil {
+		return fmt.Errorf("scratch folder: %w", err)
+	}
+	if err := s.register(ctx); err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.heartbeats(gctx) })
+	for slot := range s.cfg.Slots {
+		g.Go(func() error { return s.slot(gctx, slot) })
+	}
+	err := g.Wait()
+	// Deregister with a context of its own: ctx is over by now.
+	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if derr := s.master.Deregister(dctx, s.slaveID()); derr != nil {
+		s.log.Warn("could not deregister; the master will find this slave lost", "err", derr)
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// register makes a new registration, trying until the master answers.
+func (s *Slave) register(ctx context.Context) error {
+	req := protocol.Register{Hostname: s.cfg.Hostname, Slots: s.cfg.Slots, Version: s.cfg.Version, Resources: resources(s.cfg.ScratchDir)}
+	delay := 500 * time.Millisecond
+	for {
+		reg, err := s.master.Register(ctx, req)
+		if err == nil {
+			s.mu.Lock()
+			s.id = reg.SlaveID
+			s.beat = time.Duration(reg.HeartbeatIntervalMS) * time.Millisecond
+			s.touch = time.Duration(reg.TouchIntervalMS) * time.Millisecond
+			if s.beat <= 0 {
+				s.beat = 5 * time.Second
+			}
+			if s.touch <= 0 {
+				s.touch = 10 * time.Second
+			}
+			s.mu.Unlock()
+			s.log.Info("registered with the master", "slave", reg.SlaveID, "slots", s.cfg.Slots)
+			return nil
+		}
+		if errors.Is(err, model.ErrInvalid) {
+			return fmt.Errorf("register: %w", err)
+		}
+		s.log.Warn("cannot register with the master; trying again", "err", err, "in", delay)
+		if !sleep(ctx, delay) {
+			return ctx.Err()
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+func (s *Slave) slaveID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id
+}
+
+func (s *Slave) intervals() (beat, touch time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.beat, s.touch
+}
+
+// heartbeats tells the master every interval what runs here, and stops
+// what it says to stop. Heartbeats promise nothing: a lost one is
+// superseded by the next.
+func (s *Slave) heartbeats(ctx context.Context) error {
+	for {
+		beat, _ := s.intervals()
+		if !sleep(ctx, beat) {
+			return nil
+		}
+		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases()})
+		switch {
+		case errors.Is(err, model.ErrNotFound):
+			// The master does not know this registration (it ended it, or
+			// lost its state): drop everything and start over.
+			s.log.Warn("the master does not know this slave; resetting and registering again")
+			s.dropAll()
+			if err := s.register(ctx); err != nil {
+				return nil
+			}
+		case err != nil:
+			if ctx.Err() == nil {
+				s.log.Warn("heartbeat failed", "err", err)
+			}
+		case reply.Reset:
+			s.log.Warn("the master had declared this slave lost; killing its tasks without reporting them")
+			s.dropAll()
+		default:
+			for _, l := range reply.Kill {
+				s.drop(l, "canceled or handed to another slave")
+			}
+		}
+	}
+}
+
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,121 @@
+package slave
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/queue"
+)
+
+// reserveWait bounds one Reserve so that the slot notices shutdown soon.
+const reserveWait = time.Second
+
+// slot runs tasks one after another until ctx ends.
+func (s *Slave) slot(ctx context.Context, n int) error {
+	var c queue.Consumer
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if c == nil {
+			var err error
+			if c, err = s.queue.NewConsumer(ctx); err != nil {
+				s.log.Warn("cannot reach the queue", "slot", n, "err", err)
+				sleep(ctx, backoff)
+				backoff = min(2*backoff, 10*time.Second)
+				continue
+			}
+		}
+		res, err := c.Reserve(ctx, reserveWait)
+		switch {
+		case errors.Is(err, queue.ErrTimeout), ctx.Err() != nil:
+			continue
+		case err != nil:
+			// The connection may be gone: make a new consumer.
+			s.log.Warn("reserve failed", "slot", n, "err", err)
+			c.Close()
+			c = nil
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		s.handle(ctx, c, n, res)
+	}
+	return nil
+}
+
+// handle takes one reserved entry through its whole life on this slot.
+func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queue.Reserved) {
+	var e protocol.Entry
+	if err := json.Unmarshal(res.Body, &e); err != nil || e.AttemptID == 0 || e.Token == "" {
+		s.log.Warn("burying an entry that is not a dist_test task", "entry", res.ID)
+		_ = c.Bury(ctx, res.ID, 0)
+		return
+	}
+	started, err := s.master.Start(ctx, protocol.Start{SlaveID: s.slaveID(), Slot: slot, EntryID: res.ID, Entry: e})
+	switch {
+	case errors.Is(err, model.ErrConflict):
+		// Stale: canceled, queued again under a new token, or a duplicate.
+		_ = c.Delete(ctx, res.ID)
+		return
+	case err != nil:
+		// Give up fast: the entry goes back for this or another slave.
+		if ctx.Err() == nil {
+			s.log.Warn("master refused or did not answer the start; giving the entry back", "job", e.JobID, "task", e.TaskID, "err", err)
+		}
+		s.release(c, res.ID, e.Priority, 2*time.Second)
+		if errors.Is(err, model.ErrNotFound) {
+			sleep(ctx, 2*time.Second) // until the heartbeat has reset this slave
+		}
+		return
+	}
+	outcome := s.execute(ctx, c, res.ID, slot, started)
+	switch outcome {
+	case reported, dropped:
+		_ = c.Delete(ctx, res.ID)
+	case abandoned:
+		// Shutting down: the entry goes back at once, and deregistering
+		// makes the master queue the attempt again.
+		s.release(c, res.ID, model.RetryBase, 0)
+	}
+}
+
+func (s *Slave) release(c queue.Consumer, id uint64, prio uint32, delay time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Release(ctx, id, prio, delay); err != nil {
+		s.log.Warn("could not give an entry back; it returns to the queue when its lease ends", "entry", id, "err", err)
+	}
+}
+
+// whileTouching runs fn while touching the queue entry, so that a long run
+// or a long upload never outlives its lease and gets run a second time.
+// fn runs in its own goroutine; this one alone uses the consumer.
+func (s *Slave) whileTouching(ctx context.Context, c queue.Consumer, id uint64, fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	_, every := s.intervals()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if err := c.Touch(ctx, id); err != nil && ctx.Err() == nil {
+				s.log.Warn("could not touch the queue entry", "entry", id, "err", err)
+			}
+		}
+	}
+}

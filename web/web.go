@@ -1,0 +1,194 @@
+// Package web renders the master's HTML pages: the index (queue, slaves,
+// recent jobs), a job's page, and a job's timeline per slave. Templates and
+// styles are embedded in the binary. Pages read through Source, the same
+// methods the JSON API uses.
+package web
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/queue"
+)
+
+//go:embed templates/*.html
+var files embed.FS
+
+// Source is what the pages read.
+type Source interface {
+	Jobs(ctx context.Context, since time.Time, limit int) ([]model.Job, error)
+	Job(ctx context.Context, id string) (model.Job, error)
+	Attempts(ctx context.Context, jobID string, states ...model.State) ([]model.Attempt, error)
+	QueueStats(ctx context.Context) (queue.Stats, error)
+	Slaves(ctx context.Context, aliveOnly bool) ([]model.Slave, error)
+	OutputLink(ctx context.Context, base, key string) string
+}
+
+// Pages serves the HTML pages.
+type Pages struct {
+	src  Source
+	tmpl *template.Template
+	log  *slog.Logger
+	now  func() time.Time
+}
+
+// New parses the templates.
+func New(src Source, log *slog.Logger) *Pages {
+	if log == nil {
+		log = slog.Default()
+	}
+	t := template.Must(template.New("").Funcs(template.FuncMap{
+		"ago":      func(t time.Time) string { return ago(time.Now(), t) },
+		"stamp":    func(t time.Time) string { return stamp(t) },
+		"secs":     func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
+		"pct":      pct,
+		"jobURL":   func(id string) string { return "/job?job_id=" + url.QueryEscape(id) },
+		"traceURL": func(id string) string { return "/trace?job_id=" + url.QueryEscape(id) },
+	}).ParseFS(files, "templates/*.html"))
+	return &Pages{src: src, tmpl: t, log: log, now: time.Now}
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return now.Sub(t).Round(time.Second).String() + " ago"
+}
+
+func pct(n, total int) string {
+	if total == 0 {
+		return "0%"
+	}
+	return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(total))
+}
+
+func (p *Pages) render(w http.ResponseWriter, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := p.tmpl.ExecuteTemplate(w, name, data); err != nil {
+		p.log.Warn("rendering page", "page", name, "err", err)
+	}
+}
+
+func (p *Pages) fail(w http.ResponseWriter, err error) {
+	status, _ := protocol.StatusOf(err)
+	if status >= 500 {
+		p.log.Error("page failed", "err", err)
+	}
+	http.Error(w, err.Error(), status)
+}
+
+// Index shows the queue, the slaves and the jobs of the last day.
+func (p *Pages) Index(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	ctx := r.Context()
+	stats, err := p.src.QueueStats(ctx)
+	if err != nil {
+		p.fail(w, err)
+		return
+	}
+	jobs, err := p.src.Jobs(ctx, p.now().Add(-24*time.Hour), 200)
+	if err != nil {
+		p.fail(w, err)
+		return
+	}
+	slaves, err := p.src.Slaves(ctx, true)
+	if err != nil {
+		p.fail(w, err)
+		return
+	}
+	tasks := 0
+	for _, j := range jobs {
+		tasks += j.Counts.TotalGroups
+	}
+	p.render(w, "index.html", map[string]any{"Stats": stats, "Jobs": jobs, "Tasks": tasks, "Slaves": slaves})
+}
+
+// jobRow is one attempt on the job page.
+type jobRow struct {
+	model.Attempt
+	Class                  string
+	StdoutView, StderrView string
+	StdoutLink, StderrLink string
+	ArtifactLink           string
+	Runtime                time.Duration
+}
+
+// Job shows a job's summary and its attempts.
+func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.URL.Query().Get("job_id")
+	job, err := p.src.Job(ctx, id)
+	if err != nil {
+		p.fail(w, err)
+		return
+	}
+	attempts, err := p.src.Attempts(ctx, id)
+	if err != nil {
+		p.fail(w, err)
+		return
+	}
+	base := "http://" + r.Host
+	if r.TLS != nil {
+		base = "https://" + r.Host
+	}
+	now := p.now()
+	rows := make([]jobRow, len(attempts))
+	for i, a := range attempts {
+		rows[i] = jobRow{Attempt: a, Class: "task-" + string(a.State), Runtime: a.Duration(now)}
+		if a.Outputs.Stdout != "" {
+			rows[i].StdoutLink = p.src.OutputLink(ctx, base, a.Outputs.Stdout)
+			rows[i].StdoutView = viewLink(a, "stdout")
+		}
+		if a.Outputs.Stderr != "" {
+			rows[i].StderrLink = p.src.OutputLink(ctx, base, a.Outputs.Stderr)
+			rows[i].StderrView = viewLink(a, "stderr")
+		}
+		rows[i].ArtifactLink = p.src.OutputLink(ctx, base, a.Outputs.Artifacts)
+	}
+	// Failures first: they are what a user opens the page for.
+	sort.SliceStable(rows, func(i, j int) bool { return rank(rows[i].State) < rank(rows[j].State) })
+	runtime := now.Sub(job.SubmittedAt)
+	if !job.FinishedAt.IsZero() {
+		runtime = job.FinishedAt.Sub(job.SubmittedAt)
+	}
+	p.render(w, "job.html", map[string]any{"Job": job, "Rows": rows, "Runtime": runtime})
+}
+
+func rank(s model.State) int {
+	switch s {
+	case model.Failed, model.TimedOut:
+		return 0
+	case model.Running:
+		return 1
+	case model.Queued:
+		return 2
+	case model.Canceled:
+		return 3
+	}
+	return 4
+}
+
+func viewLink(a model.Attempt, log string) string {
+	v := url.Values{"job_id": {a.JobID}, "task_id": {a.TaskID}, "attempt": {strconv.Itoa(a.Attempt)}, "log": {log}}
+	return "/view_log?" + v.Encode()
+}
