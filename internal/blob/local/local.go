@@ -10,15 +10,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/dist-test/dist_test/internal/blob"
 )
 
-// Store keeps each blob at <root>/<key>. Writes go to a temporary file in
-// <root>/.tmp and are renamed into place, so a reader never sees part of a
-// blob and a crash leaves at most a stray temporary file.
+// Store keeps each blob at <root>/blobs/<key>. Writes go to a temporary
+// file in <root>/tmp and are renamed into place, so a reader never sees part
+// of a blob and a crash leaves at most a stray temporary file. The two
+// folders are siblings so that no key can name a temporary file.
 type Store struct {
-	root string
+	root string // <dir>/blobs
+	tmp  string // <dir>/tmp
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -29,14 +33,14 @@ func New(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob folder %q: %w", dir, err)
 	}
-	if err := os.MkdirAll(filepath.Join(abs, ".tmp"), 0o755); err != nil {
-		return nil, fmt.Errorf("blob folder: %w", err)
+	s := &Store{root: filepath.Join(abs, "blobs"), tmp: filepath.Join(abs, "tmp")}
+	for _, d := range []string{s.root, s.tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("blob folder: %w", err)
+		}
 	}
-	return &Store{root: abs}, nil
+	return s, nil
 }
-
-// Root is the folder the store writes to.
-func (s *Store) Root() string { return s.root }
 
 func (s *Store) path(key string) (string, error) {
 	if !blob.ValidKey(key) {
@@ -51,7 +55,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Join(s.root, ".tmp"), "put-*")
+	tmp, err := os.CreateTemp(s.tmp, "put-*")
 	if err != nil {
 		return fmt.Errorf("blob put %s: %w", key, err)
 	}
@@ -119,10 +123,29 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	st, err := os.Lstat(p)
+	if err != nil || st.IsDir() {
+		// Missing, or a folder of other keys: no blob of that key.
+		if err == nil || isMissing(err) {
+			return nil
+		}
 		return fmt.Errorf("blob delete %s: %w", key, err)
 	}
+	if err := os.Remove(p); err != nil && !isMissing(err) {
+		return fmt.Errorf("blob delete %s: %w", key, err)
+	}
+	// Remove folders left empty, so that their names are free as keys.
+	for d := filepath.Dir(p); d != s.root && strings.HasPrefix(d, s.root); d = filepath.Dir(d) {
+		if os.Remove(d) != nil {
+			break
+		}
+	}
 	return nil
+}
+
+// isMissing: the path does not exist, or a part of it is a file.
+func isMissing(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // Path returns the file holding a blob, for callers on the same host that
@@ -130,7 +153,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 func (s *Store) Path(key string) (string, error) { return s.path(key) }
 
 func mapErr(key string, err error) error {
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
+	if isMissing(err) || errors.Is(err, fs.ErrInvalid) {
 		return fmt.Errorf("blob %s: %w", key, blob.ErrNotFound)
 	}
 	return fmt.Errorf("blob %s: %w", key, err)
