@@ -1,0 +1,260 @@
+// Package config reads dist_test's INI configuration: the keys of the
+// original dist_test (so that an existing ~/.dist_test.cnf keeps working)
+// plus the settings of our master and slave. Values come from defaults, then
+// the file, then environment variables; the caller applies its flags last and
+// may call Validate again.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/ini.v1"
+)
+
+// Config is the whole configuration. Field comments name the INI key.
+type Config struct {
+	DistTest  DistTest
+	Isolate   Isolate
+	MySQL     MySQL
+	Beanstalk Beanstalk
+	AWS       AWS
+	Master    Master
+	Slave     Slave
+
+	file    string            // the file read, "" when none was
+	sources map[string]string // "section.key" → where its value came from
+	unknown []string          // keys of the file that nothing reads
+}
+
+// DistTest is the [dist_test] section, shared by the client and the master.
+type DistTest struct {
+	Master          string            // master: base URL of the master
+	User            string            // user
+	Password        string            // password
+	JobPath         string            // job_path: file holding the last submitted job id
+	URLTimeout      time.Duration     // url_timeout: how long a request to the master may stall
+	AllowedIPRanges []netip.Prefix    // allowed_ip_ranges: addresses that may write without a password
+	Accounts        map[string]string // accounts: user → password, for HTTP Digest
+}
+
+// Isolate is the [isolate] section.
+type Isolate struct {
+	Server   string // server: URL of the isolate server
+	CacheDir string // cache_dir
+}
+
+// MySQL is the [mysql] section; an empty Host means the embedded SQLite store.
+type MySQL struct {
+	Host     string
+	Port     int
+	User     string
+	Password string
+	Database string
+}
+
+// Beanstalk is the [beanstalk] section; an empty Host means the in-process queue.
+type Beanstalk struct {
+	Host string
+	Tube string
+}
+
+// AWS is the [aws] section; an empty TestResultBucket means the local blob folder.
+type AWS struct {
+	AccessKey        string
+	SecretKey        string
+	TestResultBucket string
+	Endpoint         string        // endpoint: any S3 endpoint (MinIO, versitygw); "" for AWS
+	Region           string        // region
+	PathStyle        bool          // path_style: bucket in the path rather than the host name
+	LinkTTL          time.Duration // link_ttl: lifetime of presigned links
+}
+
+// Master is the [master] section.
+type Master struct {
+	Listen            string
+	DataDir           string
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
+	QueueWindow       int
+	MaxTasksPerJob    int
+	TTR               time.Duration
+	ReadAuth          bool // read_auth: reads need the same auth as writes
+}
+
+// Slave is the [slave] section.
+type Slave struct {
+	Slots            int
+	ScratchDir       string
+	KillGrace        time.Duration
+	LogHeadBytes     int64
+	LogTailBytes     int64
+	MaxArtifactBytes int64
+}
+
+// File returns the path of the file that was read, or "" when none was.
+func (c *Config) File() string { return c.file }
+
+// Source tells where the value of key ("section.key", e.g. "dist_test.master")
+// came from: "default", "file <path>" or "env <NAME>"; "" for an unknown key.
+func (c *Config) Source(key string) string { return c.sources[key] }
+
+// Unknown lists the keys ("section.key") of dist_test's own sections in the
+// file that dist_test does not read: most likely typos worth a warning.
+// Sections of other tools are not reported.
+func (c *Config) Unknown() []string { return c.unknown }
+
+// Load reads the configuration. path "" means $DIST_TEST_CNF, or else
+// ~/.dist_test.cnf, which may be missing; a file named explicitly must exist.
+// getenv supplies the environment (os.Getenv in production); an empty value
+// counts as unset. Every bad value is reported, each naming its key, its
+// value and where it came from; Load then returns no Config.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	home := func() (string, error) {
+		if h := getenv("HOME"); h != "" {
+			return h, nil
+		}
+		return os.UserHomeDir()
+	}
+	explicit := path != ""
+	if !explicit {
+		path = getenv("DIST_TEST_CNF")
+		explicit = path != ""
+	}
+	if !explicit {
+		if h, err := home(); err == nil {
+			path = filepath.Join(h, ".dist_test.cnf")
+		}
+	}
+
+	c := &Config{sources: make(map[string]string)}
+	var file *ini.File
+	if path != "" {
+		f, err := readFile(path)
+		switch {
+		case err == nil:
+			file, c.file = f, path
+		case explicit || !errors.Is(err, os.ErrNotExist):
+			return nil, err
+		}
+	}
+
+	var errs []error
+	failed := make(map[string]bool) // keys whose text did not parse
+	for _, k := range keys {
+		value, source := k.def, "default"
+		if file != nil {
+			if v, ok := lookup(file, k.section, k.name); ok {
+				value, source = v, "file "+path
+			}
+		}
+		if k.env != "" {
+			if v := getenv(k.env); v != "" {
+				value, source = v, "env "+k.env
+			}
+		}
+		c.sources[k.id()] = source
+		if k.path {
+			var err error
+			if value, err = expandHome(value, home); err != nil {
+				errs = append(errs, k.fail(value, source, err))
+				failed[k.id()] = true
+				continue
+			}
+		}
+		if err := k.set(c, value); err != nil {
+			errs = append(errs, k.fail(value, source, err))
+			failed[k.id()] = true
+		}
+	}
+	// Checks of the values that did parse come with the parse errors, so
+	// that one run shows every problem.
+	errs = append(errs, c.check(failed)...)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("configuration: %w", errors.Join(errs...))
+	}
+	if file != nil {
+		c.unknown = unknownKeys(file)
+	}
+	return c, nil
+}
+
+func readFile(path string) (*ini.File, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("configuration file: %w", err)
+	}
+	// Options that read a file the way the original's Python ConfigParser
+	// did: case-insensitive keys, indented continuation lines (a long
+	// accounts object), quotes kept, and no inline comments, so that a
+	// password may contain '#' or ';'.
+	f, err := ini.LoadSources(ini.LoadOptions{
+		InsensitiveKeys:            true,
+		AllowPythonMultilineValues: true,
+		IgnoreInlineComment:        true,
+		PreserveSurroundedQuote:    true,
+	}, path)
+	if err != nil {
+		return nil, fmt.Errorf("configuration file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// lookup finds a key in its section or, as ConfigParser did, in [DEFAULT].
+// An empty value counts as absent.
+func lookup(f *ini.File, section, name string) (string, bool) {
+	for _, s := range []string{section, ini.DefaultSection} {
+		sec, err := f.GetSection(s)
+		if err != nil {
+			continue
+		}
+		if k, err := sec.GetKey(name); err == nil {
+			v := strings.TrimSpace(k.String())
+			return v, v != ""
+		}
+	}
+	return "", false
+}
+
+func unknownKeys(f *ini.File) []string {
+	known := make(map[string]bool)
+	sections := make(map[string]bool)
+	for _, k := range keys {
+		known[k.id()] = true
+		sections[k.section] = true
+	}
+	for _, id := range legacyKeys {
+		known[id] = true
+	}
+	var out []string
+	for _, sec := range f.Sections() {
+		if !sections[sec.Name()] {
+			continue
+		}
+		for _, k := range sec.Keys() {
+			if id := sec.Name() + "." + k.Name(); !known[id] {
+				out = append(out, id)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// expandHome turns a leading "~/" into the user's home folder, as the
+// original's os.path.expanduser did.
+func expandHome(p string, home func() (string, error)) (string, error) {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p, nil
+	}
+	h, err := home()
+	if err != nil {
+		return "", fmt.Errorf("cannot expand ~: %w", err)
+	}
+	return filepath.Join(h, p[1:]), nil
+}

@@ -1,0 +1,315 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "dist_test.cnf")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	home := t.TempDir()
+	c, err := Load("", envOf(map[string]string{"HOME": home}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.File() != "" {
+		t.Errorf("File() = %q, want none: ~/.dist_test.cnf does not exist", c.File())
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"job_path", c.DistTest.JobPath, filepath.Join(home, ".dist-test-last-job")},
+		{"url_timeout", c.DistTest.URLTimeout, 60 * time.Second},
+		{"allowed_ip_ranges", c.DistTest.AllowedIPRanges, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
+		{"accounts", len(c.DistTest.Accounts), 0},
+		{"mysql port", c.MySQL.Port, 3306},
+		{"tube", c.Beanstalk.Tube, "dist_test"},
+		{"link_ttl", c.AWS.LinkTTL, 24 * time.Hour},
+		{"listen", c.Master.Listen, "127.0.0.1:8081"},
+		{"heartbeat_interval", c.Master.HeartbeatInterval, 5 * time.Second},
+		{"heartbeat_timeout", c.Master.HeartbeatTimeout, 15 * time.Second},
+		{"queue_window", c.Master.QueueWindow, 500},
+		{"max_tasks_per_job", c.Master.MaxTasksPerJob, 100000},
+		{"ttr", c.Master.TTR, 120 * time.Second},
+		{"read_auth", c.Master.ReadAuth, false},
+		{"slots", c.Slave.Slots, runtime.NumCPU()},
+		{"scratch_dir", c.Slave.ScratchDir, filepath.Join(os.TempDir(), "dist_test-slave")},
+		{"kill_grace", c.Slave.KillGrace, 5 * time.Second},
+		{"log_head_bytes", c.Slave.LogHeadBytes, int64(8 << 20)},
+		{"log_tail_bytes", c.Slave.LogTailBytes, int64(8 << 20)},
+		{"max_artifact_bytes", c.Slave.MaxArtifactBytes, int64(200 << 20)},
+	}
+	for _, ch := range checks {
+		if !equal(ch.got, ch.want) {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	if s := c.Source("dist_test.master"); s != "default" {
+		t.Errorf(`Source("dist_test.master") = %q, want "default"`, s)
+	}
+}
+
+func equal(a, b any) bool {
+	if pa, ok := a.([]netip.Prefix); ok {
+		pb := b.([]netip.Prefix)
+		if len(pa) != len(pb) {
+			return false
+		}
+		for i := range pa {
+			if pa[i] != pb[i] {
+				return false
+			}
+		}
+		return true
+	}
+	return a == b
+}
+
+// Precedence: default < file < environment, per key.
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, `
+[dist_test]
+master = http://file.example:8081
+user = file-user
+url_timeout = 30
+job_path = ~/jobs/last
+
+[beanstalk]
+tube =
+
+[mysql]
+port: 3307
+HOST = db.example
+database = dist_test
+
+[DEFAULT]
+password = from-default-section
+`)
+	fromFile := "file " + file
+	tests := []struct {
+		name, id string
+		env      map[string]string
+		get      func(*Config) any
+		want     any
+		source   string
+	}{
+		{"file beats default", "dist_test.master", nil, func(c *Config) any { return c.DistTest.Master }, "http://file.example:8081", fromFile},
+		{"env beats file", "dist_test.master", map[string]string{"DIST_TEST_MASTER": "https://env.example"}, func(c *Config) any { return c.DistTest.Master }, "https://env.example", "env DIST_TEST_MASTER"},
+		{"empty env is unset", "dist_test.user", map[string]string{"DIST_TEST_USER": ""}, func(c *Config) any { return c.DistTest.User }, "file-user", fromFile},
+		{"bare seconds", "dist_test.url_timeout", nil, func(c *Config) any { return c.DistTest.URLTimeout }, 30 * time.Second, fromFile},
+		{"go duration from env", "dist_test.url_timeout", map[string]string{"DIST_TEST_URL_TIMEOUT": "1m30s"}, func(c *Config) any { return c.DistTest.URLTimeout }, 90 * time.Second, "env DIST_TEST_URL_TIMEOUT"},
+		{"colon delimiter", "mysql.port", nil, func(c *Config) any { return c.MySQL.Port }, 3307, fromFile},
+		{"keys are case-insensitive", "mysql.host", nil, func(c *Config) any { return c.MySQL.Host }, "db.example", fromFile},
+		{"mysql password env", "mysql.password", map[string]string{"MYSQL_PWD": "pw"}, func(c *Config) any { return c.MySQL.Password }, "pw", "env MYSQL_PWD"},
+		{"DEFAULT section applies", "dist_test.password", nil, func(c *Config) any { return c.DistTest.Password }, "from-default-section", fromFile},
+		{"empty value keeps the default", "beanstalk.tube", nil, func(c *Config) any { return c.Beanstalk.Tube }, "dist_test", "default"},
+		{"home expanded", "dist_test.job_path", nil, func(c *Config) any { return c.DistTest.JobPath }, "/home/u/jobs/last", fromFile},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"HOME": "/home/u"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			c, err := Load(file, envOf(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.get(c); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+			if got := c.Source(tt.id); got != tt.source {
+				t.Errorf("Source = %q, want %q", got, tt.source)
+			}
+		})
+	}
+}
+
+func TestFileLocation(t *testing.T) {
+	home := t.TempDir()
+	if err := os.WriteFile(filepath.Join(home, ".dist_test.cnf"), []byte("[dist_test]\nuser = home\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cnf := writeFile(t, "[dist_test]\nuser = cnf\n")
+	explicit := writeFile(t, "[dist_test]\nuser = explicit\n")
+
+	tests := []struct {
+		name    string
+		path    string
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		{"home file", "", map[string]string{"HOME": home}, "home", ""},
+		{"DIST_TEST_CNF beats home", "", map[string]string{"HOME": home, "DIST_TEST_CNF": cnf}, "cnf", ""},
+		{"explicit beats DIST_TEST_CNF", explicit, map[string]string{"HOME": home, "DIST_TEST_CNF": cnf}, "explicit", ""},
+		{"missing explicit file", filepath.Join(home, "nope.cnf"), map[string]string{"HOME": home}, "", "nope.cnf"},
+		{"missing DIST_TEST_CNF file", "", map[string]string{"HOME": home, "DIST_TEST_CNF": filepath.Join(home, "gone.cnf")}, "", "gone.cnf"},
+		{"missing home file", "", map[string]string{"HOME": t.TempDir()}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.path, envOf(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("err = %v, want a not-exist error naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.DistTest.User != tt.want {
+				t.Errorf("user = %q, want %q", c.DistTest.User, tt.want)
+			}
+		})
+	}
+}
+
+// Each bad value gets a message naming the section, the key, the value and
+// its source, and saying what is expected.
+func TestValidationMessages(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		want []string
+	}{
+		{"bad CIDR", "[dist_test]\nallowed_ip_ranges = 10.0.0.0/8, 10.1.0.0/33\n", nil,
+			[]string{`[dist_test] allowed_ip_ranges = "10.0.0.0/8, 10.1.0.0/33" (from file `, `"10.1.0.0/33" is not a CIDR range`}},
+		{"accounts not JSON", "[dist_test]\naccounts = alice:secret\n", nil,
+			[]string{`[dist_test] accounts = "alice:secret"`, "not a JSON object of user names to passwords"}},
+		{"accounts with a number", "[dist_test]\naccounts = {\"alice\": 5}\n", nil,
+			[]string{`[dist_test] accounts`, "not a JSON object of user names to passwords"}},
+		{"non-numeric port", "", map[string]string{"MYSQL_PORT": "abc"},
+			[]string{`[mysql] port = "abc" (from env MYSQL_PORT): not a whole number`}},
+		{"port out of range", "[mysql]\nport = 70000\n", nil,
+			[]string{`[mysql] port = "70000"`, "must be a TCP port, 1 to 65535"}},
+		{"non-numeric url_timeout", "", map[string]string{"DIST_TEST_URL_TIMEOUT": "soon"},
+			[]string{`[dist_test] url_timeout = "soon" (from env DIST_TEST_URL_TIMEOUT): not a duration`}},
+		{"zero url_timeout", "[dist_test]\nurl_timeout = 0\n", nil,
+			[]string{`[dist_test] url_timeout = "0s"`, "must be more than zero"}},
+		{"master not a URL", "", map[string]string{"DIST_TEST_MASTER": "dist-test.example:8081"},
+			[]string{`[dist_test] master = "dist-test.example:8081" (from env DIST_TEST_MASTER): must be an http:// or https:// URL`}},
+		{"master ftp", "[dist_test]\nmaster = ftp://x\n", nil,
+			[]string{`[dist_test] master = "ftp://x"`, "http:// or https://"}},
+		{"bad bool", "[master]\nread_auth = maybe\n", nil,
+			[]string{`[master] read_auth = "maybe"`, "not a boolean"}},
+		{"bad size", "[slave]\nlog_head_bytes = 8MB\n", nil,
+			[]string{`[slave] log_head_bytes = "8MB"`, "not a size"}},
+		{"heartbeat timeout too short", "[master]\nheartbeat_interval = 10s\nheartbeat_timeout = 15s\n", nil,
+			[]string{`[master] heartbeat_timeout = "15s"`, "at least twice [master] heartbeat_interval (10s)"}},
+		{"bad listen", "[master]\nlisten = 8081\n", nil,
+			[]string{`[master] listen = "8081"`, "host:port"}},
+		{"half of the AWS keys", "", map[string]string{"AWS_ACCESS_KEY": "AKIA"},
+			[]string{"[aws] access_key (from env AWS_ACCESS_KEY) and secret_key (from default): set both or neither"}},
+		{"link ttl over a week", "[aws]\nlink_ttl = 8d\n", nil,
+			[]string{`[aws] link_ttl = "8d"`, "not a duration"}},
+		{"link ttl over S3's limit", "[aws]\nlink_ttl = 200h\n", nil,
+			[]string{`[aws] link_ttl = "200h0m0s"`, "at most 168h0m0s"}},
+		{"bad tube", "[beanstalk]\ntube = -x\n", nil,
+			[]string{`[beanstalk] tube = "-x"`}},
+		{"zero slots", "[slave]\nslots = 0\n", nil,
+			[]string{`[slave] slots = "0"`, "at least 1"}},
+		{"every problem at once", "[mysql]\nport = x\n[master]\nqueue_window = 0\n", map[string]string{"DIST_TEST_MASTER": "nope"},
+			[]string{"[mysql] port", "[master] queue_window", "[dist_test] master"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"HOME": t.TempDir()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			c, err := Load(path, envOf(env))
+			if err == nil {
+				t.Fatalf("Load succeeded (%+v), want an error", c)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidValues(t *testing.T) {
+	path := writeFile(t, `
+[dist_test]
+allowed_ip_ranges = 10.0.0.0/8,192.168.1.7, 2001:db8::/32
+accounts = {"alice": "a#b;c",
+    "bob": "x"}
+password = p#ss ; word
+[slave]
+log_tail_bytes = 1024
+max_artifact_bytes = 1GiB
+[aws]
+path_style = yes
+`)
+	c, err := Load(path, envOf(map[string]string{"HOME": t.TempDir()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRanges := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("2001:db8::/32")}
+	if !equal(c.DistTest.AllowedIPRanges, wantRanges) {
+		t.Errorf("ranges = %v, want %v", c.DistTest.AllowedIPRanges, wantRanges)
+	}
+	if c.DistTest.Accounts["alice"] != "a#b;c" || c.DistTest.Accounts["bob"] != "x" {
+		t.Errorf("accounts = %v: the multi-line value or its comment characters were lost", c.DistTest.Accounts)
+	}
+	if c.DistTest.Password != "p#ss ; word" {
+		t.Errorf("password = %q: comment characters in values must be kept", c.DistTest.Password)
+	}
+	if c.Slave.LogTailBytes != 1024 || c.Slave.MaxArtifactBytes != 1<<30 {
+		t.Errorf("sizes = %d, %d", c.Slave.LogTailBytes, c.Slave.MaxArtifactBytes)
+	}
+	if !c.AWS.PathStyle {
+		t.Error("path_style = yes read as false")
+	}
+}
+
+func TestUnknownKeys(t *testing.T) {
+	path := writeFile(t, "[dist_test]\nmastr = http://x\nlog_dir = /var/log\n[isolate]\nhome = /opt/isolate\n[grind]\nanything = 1\n")
+	c, err := Load(path, envOf(map[string]string{"HOME": t.TempDir()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Unknown(), ","); got != "dist_test.mastr" {
+		t.Errorf("Unknown() = %q, want only the typo dist_test.mastr", got)
+	}
+}
+
+func TestValidateAfterChange(t *testing.T) {
+	c, err := Load("", envOf(map[string]string{"HOME": t.TempDir()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DistTest.Master = "localhost:8081"
+	err = c.Validate()
+	if err == nil || !strings.Contains(err.Error(), `[dist_test] master = "localhost:8081" (from default)`) {
+		t.Errorf("Validate() = %v", err)
+	}
+}
