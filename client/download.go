@@ -1,0 +1,99 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+)
+
+// Download saves the object at link (an absolute URL, such as a log or
+// artifact link of a task) to path, unless path already exists. It writes a
+// temporary file beside path and renames it, so that path is either absent
+// or complete; an interrupted fetch resumes by skipping what is there.
+// Failures are retried, busy answers of object stores included.
+func (c *Client) Download(ctx context.Context, link, path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("download to %s: %w", path, err)
+	}
+	err := c.retry(ctx, fetch, func(ctx context.Context, _ int) error {
+		return c.downloadOnce(ctx, link, path)
+	})
+	if err != nil {
+		return fmt.Errorf("download %s: %w", path, err)
+	}
+	return nil
+}
+
+func (c *Client) downloadOnce(ctx context.Context, link, path string) (err error) {
+	ctx, w := c.watch(ctx)
+	defer w.stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	if err != nil {
+		return permanent(fmt.Errorf("bad link %q: %w", link, err))
+	}
+	req.Header.Set("User-Agent", "dist_test-client")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = bare(req.URL)
+		}
+		return w.explain(err)
+	}
+	defer resp.Body.Close()
+	w.kick()
+	if resp.StatusCode/100 != 2 {
+		return readError(req, resp)
+	}
+
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
+	if err != nil {
+		return permanent(err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	// A failed write is this side's problem; a failed read is the
+	// network's, worth another try.
+	if _, err := io.Copy(writerOnly{f}, progressReader{resp.Body, w}); err != nil {
+		var we *diskError
+		if errors.As(err, &we) {
+			return permanent(we.err)
+		}
+		return w.explain(err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return permanent(err)
+	}
+	if err := f.Close(); err != nil {
+		return permanent(err)
+	}
+	return permanent(os.Rename(f.Name(), path))
+}
+
+// writerOnly marks write errors, so that io.Copy's error tells which side
+// failed.
+type writerOnly struct{ w io.Writer }
+
+type diskError struct{ err error }
+
+func (e *diskError) Error() string { return e.err.Error() }
+
+func (o writerOnly) Write(b []byte) (int, error) {
+	n, err := o.w.Write(b)
+	if err != nil {
+		err = &diskError{err}
+	}
+	return n, err
+}

@@ -1,0 +1,143 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// retryMode says when a call may be sent again.
+type retryMode int
+
+const (
+	// never: the call changes state and a repeat could do it twice
+	// (register, start, retry of tasks).
+	never retryMode = iota
+	// idempotent: network errors, stalls, and 502/503/504 are retried.
+	idempotent
+	// fetch: as idempotent, and any 5xx or 429, as object stores answer
+	// when busy.
+	fetch
+)
+
+// retry runs attempt until it succeeds, fails for good, runs out of
+// tries, or ctx ends. attempt gets its try number, from 1.
+func (c *Client) retry(ctx context.Context, mode retryMode, attempt func(ctx context.Context, n int) error) error {
+	for n := 1; ; n++ {
+		err := attempt(ctx, n)
+		if err == nil || !retryable(ctx, mode, err) {
+			return err
+		}
+		if n >= c.attempts {
+			return fmt.Errorf("gave up after %d tries: %w", n, err)
+		}
+		d := c.backoff(n)
+		c.logf("%v; retrying in %s (%d of %d tries)", err, d.Round(100*time.Millisecond), n+1, c.attempts)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (while retrying after: %v)", context.Cause(ctx), err)
+		case <-t.C:
+		}
+	}
+}
+
+func retryable(ctx context.Context, mode retryMode, err error) bool {
+	if mode == never || ctx.Err() != nil {
+		return false
+	}
+	var p *permanentError
+	if errors.As(err, &p) {
+		return false
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return true // no answer, a stall, or a cut-off body
+	}
+	switch {
+	case e.Status == http.StatusBadGateway, e.Status == http.StatusServiceUnavailable, e.Status == http.StatusGatewayTimeout:
+		return true
+	case mode == fetch:
+		return e.Status >= 500 || e.Status == http.StatusTooManyRequests
+	}
+	return false
+}
+
+// permanentError is a failure on this side (a local file, a bad URL) that
+// another try would only repeat.
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+func permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// backoff is the wait before try n+1: c.first doubling up to c.max, ±20%.
+func (c *Client) backoff(n int) time.Duration {
+	d := c.first
+	for i := 1; i < n && d < c.max; i++ {
+		d *= 2
+	}
+	d = min(d, c.max)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// watchdog abandons a request that makes no progress for the client's
+// timeout. A whole-request deadline would not do: a large upload or
+// download may rightly take longer than any fixed bound, while a master
+// that stopped answering must not hang a CI job.
+type watchdog struct {
+	ctx    context.Context
+	d      time.Duration
+	t      *time.Timer
+	cancel context.CancelCauseFunc
+	stall  error
+}
+
+func (c *Client) watch(parent context.Context) (context.Context, *watchdog) {
+	ctx, cancel := context.WithCancelCause(parent)
+	w := &watchdog{ctx: ctx, d: c.timeout, cancel: cancel}
+	w.stall = fmt.Errorf("no progress for %s", c.timeout)
+	w.t = time.AfterFunc(c.timeout, func() { cancel(w.stall) })
+	return ctx, w
+}
+
+func (w *watchdog) kick() { w.t.Reset(w.d) }
+
+func (w *watchdog) stop() {
+	w.t.Stop()
+	w.cancel(nil)
+}
+
+// explain replaces the "context canceled" of a request the watchdog
+// stopped by the reason, keeping the rest of the error.
+func (w *watchdog) explain(err error) error {
+	if err != nil && context.Cause(w.ctx) == w.stall {
+		return fmt.Errorf("%w: %v", w.stall, err)
+	}
+	return err
+}
+
+// progressReader tells the watchdog of every byte that moves.
+type progressReader struct {
+	r io.Reader
+	w *watchdog
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.w.kick()
+	}
+	return n, err
+}
