@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dist-test/dist_test/client"
+	"github.com/dist-test/dist_test/client/cli"
+	"github.com/dist-test/dist_test/internal/blob/local"
+	"github.com/dist-test/dist_test/internal/config"
+	"github.com/dist-test/dist_test/internal/queue/mem"
+	"github.com/dist-test/dist_test/internal/store/sqlite"
+	"github.com/dist-test/dist_test/isolate"
+	"github.com/dist-test/dist_test/server"
+	"github.com/dist-test/dist_test/server/api"
+	"github.com/dist-test/dist_test/slave"
+	"github.com/dist-test/dist_test/slave/process"
+	"github.com/dist-test/dist_test/web"
+)
+
+type localOptions struct {
+	slots     int
+	listen    string
+	dataDir   string
+	urlFile   string
+	heartbeat time.Duration
+}
+
+func localCmd(env *cli.Env) *cobra.Command {
+	var o localOptions
+	cmd := &cobra.Command{
+		Use:   "local",
+		Short: "Run a master, an isolate server and slave slots in this one process",
+		Long: `Run the whole of dist_test in one process on the embedded backends: an
+SQLite database, an in-process queue and a folder of blobs under --data-dir.
+Nothing else needs to be installed. The master, its dashboard and the isolate
+server share one listener, so DIST_TEST_MASTER and ISOLATE_SERVER may both be
+the URL it prints. State survives a restart with the same --data-dir.
+Stop it with Ctrl-C (SIGINT) or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(*env.ConfigPath, env.Getenv)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("listen") && cfg.Master.Listen != "" {
+				o.listen = cfg.Master.Listen
+			}
+			if !cmd.Flags().Changed("data-dir") && cfg.Master.DataDir != "" {
+				o.dataDir = cfg.Master.DataDir
+			}
+			if !cmd.Flags().Changed("heartbeat-interval") {
+				o.heartbeat = cfg.Master.HeartbeatInterval
+			}
+			return runLocal(cmd.Context(), env, cfg, o)
+		},
+	}
+	home, _ := os.UserHomeDir()
+	f := cmd.Flags()
+	f.IntVar(&o.slots, "slaves", runtime.NumCPU(), "task slots: how many tasks run at once")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address to serve on (port 0 picks a free port)")
+	f.StringVar(&o.dataDir, "data-dir", filepath.Join(home, ".dist_test", "local"), "folder for the database, logs, artifacts and inputs")
+	f.StringVar(&o.urlFile, "url-file", "", "write the master's URL to this file once it serves")
+	f.DurationVar(&o.heartbeat, "heartbeat-interval", 5*time.Second, "how often the slave heartbeats")
+	return cmd
+}
+
+func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOptions) error {
+	if o.slots < 1 {
+		return &cli.ExitError{Code: 1, Err: fmt.Errorf("--slaves must be at least 1, got %d", o.slots)}
+	}
+	log := slog.Default()
+	for _, d := range []string{o.dataDir, filepath.Join(o.dataDir, "tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("data folder: %w", err)
+		}
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(o.dataDir, "dist_test.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	blobs, err := local.New(filepath.Join(o.dataDir, "blobs"))
+	if err != nil {
+		return err
+	}
+	q := mem.New()
+	defer q.Close()
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (choose another address with --listen)", o.listen, err)
+	}
+	url := "http://" + ln.Addr().String()
+	cas := isolate.NewCASClient(url, nil)
+
+	m := server.New(st, q, blobs, cas, server.Options{Logger: log, Config: server.Config{
+		HeartbeatInterval: o.heartbeat,
+		QueueWindow:       cfg.Master.QueueWindow,
+		MaxTasksPerJob:    cfg.Master.MaxTasksPerJob,
+		TTR:               cfg.Master.TTR,
+	}})
+	handler := api.New(m, api.Options{
+		CAS:    isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(o.dataDir, "tmp"), Logger: log}),
+		Pages:  web.New(m, log),
+		Logger: log,
+	})
+	// The slaves of an earlier run of this process are gone with it: their
+	// runs go back to the queue now rather than after a heartbeat timeout.
+	if n, err := m.EndSlaves(ctx, "the local master restarted"); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("runs of the previous local session queued again", "runs", n)
+	}
+
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	masterCtx, stopMaster := context.WithCancel(context.Background())
+	defer stopMaster()
+	masterDone := make(chan error, 1)
+	go func() { masterDone <- m.Run(masterCtx) }()
+
+	sl := slave.New(client.New(url), q, slaveInputs{cas}, slave.Config{
+		Slots: o.slots, ScratchDir: filepath.Join(o.dataDir, "scratch"), Version: version,
+		KillGrace:        cfg.Slave.KillGrace,
+		LogLimits:        process.Limits{Head: cfg.Slave.LogHeadBytes, Tail: cfg.Slave.LogTailBytes},
+		MaxArtifactBytes: cfg.Slave.MaxArtifactBytes,
+	}, log)
+
+	if o.urlFile != "" {
+		if err := os.WriteFile(o.urlFile, []byte(url+"\n"), 0o644); err != nil {
+			return fmt.Errorf("--url-file: %w", err)
+		}
+	}
+	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
+	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)
+
+	// The slave stops first, while the master still serves, so that it can
+	// give its runs back; then the master and the listener.
+	slaveErr := sl.Run(ctx)
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdown)
+	stopMaster()
+	err = errors.Join(slaveErr, err, <-masterDone)
+	if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	fmt.Fprintln(env.Stderr, "dist_test local: stopped")
+	return err
+}
+
+// slaveInputs fetches a task's inputs from the isolate server.
+type slaveInputs struct{ cas *isolate.CASClient }
+
+func (s slaveInputs) Fetch(ctx context.Context, digest, dir string) (slave.Tree, error) {
+	t, err := isolate.Fetch(ctx, s.cas, digest, dir)
+	return slave.Tree{Command: t.Command, RelativeCwd: t.RelativeCwd}, err
+}

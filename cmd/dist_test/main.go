@@ -1,0 +1,64 @@
+// Command dist_test is the whole of dist_test in one binary: the client
+// commands users and CI scripts run (submit, watch, fetch, ...), the
+// isolate tools, and the servers (local, and later master, slave and
+// isolate-server). main builds the concrete backends and hands them to the
+// packages; it holds no logic of its own.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dist-test/dist_test/client/cli"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	var configPath, logLevel string
+	env := &cli.Env{
+		Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
+		ConfigPath: &configPath, IsTerminal: cli.IsTerminal,
+	}
+	root := &cobra.Command{
+		Use:           "dist_test",
+		Short:         "Run a test suite as thousands of tasks on a fleet of slaves",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return setupLogging(logLevel)
+		},
+	}
+	root.PersistentFlags().StringVar(&configPath, "config", "", "configuration file (default $DIST_TEST_CNF or ~/.dist_test.cnf)")
+	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level of servers: debug, info, warn or error")
+	root.AddCommand(cli.Commands(env)...)
+	root.AddCommand(localCmd(env), isolateCmd(env))
+	root.SetArgs(args)
+	root.SetOut(os.Stdout)
+	root.SetErr(os.Stderr)
+	// SIGINT and SIGTERM end the context: servers shut down in order and
+	// clients stop polling.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return cli.Report(os.Stderr, root.ExecuteContext(ctx))
+}
+
+func setupLogging(level string) error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return &cli.ExitError{Code: 1, Err: err}
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})))
+	return nil
+}
