@@ -146,3 +146,25 @@ func (m *Master) requeueAll(ctx context.Context, slaveID, reason string) (int, e
 	}
 	return n, nil
 }
+
+// EndSlaves ends every live registration at once and queues their runs
+// again. The embedded default calls it at start: its slaves lived in the
+// process that stopped, so there is no point waiting for their heartbeats.
+func (m *Master) EndSlaves(ctx context.Context, reason string) (int, error) {
+	alive, err := m.store.ListSlaves(ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, s := range alive {
+		if err := m.store.SetSlaveState(ctx, s.ID, model.SlaveTerminated, m.now()); err != nil {
+			return total, err
+		}
+		n, err := m.requeueAll(ctx, s.ID, reason)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}

@@ -106,6 +106,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 
 	m := server.New(st, q, blobs, cas, server.Options{Logger: log, Config: server.Config{
 		HeartbeatInterval: o.heartbeat,
+		HeartbeatTimeout:  cfg.Master.HeartbeatTimeout,
 		QueueWindow:       cfg.Master.QueueWindow,
 		MaxTasksPerJob:    cfg.Master.MaxTasksPerJob,
 		TTR:               cfg.Master.TTR,

@@ -199,3 +199,19 @@ type Slave struct {
 	LastHeartbeat time.Time
 	Running       int // attempts it runs now (filled by listings)
 }
+
+// kinded gives an error one of the kinds above without changing its text.
+type kinded struct{ kind, err error }
+
+func (e kinded) Error() string   { return e.err.Error() }
+func (e kinded) Unwrap() []error { return []error{e.kind, e.err} }
+
+// WithKind returns err as an error of kind (errors.Is(err, kind) holds),
+// with err's message unchanged: for messages that already say what is
+// wrong, such as a parse error naming the field.
+func WithKind(kind, err error) error {
+	if err == nil {
+		return nil
+	}
+	return kinded{kind, err}
+}

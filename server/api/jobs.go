@@ -31,7 +31,7 @@ func (a *API) createJob(r *http.Request) (result, error) {
 	}
 	specs, err := protocol.ParseTasks(req.Tasks, a.m.Config().MaxTasksPerJob)
 	if err != nil {
-		return result{}, fmt.Errorf("%w: %v", model.ErrInvalid, err)
+		return result{}, model.WithKind(model.ErrInvalid, err)
 	}
 	if req.ID == "" {
 		req.ID = fmt.Sprintf("%s%d.%s", prefix(req.Name), time.Now().Unix(), model.NewToken()[:8])

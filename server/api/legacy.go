@@ -89,7 +89,7 @@ func (a *API) submitJobLegacy(r *http.Request) (any, error) {
 	}
 	specs, err := protocol.ParseJobJSON([]byte(doc), a.m.Config().MaxTasksPerJob)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", model.ErrInvalid, err)
+		return nil, model.WithKind(model.ErrInvalid, err)
 	}
 	if _, err := a.m.Submit(r.Context(), server.Submission{ID: id, Tasks: specs}); err != nil {
 		return nil, err

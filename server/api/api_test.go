@@ -1,0 +1,153 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+)
+
+// Every bad submission is refused with a 4xx that says what is wrong, and
+// writes nothing.
+func TestBadSubmissionsChangeNothing(t *testing.T) {
+	h := newHarness(t)
+	good := h.jobJSON(2, "")
+	if code, body := h.form("/submit_job", url.Values{"job_id": {"taken"}, "job_json": {good}}); code != 200 {
+		t.Fatalf("first submission: %d %s", code, body)
+	}
+	jobs, tasks, attempts := h.count("jobs"), h.count("tasks"), h.count("attempts")
+	unknown := strings.Repeat("ab", 20)
+	cases := []struct {
+		name, id, doc string
+		status        int
+		says          string
+	}{
+		{"malformed JSON", "j1", `{"tasks": [`, 400, "malformed JSON"},
+		{"not an object", "j2", `[1, 2]`, 400, "expected a JSON object"},
+		{"no tasks key", "j3", `{"jobs": []}`, 400, `missing "tasks"`},
+		{"empty job", "j4", `{"tasks": []}`, 400, "no tasks"},
+		{"task without isolate_hash", "j5", `{"tasks": [{"description": "x"}]}`, 400, `task 0 ("x"): missing "isolate_hash"`},
+		{"task without description", "j6", `{"tasks": [{"isolate_hash": "` + h.digest + `"}]}`, 400, `missing "description"`},
+		{"hash that is not hex", "j7", `{"tasks": [{"isolate_hash": "xyz", "description": "x"}]}`, 400, "hex SHA-1"},
+		{"unknown hash", "j8", `{"tasks": [{"isolate_hash": "` + unknown + `", "description": "x"}]}`, 400, "not on the isolate server"},
+		{"non-numeric timeout", "j9", h.jobJSON(1, `, "timeout": "abc"`), 400, `"timeout" must be a number of seconds`},
+		{"negative timeout", "j10", h.jobJSON(1, `, "timeout": -5`), 400, `"timeout" must be a number`},
+		{"fractional retries", "j11", h.jobJSON(1, `, "max_retries": 1.5`), 400, `"max_retries" must be a whole number`},
+		{"glob out of the sandbox", "j12", h.jobJSON(1, `, "artifact_archive_globs": ["../x"]`), 400, `leads out of the task's folder`},
+		{"duplicate job id", "taken", good, 409, "already exists"},
+		{"bad job id", "has space", good, 400, "job id"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, body := h.form("/submit_job", url.Values{"job_id": {c.id}, "job_json": {c.doc}})
+			if code != c.status || !strings.Contains(message(body), c.says) {
+				t.Errorf("legacy submit: %d %s; want %d saying %q", code, body, c.status, c.says)
+			}
+			// The JSON API refuses the same input the same way.
+			var doc map[string]json.RawMessage
+			if json.Unmarshal([]byte(c.doc), &doc) == nil && doc["tasks"] != nil {
+				req, _ := json.Marshal(map[string]any{"id": c.id, "tasks": doc["tasks"]})
+				code, body, _ := h.do("POST", "/api/v1/jobs", "application/json", string(req))
+				if code != c.status || !strings.Contains(message(body), c.says) {
+					t.Errorf("API submit: %d %s; want %d saying %q", code, body, c.status, c.says)
+				}
+			}
+		})
+	}
+	if h.count("jobs") != jobs || h.count("tasks") != tasks || h.count("attempts") != attempts {
+		t.Errorf("rows changed: jobs %d→%d, tasks %d→%d, attempts %d→%d", jobs, h.count("jobs"),
+			tasks, h.count("tasks"), attempts, h.count("attempts"))
+	}
+}
+
+// message is the "error" of a JSON error body.
+func message(body string) string {
+	var e struct{ Error string }
+	if json.Unmarshal([]byte(body), &e) != nil {
+		return body
+	}
+	return e.Error
+}
+
+// A finish with anything but the current lease is refused with 409 and
+// changes no row.
+func TestStaleFinishIsRefused(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.api.CreateJob(ctx, protocol.CreateJob{ID: "stale", Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t", MaxRetries: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := h.api.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.q.NewConsumer(ctx)
+	defer c.Close()
+	res, e := h.reserve(c)
+	started, err := h.api.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := h.dump()
+	for _, lease := range []string{"0123456789abcdef0123456789abcdef", strings.ToUpper(started.Lease), e.Token} {
+		_, err := h.api.Finish(ctx, lease, protocol.Finish{ExitCode: 0})
+		var ce interface{ Unwrap() error }
+		if !errors.Is(err, model.ErrConflict) || !errors.As(err, &ce) {
+			t.Errorf("finish with lease %q: %v; want 409 conflict", lease, err)
+		}
+		code, _, _ := h.do("POST", "/api/v1/attempts/"+lease+"/finish", "application/json", `{"exit_code": 0}`)
+		if code != http.StatusConflict {
+			t.Errorf("finish with lease %q answered %d, want 409", lease, code)
+		}
+	}
+	// A start with a forged token is refused the same way.
+	forged := e
+	forged.Token = strings.Repeat("0", 32)
+	if _, err := h.api.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: forged}); !errors.Is(err, model.ErrConflict) {
+		t.Errorf("start with a forged token: %v; want conflict", err)
+	}
+	if after := h.dump(); after != snapshot {
+		t.Errorf("rows changed by refused requests:\nbefore %s\nafter  %s", snapshot, after)
+	}
+	// The current lease is accepted, once; sent again it is acknowledged
+	// without counting twice.
+	for range 2 {
+		out, err := h.api.Finish(ctx, started.Lease, protocol.Finish{ExitCode: 1, DurationMS: 5})
+		if err != nil || out.State != "failed" || !out.Retried {
+			t.Fatalf("finish with the current lease = %+v, %v", out, err)
+		}
+	}
+	job, err := h.api.GetJob(ctx, "stale")
+	if err != nil || job.TotalTasks != 2 || job.FailedTasks != 1 || job.FinishedTasks != 1 {
+		t.Errorf("job after the finish: %+v, %v", job, err)
+	}
+}
+
+// dump renders every attempt row, to compare before and after.
+func (h *harness) dump() string {
+	h.t.Helper()
+	rows, err := h.st.DB().Query(`SELECT id, state, token, COALESCE(lease, ''), finished_at, COALESCE(exit_code, -999), runs FROM attempts ORDER BY id`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, fin, exit, runs int64
+		var state, token, lease string
+		if err := rows.Scan(&id, &state, &token, &lease, &fin, &exit, &runs); err != nil {
+			h.t.Fatal(err)
+		}
+		b.WriteString(strings.Join([]string{state, token, lease}, "/"))
+		b.WriteString(";")
+	}
+	var counters string
+	_ = h.st.DB().QueryRow(`SELECT total_tasks || '/' || finished_tasks || '/' || failed_tasks FROM jobs`).Scan(&counters)
+	return b.String() + " jobs:" + counters
+}

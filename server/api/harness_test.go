@@ -1,0 +1,139 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dist-test/dist_test/client"
+	"github.com/dist-test/dist_test/internal/blob/local"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/queue"
+	"github.com/dist-test/dist_test/internal/queue/mem"
+	"github.com/dist-test/dist_test/internal/store/sqlite"
+	"github.com/dist-test/dist_test/internal/store/sqlstore"
+	"github.com/dist-test/dist_test/isolate"
+	"github.com/dist-test/dist_test/server"
+	"github.com/dist-test/dist_test/server/api"
+	"github.com/dist-test/dist_test/web"
+)
+
+// harness is a master on the real embedded backends behind a real HTTP
+// server; the test plays the client and the slave.
+type harness struct {
+	t      *testing.T
+	url    string
+	m      *server.Master
+	st     *sqlstore.Store
+	q      queue.Queue
+	api    *client.Client
+	cas    *isolate.CASClient
+	digest string // a manifest stored in the CAS
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	blobs, err := local.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := mem.New()
+	t.Cleanup(func() { q.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := &harness{t: t, st: st, q: q}
+	srv := httptest.NewUnstartedServer(nil)
+	h.url = "http://" + srv.Listener.Addr().String()
+	h.cas = isolate.NewCASClient(h.url, nil)
+	h.m = server.New(st, q, blobs, h.cas, server.Options{Logger: log})
+	srv.Config.Handler = api.New(h.m, api.Options{
+		CAS:    isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: dir, Logger: log}),
+		Pages:  web.New(h.m, log),
+		Logger: log,
+	})
+	srv.Start()
+	t.Cleanup(srv.Close)
+	h.api = client.New(srv.URL, client.WithRetry(1, time.Millisecond, time.Millisecond))
+	manifest := (&isolate.Isolated{Algo: isolate.SHA1, Version: isolate.IsolatedVersion, Command: []string{"true"}}).Encode()
+	h.digest = isolate.HashBytes(isolate.SHA1, manifest)
+	if err := h.cas.Upload(ctx, h.digest, bytes.NewReader(manifest), int64(len(manifest))); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// count returns the rows of a table.
+func (h *harness) count(table string) int {
+	h.t.Helper()
+	var n int
+	if err := h.st.DB().QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+// do sends a request and returns the status and body.
+func (h *harness) do(method, path, ctype string, body string) (int, string, http.Header) {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func (h *harness) form(path string, v url.Values) (int, string) {
+	h.t.Helper()
+	code, body, _ := h.do("POST", path, "application/x-www-form-urlencoded", v.Encode())
+	return code, body
+}
+
+// jobJSON is a job of n tasks running the stored manifest.
+func (h *harness) jobJSON(n int, extra string) string {
+	var parts []string
+	for i := range n {
+		parts = append(parts, `{"isolate_hash": "`+h.digest+`", "description": "t`+string(rune('a'+i))+`"`+extra+`}`)
+	}
+	return `{"tasks": [` + strings.Join(parts, ",") + `]}`
+}
+
+// reserve feeds the queue and reserves one entry as a slave slot would.
+func (h *harness) reserve(c queue.Consumer) (queue.Reserved, protocol.Entry) {
+	h.t.Helper()
+	if _, err := h.m.FeedOnce(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	res, err := c.Reserve(context.Background(), 0)
+	if err != nil {
+		h.t.Fatalf("reserve: %v", err)
+	}
+	var e protocol.Entry
+	if err := json.Unmarshal(res.Body, &e); err != nil {
+		h.t.Fatal(err)
+	}
+	return res, e
+}

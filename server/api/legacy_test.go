@@ -1,0 +1,161 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/dist-test/dist_test/internal/protocol"
+)
+
+// The legacy endpoints answer as the original master did, so that existing
+// scripts keep working.
+func TestLegacyEndpoints(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	code, body := h.form("/submit_job", url.Values{"job_id": {"legacy.1"}, "job_json": {h.jobJSON(2, `, "max_retries": 0`)}})
+	if code != 200 || strings.TrimSpace(body) != `{"status":"SUCCESS"}` {
+		t.Fatalf("submit_job: %d %s", code, body)
+	}
+
+	// One task fails with a log that needs escaping; the other passes.
+	reg, err := h.api.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.q.NewConsumer(ctx)
+	defer c.Close()
+	for i, exit := range []int{1, 0} {
+		res, e := h.reserve(c)
+		st, err := h.api.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var outputs []string
+		if exit != 0 {
+			log := "<b>boom</b> & more\n"
+			if err := h.api.Upload(ctx, st.Lease, "stderr", strings.NewReader(log), int64(len(log))); err != nil {
+				t.Fatal(err)
+			}
+			outputs = []string{"stderr"}
+		}
+		if _, err := h.api.Finish(ctx, st.Lease, protocol.Finish{ExitCode: exit, Outputs: outputs}); err != nil {
+			t.Fatalf("finish %d: %v", i, err)
+		}
+		_ = c.Delete(ctx, res.ID)
+	}
+
+	code, body, hdr := h.do("GET", "/job_status?job_id=legacy.1", "", "")
+	if code != 200 || hdr.Get("Cache-Control") != "no-cache, no-store" {
+		t.Fatalf("job_status: %d, Cache-Control %q", code, hdr.Get("Cache-Control"))
+	}
+	var status map[string]any
+	if err := json.Unmarshal([]byte(body), &status); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"total_tasks": 2.0, "finished_tasks": 2.0, "running_tasks": 0.0, "retried_tasks": 0.0,
+		"timedout_tasks": 0.0, "failed_tasks": 1.0, "succeeded_tasks": 1.0, "total_groups": 2.0, "finished_groups": 2.0,
+		"failed_groups": 1.0, "succeeded_groups": 1.0, "flaky_groups": 0.0, "flaky_tasks": 0.0, "status": "finished",
+		"canceled_tasks": 0.0, "canceled_groups": 0.0}
+	if !reflect.DeepEqual(status, want) {
+		t.Errorf("job_status =\n%v\nwant\n%v", status, want)
+	}
+
+	var failed []map[string]any
+	code, body, _ = h.do("GET", "/failed_tasks?job_id=legacy.1", "", "")
+	if err := json.Unmarshal([]byte(body), &failed); code != 200 || err != nil || len(failed) != 1 {
+		t.Fatalf("failed_tasks: %d %s", code, body)
+	}
+	keys := make([]string, 0, len(failed[0]))
+	for k := range failed[0] {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if strings.Join(keys, ",") != "attempt,description,stderr_link,task_id" || failed[0]["description"] != "ta" {
+		t.Errorf("failed_tasks record = %v", failed[0])
+	}
+	// The link is fetchable with a plain GET.
+	resp, err := http.Get(failed[0]["stderr_link"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(raw) != "<b>boom</b> & more\n" {
+		t.Errorf("stderr link: %d %q", resp.StatusCode, raw)
+	}
+	for status, n := range map[string]int{"": 2, "finished": 2, "succeeded": 1, "failed": 1} {
+		var list []map[string]any
+		_, body, _ := h.do("GET", "/tasks?job_id=legacy.1&status="+status, "", "")
+		if json.Unmarshal([]byte(body), &list) != nil || len(list) != n {
+			t.Errorf("tasks?status=%s: %s; want %d records", status, body, n)
+		}
+	}
+	if code, _, _ := h.do("GET", "/tasks?job_id=legacy.1&status=bogus", "", ""); code != 400 {
+		t.Errorf("tasks with an unknown status: %d, want 400", code)
+	}
+
+	q := url.Values{"job_id": {"legacy.1"}, "task_id": {failed[0]["task_id"].(string)}, "attempt": {"0"}, "log": {"stderr"}}
+	code, body, _ = h.do("GET", "/view_log?"+q.Encode(), "", "")
+	if code != 200 || body != "<pre>&lt;b&gt;boom&lt;/b&gt; &amp; more\n</pre>" {
+		t.Errorf("view_log: %d %q", code, body)
+	}
+
+	code, body, _ = h.do("GET", "/job_status?job_id=nope", "", "")
+	if code != 404 || !strings.Contains(body, `"error"`) {
+		t.Errorf("job_status of an unknown job: %d %s", code, body)
+	}
+	// retry_task of an attempt that has no retry left is a harmless no-op.
+	code, body = h.form("/retry_task", url.Values{"task_json": {`{"job_id": "legacy.1", "task_id": "` + failed[0]["task_id"].(string) + `", "attempt": 0}`}})
+	if code != 200 || !strings.Contains(body, "SUCCESS") || h.count("attempts") != 2 {
+		t.Errorf("retry_task: %d %s, %d attempts", code, body, h.count("attempts"))
+	}
+	// Pages render and name the job.
+	for _, p := range []string{"/", "/job?job_id=legacy.1", "/trace?job_id=legacy.1"} {
+		code, body, _ := h.do("GET", p, "", "")
+		if code != 200 || !strings.Contains(body, "legacy.1") {
+			t.Errorf("%s: %d, page does not name the job", p, code)
+		}
+	}
+}
+
+// Cancel ends a job at once: queued and running attempts are canceled, the
+// job is finished, and the slave running one is told to kill it.
+func TestCancel(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if code, body := h.form("/submit_job", url.Values{"job_id": {"c1"}, "job_json": {h.jobJSON(3, `, "max_retries": 5`)}}); code != 200 {
+		t.Fatal(code, body)
+	}
+	reg, _ := h.api.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
+	c, _ := h.q.NewConsumer(ctx)
+	defer c.Close()
+	res, e := h.reserve(c)
+	st, err := h.api.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := h.form("/cancel_job", url.Values{"job_id": {"c1"}})
+	if code != 200 || !strings.Contains(body, "SUCCESS") {
+		t.Fatalf("cancel_job: %d %s", code, body)
+	}
+	job, err := h.api.GetJob(ctx, "c1")
+	if err != nil || job.Status != "finished" || !job.Canceled || job.CanceledTasks != 3 || job.FailedGroups != 3 {
+		t.Errorf("canceled job = %+v, %v", job, err)
+	}
+	hb, err := h.api.Heartbeat(ctx, reg.SlaveID, protocol.Heartbeat{Running: []string{st.Lease}})
+	if err != nil || len(hb.Kill) != 1 || hb.Kill[0] != st.Lease {
+		t.Errorf("heartbeat after cancel = %+v, %v; want the run killed", hb, err)
+	}
+	// The queue no longer holds the canceled job's waiting entries.
+	stats, _ := h.q.Stats(ctx)
+	if stats.Ready != 0 {
+		t.Errorf("%d entries still ready after cancel", stats.Ready)
+	}
+}

@@ -1,0 +1,265 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/blob/local"
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/queue"
+	"github.com/dist-test/dist_test/internal/queue/mem"
+	"github.com/dist-test/dist_test/internal/store/sqlite"
+	"github.com/dist-test/dist_test/server"
+)
+
+// clock is a clock that moves only when told.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// allInputs says every input is on the isolate server.
+type allInputs struct{}
+
+func (allInputs) Missing(context.Context, []string) ([]string, error) { return nil, nil }
+
+type fixture struct {
+	t     *testing.T
+	m     *server.Master
+	q     queue.Queue
+	clock *clock
+	ctx   context.Context
+}
+
+func newFixture(t *testing.T, cfg server.Config) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	blobs, err := local.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := mem.New()
+	t.Cleanup(func() { q.Close() })
+	c := &clock{now: time.UnixMilli(1_800_000_000_000)}
+	m := server.New(st, q, blobs, allInputs{}, server.Options{Config: cfg, Now: c.Now,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return &fixture{t: t, m: m, q: q, clock: c, ctx: ctx}
+}
+
+const hash = "0123456789abcdef0123456789abcdef01234567"
+
+func (f *fixture) submit(id string, descs ...string) {
+	f.t.Helper()
+	sub := server.Submission{ID: id}
+	for _, d := range descs {
+		sub.Tasks = append(sub.Tasks, model.TaskSpec{IsolateHash: hash, Description: d})
+	}
+	if _, err := f.m.Submit(f.ctx, sub); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// drain runs every queued task as one slot would, in the order the queue
+// gives them, each taking the runtime that runtimes names (1 s if absent);
+// it returns the descriptions in the order they started.
+func (f *fixture) drain(slaveID string, runtimes map[string]time.Duration) []string {
+	f.t.Helper()
+	c, err := f.q.NewConsumer(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer c.Close()
+	var order []string
+	for {
+		if _, err := f.m.FeedOnce(f.ctx); err != nil {
+			f.t.Fatal(err)
+		}
+		res, err := c.Reserve(f.ctx, 0)
+		if errors.Is(err, queue.ErrTimeout) {
+			return order
+		} else if err != nil {
+			f.t.Fatal(err)
+		}
+		var e protocol.Entry
+		if err := json.Unmarshal(res.Body, &e); err != nil {
+			f.t.Fatal(err)
+		}
+		a, spec, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slaveID, EntryID: res.ID, Entry: e})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		order = append(order, spec.Description)
+		d, ok := runtimes[spec.Description]
+		if !ok {
+			d = time.Second
+		}
+		if _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{DurationMS: d.Milliseconds()}); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := c.Delete(f.ctx, res.ID); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+func (f *fixture) slave() string {
+	f.t.Helper()
+	s, err := f.m.Register(f.ctx, protocol.Register{Hostname: "host", Slots: 1})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s.ID
+}
+
+// With one slot and a runtime history, tasks start longest first, and those
+// without a history start before those known to be short.
+func TestLongestFirst(t *testing.T) {
+	f := newFixture(t, server.Config{})
+	slave := f.slave()
+	history := map[string]time.Duration{"a": 40 * time.Second, "b": 10 * time.Second, "c": 30 * time.Second, "d": 2 * time.Second, "e": time.Second}
+	f.submit("history", "a", "b", "c", "d", "e")
+	f.drain(slave, history)
+	// Known mean: 16.6 s. New tasks x and y rank just above it.
+	f.submit("ordered", "e", "x", "d", "a", "y", "b", "c")
+	got := f.drain(slave, history)
+	want := []string{"a", "c", "x", "y", "b", "d", "e"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("start order %v, want %v", got, want)
+	}
+}
+
+// Retries run ahead of any first attempt, even of a later job.
+func TestRetriesGoFirst(t *testing.T) {
+	f := newFixture(t, server.Config{})
+	slave := f.slave()
+	if _, err := f.m.Submit(f.ctx, server.Submission{ID: "j1", Tasks: []model.TaskSpec{
+		{IsolateHash: hash, Description: "flaky", MaxRetries: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.q.NewConsumer(f.ctx)
+	defer c.Close()
+	f.m.FeedOnce(f.ctx)
+	res, _ := c.Reserve(f.ctx, 0)
+	var e protocol.Entry
+	json.Unmarshal(res.Body, &e)
+	a, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Delete(f.ctx, res.ID)
+	f.submit("j2", "other1", "other2")
+	if _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{ExitCode: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.drain(slave, nil)
+	if len(got) != 3 || got[0] != "flaky" {
+		t.Errorf("start order %v; want the retry first", got)
+	}
+}
+
+// The feeder keeps at most a window of each job in the queue, so a job
+// submitted later is not stuck behind all of an earlier one.
+func TestFeederSharesTheQueue(t *testing.T) {
+	f := newFixture(t, server.Config{QueueWindow: 3})
+	f.submit("big", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8")
+	f.submit("small", "s1", "s2")
+	n, err := f.m.FeedOnce(f.ctx)
+	if err != nil || n != 5 {
+		t.Fatalf("FeedOnce put %d, %v; want 3 of big and 2 of small", n, err)
+	}
+	st, _ := f.q.Stats(f.ctx)
+	if st.Ready != 5 {
+		t.Errorf("queue holds %d ready entries, want 5", st.Ready)
+	}
+	if n, _ := f.m.FeedOnce(f.ctx); n != 0 {
+		t.Errorf("a full window was fed %d more", n)
+	}
+}
+
+// Entries the queue lost (a restart without its log) are put again.
+func TestReconcilerPutsLostEntriesAgain(t *testing.T) {
+	f := newFixture(t, server.Config{})
+	f.submit("j", "a", "b", "c")
+	if n, _ := f.m.FeedOnce(f.ctx); n != 3 {
+		t.Fatalf("fed %d", n)
+	}
+	// Lose two entries behind the master's back.
+	for id := uint64(1); id <= 2; id++ {
+		if err := f.q.Delete(f.ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost, err := f.m.ReconcileOnce(f.ctx)
+	if err != nil || lost != 2 {
+		t.Fatalf("ReconcileOnce found %d lost, %v; want 2", lost, err)
+	}
+	if n, _ := f.m.FeedOnce(f.ctx); n != 2 {
+		t.Errorf("fed %d after reconciling, want 2", n)
+	}
+	if lost, _ := f.m.ReconcileOnce(f.ctx); lost != 0 {
+		t.Errorf("second ReconcileOnce found %d lost", lost)
+	}
+	if got := f.drain(f.slave(), nil); len(got) != 3 {
+		t.Errorf("ran %v; want each task once", got)
+	}
+}
+
+// A silent slave is declared lost after the heartbeat timeout, but never
+// within the grace period after the master starts; its runs are queued
+// again under new tokens and its late result is refused.
+func TestReaper(t *testing.T) {
+	f := newFixture(t, server.Config{HeartbeatInterval: time.Second})
+	slave := f.slave()
+	f.submit("j", "a")
+	c, _ := f.q.NewConsumer(f.ctx)
+	defer c.Close()
+	f.m.FeedOnce(f.ctx)
+	res, _ := c.Reserve(f.ctx, 0)
+	var e protocol.Entry
+	json.Unmarshal(res.Body, &e)
+	a, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(2500 * time.Millisecond) // silent, but within the 3 s grace
+	if lost, _ := f.m.ReapOnce(f.ctx); len(lost) != 0 {
+		t.Fatalf("slave declared lost within the start grace: %v", lost)
+	}
+	f.clock.Add(2 * time.Second) // 4.5 s silent: over the 3 s timeout
+	lost, err := f.m.ReapOnce(f.ctx)
+	if err != nil || len(lost) != 1 || lost[0] != slave {
+		t.Fatalf("ReapOnce = %v, %v", lost, err)
+	}
+	if _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{}); !errors.Is(err, model.ErrConflict) {
+		t.Errorf("late finish of the lost run: %v; want conflict", err)
+	}
+	reply, err := f.m.Heartbeat(f.ctx, slave, []string{a.Lease})
+	if err != nil || !reply.Reset {
+		t.Errorf("first heartbeat after loss = %+v, %v; want reset", reply, err)
+	}
+	if got := f.drain(f.slave(), nil); len(got) != 1 || got[0] != "a" {
+		t.Errorf("after the loss the task ran as %v", got)
+	}
+	job, _ := f.m.Job(f.ctx, "j")
+	if job.Counts.SucceededTasks != 1 || job.Counts.TotalTasks != 1 || job.Counts.Status() != "finished" {
+		t.Errorf("job counts %+v", job.Counts)
+	}
+}
