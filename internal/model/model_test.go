@@ -67,7 +67,4 @@ func TestPriority(t *testing.T) {
 	if got[0] != 10*time.Second || got[2] != 2*time.Second || !(got[1] > 2*time.Second && got[1] < 10*time.Second) {
 		t.Errorf("ExpectedRuntimes = %v; the unknown task must rank between long and short", got)
 	}
-	if NextAverage(10*time.Second, 1, 20*time.Second) != 13*time.Second || NextAverage(0, 0, 5*time.Second) != 5*time.Second {
-		t.Errorf("NextAverage does not fold 0.7 old + 0.3 new")
-	}
 }

@@ -60,12 +60,3 @@ func ExpectedRuntimes(descriptions []string, known map[string]time.Duration) []t
 	}
 	return out
 }
-
-// NextAverage folds a new runtime into a description's running average the
-// way the original did: 0.7 old + 0.3 new.
-func NextAverage(old time.Duration, samples int, latest time.Duration) time.Duration {
-	if samples == 0 {
-		return latest
-	}
-	return time.Duration(0.7*float64(old) + 0.3*float64(latest))
-}

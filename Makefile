@@ -1,0 +1,29 @@
+# dist_test: the commands a developer and CI use.
+#   make demo   run the example suite end to end on the embedded default
+#   make test   lint, then every test with the race detector (what CI runs)
+
+GO      ?= go
+BIN     := bin/dist_test
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build test lint demo clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/dist_test
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	cd examples/suite && $(GO) vet ./...
+
+test: lint
+	$(GO) test -race -count=1 ./...
+
+demo:
+	./examples/demo.sh
+
+clean:
+	rm -rf bin .demo examples/bin
