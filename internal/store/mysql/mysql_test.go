@@ -1,0 +1,42 @@
+package mysql_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/dist-test/dist_test/internal/store"
+	"github.com/dist-test/dist_test/internal/store/mysql"
+	"github.com/dist-test/dist_test/internal/store/storetest"
+	"github.com/dist-test/dist_test/internal/testenv"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := mysql.OpenDSN(context.Background(), testenv.MySQL(t), "test database")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// Opening twice applies the migrations once.
+func TestReopen(t *testing.T) {
+	dsn := testenv.MySQL(t)
+	for range 2 {
+		s, err := mysql.OpenDSN(context.Background(), dsn, "test database")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+// A wrong address fails at once with a message that names it.
+func TestOpenUnreachable(t *testing.T) {
+	_, err := mysql.Open(context.Background(), mysql.Config{Host: "127.0.0.1", Port: 1, User: "root", Database: "x"})
+	if err == nil || !strings.Contains(err.Error(), "mysql at 127.0.0.1:1") || !strings.Contains(err.Error(), "cannot connect") {
+		t.Fatalf("Open of a closed port: %v", err)
+	}
+}
