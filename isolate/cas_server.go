@@ -42,6 +42,45 @@ type missingResponse struct {
 // casKey is where a blob lives in the store.
 func casKey(digest string) string { return "cas/" + digest }
 
+// CAS answers questions about the content-addressed inputs kept in a blob
+// store, for a master that serves them itself.
+type CAS struct{ store blob.Store }
+
+// NewCAS returns the CAS kept in store.
+func NewCAS(store blob.Store) *CAS { return &CAS{store: store} }
+
+// Missing returns, once each and in order, the digests that are not stored.
+func (c *CAS) Missing(ctx context.Context, digests []string) ([]string, error) {
+	found := make([]bool, len(digests))
+	// A remote store answers each Stat in a round trip: ask in parallel.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i, d := range digests {
+		g.Go(func() error {
+			_, err := c.store.Stat(gctx, casKey(d))
+			switch {
+			case err == nil:
+				found[i] = true
+			case !errors.Is(err, blob.ErrNotFound):
+				return fmt.Errorf("stat %s: %w", d, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	missing := []string{}
+	seen := map[string]bool{}
+	for i, d := range digests {
+		if !found[i] && !seen[d] {
+			seen[d] = true
+			missing = append(missing, d)
+		}
+	}
+	return missing, nil
+}
+
 type casHandler struct {
 	store blob.Store
 	opts  CASOptions
@@ -99,34 +138,12 @@ func (h *casHandler) missing(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	found := make([]bool, len(req.Digests))
-	// A remote store answers each Stat in a round trip: ask in parallel.
-	g, ctx := errgroup.WithContext(r.Context())
-	g.SetLimit(32)
-	for i, d := range req.Digests {
-		g.Go(func() error {
-			_, err := h.store.Stat(ctx, casKey(d))
-			switch {
-			case err == nil:
-				found[i] = true
-			case !errors.Is(err, blob.ErrNotFound):
-				return fmt.Errorf("stat %s: %w", d, err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	missing, err := NewCAS(h.store).Missing(r.Context(), req.Digests)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	resp := missingResponse{Missing: []string{}}
-	seen := map[string]bool{}
-	for i, d := range req.Digests {
-		if !found[i] && !seen[d] {
-			seen[d] = true
-			resp.Missing = append(resp.Missing, d)
-		}
-	}
+	resp := missingResponse{Missing: missing}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp)
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,7 +22,6 @@ import (
 	"github.com/dist-test/dist_test/server"
 	"github.com/dist-test/dist_test/server/api"
 	"github.com/dist-test/dist_test/slave"
-	"github.com/dist-test/dist_test/slave/process"
 	"github.com/dist-test/dist_test/web"
 )
 
@@ -97,20 +94,9 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	q := mem.New()
 	defer q.Close()
 
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (choose another address with --listen)", o.listen, err)
-	}
-	url := "http://" + ln.Addr().String()
-	cas := isolate.NewCASClient(url, nil)
-
-	m := server.New(st, q, blobs, cas, server.Options{Logger: log, Config: server.Config{
-		HeartbeatInterval: o.heartbeat,
-		HeartbeatTimeout:  cfg.Master.HeartbeatTimeout,
-		QueueWindow:       cfg.Master.QueueWindow,
-		MaxTasksPerJob:    cfg.Master.MaxTasksPerJob,
-		TTR:               cfg.Master.TTR,
-	}})
+	mcfg := masterConfig(cfg)
+	mcfg.HeartbeatInterval = o.heartbeat
+	m := server.New(st, q, blobs, isolate.NewCAS(blobs), server.Options{Logger: log, Config: mcfg})
 	handler := api.New(m, api.Options{
 		CAS:    isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(o.dataDir, "tmp"), Logger: log}),
 		Pages:  web.New(m, log),
@@ -124,40 +110,27 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		log.Info("runs of the previous local session queued again", "runs", n)
 	}
 
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	l, err := serve(o.listen, handler, o.urlFile)
+	if err != nil {
+		return err
+	}
+	url := l.url
 	masterCtx, stopMaster := context.WithCancel(context.Background())
 	defer stopMaster()
 	masterDone := make(chan error, 1)
 	go func() { masterDone <- m.Run(masterCtx) }()
 
-	sl := slave.New(client.New(url), q, slaveInputs{cas}, slave.Config{
-		Slots: o.slots, ScratchDir: filepath.Join(o.dataDir, "scratch"), Version: version,
-		KillGrace:        cfg.Slave.KillGrace,
-		LogLimits:        process.Limits{Head: cfg.Slave.LogHeadBytes, Tail: cfg.Slave.LogTailBytes},
-		MaxArtifactBytes: cfg.Slave.MaxArtifactBytes,
-	}, log)
-
-	if o.urlFile != "" {
-		if err := os.WriteFile(o.urlFile, []byte(url+"\n"), 0o644); err != nil {
-			return fmt.Errorf("--url-file: %w", err)
-		}
-	}
+	sl := slave.New(client.New(url), q, slaveInputs{isolate.NewCASClient(url, nil)},
+		slaveConfig(cfg, o.slots, filepath.Join(o.dataDir, "scratch")), log)
 	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
 	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)
 
 	// The slave stops first, while the master still serves, so that it can
 	// give its runs back; then the master and the listener.
 	slaveErr := sl.Run(ctx)
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = srv.Shutdown(shutdown)
+	err = l.stop()
 	stopMaster()
 	err = errors.Join(slaveErr, err, <-masterDone)
-	if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
 	fmt.Fprintln(env.Stderr, "dist_test local: stopped")
 	return err
 }

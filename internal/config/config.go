@@ -48,6 +48,8 @@ type DistTest struct {
 type Isolate struct {
 	Server   string // server: URL of the isolate server
 	CacheDir string // cache_dir
+	Listen   string // listen: address of `dist_test isolate-server`
+	DataDir  string // data_dir: its folder of inputs when there is no S3 bucket
 }
 
 // MySQL is the [mysql] section; an empty Host means the embedded SQLite store.

@@ -52,6 +52,10 @@ var keys = []key{
 		doc: "URL of the isolate server holding task inputs"},
 	{section: "isolate", name: "cache_dir", env: "ISOLATE_CACHE_DIR", path: true, set: str(func(c *Config) *string { return &c.Isolate.CacheDir }),
 		doc: "local cache of isolate inputs"},
+	{section: "isolate", name: "listen", def: "127.0.0.1:4242", set: str(func(c *Config) *string { return &c.Isolate.Listen }),
+		doc: "(isolate-server) address the isolate server serves on"},
+	{section: "isolate", name: "data_dir", path: true, set: str(func(c *Config) *string { return &c.Isolate.DataDir }),
+		doc: "(isolate-server) folder of the inputs when [aws] test_result_bucket is empty (default: ~/.dist_test/isolate)"},
 
 	{section: "mysql", name: "host", env: "MYSQL_HOST", set: str(func(c *Config) *string { return &c.MySQL.Host }),
 		doc: "(master) MySQL host; empty: the embedded SQLite store in [master] data_dir"},

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dist-test/dist_test/client"
+	"github.com/dist-test/dist_test/client/cli"
+	"github.com/dist-test/dist_test/internal/config"
+	"github.com/dist-test/dist_test/isolate"
+	"github.com/dist-test/dist_test/server"
+	"github.com/dist-test/dist_test/server/api"
+	"github.com/dist-test/dist_test/slave"
+	"github.com/dist-test/dist_test/slave/process"
+	"github.com/dist-test/dist_test/web"
+)
+
+// listener serves a handler until stopped.
+type listener struct {
+	url  string
+	srv  *http.Server
+	done chan error
+}
+
+// serve starts serving h on addr and writes the URL to urlFile if set.
+func serve(addr string, h http.Handler, urlFile string) (*listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (choose another address with --listen)", addr, err)
+	}
+	l := &listener{url: "http://" + ln.Addr().String(), done: make(chan error, 1),
+		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
+	go func() { l.done <- l.srv.Serve(ln) }()
+	if urlFile != "" {
+		if err := os.WriteFile(urlFile, []byte(l.url+"\n"), 0o644); err != nil {
+			l.stop()
+			return nil, fmt.Errorf("--url-file: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// stop lets requests in flight finish (up to 10 s), then closes.
+func (l *listener) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := l.srv.Shutdown(ctx)
+	if serr := <-l.done; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// serverFlags are the flags the server commands share.
+type serverFlags struct {
+	listen, dataDir, urlFile string
+}
+
+func (f *serverFlags) add(cmd *cobra.Command, listenDefault string) {
+	cmd.Flags().StringVar(&f.listen, "listen", listenDefault, "address to serve on (port 0 picks a free port)")
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "folder of the SQLite store and local blobs, when MySQL and S3 are not configured")
+	cmd.Flags().StringVar(&f.urlFile, "url-file", "", "write the URL served to this file once serving")
+}
+
+func loadConfig(env *cli.Env) (*config.Config, error) {
+	return config.Load(*env.ConfigPath, env.Getenv)
+}
+
+func masterConfig(cfg *config.Config) server.Config {
+	return server.Config{
+		HeartbeatInterval: cfg.Master.HeartbeatInterval, HeartbeatTimeout: cfg.Master.HeartbeatTimeout,
+		QueueWindow: cfg.Master.QueueWindow, MaxTasksPerJob: cfg.Master.MaxTasksPerJob,
+		TTR: cfg.Master.TTR, LinkTTL: cfg.AWS.LinkTTL,
+	}
+}
+
+func slaveConfig(cfg *config.Config, slots int, scratch string) slave.Config {
+	return slave.Config{
+		Slots: slots, ScratchDir: scratch, Version: version, KillGrace: cfg.Slave.KillGrace,
+		LogLimits:        process.Limits{Head: cfg.Slave.LogHeadBytes, Tail: cfg.Slave.LogTailBytes},
+		MaxArtifactBytes: cfg.Slave.MaxArtifactBytes,
+	}
+}
+
+func masterCmd(env *cli.Env) *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "master",
+		Short: "Run the master: the API, the dashboard, and the scheduling of tasks",
+		Long: `Run the master. It keeps jobs in MySQL ([mysql] host; SQLite under --data-dir
+when unset), queues tasks in beanstalkd ([beanstalk] host, required), and keeps
+logs and artifacts in S3 ([aws] test_result_bucket; a folder under --data-dir
+when unset). When [isolate] server is unset the master serves the isolate
+server itself, on the same listener and the same blob store.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(env)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("listen") {
+				f.listen = cfg.Master.Listen
+			}
+			if f.dataDir == "" {
+				f.dataDir = cfg.Master.DataDir
+			}
+			return runMaster(cmd.Context(), env, cfg, f)
+		},
+	}
+	f.add(cmd, "127.0.0.1:8081")
+	return cmd
+}
+
+func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFlags) error {
+	log := slog.Default()
+	dir, err := dataDir(f.dataDir, "master")
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, dir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	q, err := openQueue(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	blobs, err := openBlobs(ctx, cfg, dir, log)
+	if err != nil {
+		return err
+	}
+	var inputs server.Inputs
+	var cas http.Handler
+	if cfg.Isolate.Server != "" {
+		inputs = isolate.NewCASClient(cfg.Isolate.Server, nil)
+	} else {
+		inputs = isolate.NewCAS(blobs)
+		cas = isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log})
+	}
+	m := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg)})
+	l, err := serve(f.listen, api.New(m, api.Options{CAS: cas, Pages: web.New(m, log), Logger: log}), f.urlFile)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "dist_test master: serving %s\n", l.url)
+	runCtx, stopRun := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	<-ctx.Done()
+	err = l.stop()
+	stopRun()
+	return errors.Join(err, <-done)
+}
+
+func slaveCmd(env *cli.Env) *cobra.Command {
+	var slots int
+	var scratch, master string
+	cmd := &cobra.Command{
+		Use:   "slave",
+		Short: "Run a slave: run tasks from the queue, report to the master",
+		Long: `Run a slave with --slots task slots. It needs the master ([dist_test] master),
+beanstalkd ([beanstalk] host) and the isolate server ([isolate] server; the
+master's URL when unset), and no database or S3 credentials: its outputs go
+through the master. SIGTERM stops it cleanly: running tasks are killed and
+given back to the queue without counting as failures.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(env)
+			if err != nil {
+				return err
+			}
+			if master == "" {
+				master = cfg.DistTest.Master
+			}
+			if master == "" {
+				return &cli.ExitError{Code: 1, Err: fmt.Errorf("no master: set [dist_test] master, DIST_TEST_MASTER or --master")}
+			}
+			if !cmd.Flags().Changed("slots") && cfg.Slave.Slots > 0 {
+				slots = cfg.Slave.Slots
+			}
+			if scratch == "" {
+				scratch = cfg.Slave.ScratchDir
+			}
+			return runSlave(cmd.Context(), cfg, master, slots, scratch)
+		},
+	}
+	cmd.Flags().IntVar(&slots, "slots", runtime.NumCPU(), "tasks to run at once")
+	cmd.Flags().StringVar(&scratch, "scratch-dir", "", "folder for the tasks' sandboxes (default [slave] scratch_dir)")
+	cmd.Flags().StringVar(&master, "master", "", "URL of the master (default [dist_test] master)")
+	return cmd
+}
+
+func runSlave(ctx context.Context, cfg *config.Config, master string, slots int, scratch string) error {
+	if slots < 1 {
+		return &cli.ExitError{Code: 1, Err: fmt.Errorf("--slots must be at least 1, got %d", slots)}
+	}
+	log := slog.Default()
+	q, err := openQueue(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	inputsURL := cfg.Isolate.Server
+	if inputsURL == "" {
+		inputsURL = master
+	}
+	mc := client.New(master, client.WithAuth(cfg.DistTest.User, cfg.DistTest.Password))
+	return slave.New(mc, q, slaveInputs{isolate.NewCASClient(inputsURL, nil)}, slaveConfig(cfg, slots, scratch), log).Run(ctx)
+}
+
+func isolateServerCmd(env *cli.Env) *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "isolate-server",
+		Short: "Run the isolate server: the content-addressed store of task inputs",
+		Long: `Run the isolate server on its own. It keeps inputs in S3 ([aws]
+test_result_bucket, under cas/) or in a folder under --data-dir.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(env)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("listen") {
+				f.listen = cfg.Isolate.Listen
+			}
+			if f.dataDir == "" {
+				f.dataDir = cfg.Isolate.DataDir
+			}
+			log := slog.Default()
+			dir, err := dataDir(f.dataDir, "isolate")
+			if err != nil {
+				return err
+			}
+			blobs, err := openBlobs(cmd.Context(), cfg, dir, log)
+			if err != nil {
+				return err
+			}
+			mux := http.NewServeMux()
+			mux.Handle("/", isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log}))
+			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+			l, err := serve(f.listen, mux, f.urlFile)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stderr, "dist_test isolate-server: serving %s\n", l.url)
+			<-cmd.Context().Done()
+			return l.stop()
+		},
+	}
+	f.add(cmd, "127.0.0.1:4242")
+	return cmd
+}
