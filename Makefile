@@ -6,7 +6,11 @@ GO      ?= go
 BIN     := bin/dist_test
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test lint demo clean
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+BENCH     ?= .
+COUNT     ?= 6
+
+.PHONY: all build test lint demo bench clean
 
 all: build
 
@@ -24,6 +28,12 @@ test: lint
 
 demo:
 	./examples/demo.sh
+
+# Benchmarks against the real services (start them with: eval "$$(.ci/services)"),
+# COUNT runs each, summarised by benchstat. BENCH=Submit selects some.
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -count $(COUNT) -benchtime 3x ./server/ ./cmd/dist_test/ ./isolate/... | tee bench.txt
+	$(GO) run $(BENCHSTAT) bench.txt
 
 clean:
 	rm -rf bin .demo examples/bin

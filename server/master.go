@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dist-test/dist_test/internal/blob"
+	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/queue"
 	"github.com/dist-test/dist_test/internal/store"
 )
@@ -141,7 +142,7 @@ func (m *Master) poke() {
 func (m *Master) QueueStats(ctx context.Context) (queue.Stats, error) {
 	st, err := m.queue.Stats(ctx)
 	if err != nil {
-		return st, fmt.Errorf("queue stats: %w", err)
+		return st, fmt.Errorf("%w: queue: %v", model.ErrUnavailable, err)
 	}
 	return st, nil
 }

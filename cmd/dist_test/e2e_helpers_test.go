@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 
 // cluster is a `dist_test local` process and the environment to talk to it.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string // the test's folder
 	dataDir string
 	url     string
@@ -59,7 +59,7 @@ heartbeat_timeout = 3s
 kill_grace = 1s
 `
 
-func newCluster(t *testing.T, slots int, extraEnv ...string) *cluster {
+func newCluster(t testing.TB, slots int, extraEnv ...string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{t: t, dir: dir, dataDir: filepath.Join(dir, "data"), extra: extraEnv}
@@ -196,7 +196,7 @@ func (c *cluster) get(path string, v any) {
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

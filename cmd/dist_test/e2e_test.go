@@ -255,7 +255,7 @@ func TestLocalRestartKeepsJobs(t *testing.T) {
 	}
 }
 
-func taskOf(t *testing.T, all []map[string]any, desc string, attempt int) string {
+func taskOf(t testing.TB, all []map[string]any, desc string, attempt int) string {
 	t.Helper()
 	for _, r := range all {
 		if r["description"] == desc && r["attempt"] == float64(attempt) {
@@ -290,7 +290,7 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
-func lastJob(t *testing.T, c *cluster) string {
+func lastJob(t testing.TB, c *cluster) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(c.dir, "last-job"))
 	if err != nil {

@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/dist-test/dist_test/internal/model"
@@ -127,3 +131,32 @@ func S3(t testing.TB) S3Server {
 // Bucket returns a bucket name of the test's own (S3 names: lowercase,
 // digits and hyphens, 3 to 63 characters).
 func Bucket() string { return "dist-test-t-" + model.NewToken()[:16] }
+
+// NewBucket creates a bucket of the test's own on the test S3 server and
+// empties and deletes it when the test ends.
+func NewBucket(t testing.TB, s S3Server) string {
+	t.Helper()
+	ctx := context.Background()
+	c := s3.New(s3.Options{
+		BaseEndpoint: aws.String(s.Endpoint), Region: s.Region, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+	})
+	name := Bucket()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		missing(t, "the S3 server at "+s.Endpoint, err)
+	}
+	t.Cleanup(func() {
+		p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(name)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				break
+			}
+			for _, o := range page.Contents {
+				c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(name), Key: o.Key})
+			}
+		}
+		c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)})
+	})
+	return name
+}

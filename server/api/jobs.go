@@ -160,7 +160,7 @@ func (a *API) retryTasks(r *http.Request) (result, error) {
 func (a *API) queueStats(r *http.Request) (result, error) {
 	st, err := a.m.QueueStats(r.Context())
 	if err != nil {
-		return result{}, fmt.Errorf("%w: %v", model.ErrUnavailable, err)
+		return result{}, err
 	}
 	return result{value: map[string]int{"ready": st.Ready, "reserved": st.Reserved, "delayed": st.Delayed,
 		"buried": st.Buried, "waiting": st.Waiting}}, nil
