@@ -36,6 +36,18 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 	if err != nil {
 		return a, spec, fmt.Errorf("start: %w", err)
 	}
+	if a.Runs > m.cfg.MaxRuns {
+		// Every earlier run of this attempt ended without a word: the task
+		// most likely takes its slave down. Fail it (a retry, if the task
+		// has one left, gets a fresh entry) and have this entry buried.
+		reason := fmt.Sprintf("started %d times and never reported a result: the task may crash its slave", a.Runs-1)
+		if _, err := m.store.FinishAttempt(ctx, a.Lease, model.Result{ExitCode: -1, Error: reason}, m.now()); err != nil {
+			return model.Attempt{}, model.Spec{}, fmt.Errorf("start: %w", err)
+		}
+		m.log.Warn("attempt failed: it never reported", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "runs", a.Runs-1)
+		m.poke()
+		return model.Attempt{}, model.Spec{}, fmt.Errorf("%w: %s", model.ErrPoison, reason)
+	}
 	if a.Runs > 1 {
 		m.log.Info("attempt started again", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "run", a.Runs, "slave", sl.ID)
 	}

@@ -35,6 +35,10 @@ type Config struct {
 	MaxLogBytes       int64         // upload bound of stdout/stderr (64 MiB)
 	MaxArtifactBytes  int64         // upload bound of an artifact archive (256 MiB)
 	LinkTTL           time.Duration // lifetime of presigned links (24 h)
+	// MaxRuns bounds how often one attempt is started without a result (its
+	// slaves died or were lost each time) before it is failed and its queue
+	// entry buried (5).
+	MaxRuns int
 }
 
 func (c Config) withDefaults() Config {
@@ -64,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxArtifactBytes <= 0 {
 		c.MaxArtifactBytes = 256 << 20
+	}
+	if c.MaxRuns <= 0 {
+		c.MaxRuns = 5
 	}
 	if c.LinkTTL <= 0 {
 		c.LinkTTL = 24 * time.Hour

@@ -263,3 +263,44 @@ func TestReaper(t *testing.T) {
 		t.Errorf("job counts %+v", job.Counts)
 	}
 }
+
+// An entry whose attempt was started again and again without a result (it
+// took its slaves down) is refused as poison once MaxRuns is passed, and
+// its attempt ends as failed, with a retry when one is left.
+func TestPoisonEntryIsRefused(t *testing.T) {
+	f := newFixture(t, server.Config{MaxRuns: 2})
+	slave := f.slave()
+	if _, err := f.m.Submit(f.ctx, server.Submission{ID: "p", Tasks: []model.TaskSpec{
+		{IsolateHash: hash, Description: "crasher", MaxRetries: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.m.FeedOnce(f.ctx)
+	c, _ := f.q.NewConsumer(f.ctx)
+	res, _ := c.Reserve(f.ctx, 0)
+	var e protocol.Entry
+	json.Unmarshal(res.Body, &e)
+	c.Close() // the slave "dies": the entry is ready again at once
+	for run := 1; run <= 3; run++ {
+		c, _ := f.q.NewConsumer(f.ctx)
+		res, err := c.Reserve(f.ctx, 0)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		_, _, err = f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
+		switch {
+		case run <= 2 && err != nil:
+			t.Fatalf("run %d refused: %v", run, err)
+		case run == 3 && !errors.Is(err, model.ErrPoison):
+			t.Fatalf("run %d: %v; want poison", run, err)
+		}
+		c.Close()
+	}
+	job, _ := f.m.Job(f.ctx, "p")
+	if job.Counts.FailedTasks != 1 || job.Counts.TotalTasks != 2 || job.Counts.RetriedTasks != 1 {
+		t.Errorf("after the poison: %+v; want attempt 0 failed and attempt 1 queued", job.Counts)
+	}
+	attempts, _ := f.m.Attempts(f.ctx, "p", model.Failed)
+	if len(attempts) != 1 || attempts[0].Error == "" {
+		t.Errorf("failed attempt = %+v; want the reason recorded", attempts)
+	}
+}

@@ -66,6 +66,12 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 		// Stale: canceled, queued again under a new token, or a duplicate.
 		_ = c.Delete(ctx, res.ID)
 		return
+	case errors.Is(err, model.ErrPoison):
+		// It crashed slaves before: set it aside where an operator can
+		// look at it (beanstalkd's "kick" brings it back).
+		s.log.Warn("burying a task that keeps crashing slaves", "job", e.JobID, "task", e.TaskID, "err", err)
+		_ = c.Bury(ctx, res.ID, e.Priority)
+		return
 	case err != nil:
 		// Give up fast: the entry goes back for this or another slave.
 		if ctx.Err() == nil {

@@ -51,6 +51,10 @@ var (
 	ErrInvalid     = errors.New("invalid input")
 	ErrUnavailable = errors.New("service unavailable")
 	ErrTooLarge    = errors.New("too large")
+	// ErrPoison: a queue entry whose task was started many times without
+	// ever reporting, most likely because it crashes its slaves. The slave
+	// buries the entry rather than run it again.
+	ErrPoison = errors.New("entry keeps crashing slaves")
 )
 
 // TaskSpec is one task as a user submits it (legacy job_json task).

@@ -20,6 +20,7 @@ var errorKinds = []struct {
 	{model.ErrExists, http.StatusConflict, "exists"},
 	{model.ErrConflict, http.StatusConflict, "conflict"},
 	{model.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{model.ErrPoison, http.StatusGone, "poison"},
 	{model.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 }
 

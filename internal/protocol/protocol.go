@@ -23,7 +23,7 @@ const (
 type Error struct {
 	Error string `json:"error"`
 	// Code names the error kind: not_found, exists, conflict, invalid,
-	// too_large, unavailable, unauthorized, internal.
+	// too_large, poison, unavailable, unauthorized, internal.
 	Code string `json:"code"`
 }
 
