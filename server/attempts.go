@@ -133,6 +133,7 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (s
 		ExitCode: f.ExitCode, TimedOut: f.TimedOut,
 		Duration: time.Duration(f.DurationMS) * time.Millisecond,
 		Error:    f.Error, Outputs: model.Outputs{Missing: f.Missing},
+		Inputs: f.Inputs.Model(),
 	}
 	if a, err := m.store.RunningByLease(ctx, lease); err == nil {
 		for _, name := range f.Outputs {

@@ -68,9 +68,10 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 		defer s.cleanup(a.dir, log)
 	}
 	var res process.Result
+	var tree Tree
 	var runErr error
 	s.whileTouching(ctx, c, entry, func() {
-		res, runErr = s.runTask(runCtx, a, spec)
+		tree, res, runErr = s.runTask(runCtx, a, spec)
 	})
 	if s.isDropped(r) {
 		log.Info("run stopped at the master's word; not reporting it")
@@ -80,7 +81,8 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 		s.abort(st.Lease, "the slave shut down", log)
 		return abandoned
 	}
-	f := protocol.Finish{ExitCode: res.ExitCode, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds()}
+	f := protocol.Finish{ExitCode: res.ExitCode, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
+		Inputs: protocol.InputsFrom(tree.Inputs)}
 	if runErr != nil {
 		// The task could not run at all (inputs, sandbox): say why.
 		f.ExitCode, f.Error = -1, runErr.Error()
@@ -95,16 +97,16 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 }
 
 // runTask fetches the inputs and runs the command.
-func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (process.Result, error) {
+func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (Tree, process.Result, error) {
 	tree, err := s.inputs.Fetch(ctx, spec.IsolateHash, a.sandbox)
 	if err != nil {
-		return process.Result{}, fmt.Errorf("fetching inputs %s: %w", spec.IsolateHash, err)
+		return tree, process.Result{}, fmt.Errorf("fetching inputs %s: %w", spec.IsolateHash, err)
 	}
 	if len(tree.Command) == 0 {
-		return process.Result{}, fmt.Errorf("inputs %s name no command to run", spec.IsolateHash)
+		return tree, process.Result{}, fmt.Errorf("inputs %s name no command to run", spec.IsolateHash)
 	}
 	if err := os.MkdirAll(a.tmp, 0o755); err != nil {
-		return process.Result{}, fmt.Errorf("making TEST_TMPDIR: %w", err)
+		return tree, process.Result{}, fmt.Errorf("making TEST_TMPDIR: %w", err)
 	}
 	env := append(os.Environ(),
 		"TEST_TMPDIR="+a.tmp,
@@ -118,9 +120,9 @@ func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (pr
 		Stdout: a.stdout, Stderr: a.stderr, LogLimits: s.cfg.LogLimits,
 	})
 	if err != nil && res.Canceled {
-		return res, nil // a killed run is judged by the caller
+		return tree, res, nil // a killed run is judged by the caller
 	}
-	return res, err
+	return tree, res, err
 }
 
 // writeNote puts why a task could not run into its stderr log, where users

@@ -48,10 +48,12 @@ type Inputs interface {
 	Fetch(ctx context.Context, digest, dir string) (Tree, error)
 }
 
-// Tree is what a task's inputs say about running it.
+// Tree is what a task's inputs say about running it, and what fetching
+// them took.
 type Tree struct {
 	Command     []string
 	RelativeCwd string
+	Inputs      model.Inputs
 }
 
 // Config holds the slave's settings. Zero values take the defaults.

@@ -52,6 +52,7 @@ func New(src Source, log *slog.Logger) *Pages {
 		"stamp":    func(t time.Time) string { return stamp(t) },
 		"secs":     func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
 		"pct":      pct,
+		"mb":       func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) },
 		"jobURL":   func(id string) string { return "/job?job_id=" + url.QueryEscape(id) },
 		"traceURL": func(id string) string { return "/trace?job_id=" + url.QueryEscape(id) },
 	}).ParseFS(files, "templates/*.html"))

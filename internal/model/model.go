@@ -95,6 +95,7 @@ type Job struct {
 	FinishedAt  time.Time // zero while running
 	Canceled    bool
 	Counts      Counts
+	Inputs      Inputs
 }
 
 // Attempt is one attempt of a task with what is known about its run.
@@ -122,6 +123,7 @@ type Attempt struct {
 	FinishedAt  time.Time
 	ExitCode    *int
 	Outputs     Outputs
+	Inputs      Inputs
 	Error       string // why the run failed to produce a result, if it did
 }
 
@@ -145,6 +147,21 @@ type Outputs struct {
 	Missing   []string
 }
 
+// Inputs are the figures of fetching a run's inputs: items and bytes found
+// in the slave's cache (hot) or downloaded (cold), and the time it took.
+// For a job they are the sums over its attempts.
+type Inputs struct {
+	HotItems, ColdItems int64
+	HotBytes, ColdBytes int64
+	FetchTime           time.Duration
+}
+
+// Add returns i + o.
+func (i Inputs) Add(o Inputs) Inputs {
+	return Inputs{i.HotItems + o.HotItems, i.ColdItems + o.ColdItems, i.HotBytes + o.HotBytes,
+		i.ColdBytes + o.ColdBytes, i.FetchTime + o.FetchTime}
+}
+
 // Spec is what a slave needs to run an attempt.
 type Spec struct {
 	JobID         string
@@ -163,6 +180,7 @@ type Result struct {
 	TimedOut bool // the slave killed it for exceeding its timeout
 	Duration time.Duration
 	Outputs  Outputs
+	Inputs   Inputs
 	Error    string
 }
 

@@ -73,6 +73,30 @@ type Job struct {
 	SubmittedAt time.Time  `json:"submitted_at"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	model.Counts
+	// Inputs sums the input figures of the job's finished attempts.
+	Inputs Inputs `json:"inputs"`
+}
+
+// Inputs are the figures of fetching inputs: items and bytes found in a
+// slave's cache (hot) or downloaded (cold), and the seconds spent.
+type Inputs struct {
+	HotItems     int64   `json:"hot_items"`
+	HotBytes     int64   `json:"hot_bytes"`
+	ColdItems    int64   `json:"cold_items"`
+	ColdBytes    int64   `json:"cold_bytes"`
+	FetchSeconds float64 `json:"fetch_s"`
+}
+
+// InputsFrom converts model figures to their wire form.
+func InputsFrom(i model.Inputs) Inputs {
+	return Inputs{HotItems: i.HotItems, HotBytes: i.HotBytes, ColdItems: i.ColdItems, ColdBytes: i.ColdBytes,
+		FetchSeconds: i.FetchTime.Seconds()}
+}
+
+// Model converts wire figures to the model's form.
+func (i Inputs) Model() model.Inputs {
+	return model.Inputs{HotItems: i.HotItems, HotBytes: i.HotBytes, ColdItems: i.ColdItems, ColdBytes: i.ColdBytes,
+		FetchTime: time.Duration(i.FetchSeconds * float64(time.Second))}
 }
 
 // JobList is the answer of GET /api/v1/jobs.
@@ -101,6 +125,7 @@ type Attempt struct {
 	Runs                int        `json:"runs"`
 	MissingOutputs      []string   `json:"missing_outputs,omitempty"`
 	Error               string     `json:"error,omitempty"`
+	Inputs              Inputs     `json:"inputs"`
 }
 
 // AttemptList is the answer of GET /api/v1/jobs/{id}/tasks.
@@ -223,6 +248,8 @@ type Finish struct {
 	Outputs []string `json:"outputs,omitempty"`
 	Missing []string `json:"missing,omitempty"`
 	Error   string   `json:"error,omitempty"`
+	// Inputs are the figures of fetching this run's inputs.
+	Inputs Inputs `json:"inputs"`
 }
 
 // Abort is the body of POST /api/v1/attempts/{lease}/abort: the slave

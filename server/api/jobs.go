@@ -168,7 +168,7 @@ func (a *API) queueStats(r *http.Request) (result, error) {
 
 func jobJSON(j model.Job) protocol.Job {
 	out := protocol.Job{ID: j.ID, User: j.User, Name: j.Name, Status: j.Counts.Status(), Canceled: j.Canceled,
-		SubmittedAt: j.SubmittedAt.UTC(), Counts: j.Counts}
+		SubmittedAt: j.SubmittedAt.UTC(), Counts: j.Counts, Inputs: protocol.InputsFrom(j.Inputs)}
 	if !j.FinishedAt.IsZero() {
 		t := j.FinishedAt.UTC()
 		out.FinishedAt = &t
@@ -186,7 +186,7 @@ func (a *API) attemptJSON(r *http.Request, base string, at model.Attempt) protoc
 		State:               string(at.State), IsolateHash: at.IsolateHash, ExitCode: at.ExitCode,
 		Slave: at.SlaveID, Hostname: at.Hostname, SubmittedAt: at.SubmittedAt.UTC(),
 		DurationSeconds: at.Duration(time.Now()).Seconds(), Runs: at.Runs,
-		MissingOutputs: at.Outputs.Missing, Error: at.Error,
+		MissingOutputs: at.Outputs.Missing, Error: at.Error, Inputs: protocol.InputsFrom(at.Inputs),
 	}
 	if !at.StartedAt.IsZero() {
 		t := at.StartedAt.UTC()

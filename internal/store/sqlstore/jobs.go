@@ -167,16 +167,20 @@ func (s *Store) moveCounters(ctx context.Context, tx *sql.Tx, jobID string, befo
 	return err
 }
 
-const jobCols = `id, user, name, submitted_at, finished_at, canceled, `
+const jobCols = `id, user, name, submitted_at, finished_at, canceled,
+	hot_items, cold_items, hot_bytes, cold_bytes, fetch_ms, `
 
 func scanJob(r scanner) (model.Job, error) {
 	var j model.Job
 	var sub, fin int64
 	var canceled int
-	dest := append([]any{&j.ID, &j.User, &j.Name, &sub, &fin, &canceled}, countsDest(&j.Counts)...)
+	var fetchMS int64
+	dest := append([]any{&j.ID, &j.User, &j.Name, &sub, &fin, &canceled, &j.Inputs.HotItems, &j.Inputs.ColdItems,
+		&j.Inputs.HotBytes, &j.Inputs.ColdBytes, &fetchMS}, countsDest(&j.Counts)...)
 	if err := r.Scan(dest...); err != nil {
 		return j, err
 	}
+	j.Inputs.FetchTime = time.Duration(fetchMS) * time.Millisecond
 	j.SubmittedAt, j.FinishedAt, j.Canceled = fromMS(sub), fromMS(fin), canceled != 0
 	return j, nil
 }

@@ -145,14 +145,25 @@ func (s *Store) FinishAttempt(ctx context.Context, lease string, r model.Result,
 		before := g.Counts()
 		state := r.State()
 		var exit any = r.ExitCode
+		in := r.Inputs
 		_, err = tx.ExecContext(ctx, `UPDATE attempts SET state = ?, finished_at = ?, exit_code = ?,
-			stdout_key = ?, stderr_key = ?, artifact_key = ?, missing = ?, error = ? WHERE id = ?`,
+			stdout_key = ?, stderr_key = ?, artifact_key = ?, missing = ?, error = ?,
+			hot_items = ?, cold_items = ?, hot_bytes = ?, cold_bytes = ?, fetch_ms = ? WHERE id = ?`,
 			string(state), ms(now), exit, r.Outputs.Stdout, r.Outputs.Stderr, r.Outputs.Artifacts,
-			strings.Join(r.Outputs.Missing, ","), r.Error, a.ID)
+			strings.Join(r.Outputs.Missing, ","), r.Error,
+			in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(), a.ID)
 		if err != nil {
 			return err
 		}
-		a.State, a.FinishedAt, a.Outputs, a.Error = state, fromMS(ms(now)), r.Outputs, r.Error
+		if in != (model.Inputs{}) {
+			_, err = tx.ExecContext(ctx, `UPDATE jobs SET hot_items = hot_items + ?, cold_items = cold_items + ?,
+				hot_bytes = hot_bytes + ?, cold_bytes = cold_bytes + ?, fetch_ms = fetch_ms + ? WHERE id = ?`,
+				in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(), a.JobID)
+			if err != nil {
+				return err
+			}
+		}
+		a.State, a.FinishedAt, a.Outputs, a.Error, a.Inputs = state, fromMS(ms(now)), r.Outputs, r.Error, in
 		code := r.ExitCode
 		a.ExitCode = &code
 		out.Attempt = a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"time"
 
 	"github.com/dist-test/dist_test/internal/model"
 )
@@ -12,7 +13,8 @@ import (
 const attemptCols = `a.id, a.task_row, a.job_id, t.task_id, a.attempt, t.description, t.isolate_hash,
 	t.max_retries, a.state, a.token, COALESCE(a.lease, ''), a.priority, a.enqueued, a.entry_id,
 	a.slave_id, a.slot, a.hostname, a.runs, a.submitted_at, a.started_at, a.finished_at,
-	a.exit_code, a.stdout_key, a.stderr_key, a.artifact_key, a.missing, a.error
+	a.exit_code, a.stdout_key, a.stderr_key, a.artifact_key, a.missing, a.error,
+	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms
 	FROM attempts a JOIN tasks t ON t.id = a.task_row`
 
 type scanner interface{ Scan(dest ...any) error }
@@ -24,14 +26,17 @@ func scanAttempt(r scanner) (model.Attempt, error) {
 	var enq int
 	var sub, start, fin int64
 	var exit sql.NullInt64
+	var fetchMS int64
 	err := r.Scan(&a.ID, &a.TaskRow, &a.JobID, &a.TaskID, &a.Attempt, &a.Description, &a.IsolateHash,
 		&a.MaxRetries, &state, &a.Token, &a.Lease, &prio, &enq, &a.EntryID,
 		&a.SlaveID, &a.Slot, &a.Hostname, &a.Runs, &sub, &start, &fin,
-		&exit, &a.Outputs.Stdout, &a.Outputs.Stderr, &a.Outputs.Artifacts, &missing, &a.Error)
+		&exit, &a.Outputs.Stdout, &a.Outputs.Stderr, &a.Outputs.Artifacts, &missing, &a.Error,
+		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS)
 	if err != nil {
 		return a, err
 	}
 	a.State = model.State(state)
+	a.Inputs.FetchTime = time.Duration(fetchMS) * time.Millisecond
 	a.Priority = uint32(prio)
 	a.Enqueued = enq != 0
 	a.SubmittedAt, a.StartedAt, a.FinishedAt = fromMS(sub), fromMS(start), fromMS(fin)

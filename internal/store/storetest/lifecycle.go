@@ -43,12 +43,12 @@ func testPass(t *testing.T, h *harness) {
 	}
 	j := h.counts("p", model.Counts{TotalTasks: 1, FinishedTasks: 1, SucceededTasks: 1, TotalGroups: 1,
 		FinishedGroups: 1, SucceededGroups: 1})
-	if j.FinishedAt.IsZero() || j.Counts.Status() != "finished" {
+	if j.FinishedAt.IsZero() || j.Counts.Status() != "finished" || j.Inputs != inputs {
 		t.Errorf("finished job = %+v", j)
 	}
 	got, err := h.s.GetAttempt(h.ctx, "p", taskID(0), 0)
 	if err != nil || got.State != model.Passed || got.ExitCode == nil || *got.ExitCode != 0 ||
-		got.Outputs.Stdout != "logs/x.stdout" || got.FinishedAt.IsZero() || got.Hostname != "host-1" {
+		got.Outputs.Stdout != "logs/x.stdout" || got.FinishedAt.IsZero() || got.Hostname != "host-1" || got.Inputs != inputs {
 		t.Errorf("GetAttempt = %+v, %v", got, err)
 	}
 }
@@ -70,8 +70,11 @@ func testFlaky(t *testing.T, h *harness) {
 		t.Fatalf("second start got attempt %d", b.Attempt)
 	}
 	h.finish(b.Lease, 0, false)
-	h.counts("f", model.Counts{TotalTasks: 2, FinishedTasks: 2, RetriedTasks: 1, FailedTasks: 1, SucceededTasks: 1,
+	j := h.counts("f", model.Counts{TotalTasks: 2, FinishedTasks: 2, RetriedTasks: 1, FailedTasks: 1, SucceededTasks: 1,
 		TotalGroups: 1, FinishedGroups: 1, SucceededGroups: 1, FlakyGroups: 1, FlakyTasks: 1})
+	if j.Inputs != inputs.Add(inputs) {
+		t.Errorf("job input figures %+v, want the sum of two attempts' %+v", j.Inputs, inputs)
+	}
 }
 
 func testFail(t *testing.T, h *harness) {
