@@ -139,6 +139,8 @@ func (m *Master) ReconcileOnce(ctx context.Context) (int, error) {
 	}
 	if lost > 0 {
 		m.log.Warn("queue lost entries; putting them again", "attempts", lost)
+		_ = m.store.AddEvent(ctx, model.Event{At: m.now(), Kind: model.EventQueueEntriesLost, Attempt: -1,
+			Detail: fmt.Sprintf("%d queued attempts had no entry in the queue; put again", lost)})
 		m.poke()
 	}
 	return lost, nil

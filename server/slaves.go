@@ -8,6 +8,7 @@ import (
 
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/store"
 )
 
 // Register records a new slave registration. Every start of a slave process
@@ -78,6 +79,11 @@ func (m *Master) Deregister(ctx context.Context, slaveID string) error {
 	n, err := m.requeueAll(ctx, slaveID, "slave "+slaveID+" left")
 	m.log.Info("slave terminated", "slave", slaveID, "requeued", n)
 	return err
+}
+
+// Events returns recorded events, oldest first.
+func (m *Master) Events(ctx context.Context, f store.EventFilter) ([]model.Event, error) {
+	return m.store.Events(ctx, f)
 }
 
 // Slaves lists slave registrations.

@@ -197,6 +197,23 @@ type Slave struct {
 	Running       int       `json:"running"`
 }
 
+// Event is one record of GET /api/v1/events.
+type Event struct {
+	ID      int64     `json:"id"`
+	At      time.Time `json:"at"`
+	Kind    string    `json:"kind"`
+	SlaveID string    `json:"slave_id,omitempty"`
+	JobID   string    `json:"job_id,omitempty"`
+	TaskID  string    `json:"task_id,omitempty"`
+	Attempt *int      `json:"attempt,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// EventList answers GET /api/v1/events?slave=&job=&after=&limit=.
+type EventList struct {
+	Events []Event `json:"events"`
+}
+
 // SlaveList answers GET /api/v1/slaves.
 type SlaveList struct {
 	Slaves []Slave `json:"slaves"`

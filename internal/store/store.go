@@ -97,7 +97,20 @@ type Store interface {
 	// RunningOn returns the running attempts of a slave.
 	RunningOn(ctx context.Context, slaveID string) ([]model.Attempt, error)
 
+	// AddEvent records an event that is not part of a state change above.
+	AddEvent(ctx context.Context, e model.Event) error
+	// Events returns events with id > f.After, oldest first.
+	Events(ctx context.Context, f EventFilter) ([]model.Event, error)
+
 	Close() error
+}
+
+// EventFilter selects events: of one slave, one job, or all.
+type EventFilter struct {
+	SlaveID string
+	JobID   string
+	After   int64
+	Limit   int // 1000 when 0
 }
 
 // StartRequest identifies a queue entry and the slot that reserved it.

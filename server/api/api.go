@@ -66,6 +66,7 @@ func New(m *server.Master, opt Options) http.Handler {
 		r.Post("/jobs/{id}/retry", a.json(a.retryTasks))
 		r.Get("/queue", a.json(a.queueStats))
 		r.Get("/slaves", a.json(a.listSlaves))
+		r.Get("/events", a.json(a.listEvents))
 		r.Post("/slaves", a.json(a.register))
 		r.Post("/slaves/{id}/heartbeat", a.json(a.heartbeat))
 		r.Delete("/slaves/{id}", a.json(a.deregister))

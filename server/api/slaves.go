@@ -10,7 +10,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/store"
 )
 
 func (a *API) register(r *http.Request) (result, error) {
@@ -58,6 +60,39 @@ func (a *API) listSlaves(r *http.Request) (result, error) {
 			State: string(s.State), RegisteredAt: s.RegisteredAt.UTC(), LastHeartbeat: s.LastHeartbeat.UTC(),
 			Running: s.Running, Resources: protocol.Resources{CPUs: s.CPUs, MemoryBytes: s.MemoryBytes,
 				DiskFreeBytes: s.DiskFreeBytes}}
+	}
+	return result{value: out}, nil
+}
+
+func (a *API) listEvents(r *http.Request) (result, error) {
+	q := r.URL.Query()
+	f := store.EventFilter{SlaveID: q.Get("slave"), JobID: q.Get("job")}
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return result{}, fmt.Errorf("%w: after must be an event id, got %q", model.ErrInvalid, v)
+		}
+		f.After = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return result{}, fmt.Errorf("%w: limit must be from 1 to 10000, got %q", model.ErrInvalid, v)
+		}
+		f.Limit = n
+	}
+	events, err := a.m.Events(r.Context(), f)
+	if err != nil {
+		return result{}, err
+	}
+	out := protocol.EventList{Events: make([]protocol.Event, len(events))}
+	for i, e := range events {
+		out.Events[i] = protocol.Event{ID: e.ID, At: e.At.UTC(), Kind: string(e.Kind), SlaveID: e.SlaveID,
+			JobID: e.JobID, TaskID: e.TaskID, Detail: e.Detail}
+		if e.Attempt >= 0 {
+			n := e.Attempt
+			out.Events[i].Attempt = &n
+		}
 	}
 	return result{value: out}, nil
 }

@@ -82,6 +82,12 @@ func (c Config) Addr() string {
 func (c Config) DSN() string {
 	m := mysql.NewConfig()
 	m.User, m.Passwd, m.Net, m.Addr, m.DBName = c.User, c.Password, "tcp", c.Addr(), c.Database
+	tune(m)
+	return m.FormatDSN()
+}
+
+// tune sets what the store relies on, whatever DSN it was given.
+func tune(m *mysql.Config) {
 	m.ParseTime = true
 	m.Timeout = 5 * time.Second       // dial
 	m.ReadTimeout = 30 * time.Second  // a query that hangs fails, rather than the master
@@ -89,8 +95,13 @@ func (c Config) DSN() string {
 	// Client-side interpolation saves a round trip per statement; it is safe
 	// with utf8mb4 and the driver's escaping.
 	m.InterpolateParams = true
-	m.Params = map[string]string{"charset": "utf8mb4"}
-	return m.FormatDSN()
+	// UPDATE reports the rows it matched, as SQLite does, not only those it
+	// changed: the store tells "no such row" from "already so" by it.
+	m.ClientFoundRows = true
+	if m.Params == nil {
+		m.Params = map[string]string{}
+	}
+	m.Params["charset"] = "utf8mb4"
 }
 
 // Open connects, creates the database if it does not exist and the user may,
@@ -108,7 +119,12 @@ func Open(ctx context.Context, c Config) (*sqlstore.Store, error) {
 
 // OpenDSN is Open for a ready driver DSN; where names the database in errors.
 func OpenDSN(ctx context.Context, dsn, where string) (*sqlstore.Store, error) {
-	db, err := sql.Open("mysql", dsn)
+	m, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	tune(m)
+	db, err := sql.Open("mysql", m.FormatDSN())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}

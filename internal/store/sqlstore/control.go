@@ -99,7 +99,11 @@ func (s *Store) CancelJob(ctx context.Context, jobID string, now time.Time) ([]m
 			return err
 		}
 		canceled = open
-		return s.moveCounters(ctx, tx, jobID, before, after, now)
+		if err := s.moveCounters(ctx, tx, jobID, before, after, now); err != nil {
+			return err
+		}
+		return event(ctx, tx, model.Event{At: now, Kind: model.EventJobCanceled, JobID: jobID, Attempt: -1,
+			Detail: fmt.Sprintf("%d unfinished attempts canceled", len(open))})
 	})
 	return canceled, err
 }

@@ -48,7 +48,11 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 		if err != nil {
 			return err
 		}
-		return s.insertFirstAttempts(ctx, tx, job, rows, now)
+		if err := s.insertFirstAttempts(ctx, tx, job, rows, now); err != nil {
+			return err
+		}
+		return event(ctx, tx, model.Event{At: now, Kind: model.EventJobSubmitted, JobID: job.ID, Attempt: -1,
+			Detail: fmt.Sprintf("%d tasks, by %s", len(job.Tasks), job.User)})
 	})
 }
 

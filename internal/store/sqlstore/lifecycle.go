@@ -41,6 +41,10 @@ func (s *Store) StartAttempt(ctx context.Context, req store.StartRequest, now ti
 		default:
 			return conflict("attempt %d of %s has already ended: %s", a.Attempt, a.TaskID, a.State)
 		}
+		detail := fmt.Sprintf("run %d on slot %d", a.Runs+1, req.Slot)
+		if a.State == model.Running {
+			detail += fmt.Sprintf(", taking over from %s whose lease ran out", a.SlaveID)
+		}
 		lease := s.newID()
 		_, err = tx.ExecContext(ctx, `UPDATE attempts SET state = ?, lease = ?, slave_id = ?, slot = ?,
 			hostname = ?, started_at = ?, runs = runs + 1, entry_id = ?, enqueued = 1 WHERE id = ?`,
@@ -51,6 +55,9 @@ func (s *Store) StartAttempt(ctx context.Context, req store.StartRequest, now ti
 		a.State, a.Lease, a.SlaveID, a.Slot, a.Hostname = model.Running, lease, req.SlaveID, req.Slot, req.Hostname
 		a.StartedAt, a.EntryID, a.Enqueued = fromMS(ms(now)), req.EntryID, true
 		a.Runs++
+		if err := event(ctx, tx, attemptEvent(model.EventAttemptStarted, a, detail, ms(now))); err != nil {
+			return err
+		}
 		spec, err = s.spec(ctx, tx, a)
 		return err
 	})
@@ -181,6 +188,16 @@ func (s *Store) FinishAttempt(ctx context.Context, lease string, r model.Result,
 		if err := s.moveCounters(ctx, tx, a.JobID, before, g.Counts(), now); err != nil {
 			return err
 		}
+		detail := string(state)
+		if out.Next != nil {
+			detail += "; attempt " + fmt.Sprint(out.Next.Attempt) + " queued"
+		}
+		if r.Error != "" {
+			detail += ": " + r.Error
+		}
+		if err := event(ctx, tx, attemptEvent(model.EventAttemptFinished, a, detail, ms(now))); err != nil {
+			return err
+		}
 		if r.Duration > 0 {
 			return s.recordDuration(ctx, tx, a.Description, r.Duration, now)
 		}
@@ -223,15 +240,20 @@ func (s *Store) RequeueRun(ctx context.Context, lease, reason string, keepEntry 
 			return err
 		}
 		prio := model.Priority(time.Duration(expectedMS)*time.Millisecond, true)
+		kind := model.EventAttemptRequeued
 		if keepEntry {
+			kind = model.EventAttemptAborted
 			_, err = tx.ExecContext(ctx, `UPDATE attempts SET state = ?, lease = NULL, priority = ?,
 				slave_id = '', slot = 0, error = ? WHERE id = ?`, string(model.Queued), int64(prio), reason, a.ID)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE attempts SET state = ?, token = ?, lease = NULL, enqueued = 0,
+				priority = ?, slave_id = '', slot = 0, error = ? WHERE id = ?`,
+				string(model.Queued), s.newID(), int64(prio), reason, a.ID)
+		}
+		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE attempts SET state = ?, token = ?, lease = NULL, enqueued = 0,
-			priority = ?, slave_id = '', slot = 0, error = ? WHERE id = ?`,
-			string(model.Queued), s.newID(), int64(prio), reason, a.ID)
-		return err
+		return event(ctx, tx, attemptEvent(kind, a, reason, ms(now)))
 	})
 }
 

@@ -34,8 +34,11 @@ func (s *Store) RegisterSlave(ctx context.Context, sl model.Slave) error {
 			sl.DiskFreeBytes, ms(sl.RegisteredAt), ms(sl.RegisteredAt))
 		if err != nil && s.d.Duplicate(err) {
 			return fmt.Errorf("slave %s: %w", sl.ID, model.ErrExists)
+		} else if err != nil {
+			return err
 		}
-		return err
+		return event(ctx, tx, model.Event{At: sl.RegisteredAt, Kind: model.EventSlaveStarted, SlaveID: sl.ID, Attempt: -1,
+			Detail: fmt.Sprintf("%s, %d slots, version %s", sl.Hostname, sl.Slots, sl.Version)})
 	})
 }
 
@@ -72,14 +75,22 @@ func (s *Store) SetSlaveState(ctx context.Context, slaveID string, state model.S
 		if state != model.SlaveAlive {
 			ended = ms(now)
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE slaves SET state = ?, ended_at = ? WHERE id = ?`, string(state), ended, slaveID)
-		if err != nil {
+		var old string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM slaves WHERE id = ?`+s.d.ForUpdate, slaveID).Scan(&old)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("slave %s: %w", slaveID, model.ErrNotFound)
+		} else if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err == nil && n == 0 {
-			return fmt.Errorf("slave %s: %w", slaveID, model.ErrNotFound)
+		if model.SlaveState(old) == state {
+			return nil
 		}
-		return nil
+		if _, err := tx.ExecContext(ctx, `UPDATE slaves SET state = ?, ended_at = ? WHERE id = ?`, string(state), ended, slaveID); err != nil {
+			return err
+		}
+		kind := map[model.SlaveState]model.EventKind{model.SlaveLost: model.EventSlaveLost,
+			model.SlaveTerminated: model.EventSlaveTerminated, model.SlaveAlive: model.EventSlaveReset}[state]
+		return event(ctx, tx, model.Event{At: now, Kind: kind, SlaveID: slaveID, Attempt: -1, Detail: "was " + old})
 	})
 }
 

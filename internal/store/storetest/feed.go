@@ -1,10 +1,12 @@
 package storetest
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/store"
 )
 
 func testFeed(t *testing.T, h *harness) {
@@ -146,4 +148,58 @@ func testList(t *testing.T, h *harness) {
 	}
 	_, err = h.s.GetAttempt(h.ctx, "l1", taskID(0), 5)
 	wantErr(t, err, model.ErrNotFound, "GetAttempt of an unknown attempt")
+}
+
+func testEvents(t *testing.T, h *harness) {
+	if err := h.s.RegisterSlave(h.ctx, model.Slave{ID: "ev", Hostname: "h", Slots: 1, RegisteredAt: h.tick()}); err != nil {
+		t.Fatal(err)
+	}
+	h.job("evj", 1, 1)
+	a := h.start("evj", taskID(0), 1)
+	if err := h.s.RequeueRun(h.ctx, a.Lease, "slave lost", false, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	b := h.start("evj", taskID(0), 2)
+	if err := h.s.RequeueRun(h.ctx, b.Lease, "slave shut down", true, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	c := h.start("evj", taskID(0), 2)
+	h.finish(c.Lease, 1, false)
+	for _, st := range []model.SlaveState{model.SlaveLost, model.SlaveLost, model.SlaveAlive, model.SlaveTerminated} {
+		if err := h.s.SetSlaveState(h.ctx, "ev", st, h.tick()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.s.CancelJob(h.ctx, "evj", h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.AddEvent(h.ctx, model.Event{At: h.tick(), Kind: model.EventQueueEntriesLost, Attempt: -1, Detail: "3"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := h.s.Events(h.ctx, store.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range all {
+		kinds = append(kinds, string(e.Kind))
+	}
+	want := "slave_started job_submitted attempt_started attempt_requeued attempt_started attempt_aborted " +
+		"attempt_started attempt_finished slave_lost slave_reset slave_terminated job_canceled queue_entries_lost"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Fatalf("events:\n got %s\nwant %s", got, want)
+	}
+	finished := all[7]
+	if finished.JobID != "evj" || finished.TaskID != taskID(0) || finished.Attempt != 0 || finished.SlaveID != "slave-1" ||
+		!strings.HasPrefix(finished.Detail, "failed; attempt 1 queued") {
+		t.Errorf("attempt_finished event = %+v", finished)
+	}
+	mine, err := h.s.Events(h.ctx, store.EventFilter{SlaveID: "ev"})
+	if err != nil || len(mine) != 4 {
+		t.Errorf("events of slave ev: %d, %v; want 4", len(mine), err)
+	}
+	page, err := h.s.Events(h.ctx, store.EventFilter{JobID: "evj", After: all[3].ID, Limit: 2})
+	if err != nil || len(page) != 2 || page[0].ID != all[4].ID {
+		t.Errorf("a page of the job's events after %d = %+v, %v", all[3].ID, page, err)
+	}
 }

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Slaves", testSlaves},
 		{"ConcurrentFinishes", testConcurrent},
 		{"ListAndFilter", testList},
+		{"Events", testEvents},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

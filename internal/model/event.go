@@ -1,0 +1,34 @@
+package model
+
+import "time"
+
+// EventKind names what happened.
+type EventKind string
+
+// The events the master records, each in the transaction of the change it
+// describes.
+const (
+	EventJobSubmitted     EventKind = "job_submitted"
+	EventJobCanceled      EventKind = "job_canceled"
+	EventAttemptStarted   EventKind = "attempt_started"
+	EventAttemptFinished  EventKind = "attempt_finished" // detail: the final state
+	EventAttemptRequeued  EventKind = "attempt_requeued" // its slave was lost; new token
+	EventAttemptAborted   EventKind = "attempt_aborted"  // its slave gave it back
+	EventSlaveStarted     EventKind = "slave_started"
+	EventSlaveLost        EventKind = "slave_lost"
+	EventSlaveTerminated  EventKind = "slave_terminated"
+	EventSlaveReset       EventKind = "slave_reset" // a lost slave came back and was told to reset
+	EventQueueEntriesLost EventKind = "queue_entries_lost"
+)
+
+// Event is one record of the event log.
+type Event struct {
+	ID      int64
+	At      time.Time
+	Kind    EventKind
+	SlaveID string
+	JobID   string
+	TaskID  string
+	Attempt int // -1 when the event is not about an attempt
+	Detail  string
+}
