@@ -29,10 +29,23 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		// Not a conflict: the entry is good and the slave must give it back.
 		return model.Attempt{}, model.Spec{}, fmt.Errorf("%w: slave %s is %s; heartbeat to reset", model.ErrNotFound, sl.ID, sl.State)
 	}
-	a, spec, err := m.store.StartAttempt(ctx, store.StartRequest{
+	sr := store.StartRequest{
 		AttemptID: req.Entry.AttemptID, Token: req.Entry.Token, EntryID: req.EntryID,
 		SlaveID: sl.ID, Slot: req.Slot, Hostname: sl.Hostname,
-	}, m.now())
+	}
+	a, spec, err := m.store.StartAttempt(ctx, sr, m.now())
+	var held *store.HeldError
+	if errors.As(err, &held) {
+		// The entry's lease ran out in the queue (a restart of beanstalkd
+		// with its binlog does that to every reserved entry). While the
+		// slave that runs it is alive, it is still running: refuse, so that
+		// no task runs twice. A dead holder's run is taken over.
+		if m.slaveAlive(ctx, held.SlaveID) {
+			return a, spec, fmt.Errorf("start: %w", err)
+		}
+		sr.Takeover = true
+		a, spec, err = m.store.StartAttempt(ctx, sr, m.now())
+	}
 	if err != nil {
 		return a, spec, fmt.Errorf("start: %w", err)
 	}
@@ -52,6 +65,13 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		m.log.Info("attempt started again", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "run", a.Runs, "slave", sl.ID)
 	}
 	return a, spec, nil
+}
+
+// slaveAlive: registered, not lost or gone, and heard from within the
+// heartbeat timeout.
+func (m *Master) slaveAlive(ctx context.Context, id string) bool {
+	s, err := m.store.GetSlave(ctx, id)
+	return err == nil && s.State == model.SlaveAlive && m.now().Sub(s.LastHeartbeat) <= m.cfg.HeartbeatTimeout
 }
 
 // OutputKey is where an output of a run is stored. The lease makes it

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,7 +252,7 @@ func TestReaper(t *testing.T) {
 	if _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{}); !errors.Is(err, model.ErrConflict) {
 		t.Errorf("late finish of the lost run: %v; want conflict", err)
 	}
-	reply, err := f.m.Heartbeat(f.ctx, slave, []string{a.Lease})
+	reply, err := f.m.Heartbeat(f.ctx, slave, protocol.Heartbeat{Running: []string{a.Lease}})
 	if err != nil || !reply.Reset {
 		t.Errorf("first heartbeat after loss = %+v, %v; want reset", reply, err)
 	}
@@ -264,43 +265,131 @@ func TestReaper(t *testing.T) {
 	}
 }
 
-// An entry whose attempt was started again and again without a result (it
-// took its slaves down) is refused as poison once MaxRuns is passed, and
-// its attempt ends as failed, with a retry when one is left.
+// An attempt started again and again without a result (each time its slave
+// died and was declared lost) is refused as poison once MaxRuns is passed,
+// and ends as failed, with a retry when one is left.
 func TestPoisonEntryIsRefused(t *testing.T) {
-	f := newFixture(t, server.Config{MaxRuns: 2})
-	slave := f.slave()
+	f := newFixture(t, server.Config{MaxRuns: 2, HeartbeatInterval: time.Second})
 	if _, err := f.m.Submit(f.ctx, server.Submission{ID: "p", Tasks: []model.TaskSpec{
 		{IsolateHash: hash, Description: "crasher", MaxRetries: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	f.m.FeedOnce(f.ctx)
-	c, _ := f.q.NewConsumer(f.ctx)
-	res, _ := c.Reserve(f.ctx, 0)
-	var e protocol.Entry
-	json.Unmarshal(res.Body, &e)
-	c.Close() // the slave "dies": the entry is ready again at once
 	for run := 1; run <= 3; run++ {
+		slave := f.slave()
+		f.m.FeedOnce(f.ctx)
 		c, _ := f.q.NewConsumer(f.ctx)
-		res, err := c.Reserve(f.ctx, 0)
-		if err != nil {
-			t.Fatalf("run %d: %v", run, err)
+		var err error
+		for { // as a slave does: stale entries of the lost runs are deleted
+			res, rerr := c.Reserve(f.ctx, 0)
+			if rerr != nil {
+				t.Fatalf("run %d: %v", run, rerr)
+			}
+			var e protocol.Entry
+			json.Unmarshal(res.Body, &e)
+			_, _, err = f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
+			if !errors.Is(err, model.ErrConflict) {
+				break
+			}
+			c.Delete(f.ctx, res.ID)
 		}
-		_, _, err = f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
 		switch {
 		case run <= 2 && err != nil:
 			t.Fatalf("run %d refused: %v", run, err)
 		case run == 3 && !errors.Is(err, model.ErrPoison):
 			t.Fatalf("run %d: %v; want poison", run, err)
 		}
-		c.Close()
+		c.Close() // the slave dies with its task...
+		f.clock.Add(10 * time.Second)
+		if _, err := f.m.ReapOnce(f.ctx); err != nil { // ...and is declared lost
+			t.Fatal(err)
+		}
 	}
 	job, _ := f.m.Job(f.ctx, "p")
 	if job.Counts.FailedTasks != 1 || job.Counts.TotalTasks != 2 || job.Counts.RetriedTasks != 1 {
 		t.Errorf("after the poison: %+v; want attempt 0 failed and attempt 1 queued", job.Counts)
 	}
 	attempts, _ := f.m.Attempts(f.ctx, "p", model.Failed)
-	if len(attempts) != 1 || attempts[0].Error == "" {
+	if len(attempts) != 1 || !strings.Contains(attempts[0].Error, "never reported") {
 		t.Errorf("failed attempt = %+v; want the reason recorded", attempts)
+	}
+}
+
+// While the slave that runs an attempt is alive, a second delivery of its
+// queue entry (its lease ran out in the queue) is refused: no task runs
+// twice. Once the holder is gone, the run is taken over.
+func TestRedeliveryDoesNotRunTwice(t *testing.T) {
+	f := newFixture(t, server.Config{HeartbeatInterval: time.Second})
+	holder, other := f.slave(), f.slave()
+	f.submit("r", "t")
+	f.m.FeedOnce(f.ctx)
+	c, _ := f.q.NewConsumer(f.ctx)
+	res, _ := c.Reserve(f.ctx, 0)
+	var e protocol.Entry
+	json.Unmarshal(res.Body, &e)
+	first, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: holder, EntryID: res.ID, Entry: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // the entry is ready again, the holder still runs the task
+	c2, _ := f.q.NewConsumer(f.ctx)
+	defer c2.Close()
+	res2, err := c2.Reserve(f.ctx, 0)
+	if err != nil || res2.ID != res.ID {
+		t.Fatalf("second delivery: %+v, %v", res2, err)
+	}
+	if _, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: other, EntryID: res2.ID, Entry: e}); !errors.Is(err, model.ErrConflict) {
+		t.Fatalf("start while the holder is alive: %v; want conflict", err)
+	}
+	f.clock.Add(4 * time.Second) // the holder falls silent past the timeout
+	if _, err := f.m.Heartbeat(f.ctx, other, protocol.Heartbeat{}); err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: other, EntryID: res2.ID, Entry: e})
+	if err != nil || second.Lease == first.Lease {
+		t.Fatalf("start after the holder went silent: %+v, %v; want a takeover", second, err)
+	}
+	if _, err := f.m.Finish(f.ctx, first.Lease, protocol.Finish{}); !errors.Is(err, model.ErrConflict) {
+		t.Errorf("finish by the superseded run: %v; want conflict", err)
+	}
+}
+
+// A run the store has on a slave that the slave does not report (running
+// or pending) is queued again at the slave's heartbeat, once it is older
+// than two heartbeat intervals; one it reports, or a pending result, stays.
+func TestHeartbeatReconcilesRuns(t *testing.T) {
+	f := newFixture(t, server.Config{HeartbeatInterval: time.Second})
+	slave := f.slave()
+	f.submit("h", "running", "pending", "unknown")
+	f.m.FeedOnce(f.ctx)
+	c, _ := f.q.NewConsumer(f.ctx)
+	defer c.Close()
+	leases := map[string]string{}
+	for range 3 {
+		res, _ := c.Reserve(f.ctx, 0)
+		var e protocol.Entry
+		json.Unmarshal(res.Body, &e)
+		a, spec, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases[spec.Description] = a.Lease
+	}
+	hb := protocol.Heartbeat{Running: []string{leases["running"]}, Pending: []string{leases["pending"]}}
+	if _, err := f.m.Heartbeat(f.ctx, slave, hb); err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := f.m.Attempts(f.ctx, "h", model.Queued); len(q) != 0 {
+		t.Fatalf("a run just started was queued again: %+v", q)
+	}
+	f.clock.Add(3 * time.Second)
+	if _, err := f.m.Heartbeat(f.ctx, slave, hb); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := f.m.Attempts(f.ctx, "h", model.Queued)
+	if len(q) != 1 || q[0].Description != "unknown" {
+		t.Fatalf("queued again: %+v; want only the run the slave did not know", q)
+	}
+	if _, err := f.m.Finish(f.ctx, leases["pending"], protocol.Finish{}); err != nil {
+		t.Errorf("the pending result was refused: %v", err)
 	}
 }

@@ -36,8 +36,11 @@ func (m *Master) Register(ctx context.Context, r protocol.Register) (model.Slave
 
 // Heartbeat records that a slave is alive and tells it what to stop: every
 // run it reports whose lease is no longer current (canceled, or handed to
-// another slave), or everything if the master had declared it lost.
-func (m *Master) Heartbeat(ctx context.Context, slaveID string, running []string) (protocol.HeartbeatReply, error) {
+// another slave), or everything if the master had declared it lost. It also
+// reconciles the store with the slave: a run the store has on this slave
+// that the slave neither runs nor holds a result of was lost (the start's
+// answer never reached the slave, say) and is queued again.
+func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Heartbeat) (protocol.HeartbeatReply, error) {
 	var reply protocol.HeartbeatReply
 	before, err := m.store.Heartbeat(ctx, slaveID, m.now())
 	if err != nil {
@@ -55,19 +58,49 @@ func (m *Master) Heartbeat(ctx context.Context, slaveID string, running []string
 		m.log.Warn("lost slave is back; told to reset", "slave", slaveID, "host", before.Hostname)
 		return protocol.HeartbeatReply{Reset: true}, nil
 	}
-	if len(running) == 0 {
-		return reply, nil
-	}
-	current, err := m.store.CurrentLeases(ctx, running)
-	if err != nil {
-		return reply, err
-	}
-	for _, l := range running {
-		if !current[l] {
-			reply.Kill = append(reply.Kill, l)
+	if len(hb.Running) > 0 {
+		current, err := m.store.CurrentLeases(ctx, hb.Running)
+		if err != nil {
+			return reply, err
+		}
+		for _, l := range hb.Running {
+			if !current[l] {
+				reply.Kill = append(reply.Kill, l)
+			}
 		}
 	}
-	return reply, nil
+	return reply, m.reconcileSlave(ctx, slaveID, hb)
+}
+
+// reconcileSlave queues again the runs the store has on a slave that the
+// slave does not know of. A run started moments ago may not be in the
+// heartbeat yet: only runs older than two heartbeat intervals count.
+func (m *Master) reconcileSlave(ctx context.Context, slaveID string, hb protocol.Heartbeat) error {
+	runs, err := m.store.RunningOn(ctx, slaveID)
+	if err != nil || len(runs) == 0 {
+		return err
+	}
+	known := make(map[string]bool, len(hb.Running)+len(hb.Pending))
+	for _, l := range append(hb.Running, hb.Pending...) {
+		known[l] = true
+	}
+	cutoff := m.now().Add(-2 * m.cfg.HeartbeatInterval)
+	n := 0
+	for _, a := range runs {
+		if known[a.Lease] || a.StartedAt.After(cutoff) {
+			continue
+		}
+		err := m.store.RequeueRun(ctx, a.Lease, "its slave does not run it and holds no result of it", false, m.now())
+		if err != nil && !errors.Is(err, model.ErrConflict) {
+			return err
+		}
+		n++
+	}
+	if n > 0 {
+		m.log.Warn("runs the slave does not know of were queued again", "slave", slaveID, "runs", n)
+		m.poke()
+	}
+	return nil
 }
 
 // Deregister ends a slave registration that leaves on its own. Runs it

@@ -171,9 +171,11 @@ type Registered struct {
 }
 
 // Heartbeat is the body of POST /api/v1/slaves/{id}/heartbeat: the leases of
-// the attempts the slave is running now.
+// the attempts the slave is running now, and of those it finished and has
+// not yet reported (their results wait in its spool).
 type Heartbeat struct {
 	Running []string `json:"running"`
+	Pending []string `json:"pending,omitempty"`
 }
 
 // HeartbeatReply tells a slave what to stop. Reset: the master had declared

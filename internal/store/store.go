@@ -45,9 +45,10 @@ type Store interface {
 	// that has a history.
 	Durations(ctx context.Context, descriptions []string) (map[string]time.Duration, error)
 
-	// ToEnqueue returns queued attempts not yet in the queue, by job, in
-	// priority order, so that no job has more than window attempts queued
-	// and enqueued at once. At most limit in all.
+	// ToEnqueue returns queued attempts not yet in the queue: first every
+	// retry or re-queued run (priorities in the retry band), then first
+	// attempts by job, in priority order, so that no job has more than
+	// window attempts queued and enqueued at once. At most limit in all.
 	ToEnqueue(ctx context.Context, window, limit int) ([]model.Attempt, error)
 	// MarkEnqueued records the queue entry put for an attempt. ErrConflict
 	// if the attempt is no longer queued under that token (the entry is
@@ -121,7 +122,20 @@ type StartRequest struct {
 	SlaveID   string
 	Slot      int
 	Hostname  string
+	// Takeover allows starting an attempt that runs already from the same
+	// entry (its lease ran out in the queue). Without it such a start is a
+	// *HeldError, so that the caller can first check the holder is gone.
+	Takeover bool
 }
+
+// HeldError says an attempt runs already, on SlaveID, from the same queue
+// entry. It is a model.ErrConflict.
+type HeldError struct{ SlaveID string }
+
+func (e *HeldError) Error() string { return "conflict: the attempt runs already on slave " + e.SlaveID }
+
+// Unwrap makes a HeldError a conflict.
+func (e *HeldError) Unwrap() error { return model.ErrConflict }
 
 // FinishOutcome is what a finish did.
 type FinishOutcome struct {

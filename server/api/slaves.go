@@ -35,7 +35,7 @@ func (a *API) heartbeat(r *http.Request) (result, error) {
 	if err := a.decode(r, &req); err != nil {
 		return result{}, err
 	}
-	reply, err := a.m.Heartbeat(r.Context(), chi.URLParam(r, "id"), req.Running)
+	reply, err := a.m.Heartbeat(r.Context(), chi.URLParam(r, "id"), req)
 	if err != nil {
 		return result{}, err
 	}

@@ -7,11 +7,18 @@ import (
 	"github.com/dist-test/dist_test/internal/model"
 )
 
-// ToEnqueue implements store.Store. Jobs are served oldest first; each gets
-// at most window entries in the queue at once, which is what shares the
-// slaves between jobs: a new job's tasks enter the queue beside an older
-// job's instead of behind all of it.
+// ToEnqueue implements store.Store. Retries and runs queued again after a
+// lost slave come first and ignore the window: they are late already, and
+// a full window must not hold them back. Then jobs are served oldest first,
+// each with at most window entries in the queue at once, which is what
+// shares the slaves between jobs: a new job's tasks enter the queue beside
+// an older job's instead of behind all of it.
 func (s *Store) ToEnqueue(ctx context.Context, window, limit int) ([]model.Attempt, error) {
+	out, err := queryAttempts(ctx, s.r, `WHERE a.state = ? AND a.enqueued = 0 AND a.priority <= ?
+		ORDER BY a.priority, a.id LIMIT ?`, string(model.Queued), int64(model.RetryBase), limit)
+	if err != nil {
+		return nil, s.classify(err)
+	}
 	inQueue, err := s.countEnqueued(ctx)
 	if err != nil {
 		return nil, s.classify(err)
@@ -36,7 +43,6 @@ func (s *Store) ToEnqueue(ctx context.Context, window, limit int) ([]model.Attem
 	if err != nil {
 		return nil, s.classify(err)
 	}
-	var out []model.Attempt
 	for _, j := range jobs {
 		room := min(window-inQueue[j], limit-len(out))
 		if room <= 0 {
@@ -46,7 +52,7 @@ func (s *Store) ToEnqueue(ctx context.Context, window, limit int) ([]model.Attem
 			continue
 		}
 		more, err := queryAttempts(ctx, s.r, `WHERE a.state = ? AND a.enqueued = 0 AND a.job_id = ?
-			ORDER BY a.priority, a.id LIMIT ?`, string(model.Queued), j, room)
+			AND a.priority > ? ORDER BY a.priority, a.id LIMIT ?`, string(model.Queued), j, int64(model.RetryBase), room)
 		if err != nil {
 			return nil, s.classify(err)
 		}

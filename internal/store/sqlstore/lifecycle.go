@@ -32,10 +32,12 @@ func (s *Store) StartAttempt(ctx context.Context, req store.StartRequest, now ti
 		}
 		switch {
 		case a.State == model.Queued:
+		case a.State == model.Running && req.EntryID != 0 && a.EntryID == req.EntryID && !req.Takeover:
+			return &store.HeldError{SlaveID: a.SlaveID}
 		case a.State == model.Running && req.EntryID != 0 && a.EntryID == req.EntryID:
 			// The same entry came back: its lease (TTR) ran out, so the queue
-			// handed it on. The new run supersedes the old one, whose lease
-			// stops being current here.
+			// handed it on, and the caller found the holder gone. The new run
+			// supersedes the old one, whose lease stops being current here.
 		case a.State == model.Running:
 			return conflict("attempt %d of %s is already running on %s", a.Attempt, a.TaskID, a.SlaveID)
 		default:

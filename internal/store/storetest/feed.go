@@ -41,6 +41,22 @@ func testFeed(t *testing.T, h *harness) {
 	}
 	err = h.s.MarkEnqueued(h.ctx, got[0].ID, "forged", 999)
 	wantErr(t, err, model.ErrConflict, "MarkEnqueued with a wrong token")
+
+	// A run queued again after its slave was lost goes in despite a full
+	// window, ahead of everything.
+	for _, a := range got {
+		if err := h.s.MarkEnqueued(h.ctx, a.ID, a.Token, 200+uint64(a.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := h.start("old", taskID(0), 100)
+	if err := h.s.RequeueRun(h.ctx, r.Lease, "lost", false, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	got, err = h.s.ToEnqueue(h.ctx, 1, 100)
+	if err != nil || len(got) != 1 || got[0].ID != r.ID {
+		t.Fatalf("ToEnqueue with the requeued run and full windows = %+v, %v", got, err)
+	}
 }
 
 func testEnqueued(t *testing.T, h *harness) {

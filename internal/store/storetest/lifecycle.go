@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -136,13 +137,19 @@ func testTakeover(t *testing.T, h *harness) {
 	h.job("t", 1, 0)
 	first := h.start("t", taskID(0), 5)
 	a := h.queuedOrRunning("t")
-	// The same entry delivered again: its TTR ran out.
-	again, _, err := h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 5, SlaveID: "slave-2"}, h.tick())
+	// The same entry delivered again: its TTR ran out. The store says who
+	// holds it, and takes it over only when told to.
+	_, _, err := h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 5, SlaveID: "slave-2"}, h.tick())
+	var held *store.HeldError
+	if !errors.As(err, &held) || held.SlaveID != "slave-1" || !errors.Is(err, model.ErrConflict) {
+		t.Fatalf("start of a held attempt: %v; want HeldError naming slave-1", err)
+	}
+	again, _, err := h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 5, SlaveID: "slave-2", Takeover: true}, h.tick())
 	if err != nil || again.Lease == first.Lease || again.Runs != 2 || again.SlaveID != "slave-2" {
 		t.Fatalf("takeover start = %+v, %v", again, err)
 	}
 	// A different entry for a running attempt is a duplicate put: refused.
-	_, _, err = h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 6, SlaveID: "slave-3"}, h.tick())
+	_, _, err = h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 6, SlaveID: "slave-3", Takeover: true}, h.tick())
 	wantErr(t, err, model.ErrConflict, "start from another entry")
 	_, err = h.s.FinishAttempt(h.ctx, first.Lease, model.Result{}, h.tick())
 	wantErr(t, err, model.ErrConflict, "finish by the superseded run")
