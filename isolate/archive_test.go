@@ -1,7 +1,9 @@
 package isolate
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -243,5 +245,63 @@ func TestArchiveFollowsListedLinkOutOfTree(t *testing.T) {
 	fi, err := os.Lstat(filepath.Join(dst, "out/bin/tool"))
 	if err != nil || !fi.Mode().IsRegular() {
 		t.Fatalf("out/bin/tool: %v, %v", fi, err)
+	}
+}
+
+// read_only, conditions and path variables reach the manifest, and a tree
+// whose blobs travel compressed both ways comes back byte for byte.
+func TestArchiveReadOnlyAndVariables(t *testing.T) {
+	tc := newTestCAS(t, CASOptions{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	big := textBlob(3 << 20)
+	writeFile(t, dir, "out/Release/big-test", string(big), 0o755)
+	writeFile(t, dir, "out/Release/random.bin", string(randomBlob(3, 500<<10)), 0o644)
+	writeFile(t, dir, "src/data.txt", "data", 0o600)
+	iso := writeFile(t, dir, "src/t.isolate", `{'conditions': [['OS=="linux" and not asan==1',
+                 {'variables': {'command': ['<(PRODUCT_DIR)/big-test'],
+                                'files': ['<(PRODUCT_DIR)/']}}],
+                ['asan==1', {'variables': {'read_only': 0}}],
+                ['asan==0', {'variables': {'read_only': 2}}]],
+ 'variables': {'files': ['data.txt']}}`, 0o644)
+	for _, tt := range []struct {
+		asan     string
+		readOnly int
+		files    int
+	}{{"0", 2, 3}, {"1", 0, 1}} {
+		digest, st, err := Archive(ctx, tc.client, ArchiveOptions{IsolatePath: iso, Vars: Variables{
+			Path: map[string]string{"PRODUCT_DIR": "out/Release"}, Config: map[string]string{"asan": tt.asan}, Cwd: dir}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Files != tt.files || st.Tests != 1 {
+			t.Fatalf("asan=%s: stats %+v", tt.asan, st)
+		}
+		rc, _, err := tc.client.Open(ctx, digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(rc)
+		rc.Close()
+		m, err := ParseIsolated(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *m.ReadOnly != tt.readOnly {
+			t.Fatalf("asan=%s: read_only %d, want %d", tt.asan, *m.ReadOnly, tt.readOnly)
+		}
+		if tt.asan == "0" {
+			if strings.Join(m.Command, " ") != "../out/Release/big-test" || m.RelativeCwd != "src" {
+				t.Fatalf("manifest %+v", m)
+			}
+			dst := t.TempDir()
+			if _, err := Fetch(ctx, tc.client, digest, dst); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join(dst, "out/Release/big-test"))
+			if err != nil || !bytes.Equal(got, big) {
+				t.Fatalf("fetched big-test: %d bytes, %v", len(got), err)
+			}
+		}
 	}
 }

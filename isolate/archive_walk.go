@@ -30,6 +30,9 @@ type treeWalker struct {
 type walkedFile struct {
 	src  string // absolute path to read
 	mode int
+	// size and mtime (Unix nanoseconds) as walked: with src, they tell
+	// when a file met again in the same run need not be hashed again.
+	size, mtime int64
 }
 
 // walkItem is one path to add, relative to the root (slash-separated, clean;
@@ -198,7 +201,7 @@ func (w *treeWalker) step(it walkItem) ([]walkItem, error) {
 		if it.direct && it.wantDir {
 			return nil, fmt.Errorf("%s is a file, not a folder: remove the trailing slash", it.listed)
 		}
-		w.files[it.rel] = walkedFile{src: abs, mode: int(fi.Mode().Perm())}
+		w.files[it.rel] = walkedFile{src: abs, mode: int(fi.Mode().Perm()), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 		return nil, nil
 	}
 	return nil, fmt.Errorf("%s: %s is a %s, neither a file, a folder nor a link", it.listed, abs, fi.Mode().Type())

@@ -2,6 +2,7 @@ package isolate
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dist-test/dist_test/internal/model"
@@ -17,6 +21,11 @@ import (
 )
 
 // CASClient talks to an isolate server's CAS. Safe for concurrent use.
+//
+// Blobs travel gzip-compressed both ways where that pays and the server
+// supports it: Open asks for it and decompresses transparently; Upload
+// compresses once the server has said, in any answer, that it accepts
+// compressed uploads (a Missing query comes first in an archive).
 type CASClient struct {
 	base string // scheme://host[:port][/prefix], no trailing slash
 	hc   *http.Client
@@ -24,14 +33,20 @@ type CASClient struct {
 	// shrink the backoff.
 	attempts int
 	backoff  time.Duration
+
+	serverGzip atomic.Bool // the server accepts gzip-compressed uploads
+	gz         gzipWriters
+	samples    sync.Pool // *[]byte of compressSample bytes
 }
 
 // NewCASClient returns a client of the isolate server at baseURL (the
-// server's root; protocol.PathCAS is appended). hc nil means
-// http.DefaultClient.
+// server's root; protocol.PathCAS is appended). hc nil means a client of
+// its own that keeps enough connections open for parallel uploads.
 func NewCASClient(baseURL string, hc *http.Client) *CASClient {
 	if hc == nil {
-		hc = http.DefaultClient
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Transport: t}
 	}
 	return &CASClient{base: strings.TrimRight(baseURL, "/"), hc: hc, attempts: 4, backoff: 250 * time.Millisecond}
 }
@@ -102,9 +117,10 @@ func (c *CASClient) Missing(ctx context.Context, digests []string) ([]string, er
 	return missing, nil
 }
 
-// Upload sends size bytes of r under digest. The server verifies them. A
-// transient failure is retried only when r can be rewound (an io.Seeker,
-// such as an *os.File); otherwise it is returned.
+// Upload sends size bytes of r under digest (size -1: unknown). The
+// server verifies them. A transient failure is retried only when r can be
+// rewound (an io.Seeker, such as an *os.File); otherwise it is returned.
+// Upload is done with r when it returns.
 func (c *CASClient) Upload(ctx context.Context, digest string, r io.Reader, size int64) error {
 	seeker, canRewind := r.(io.Seeker)
 	var start int64
@@ -114,8 +130,18 @@ func (c *CASClient) Upload(ctx context.Context, digest string, r io.Reader, size
 			canRewind = false
 		}
 	}
+	tryGzip := c.serverGzip.Load() && (size < 0 || size >= minCompressSize)
+	var body *uploadBody
+	defer func() {
+		if body != nil {
+			body.Close()
+		}
+	}()
 	tries := 0
 	resp, err := c.do(ctx, func() (*http.Request, error) {
+		if body != nil {
+			body.Close() // the transport may still hold it: take r back
+		}
 		if tries++; tries > 1 {
 			if !canRewind {
 				return nil, errNoRetry
@@ -124,12 +150,22 @@ func (c *CASClient) Upload(ctx context.Context, digest string, r io.Reader, size
 				return nil, err
 			}
 		}
-		// Hide any Seek/WriteTo of r from the transport: it reads r once.
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url(digest), io.NopCloser(r))
+		var err error
+		if body, err = newUploadBody(&c.gz, &c.samples, r, tryGzip); err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url(digest), body)
 		if err != nil {
 			return nil, err
 		}
 		req.ContentLength = size
+		if body.gzipped() {
+			req.ContentLength = -1
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		if size >= 0 {
+			req.Header.Set(SizeHeader, strconv.FormatInt(size, 10))
+		}
 		req.Header.Set("Content-Type", "application/octet-stream")
 		return req, nil
 	})
@@ -140,16 +176,42 @@ func (c *CASClient) Upload(ctx context.Context, digest string, r io.Reader, size
 	return nil
 }
 
-// Open starts reading a blob; the size is -1 when the server does not say.
-// A blob the server lacks gives an error wrapping model.ErrNotFound.
+// Open starts reading a blob, decompressed if it travels compressed; the
+// size is the blob's, or -1 when the server does not say. A blob the
+// server lacks gives an error wrapping model.ErrNotFound.
 func (c *CASClient) Open(ctx context.Context, digest string) (io.ReadCloser, int64, error) {
 	resp, err := c.do(ctx, func() (*http.Request, error) {
-		return http.NewRequestWithContext(ctx, http.MethodGet, c.url(digest), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(digest), nil)
+		if err == nil {
+			// Set by hand, so that the transport leaves the body to us
+			// and the size header keeps its meaning.
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		return req, err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("download %s: %w", digest, err)
 	}
-	return resp.Body, resp.ContentLength, nil
+	size := resp.ContentLength
+	if s := resp.Header.Get(SizeHeader); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+			size = n
+		}
+	}
+	switch enc := strings.ToLower(resp.Header.Get("Content-Encoding")); enc {
+	case "", "identity":
+		return resp.Body, size, nil
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			resp.Body.Close()
+			return nil, 0, fmt.Errorf("download %s: reading the compressed answer: %w", digest, err)
+		}
+		return &gzipBody{zr: zr, body: resp.Body}, size, nil
+	default:
+		resp.Body.Close()
+		return nil, 0, fmt.Errorf("download %s: the server answered in encoding %q, which dist_test does not know", digest, enc)
+	}
 }
 
 // Exists reports whether the server holds a blob.
@@ -201,6 +263,9 @@ func (c *CASClient) do(ctx context.Context, newReq func() (*http.Request, error)
 			}
 			last = err
 			continue
+		}
+		if acceptsGzip(resp.Header.Get("Accept-Encoding")) {
+			c.serverGzip.Store(true)
 		}
 		if resp.StatusCode < 300 {
 			return resp, nil

@@ -1,6 +1,8 @@
 package isolate
 
 import (
+	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -85,6 +88,7 @@ type casHandler struct {
 	store blob.Store
 	opts  CASOptions
 	log   *slog.Logger
+	gz    gzipWriters
 }
 
 // NewCASHandler serves the content-addressed store of task inputs under
@@ -94,9 +98,15 @@ type casHandler struct {
 //	PUT  /api/v1/cas/{digest}  the bytes; 201 stored, 200 already there
 //	GET, HEAD /api/v1/cas/{digest}
 //
-// An upload is hashed as it streams to a temporary file and reaches the
-// store only once its bytes match its digest, so the store never holds a
-// blob whose name lies about its content.
+// An upload is hashed as it streams to memory (to a temporary file beyond
+// 256 KiB) and reaches the store only once its bytes match its digest, so
+// the store never holds a blob whose name lies about its content.
+//
+// Every answer carries Accept-Encoding: gzip, telling clients that uploads
+// may come with Content-Encoding: gzip; they are decompressed as they are
+// hashed, never beyond MaxBlobSize. A GET that accepts gzip gets a blob
+// that compresses compressed. SizeHeader gives a blob's own size on GET and
+// HEAD and, on a PUT, the size the client says it sends.
 func NewCASHandler(store blob.Store, opts CASOptions) http.Handler {
 	if opts.MaxBlobSize <= 0 {
 		opts.MaxBlobSize = 8 << 30
@@ -112,8 +122,15 @@ func NewCASHandler(store blob.Store, opts CASOptions) http.Handler {
 	mux.HandleFunc("POST "+protocol.PathCAS+"/missing", h.missing)
 	mux.HandleFunc("PUT "+protocol.PathCAS+"/{digest}", h.put)
 	mux.HandleFunc("GET "+protocol.PathCAS+"/{digest}", h.get) // and HEAD
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Accept-Encoding", "gzip") // RFC 7694: uploads may be compressed
+		mux.ServeHTTP(w, r)
+	})
 }
+
+// maxCompressedSize bounds the compressed body of an upload of at most
+// max bytes: gzip adds a little to data that does not compress.
+func maxCompressedSize(max int64) int64 { return max + max/8 + 1<<20 }
 
 func (h *casHandler) missing(w http.ResponseWriter, r *http.Request) {
 	var req missingRequest
@@ -156,11 +173,47 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	max := h.opts.MaxBlobSize
-	if r.ContentLength > max {
-		h.fail(w, r, fmt.Errorf("blob of %d bytes, at most %d accepted: %w", r.ContentLength, max, model.ErrTooLarge))
+	declared := int64(-1)
+	if s := r.Header.Get(SizeHeader); s != "" {
+		if declared, err = strconv.ParseInt(s, 10, 64); err != nil || declared < 0 {
+			h.fail(w, r, fmt.Errorf("%s %q: want the blob's size in bytes: %w", SizeHeader, clip(s), model.ErrInvalid))
+			return
+		}
+		if declared > max {
+			h.fail(w, r, fmt.Errorf("blob of %d bytes, at most %d accepted: %w", declared, max, model.ErrTooLarge))
+			return
+		}
+	}
+	var body io.Reader = r.Body
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		if r.ContentLength > max {
+			h.fail(w, r, fmt.Errorf("blob of %d bytes, at most %d accepted: %w", r.ContentLength, max, model.ErrTooLarge))
+			return
+		}
+	case "gzip", "x-gzip":
+		limit := maxCompressedSize(max)
+		if r.ContentLength > limit {
+			h.fail(w, r, fmt.Errorf("compressed blob of %d bytes, at most %d accepted: %w", r.ContentLength, limit, model.ErrTooLarge))
+			return
+		}
+		zr, err := gzip.NewReader(io.LimitReader(r.Body, limit))
+		if err != nil {
+			h.fail(w, r, fmt.Errorf("upload of %s: reading the gzip header: %v: %w", digest, err, model.ErrInvalid))
+			return
+		}
+		defer zr.Close()
+		body = zr
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnsupportedMediaType)
+		json.NewEncoder(w).Encode(protocol.Error{
+			Error: fmt.Sprintf("upload of %s: Content-Encoding %q is not supported (send gzip or nothing)", digest, clip(enc)),
+			Code:  "invalid",
+		})
 		return
 	}
-	size, stored, err := h.receive(r.Context(), digest, algo, r.Body)
+	size, stored, err := h.receive(r.Context(), digest, algo, body, declared)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -173,26 +226,28 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 }
 
-// receive streams body to a temporary file while hashing it, and hands it
-// to the store only if it matches digest and the store lacks it.
-func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body io.Reader) (size int64, stored bool, err error) {
-	tmp, err := os.CreateTemp(h.opts.TempDir, "cas-put-*")
-	if err != nil {
-		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
-	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
+// receive spools body while hashing it, and hands it
+// to the store only if it matches digest (and declared, the size the client
+// says it sends, unless -1) and the store lacks it. It never reads more
+// than MaxBlobSize+1 bytes of body: a decompression bomb ends there.
+func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body io.Reader, declared int64) (size int64, stored bool, err error) {
+	sp := &spool{dir: h.opts.TempDir}
+	defer sp.Close()
 	hash := algo.New()
 	max := h.opts.MaxBlobSize
-	n, err := io.Copy(io.MultiWriter(tmp, hash), io.LimitReader(body, max+1))
+	n, err := io.Copy(io.MultiWriter(sp, hash), io.LimitReader(body, max+1))
+	if sp.err != nil {
+		return 0, false, fmt.Errorf("upload of %s: %w", digest, sp.err)
+	}
 	if err != nil {
 		// The client went away or sent a broken body: its fault, not ours.
 		return 0, false, fmt.Errorf("upload of %s: reading the body: %v: %w", digest, err, model.ErrInvalid)
 	}
 	if n > max {
 		return 0, false, fmt.Errorf("upload of %s: blob over %d bytes: %w", digest, max, model.ErrTooLarge)
+	}
+	if declared >= 0 && n != declared {
+		return 0, false, fmt.Errorf("upload of %s: %d bytes sent, %s says %d: %w", digest, n, SizeHeader, declared, model.ErrInvalid)
 	}
 	if got := hex.EncodeToString(hash.Sum(nil)); got != digest {
 		return 0, false, fmt.Errorf("upload of %s: the %d bytes sent hash to %s, not to the digest they were sent under: %w",
@@ -203,10 +258,11 @@ func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body
 	} else if !errors.Is(err, blob.ErrNotFound) {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+	r, err := sp.reader()
+	if err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
 	}
-	if err := h.store.Put(ctx, casKey(digest), tmp, n); err != nil {
+	if err := h.store.Put(ctx, casKey(digest), r, n); err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
 	}
 	return n, true, nil
@@ -221,9 +277,11 @@ func (h *casHandler) get(w http.ResponseWriter, r *http.Request) {
 	setHeaders := func(size int64) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		w.Header().Set(SizeHeader, strconv.FormatInt(size, 10))
 		// The name is the content: it never changes.
 		w.Header().Set("ETag", `"`+digest+`"`)
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Header().Set("Vary", "Accept-Encoding")
 	}
 	if r.Method == http.MethodHead {
 		info, err := h.store.Stat(r.Context(), casKey(digest))
@@ -241,7 +299,28 @@ func (h *casHandler) get(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rc.Close()
 	setHeaders(info.Size)
-	if _, err := io.Copy(w, rc); err != nil {
+	var body io.Reader = rc
+	if info.Size >= minCompressSize && acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		br := bufio.NewReaderSize(rc, compressSample)
+		sample, _ := br.Peek(compressSample) // short at the end of the blob; an error shows again below
+		body = br
+		if compressible(&h.gz, sample) {
+			w.Header().Del("Content-Length")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Header().Set("ETag", `"`+digest+`.gz"`)
+			zw := h.gz.get(w)
+			defer h.gz.put(zw)
+			if _, err := io.Copy(zw, br); err != nil {
+				h.log.Warn("cas get: sending blob", "digest", digest, "err", err)
+				return // no gzip trailer: the client sees a broken body
+			}
+			if err := zw.Close(); err != nil {
+				h.log.Warn("cas get: sending blob", "digest", digest, "err", err)
+			}
+			return
+		}
+	}
+	if _, err := io.Copy(w, body); err != nil {
 		// Too late for an error body; the short body tells the client.
 		h.log.Warn("cas get: sending blob", "digest", digest, "err", err)
 	}

@@ -2,18 +2,18 @@ package isolate
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/isolate/cache"
 )
 
 // Tree is what Fetch laid out: how to run the task and how much it wrote.
@@ -28,16 +28,47 @@ type Tree struct {
 const (
 	maxManifestSize = 64 << 20 // bytes of one .isolated
 	maxManifests    = 1000     // manifests in one include graph
-	fetchParallel   = 8        // blobs downloaded at once
+	fetchParallel   = 8        // files placed at once
 )
+
+// FetchStats tells where the bytes of a fetch came from, as swarming
+// reports it per task. Every regular file of the tree and every manifest is
+// one item: hot when it was in the slave's cache (or another slot was
+// downloading it at the same time), cold when this fetch downloaded it.
+type FetchStats struct {
+	HotItems, ColdItems int
+	HotBytes, ColdBytes int64
+	Duration            time.Duration
+}
 
 // Fetch lays out the tree of the manifest digest in dir, which must exist
 // and be empty. It loads the manifest and everything it includes, and checks
 // the whole tree before writing anything: a tree with a path or a link that
 // would land outside dir is refused. Every blob is verified against its
 // digest as it is written. On a failure after writing started, dir may hold
-// part of the tree, but nothing outside dir is touched.
+// part of the tree, but nothing outside dir is touched. Fetch downloads
+// every blob; FetchWith takes them from a cache.
 func Fetch(ctx context.Context, c *CASClient, digest, dir string) (Tree, error) {
+	tree, _, err := FetchWith(ctx, c, nil, digest, dir)
+	return tree, err
+}
+
+// FetchWith is Fetch through the slave's cache: blobs it holds are not
+// downloaded again, and those downloaded stay in it for the next tasks.
+// With read_only 1 or 2 the files are hardlinks to the cache's read-only
+// entries; with read_only 0 they are copies, which the task may change
+// without changing the cache. cache nil downloads everything, as Fetch.
+// The stats are filled in as far as the fetch went, also on an error.
+func FetchWith(ctx context.Context, c *CASClient, cache *cache.Cache, digest, dir string) (Tree, FetchStats, error) {
+	f := newFetcher(c, cache)
+	start := time.Now()
+	tree, err := f.fetchTree(ctx, digest, dir)
+	st := f.stats()
+	st.Duration = time.Since(start)
+	return tree, st, err
+}
+
+func (f *fetcher) fetchTree(ctx context.Context, digest, dir string) (Tree, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return Tree{}, fmt.Errorf("fetch %s: %w", digest, err)
@@ -45,7 +76,6 @@ func Fetch(ctx context.Context, c *CASClient, digest, dir string) (Tree, error) 
 	if len(entries) > 0 {
 		return Tree{}, fmt.Errorf("fetch %s: folder %s is not empty", digest, dir)
 	}
-	f := fetcher{c: c}
 	l := &treeLoader{f: f, onPath: map[string]bool{}, done: map[string]bool{}, files: map[string]File{}}
 	if err := l.load(ctx, digest); err != nil {
 		return Tree{}, fmt.Errorf("fetch %s: %w", digest, err)
@@ -65,7 +95,7 @@ func Fetch(ctx context.Context, c *CASClient, digest, dir string) (Tree, error) 
 // first: a path keeps the first entry met, so a manifest's own files win
 // over its includes', and earlier includes over later ones.
 type treeLoader struct {
-	f         fetcher
+	f         *fetcher
 	onPath    map[string]bool // manifests being loaded, to detect cycles
 	done      map[string]bool
 	files     map[string]File
@@ -123,7 +153,7 @@ func (l *treeLoader) tree() Tree {
 }
 
 // writeTree writes files and links under dir; the tree has been checked.
-func writeTree(ctx context.Context, f fetcher, algo Algo, dir string, files map[string]File, tree *Tree) error {
+func writeTree(ctx context.Context, f *fetcher, algo Algo, dir string, files map[string]File, tree *Tree) error {
 	paths := sortedKeys(files)
 	dirs := map[string]bool{}
 	for _, p := range paths {
@@ -137,22 +167,26 @@ func writeTree(ctx context.Context, f fetcher, algo Algo, dir string, files map[
 			return err
 		}
 	}
+	for _, p := range paths {
+		if e := files[p]; e.IsLink() {
+			if err := os.Symlink(e.Link, filepath.Join(dir, filepath.FromSlash(p))); err != nil {
+				return err
+			}
+		}
+	}
 	var written atomic.Int64
 	readOnly := tree.ReadOnly
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(fetchParallel)
 	for _, p := range paths {
 		e := files[p]
-		dst := filepath.Join(dir, filepath.FromSlash(p))
 		if e.IsLink() {
-			if err := os.Symlink(e.Link, dst); err != nil {
-				return err
-			}
 			continue
 		}
+		dst := filepath.Join(dir, filepath.FromSlash(p))
 		tree.Files++
 		g.Go(func() error {
-			n, err := f.fetch(gctx, algo, e.Digest, e.Size, dst, filePerm(e.Mode, readOnly))
+			n, err := f.place(gctx, algo, e.Digest, e.Size, dst, filePerm(e.Mode, readOnly))
 			if err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
@@ -187,83 +221,4 @@ func filePerm(mode, readOnly int) os.FileMode {
 		return perm &^ 0o222
 	}
 	return perm | 0o200
-}
-
-// fetcher gets blobs from the CAS. It is the one way bytes reach a task's
-// folder, so that a local cache can take its place.
-type fetcher struct {
-	c *CASClient
-}
-
-// manifest downloads, verifies and parses one .isolated.
-func (f fetcher) manifest(ctx context.Context, digest string) (*Isolated, error) {
-	algo, err := AlgoOf(digest)
-	if err != nil {
-		return nil, err
-	}
-	rc, _, err := f.c.Open(ctx, digest)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxManifestSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", digest, err)
-	}
-	if len(data) > maxManifestSize {
-		return nil, fmt.Errorf("manifest %s over %d bytes: %w", digest, maxManifestSize, model.ErrTooLarge)
-	}
-	if got := HashBytes(algo, data); got != digest {
-		return nil, fmt.Errorf("manifest %s: downloaded bytes hash to %s", digest, got)
-	}
-	iso, err := ParseIsolated(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", digest, err)
-	}
-	if iso.Algo != algo {
-		return nil, fmt.Errorf("manifest %s says its algo is %s: %w", digest, iso.Algo, model.ErrInvalid)
-	}
-	return iso, nil
-}
-
-// fetch writes blob digest to the new file dst with perm, verifying its
-// size (when known, -1 otherwise) and digest; it returns the bytes written.
-// A file that fails verification is removed.
-func (f fetcher) fetch(ctx context.Context, algo Algo, digest string, size int64, dst string, perm os.FileMode) (n int64, err error) {
-	rc, _, err := f.c.Open(ctx, digest)
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	defer func() {
-		if cerr := out.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(dst)
-		}
-	}()
-	h := algo.New()
-	src := io.Reader(rc)
-	if size >= 0 {
-		src = io.LimitReader(rc, size+1)
-	}
-	n, err = io.Copy(io.MultiWriter(out, h), src)
-	if err != nil {
-		return 0, fmt.Errorf("download %s: %w", digest, err)
-	}
-	if size >= 0 && n != size {
-		return 0, fmt.Errorf("blob %s: got %d bytes, the manifest says %d", digest, n, size)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
-		return 0, fmt.Errorf("blob %s: downloaded bytes hash to %s", digest, got)
-	}
-	if err := out.Chmod(perm); err != nil {
-		return 0, err
-	}
-	return n, nil
 }

@@ -60,15 +60,39 @@ func TestFetchRefusesEscapingManifests(t *testing.T) {
 		{"write through a link", safe + `"ok/l":{"l":"."},"ok/l/x":` + file, "ok/l/x is inside ok/l"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			digest := putBlob(t, tc, []byte(`{"algo":"sha-1","version":"1.4","files":{`+tt.files+`}}`))
-			dir := t.TempDir()
-			_, err := Fetch(context.Background(), tc.client, digest, dir)
-			if !errors.Is(err, model.ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error %v, want model.ErrInvalid naming %q", err, tt.want)
-			}
-			assertEmpty(t, dir)
-		})
+		for _, via := range fetchVariants(t) {
+			t.Run(tt.name+" "+via.name, func(t *testing.T) {
+				digest := putBlob(t, tc, []byte(`{"algo":"sha-1","version":"1.4","files":{`+tt.files+`}}`))
+				dir := t.TempDir()
+				err := via.fetch(tc.client, digest, dir)
+				if !errors.Is(err, model.ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("error %v, want model.ErrInvalid naming %q", err, tt.want)
+				}
+				assertEmpty(t, dir)
+			})
+		}
+	}
+}
+
+// fetchVariants are the ways to fetch a tree, which must refuse the same
+// trees: without a cache, and through one.
+func fetchVariants(t *testing.T) []struct {
+	name  string
+	fetch func(c *CASClient, digest, dir string) error
+} {
+	c := openTestCache(t)
+	return []struct {
+		name  string
+		fetch func(c *CASClient, digest, dir string) error
+	}{
+		{"without cache", func(cc *CASClient, digest, dir string) error {
+			_, err := Fetch(context.Background(), cc, digest, dir)
+			return err
+		}},
+		{"with cache", func(cc *CASClient, digest, dir string) error {
+			_, _, err := FetchWith(context.Background(), cc, c, digest, dir)
+			return err
+		}},
 	}
 }
 
@@ -78,12 +102,14 @@ func TestFetchRefusesEscapeAcrossIncludes(t *testing.T) {
 	inc := putManifest(t, tc, &Isolated{Files: map[string]File{"d/up": {Link: ".."}}}, nil)
 	top := putManifest(t, tc, &Isolated{Includes: []string{inc}, Files: map[string]File{"d/esc": {Link: "up/.."}}},
 		map[string]string{"a.txt": "a"})
-	dir := t.TempDir()
-	_, err := Fetch(context.Background(), tc.client, top, dir)
-	if !errors.Is(err, model.ErrInvalid) || !strings.Contains(err.Error(), "d/esc") {
-		t.Fatalf("error %v", err)
+	for _, via := range fetchVariants(t) {
+		dir := t.TempDir()
+		err := via.fetch(tc.client, top, dir)
+		if !errors.Is(err, model.ErrInvalid) || !strings.Contains(err.Error(), "d/esc") {
+			t.Fatalf("%s: error %v", via.name, err)
+		}
+		assertEmpty(t, dir)
 	}
-	assertEmpty(t, dir)
 }
 
 func TestFetchNestedIncludes(t *testing.T) {

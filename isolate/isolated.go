@@ -38,7 +38,7 @@ type Isolated struct {
 // a symbolic link (Link).
 type File struct {
 	Digest string // "h"
-	Size   int64  // "s"; -1 when the manifest does not say
+	Size   int64  // "s"; -1 when the manifest does not say; 0 for a link
 	Mode   int    // "m": permission bits; 0 when not recorded
 	Link   string // "l": the link's target, relative to the link's folder
 }
@@ -213,6 +213,9 @@ func ParseIsolated(data []byte) (*Isolated, error) {
 	iso.Version = *raw.Version
 	for p, rf := range raw.Files {
 		f := File{Size: -1}
+		if rf.L != nil {
+			f.Size = 0 // a link has no size to be unknown
+		}
 		switch {
 		case rf.T != nil && *rf.T != "basic":
 			return nil, fmt.Errorf("manifest: %s: file type %q is not supported: %w", p, *rf.T, model.ErrInvalid)

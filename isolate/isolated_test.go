@@ -1,7 +1,9 @@
 package isolate
 
 import (
+	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -151,5 +153,74 @@ func TestParseIsolatedAcceptsLinksInside(t *testing.T) {
 		`"bin/lib":{"l":"../lib"},"d/up":{"l":".."},"d/self":{"l":"up/d"},"dangling":{"l":"nowhere/at/all"}}}`
 	if _, err := ParseIsolated([]byte(m)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every field of the format survives Encode and ParseIsolated, with both
+// algorithms, and encodes to the same bytes again.
+func TestIsolatedRoundTrip(t *testing.T) {
+	for _, algo := range []Algo{SHA1, SHA256} {
+		for _, ro := range []*int{nil, intp(0), intp(1), intp(2)} {
+			in := &Isolated{
+				Algo:        algo,
+				Version:     IsolatedVersion,
+				Command:     []string{"./run.sh", "--flag=a b"},
+				RelativeCwd: "src/test",
+				ReadOnly:    ro,
+				Includes:    []string{HashBytes(algo, []byte("inc1")), HashBytes(algo, []byte("inc2"))},
+				Files: map[string]File{
+					"src/test/run.sh":    {Digest: HashBytes(algo, []byte("#!/bin/sh\n")), Size: 10, Mode: 0o755},
+					"src/test/data.bin":  {Digest: HashBytes(algo, []byte{0}), Size: 1, Mode: 0o600},
+					"src/test/unsized":   {Digest: HashBytes(algo, nil), Size: -1},
+					"src/test/nomode":    {Digest: HashBytes(algo, nil), Size: 0},
+					"src/test/lib.so":    {Link: "lib.so.1"},
+					"src/test/lib.so.1":  {Digest: HashBytes(algo, []byte("so")), Size: 2, Mode: 0o644},
+					"src/test/up/shared": {Link: "../data.bin"},
+				},
+			}
+			data := in.Encode()
+			out, err := ParseIsolated(data)
+			if err != nil {
+				t.Fatalf("%s read_only %v: %v\n%s", algo, ro, err, data)
+			}
+			if !reflect.DeepEqual(in, out) {
+				t.Fatalf("%s read_only %v:\n in  %+v\n out %+v", algo, ro, in, out)
+			}
+			if again := out.Encode(); !bytes.Equal(again, data) {
+				t.Fatalf("%s: re-encoded differently:\n%s\n%s", algo, data, again)
+			}
+			if ro == nil && strings.Contains(string(data), "read_only") {
+				t.Fatalf("read_only written though unset: %s", data)
+			}
+		}
+	}
+}
+
+// What a luci-written sha-256 manifest with includes looks like is read as
+// luci means it; mixing algorithms is refused.
+func TestParseIsolatedSHA256(t *testing.T) {
+	h := strings.Repeat("e", 64)
+	iso, err := ParseIsolated([]byte(`{"algo":"sha-256","command":["a"],"files":{"x":{"h":"` + h + `","m":288,"s":5},` +
+		`"y":{"l":"x"}},"includes":["` + h + `"],"read_only":2,"relative_cwd":".","version":"1.4"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if iso.Algo != SHA256 || *iso.ReadOnly != 2 || iso.Files["x"].Mode != 0o440 || iso.Files["y"].Link != "x" || iso.Includes[0] != h {
+		t.Fatalf("parsed %+v", iso)
+	}
+	for name, data := range map[string]string{
+		"sha-1 file in a sha-256 manifest":    `{"algo":"sha-256","version":"1.4","files":{"x":{"h":"` + strings.Repeat("a", 40) + `"}}}`,
+		"sha-1 include in a sha-256 manifest": `{"algo":"sha-256","version":"1.4","files":{},"includes":["` + strings.Repeat("a", 40) + `"]}`,
+		"sha-256 file in a sha-1 manifest":    `{"algo":"sha-1","version":"1.4","files":{"x":{"h":"` + h + `"}}}`,
+		"link with a mode":                    `{"algo":"sha-1","version":"1.4","files":{"y":{"l":"x","m":420}}}`,
+		"empty link":                          `{"algo":"sha-1","version":"1.4","files":{"y":{"l":""}}}`,
+		"negative size":                       `{"algo":"sha-1","version":"1.4","files":{"x":{"h":"` + strings.Repeat("a", 40) + `","s":-2}}}`,
+		"setuid mode":                         `{"algo":"sha-1","version":"1.4","files":{"x":{"h":"` + strings.Repeat("a", 40) + `","m":2541}}}`,
+		"read_only -1":                        `{"algo":"sha-1","version":"1.4","files":{},"read_only":-1}`,
+		"absolute relative_cwd":               `{"algo":"sha-1","version":"1.4","files":{},"relative_cwd":"/tmp"}`,
+	} {
+		if _, err := ParseIsolated([]byte(data)); !errors.Is(err, model.ErrInvalid) {
+			t.Errorf("%s: %v, want model.ErrInvalid", name, err)
+		}
 	}
 }

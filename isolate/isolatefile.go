@@ -1,12 +1,11 @@
 package isolate
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -26,6 +25,23 @@ type IsolateFile struct {
 	Dir string
 }
 
+// Variables are the values a .isolate file is read with, as luci's isolate
+// takes them on its command line.
+type Variables struct {
+	// Extra (--extra-variable) are substituted for <(NAME) as they are.
+	Extra map[string]string
+	// Path (--path-variable, such as PRODUCT_DIR) name folders, relative to
+	// Cwd; each is rebased to be relative to the folder of the .isolate file
+	// that uses it, as luci does.
+	Path map[string]string
+	// Config (--config-variable) are what conditions test. OS is "linux"
+	// unless given. Conditions see Extra too; Config wins over it.
+	Config map[string]string
+	// Cwd is the folder Path values are relative to; the current folder
+	// when empty.
+	Cwd string
+}
+
 // maxIsolateIncludes bounds the include graph of one .isolate file.
 const maxIsolateIncludes = 100
 
@@ -33,21 +49,63 @@ const maxIsolateIncludes = 100
 var variableRef = regexp.MustCompile(`<\(([^)]*)\)`)
 
 // LoadIsolate reads a .isolate file, in JSON or in the Python-literal form
-// pprint writes, replaces <(NAME) variables from vars, and merges the files
-// it includes. An include's files are rebased onto the folder of the file
-// that supplies the command, which the including file does when it has one.
-func LoadIsolate(file string, vars map[string]string) (*IsolateFile, error) {
-	l := &isolateLoader{vars: vars, loading: map[string]bool{}}
+// pprint writes, keeps the variables of the conditions that hold, replaces
+// <(NAME) variables, and merges the files it includes. An include's files
+// are rebased onto the folder of the file that supplies the command, which
+// the including file does when it has one. Errors name the file and, where
+// they can, the line.
+func LoadIsolate(file string, vars Variables) (*IsolateFile, error) {
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return nil, fmt.Errorf("isolate file %s: %w", file, err)
 	}
+	pathAbs, err := vars.pathFolders()
+	if err != nil {
+		return nil, fmt.Errorf("isolate file %s: %w", file, err)
+	}
+	cond := maps.Clone(vars.Extra)
+	if cond == nil {
+		cond = map[string]string{}
+	}
+	maps.Copy(cond, vars.Config)
+	if _, ok := cond["OS"]; !ok {
+		cond["OS"] = "linux"
+	}
+	l := &isolateLoader{vars: vars, pathAbs: pathAbs, cond: cond, loading: map[string]bool{}}
 	return l.load(abs, file)
 }
 
+// pathFolders resolves the path variables to absolute folders, which must
+// exist (luci refuses them otherwise too).
+func (v Variables) pathFolders() (map[string]string, error) {
+	cwd := v.Cwd
+	if cwd == "" {
+		var err error
+		if cwd, err = os.Getwd(); err != nil {
+			return nil, err
+		}
+	}
+	out := make(map[string]string, len(v.Path))
+	for _, k := range sortedKeys(v.Path) {
+		val := strings.TrimSpace(v.Path[k])
+		abs := filepath.Clean(filepath.Join(cwd, filepath.FromSlash(val)))
+		if filepath.IsAbs(val) {
+			abs = filepath.Clean(val)
+		}
+		fi, err := os.Stat(abs)
+		if err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("--path-variable %s=%s: %s is not a folder", k, v.Path[k], abs)
+		}
+		out[k] = abs
+	}
+	return out, nil
+}
+
 type isolateLoader struct {
-	vars    map[string]string
-	loading map[string]bool // files on the current include path, to detect cycles
+	vars    Variables
+	pathAbs map[string]string // path variables as absolute folders
+	cond    map[string]string // what conditions test
+	loading map[string]bool   // files on the current include path, to detect cycles
 	loaded  int
 }
 
@@ -65,7 +123,7 @@ func (l *isolateLoader) load(abs, display string) (*IsolateFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("isolate file: %w", err)
 	}
-	top, err := decodeIsolate(data)
+	top, lines, err := decodeIsolate(data)
 	if err != nil {
 		var se *pySyntaxError
 		if errors.As(err, &se) {
@@ -73,11 +131,17 @@ func (l *isolateLoader) load(abs, display string) (*IsolateFile, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", display, err)
 	}
-	out, includes, err := l.interpret(top)
+	dir := filepath.Dir(abs)
+	doc := &isolateDoc{lines: lines, subst: l.substitutions(dir), cond: l.cond}
+	out, includes, err := doc.interpret(top)
 	if err != nil {
+		var le *lineError
+		if errors.As(err, &le) && le.line > 0 {
+			return nil, fmt.Errorf("%s:%d: %w", display, le.line, le.err)
+		}
 		return nil, fmt.Errorf("%s: %w", display, err)
 	}
-	out.Dir = filepath.Dir(abs)
+	out.Dir = dir
 	for _, inc := range includes {
 		incAbs := filepath.Join(out.Dir, filepath.FromSlash(inc))
 		sub, err := l.load(incAbs, filepath.Join(filepath.Dir(display), filepath.FromSlash(inc)))
@@ -89,131 +153,31 @@ func (l *isolateLoader) load(abs, display string) (*IsolateFile, error) {
 	return out, nil
 }
 
+// substitutions are the values of <(NAME) in a file of the folder dir: its
+// path variables relative to dir, then config variables, then extra ones,
+// each overriding the one before as in luci.
+func (l *isolateLoader) substitutions(dir string) map[string]string {
+	m := make(map[string]string, len(l.pathAbs)+len(l.vars.Config)+len(l.vars.Extra))
+	for k, abs := range l.pathAbs {
+		rel, err := filepath.Rel(dir, abs)
+		if err != nil { // both are absolute, so this cannot happen
+			rel = abs
+		}
+		m[k] = filepath.ToSlash(rel)
+	}
+	maps.Copy(m, l.vars.Config)
+	maps.Copy(m, l.vars.Extra)
+	return m
+}
+
 // decodeIsolate accepts strict JSON as JSON, and anything else as a Python
-// literal, whose parser also reports where malformed input goes wrong.
-func decodeIsolate(data []byte) (any, error) {
+// literal, whose parser also reports where malformed input goes wrong. It
+// returns the line of each value by its path.
+func decodeIsolate(data []byte) (any, map[string]int, error) {
 	if json.Valid(data) {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		return v, nil
+		return decodeJSONLines(data)
 	}
-	return parsePyLiteral(data)
-}
-
-// interpret checks the structure of a decoded .isolate file and applies
-// variables. It returns the include paths separately, relative to the file.
-func (l *isolateLoader) interpret(top any) (*IsolateFile, []string, error) {
-	m, ok := top.(map[string]any)
-	if !ok {
-		return nil, nil, fmt.Errorf("want a dict at the top, got %s", typeName(top))
-	}
-	out := &IsolateFile{}
-	var includes []string
-	for _, k := range sortedKeys(m) {
-		v := m[k]
-		switch k {
-		case "variables":
-			vm, ok := v.(map[string]any)
-			if !ok {
-				return nil, nil, fmt.Errorf("variables: want a dict, got %s", typeName(v))
-			}
-			if err := l.variables(vm, out); err != nil {
-				return nil, nil, err
-			}
-		case "includes":
-			ss, err := l.stringList("includes", v)
-			if err != nil {
-				return nil, nil, err
-			}
-			for i, s := range ss {
-				if s == "" || path.IsAbs(s) || filepath.IsAbs(s) {
-					return nil, nil, fmt.Errorf("includes[%d]: %q: want a path relative to this file", i, s)
-				}
-			}
-			includes = ss
-		case "conditions":
-			if list, ok := v.([]any); ok && len(list) == 0 {
-				continue
-			}
-			return nil, nil, errors.New("conditions are not supported: list command and files under variables")
-		default:
-			return nil, nil, fmt.Errorf("unknown key %q (want variables, includes)", k)
-		}
-	}
-	return out, includes, nil
-}
-
-func (l *isolateLoader) variables(vm map[string]any, out *IsolateFile) error {
-	for _, k := range sortedKeys(vm) {
-		v := vm[k]
-		var err error
-		switch k {
-		case "command":
-			out.Command, err = l.stringList("variables.command", v)
-		case "files":
-			out.Files, err = l.stringList("variables.files", v)
-			for i, f := range out.Files {
-				if err == nil && (f == "" || path.IsAbs(f) || filepath.IsAbs(f)) {
-					err = fmt.Errorf("variables.files[%d]: %q: want a path relative to the .isolate file's folder", i, f)
-				}
-			}
-		case "read_only":
-			n, ok := asInt(v)
-			if !ok || n < 0 || n > 2 {
-				return fmt.Errorf("variables.read_only: want 0, 1 or 2, got %v", v)
-			}
-			ro := int(n)
-			out.ReadOnly = &ro
-		default:
-			return fmt.Errorf("variables: unknown key %q (want command, files, read_only)", k)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// stringList converts a list of strings, substituting variables.
-func (l *isolateLoader) stringList(what string, v any) ([]string, error) {
-	list, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("%s: want a list of strings, got %s", what, typeName(v))
-	}
-	out := make([]string, 0, len(list))
-	for i, item := range list {
-		s, ok := item.(string)
-		if !ok {
-			return nil, fmt.Errorf("%s[%d]: want a string, got %s", what, i, typeName(item))
-		}
-		s, err := l.substitute(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s[%d]: %w", what, i, err)
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-// substitute replaces <(NAME) as luci's --extra-variable NAME=value does.
-func (l *isolateLoader) substitute(s string) (string, error) {
-	var missing string
-	out := variableRef.ReplaceAllStringFunc(s, func(ref string) string {
-		name := ref[2 : len(ref)-1]
-		v, ok := l.vars[name]
-		if !ok && missing == "" {
-			missing = name
-		}
-		return v
-	})
-	if missing != "" {
-		return "", fmt.Errorf("undefined variable %q in %q: give it a value", missing, s)
-	}
-	return out, nil
+	return parsePyLiteralLines(data)
 }
 
 // merge joins an included file into the one including it. Like luci, the

@@ -54,7 +54,7 @@ const grindIsolate = `{
 func TestLoadIsolateKudu(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "src/kudu/tserver/tablet_server-test.isolate", kuduIsolate, 0o644)
-	got, err := LoadIsolate(p, map[string]string{"THIRDPARTY_FLAVOR": "uninstrumented"})
+	got, err := LoadIsolate(p, Variables{Extra: map[string]string{"THIRDPARTY_FLAVOR": "uninstrumented"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestLoadIsolateKudu(t *testing.T) {
 func TestLoadIsolateGrindJSON(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "hadoop/TestFoo.isolate", grindIsolate, 0o644)
-	got, err := LoadIsolate(p, map[string]string{"MAVEN_FLAGS": "-o"})
+	got, err := LoadIsolate(p, Variables{Extra: map[string]string{"MAVEN_FLAGS": "-o"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestLoadIsolateGrindJSON(t *testing.T) {
 func TestLoadIsolateUnknownVariable(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "a.isolate", kuduIsolate, 0o644)
-	_, err := LoadIsolate(p, map[string]string{"OTHER": "x"})
+	_, err := LoadIsolate(p, Variables{Extra: map[string]string{"OTHER": "x"}})
 	if err == nil || !strings.Contains(err.Error(), `"THIRDPARTY_FLAVOR"`) || !strings.Contains(err.Error(), "a.isolate") {
 		t.Fatalf("error %v, want one naming THIRDPARTY_FLAVOR and the file", err)
 	}
@@ -100,20 +100,32 @@ func TestLoadIsolateMalformed(t *testing.T) {
 	}{
 		{"missing comma", "{'variables': {'command': ['a'\n 'files': ['b']}}", "bad.isolate:2:9:"},
 		{"json trailing garbage", "{\"variables\": {\"files\": [\"a\"]}}}", "bad.isolate:1:32:"},
-		{"not a dict", "['a']", "want a dict"},
-		{"unknown key", "{'variables': {'files': []}, 'foo': 1}", `unknown key "foo"`},
-		{"unknown variable key", "{'variables': {'file': []}}", `unknown key "file"`},
-		{"files not strings", "{'variables': {'files': ['a', 2]}}", "variables.files[1]: want a string"},
-		{"absolute file", "{'variables': {'files': ['/etc/passwd']}}", "/etc/passwd"},
-		{"read_only", "{'variables': {'read_only': 5}}", "read_only"},
-		{"conditions", "{'conditions': [['OS==\"linux\"', {'variables': {}}]]}", "conditions are not supported"},
+		{"not a dict", "['a']", "bad.isolate:1: want a dict"},
+		{"unknown key", "{'variables': {'files': []},\n 'foo': 1}", `bad.isolate:2: unknown key "foo"`},
+		{"unknown variable key", "{'variables': {\n  'file': []}}", `bad.isolate:2: variables: unknown key "file"`},
+		{"files not strings", "{'variables': {'files': ['a',\n\n 2]}}", "bad.isolate:3: variables.files[1]: want a string"},
+		{"files not a list", "{'variables': {\n'files': 'a'}}", "bad.isolate:2: variables.files: want a list"},
+		{"absolute file", "{'variables': {'files': [\n'/etc/passwd']}}", "bad.isolate:2: variables.files[0]: \"/etc/passwd\""},
+		{"read_only", "{'variables': {\n\n'read_only': 5}}", "bad.isolate:3: variables.read_only"},
+		{"variables not a dict", "{\n'variables': []}", "bad.isolate:2: variables: want a dict"},
+		{"includes not strings", "{'includes': [\n 1]}", "bad.isolate:2: includes[0]: want a string"},
+		{"absolute include", "{'includes': [\n '/x.isolate']}", "bad.isolate:2: includes[0]"},
+		{"json files not strings", "{\"variables\": {\n  \"files\": [\n    \"a\",\n    3]}}", "bad.isolate:4: variables.files[1]: want a string"},
+		{"json read_only", "{\"variables\": {\n\"read_only\": \"1\"}}", "bad.isolate:2: variables.read_only"},
+		{"conditions not a list", "{'conditions':\n {}}", "bad.isolate:2: conditions: want a list"},
+		{"condition not a list", "{'conditions': [\n 'OS==\"linux\"']}", "bad.isolate:2: conditions[0]: want ['CONDITION'"},
+		{"condition too short", "{'conditions': [\n ['OS==\"linux\"']]}", "bad.isolate:2: conditions[0]: want ['CONDITION'"},
+		{"condition not a string", "{'conditions': [[\n 1, {'variables': {}}]]}", "bad.isolate:2: conditions[0][0]: want the condition as a string"},
+		{"then not a dict", "{'conditions': [['OS==\"linux\"',\n []]]}", "bad.isolate:2: conditions[0][1]: want {'variables'"},
+		{"then without variables", "{'conditions': [['OS==\"linux\"',\n {}]]}", "bad.isolate:2: condition \"OS==\\\"linux\\\"\" has no 'variables'"},
+		{"malformed false condition", "{'conditions': [['OS==\"mac\"', {'variables': {\n 'files': [2]}}]]}", "bad.isolate:2: conditions[0][1].variables.files[0]: want a string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := writeFile(t, t.TempDir(), "bad.isolate", tt.content, 0o644)
-			_, err := LoadIsolate(p, nil)
-			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "bad.isolate") {
-				t.Fatalf("error %v, want it to name bad.isolate and %q", err, tt.want)
+			_, err := LoadIsolate(p, Variables{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to say %q", err, tt.want)
 			}
 		})
 	}
@@ -131,7 +143,7 @@ func TestLoadIsolateIncludes(t *testing.T) {
 		"variables": {"files": ["shared.txt", "data/"], "read_only": 2}}`, 0o644)
 	writeFile(t, dir, "common/deep/libs.isolate", `{'variables': {'files': ['lib/', '<(V)']}}`, 0o644)
 
-	got, err := LoadIsolate(top, map[string]string{"V": "v.txt"})
+	got, err := LoadIsolate(top, Variables{Extra: map[string]string{"V": "v.txt"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +161,7 @@ func TestLoadIsolateIncludes(t *testing.T) {
 	// are used, and the top's files are rebased onto that folder.
 	top2 := writeFile(t, dir, "tests/bar.isolate", `{'includes': ['../common/cmd.isolate'], 'variables': {'files': ['bar-data/']}}`, 0o644)
 	writeFile(t, dir, "common/cmd.isolate", `{'variables': {'command': ['./run.sh'], 'files': ['run.sh']}}`, 0o644)
-	got, err = LoadIsolate(top2, nil)
+	got, err = LoadIsolate(top2, Variables{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,12 +173,12 @@ func TestLoadIsolateIncludes(t *testing.T) {
 	// An include cycle is an error, not a hang.
 	cyc := writeFile(t, dir, "cyc/a.isolate", `{'includes': ['b.isolate']}`, 0o644)
 	writeFile(t, dir, "cyc/b.isolate", `{'includes': ['a.isolate']}`, 0o644)
-	if _, err := LoadIsolate(cyc, nil); err == nil || !strings.Contains(err.Error(), "includes itself") {
+	if _, err := LoadIsolate(cyc, Variables{}); err == nil || !strings.Contains(err.Error(), "includes itself") {
 		t.Fatalf("cycle: %v", err)
 	}
 	// A missing include names the file.
 	miss := writeFile(t, dir, "miss.isolate", `{'includes': ['nope.isolate']}`, 0o644)
-	if _, err := LoadIsolate(miss, nil); err == nil || !strings.Contains(err.Error(), "nope.isolate") {
+	if _, err := LoadIsolate(miss, Variables{}); err == nil || !strings.Contains(err.Error(), "nope.isolate") {
 		t.Fatalf("missing include: %v", err)
 	}
 }

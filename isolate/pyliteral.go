@@ -3,6 +3,7 @@ package isolate
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -27,25 +28,35 @@ const maxPyDepth = 200
 // so that a nearly-JSON file gets a located error rather than a vague one.
 // Values come back as map[string]any, []any, string, int64, bool or nil.
 func parsePyLiteral(src []byte) (any, error) {
-	p := &pyParser{src: src}
-	v, err := p.value(0)
+	v, _, err := parsePyLiteralLines(src)
+	return v, err
+}
+
+// parsePyLiteralLines is parsePyLiteral that also tells the line of every
+// value, by its path (see valuePath), so that errors found later can say
+// where the value was written.
+func parsePyLiteralLines(src []byte) (any, map[string]int, error) {
+	p := &pyParser{src: src, nl: newLineIndex(src), lines: map[string]int{}}
+	v, err := p.value(0, "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p.skipSpace()
 	if p.pos < len(p.src) {
-		return nil, p.errorf("unexpected %s after the end of the literal", p.describe())
+		return nil, nil, p.errorf("unexpected %s after the end of the literal", p.describe())
 	}
-	return v, nil
+	return v, p.lines, nil
 }
 
 type pyParser struct {
-	src []byte
-	pos int
+	src   []byte
+	pos   int
+	nl    lineIndex
+	lines map[string]int // by value path
 }
 
 func (p *pyParser) errorAt(pos int, format string, args ...any) error {
-	line := 1 + bytes.Count(p.src[:pos], []byte{'\n'})
+	line := p.nl.line(pos)
 	col := pos - bytes.LastIndexByte(p.src[:pos], '\n')
 	return &pySyntaxError{Line: line, Col: col, Msg: fmt.Sprintf(format, args...)}
 }
@@ -80,7 +91,7 @@ func (p *pyParser) skipSpace() {
 	}
 }
 
-func (p *pyParser) value(depth int) (any, error) {
+func (p *pyParser) value(depth int, path string) (any, error) {
 	if depth > maxPyDepth {
 		return nil, p.errorf("nested too deeply")
 	}
@@ -88,14 +99,17 @@ func (p *pyParser) value(depth int) (any, error) {
 	if p.pos >= len(p.src) {
 		return nil, p.errorf("unexpected end of file, expected a value")
 	}
+	if _, ok := p.lines[path]; !ok { // a parenthesised value keeps its opening line
+		p.lines[path] = p.nl.line(p.pos)
+	}
 	switch c := p.src[p.pos]; {
 	case c == '{':
-		return p.dict(depth)
+		return p.dict(depth, path)
 	case c == '[':
 		p.pos++
-		return p.sequence(']', depth)
+		return p.sequence(']', depth, path)
 	case c == '(':
-		return p.paren(depth)
+		return p.paren(depth, path)
 	case c == '\'' || c == '"':
 		return p.strings()
 	case c == '-' || c == '+' || c >= '0' && c <= '9':
@@ -135,7 +149,7 @@ func isStringPrefix(w string) bool {
 	return false
 }
 
-func (p *pyParser) dict(depth int) (any, error) {
+func (p *pyParser) dict(depth int, path string) (any, error) {
 	p.pos++ // {
 	m := map[string]any{}
 	for {
@@ -145,7 +159,7 @@ func (p *pyParser) dict(depth int) (any, error) {
 			return m, nil
 		}
 		keyPos := p.pos
-		k, err := p.value(depth + 1)
+		k, err := p.value(depth+1, path+".(key)")
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +172,7 @@ func (p *pyParser) dict(depth int) (any, error) {
 			return nil, p.errorf("unexpected %s, expected ':' after the key %q", p.describe(), key)
 		}
 		p.pos++
-		v, err := p.value(depth + 1)
+		v, err := p.value(depth+1, valuePath(path, key))
 		if err != nil {
 			return nil, err
 		}
@@ -176,17 +190,19 @@ func (p *pyParser) dict(depth int) (any, error) {
 	}
 }
 
-// sequence parses the items of a list or tuple up to close; the opening
-// bracket has been consumed.
-func (p *pyParser) sequence(close byte, depth int) ([]any, error) {
-	items := []any{}
+// sequence parses the items of a list or tuple up to close, after the
+// items already parsed; the opening bracket has been consumed.
+func (p *pyParser) sequence(close byte, depth int, path string, items ...any) ([]any, error) {
+	if items == nil {
+		items = []any{}
+	}
 	for {
 		p.skipSpace()
 		if p.pos < len(p.src) && p.src[p.pos] == close {
 			p.pos++
 			return items, nil
 		}
-		v, err := p.value(depth + 1)
+		v, err := p.value(depth+1, indexPath(path, len(items)))
 		if err != nil {
 			return nil, err
 		}
@@ -205,14 +221,15 @@ func (p *pyParser) sequence(close byte, depth int) ([]any, error) {
 }
 
 // paren is a parenthesised value (pprint wraps long strings so) or a tuple.
-func (p *pyParser) paren(depth int) (any, error) {
+func (p *pyParser) paren(depth int, path string) (any, error) {
 	p.pos++ // (
 	p.skipSpace()
 	if p.pos < len(p.src) && p.src[p.pos] == ')' {
 		p.pos++
 		return []any{}, nil
 	}
-	v, err := p.value(depth + 1)
+	open := p.nl.line(p.pos - 1)
+	v, err := p.value(depth+1, path)
 	if err != nil {
 		return nil, err
 	}
@@ -223,13 +240,25 @@ func (p *pyParser) paren(depth int) (any, error) {
 		return v, nil
 	case p.pos < len(p.src) && p.src[p.pos] == ',':
 		p.pos++
-		rest, err := p.sequence(')', depth)
-		if err != nil {
-			return nil, err
-		}
-		return append([]any{v}, rest...), nil
+		// A tuple after all: what was recorded for path is its first item's.
+		p.moveLines(path, indexPath(path, 0))
+		p.lines[path] = open
+		return p.sequence(')', depth, path, v)
 	}
 	return nil, p.errorf("unexpected %s, expected ',' or ')'", p.describe())
+}
+
+// moveLines records the lines of the values under from (from included)
+// under to instead.
+func (p *pyParser) moveLines(from, to string) {
+	moved := map[string]int{}
+	for k, line := range p.lines {
+		if rest, ok := strings.CutPrefix(k, from); ok && (rest == "" || rest[0] == '.' || rest[0] == '[') {
+			delete(p.lines, k)
+			moved[to+rest] = line
+		}
+	}
+	maps.Copy(p.lines, moved)
 }
 
 func (p *pyParser) number() (any, error) {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,15 +18,32 @@ func isolateCmd(env *cli.Env) *cobra.Command {
 		Use:   "isolate",
 		Short: "Upload task inputs to the isolate server",
 	}
-	cmd.AddCommand(archiveCmd(env))
+	cmd.AddCommand(archiveCmd(env), batchArchiveCmd(env))
 	return cmd
+}
+
+// isolateServer is the server a command talks to: its flag, else
+// $ISOLATE_SERVER, else [isolate] server.
+func isolateServer(env *cli.Env, flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	cfg, err := config.Load(*env.ConfigPath, env.Getenv)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Isolate.Server == "" {
+		return "", &cli.ExitError{Code: 1, Err: errors.New("no isolate server: set --isolate-server, ISOLATE_SERVER or [isolate] server")}
+	}
+	return cfg.Isolate.Server, nil
 }
 
 func archiveCmd(env *cli.Env) *cobra.Command {
 	var (
 		isolatePath, isolatedOut, server string
-		vars                             []string
+		extra, paths, configs            []string
 		sha256                           bool
+		concurrency                      int
 	)
 	cmd := &cobra.Command{
 		Use:   "archive --isolate FILE [--extra-variable K=V]...",
@@ -33,36 +52,42 @@ func archiveCmd(env *cli.Env) *cobra.Command {
 write), hash the files it lists, upload those the isolate server does not
 have yet, then upload the .isolated manifest. The manifest's hash, which a
 task's "isolate_hash" names, is the last line of standard output.
+Conditions in the file test --config-variable values (and --extra-variable
+ones); OS is "linux" unless given. A --path-variable is a folder relative
+to the current one, rebased onto the .isolate file's folder.
 The server is --isolate-server, else $ISOLATE_SERVER, else [isolate] server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if isolatePath == "" {
 				return &cli.ExitError{Code: 1, Err: fmt.Errorf("--isolate FILE is required")}
 			}
-			kv := make(map[string]string, len(vars))
-			for _, v := range vars {
-				k, val, ok := strings.Cut(v, "=")
-				if !ok || k == "" {
-					return &cli.ExitError{Code: 1, Err: fmt.Errorf("--extra-variable %q: expected KEY=VALUE", v)}
+			var vars isolate.Variables
+			for _, set := range []struct {
+				flag string
+				vals []string
+				m    *map[string]string
+			}{{"--extra-variable", extra, &vars.Extra}, {"--path-variable", paths, &vars.Path}, {"--config-variable", configs, &vars.Config}} {
+				for _, v := range set.vals {
+					k, val, ok := strings.Cut(v, "=")
+					if !ok || k == "" {
+						return &cli.ExitError{Code: 1, Err: fmt.Errorf("%s %q: expected KEY=VALUE", set.flag, v)}
+					}
+					if *set.m == nil {
+						*set.m = map[string]string{}
+					}
+					(*set.m)[k] = val
 				}
-				kv[k] = val
 			}
-			if server == "" {
-				cfg, err := config.Load(*env.ConfigPath, env.Getenv)
-				if err != nil {
-					return err
-				}
-				server = cfg.Isolate.Server
-			}
-			if server == "" {
-				return &cli.ExitError{Code: 1, Err: fmt.Errorf("no isolate server: set --isolate-server, ISOLATE_SERVER or [isolate] server")}
+			server, err := isolateServer(env, server)
+			if err != nil {
+				return err
 			}
 			algo := isolate.SHA1
 			if sha256 {
 				algo = isolate.SHA256
 			}
 			digest, st, err := isolate.Archive(cmd.Context(), isolate.NewCASClient(server, nil), isolate.ArchiveOptions{
-				IsolatePath: isolatePath, Vars: kv, Algo: algo, IsolatedOut: isolatedOut,
+				IsolatePath: isolatePath, Vars: vars, Algo: algo, IsolatedOut: isolatedOut, Concurrency: concurrency,
 			})
 			if err != nil {
 				return err
@@ -75,8 +100,90 @@ The server is --isolate-server, else $ISOLATE_SERVER, else [isolate] server.`,
 	f := cmd.Flags()
 	f.StringVarP(&isolatePath, "isolate", "i", "", ".isolate file to archive")
 	f.StringVarP(&isolatedOut, "isolated", "s", "", "also write the .isolated manifest to this file")
-	f.StringArrayVar(&vars, "extra-variable", nil, "KEY=VALUE substituted for <(KEY) in the .isolate file (repeatable)")
+	f.StringArrayVar(&extra, "extra-variable", nil, "KEY=VALUE substituted for <(KEY) in the .isolate file (repeatable)")
+	f.StringArrayVar(&paths, "path-variable", nil, "KEY=FOLDER, relative to the current folder, substituted for <(KEY) (repeatable)")
+	f.StringArrayVar(&configs, "config-variable", nil, "KEY=VALUE that conditions test, such as OS=linux (repeatable)")
 	f.StringVarP(&server, "isolate-server", "I", "", "URL of the isolate server")
 	f.BoolVar(&sha256, "sha256", false, "hash with SHA-256 instead of SHA-1")
+	f.IntVar(&concurrency, "concurrency", 2*runtime.NumCPU(), "files hashed or uploaded at once")
 	return cmd
+}
+
+func batchArchiveCmd(env *cli.Env) *cobra.Command {
+	var (
+		dumpJSON, server string
+		sha256           bool
+		concurrency      int
+	)
+	cmd := &cobra.Command{
+		Use:   "batcharchive [-dump-json FILE] [-isolate-server URL] [--] FILE.isolated.gen.json...",
+		Short: "Archive many trees at once, as luci's isolate batcharchive does",
+		Long: `Archive the trees that *.isolated.gen.json files describe, as Kudu's and
+grind's builds write them:
+  {"version": 1, "dir": FOLDER, "name": NAME,
+   "args": ["-i", "X.isolate", "-s", "X.isolated", "--extra-variable", "K=V", ...]}
+Files shared by several trees are hashed and uploaded once. Each tree's
+.isolated manifest is written to its -s path and uploaded; "<hash>\t<name>"
+is printed for each on standard output, sorted by name, and a summary on
+standard error. -dump-json writes {"name": "hash", ...}.
+Options also take one dash (-dump-json=FILE), as luci's isolate does.
+A gen file in error is named and makes the command fail (exit 1) once the
+others are archived.`,
+		// Parsed by hand: luci's callers write Go-style -long-flags.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.InheritedFlags() // merges --config and the other global flags in
+			if err := cmd.Flags().Parse(goStyleFlags(args)); err != nil {
+				return &cli.ExitError{Code: 1, Err: err}
+			}
+			if help, _ := cmd.Flags().GetBool("help"); help {
+				return cmd.Help()
+			}
+			gens := cmd.Flags().Args()
+			if len(gens) == 0 {
+				return &cli.ExitError{Code: 1, Err: errors.New("no .isolated.gen.json files given")}
+			}
+			server, err := isolateServer(env, server)
+			if err != nil {
+				return err
+			}
+			algo := isolate.SHA1
+			if sha256 {
+				algo = isolate.SHA256
+			}
+			digests, st, err := isolate.BatchArchive(cmd.Context(), isolate.NewCASClient(server, nil), gens,
+				isolate.BatchOptions{Algo: algo, Concurrency: concurrency})
+			fmt.Fprint(env.Stdout, isolate.DigestLines(digests))
+			if dumpJSON != "" && digests != nil {
+				// The trees archived, even when others failed.
+				err = errors.Join(err, isolate.WriteDumpJSON(dumpJSON, digests))
+			}
+			fmt.Fprintln(env.Stderr, st.Summary())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dumpJSON, "dump-json", "", `write {"name": "hash", ...} of the archived trees to this file`)
+	f.StringVarP(&server, "isolate-server", "I", "", "URL of the isolate server (default $ISOLATE_SERVER or [isolate] server)")
+	f.BoolVar(&sha256, "sha256", false, "hash with SHA-256 instead of SHA-1")
+	f.IntVar(&concurrency, "concurrency", 2*runtime.NumCPU(), "files hashed or uploaded at once")
+	return cmd
+}
+
+// goStyleFlags turns Go-style long options (-dump-json=F) into the GNU
+// form (--dump-json=F) that the flag parser knows; one-letter options
+// (-I URL) and everything after "--" stay as they are.
+func goStyleFlags(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		name, _, _ := strings.Cut(a, "=")
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 2 {
+			a = "-" + a
+		}
+		out = append(out, a)
+	}
+	return out
 }

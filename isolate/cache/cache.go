@@ -1,0 +1,280 @@
+// Package cache keeps the blobs of task inputs on a slave's disk, named by
+// digest, so that the tasks of a job that share one build tree download it
+// once per slave rather than once per task.
+//
+// One folder holds the cache of a slave host. Every slot of a slave process
+// shares one *Cache, and two processes may open the same folder: entries
+// are immutable files written to a temporary file, verified against their
+// digest, fsync'd and renamed into place, so a reader never sees part of
+// one, and the index (sizes and last uses, for LRU eviction) is read and
+// written under a flock of the folder.
+//
+// Layout of the folder:
+//
+//	lock                   flocked while the index is read or written
+//	index                  one line per entry: name, size, last use
+//	ab/<digest>-<perm>     an entry: the bytes of digest, mode perm (octal)
+//	tmp/<id>.lock, tmp/<id>/   the temporary files of one open Cache
+//
+// An entry has a read-only mode of its own (0444, 0555, 0440...): it is
+// hardlinked into sandboxes whose files are read-only, and one inode cannot
+// have two modes, so a blob used with two modes is stored twice (the second
+// copy is made from the first, without downloading). Files a task may
+// write are always copies, never links.
+package cache
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Limits bound what a cache keeps; the least recently used entries go first
+// when either would be exceeded.
+type Limits struct {
+	MaxBytes int64 // 20 GiB when 0
+	MaxItems int   // 100,000 when 0
+}
+
+// Stats is what a cache holds, as this process sees it.
+type Stats struct {
+	Items int
+	Bytes int64
+}
+
+// Fill writes the bytes of one blob to w. The cache hashes what it gets and
+// keeps it only if it matches the digest; a Fill that fails midway may be
+// called again by a later Get, with a fresh w.
+type Fill func(ctx context.Context, w io.Writer) error
+
+// ErrMismatch is wrapped by the errors of bytes that do not match their
+// digest, or their size.
+var ErrMismatch = errors.New("bytes do not match")
+
+const (
+	// syncEvery and syncAfter say how often an open cache merges its view of
+	// the index with the file, which other processes share: after that many
+	// changes, or that long after a change.
+	syncEvery = 1000
+	syncAfter = 30 * time.Second
+	// getAttempts bounds the times a blob is filled again because it was
+	// evicted, by this process or another, before it could be used.
+	getAttempts = 3
+)
+
+// Cache is one open cache folder. It is safe for concurrent use.
+type Cache struct {
+	dir     string
+	lim     Limits
+	lock    *os.File // dir/lock
+	tmpDir  string   // this Cache's temporary files
+	tmpLock *os.File // flocked while tmpDir is in use
+	link    func(oldname, newname string) error
+	now     func() time.Time
+	group   singleflight.Group
+
+	mu       sync.Mutex
+	entries  map[key]*entry
+	perms    map[string][]fs.FileMode // the perms of the entries of a digest
+	lru      *list.List               // of *entry, most recently used first
+	bytes    int64
+	added    map[key]bool // since the last sync
+	removed  map[key]bool // since the last sync
+	changes  int          // since the last sync
+	lastSync time.Time
+	lastUse  int64 // the last use recorded, to keep them increasing
+	closed   bool
+}
+
+// key names an entry: the bytes of digest with mode perm.
+type key struct {
+	digest string
+	perm   fs.FileMode
+}
+
+type entry struct {
+	key  key
+	size int64
+	used int64 // unix nanoseconds of the last use
+	pins int   // Handles not released
+	elem *list.Element
+}
+
+// newKey validates digest (it becomes a file name) and strips the write
+// bits of perm: entries are never writable.
+func newKey(digest string, perm fs.FileMode) (key, error) {
+	if err := checkDigest(digest); err != nil {
+		return key{}, err
+	}
+	return key{digest: digest, perm: perm.Perm() &^ 0o222}, nil
+}
+
+func (k key) name() string { return k.digest + "-" + fmt.Sprintf("%03o", uint32(k.perm)) }
+
+// parseName is the inverse of name; ok is false for any other file name.
+func parseName(name string) (k key, ok bool) {
+	i := len(name) - 4
+	if i < 0 || name[i] != '-' {
+		return key{}, false
+	}
+	perm, err := strconv.ParseUint(name[i+1:], 8, 32)
+	if err != nil || perm > 0o777 {
+		return key{}, false
+	}
+	k, err = newKey(name[:i], fs.FileMode(perm))
+	return k, err == nil && k.perm == fs.FileMode(perm)
+}
+
+func (c *Cache) path(k key) string { return filepath.Join(c.dir, k.digest[:2], k.name()) }
+
+// Handle is a pinned entry: it is not evicted until Release.
+type Handle struct {
+	// Path is the entry's file. Read it, link to it; never write, chmod or
+	// rename it: every task that uses the blob sees the same inode.
+	Path string
+	Size int64
+	// Hot is false when this call downloaded the bytes, true when they were
+	// in the cache or another caller was downloading them.
+	Hot bool
+
+	c    *Cache
+	e    *entry
+	once sync.Once
+}
+
+// Release unpins the entry. It may be called more than once.
+func (h *Handle) Release() { h.once.Do(func() { h.c.unpin(h.e) }) }
+
+// filled is what a fill run by the singleflight group tells its callers.
+type filled struct {
+	by         *byte // the caller whose function ran
+	downloaded bool  // false when the bytes were copied from another entry
+}
+
+// Get returns the entry of digest with mode perm (write bits stripped),
+// pinned, filling it with fill if it is absent. size is the blob's size or
+// -1 when unknown. Concurrent Gets of one entry in this process call fill
+// once; the others wait for it. With fill nil, an absent entry gives an
+// error wrapping fs.ErrNotExist.
+func (c *Cache) Get(ctx context.Context, digest string, size int64, perm fs.FileMode, fill Fill) (*Handle, error) {
+	k, err := newKey(digest, perm)
+	if err != nil {
+		return nil, err
+	}
+	cold := false
+	evictions := 0
+	for {
+		h, err := c.pin(k, size)
+		if err != nil || h != nil {
+			if h != nil {
+				h.Hot = !cold
+			}
+			return h, err
+		}
+		if fill == nil {
+			return nil, fmt.Errorf("blob %s: not in the cache: %w", digest, fs.ErrNotExist)
+		}
+		// One fill per digest at a time, whatever the mode: a caller
+		// wanting another mode waits, then copies the entry just made.
+		me := new(byte)
+		ch := c.group.DoChan(digest, func() (any, error) {
+			downloaded, err := c.fill(ctx, k, size, fill)
+			return filled{by: me, downloaded: downloaded}, err
+		})
+		var r singleflight.Result
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case r = <-ch:
+		}
+		f := r.Val.(filled)
+		if f.by != me {
+			// Another caller's fill, of this entry or of another mode.
+			// If it gave up, it stopped the fill of everyone waiting on
+			// it: those still wanting the blob fill it themselves.
+			if r.Err != nil && (ctx.Err() != nil || !errors.Is(r.Err, context.Canceled) && !errors.Is(r.Err, context.DeadlineExceeded)) {
+				return nil, r.Err
+			}
+			continue
+		}
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		cold = cold || f.downloaded
+		// The entry is made; unless it was evicted before the pin above
+		// gets it, which a cache too small for the fetches running at
+		// once makes happen again and again.
+		if evictions++; evictions > getAttempts {
+			return nil, fmt.Errorf("blob %s: evicted %d times before it could be used: the cache is too small for the tasks running at once", digest, getAttempts)
+		}
+	}
+}
+
+// pin returns a Handle of k if the cache holds it, nil if not.
+func (c *Cache) pin(k key, size int64) (*Handle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("cache is closed")
+	}
+	e := c.entries[k]
+	if e == nil {
+		return nil, nil
+	}
+	if size >= 0 && e.size != size {
+		return nil, fmt.Errorf("blob %s: %d bytes, not %d as the manifest says: %w", k.digest, e.size, size, ErrMismatch)
+	}
+	e.pins++
+	c.touch(e)
+	return &Handle{Path: c.path(k), Size: e.size, c: c, e: e}, nil
+}
+
+func (c *Cache) unpin(e *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.pins--
+	if e.pins == 0 {
+		c.evict(nil)
+	}
+	c.maybeSync()
+}
+
+// Stats tells what the cache holds, as this process last saw it.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{Items: len(c.entries), Bytes: c.bytes}
+}
+
+// Close writes the index and releases the folder. Fills still running fail.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	err := c.sync()
+	if rerr := os.RemoveAll(c.tmpDir); err == nil {
+		err = rerr
+	}
+	if rerr := os.Remove(c.tmpLock.Name()); err == nil {
+		err = rerr
+	}
+	c.tmpLock.Close()
+	c.lock.Close()
+	if err != nil {
+		return fmt.Errorf("close cache %s: %w", c.dir, err)
+	}
+	return nil
+}

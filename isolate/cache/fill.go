@@ -1,0 +1,211 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// checkDigest accepts the digests isolate knows: 40 lowercase hex digits
+// for sha-1, 64 for sha-256. A digest becomes a file name: nothing else may.
+func checkDigest(digest string) error {
+	if len(digest) != 2*sha1.Size && len(digest) != 2*sha256.Size {
+		return fmt.Errorf("digest %.80q: want 40 (sha-1) or 64 (sha-256) hex digits", digest)
+	}
+	for i := 0; i < len(digest); i++ {
+		if c := digest[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("digest %.80q: want lowercase hex digits", digest)
+		}
+	}
+	return nil
+}
+
+// hashFor returns a hash of the algorithm of a checked digest, told by its
+// length as isolate does.
+func hashFor(digest string) hash.Hash {
+	if len(digest) == 2*sha1.Size {
+		return sha1.New()
+	}
+	return sha256.New()
+}
+
+// fill makes entry k, unless another caller has made it meanwhile: from an
+// entry of the same digest with another mode when there is one, from fill
+// otherwise. downloaded tells which.
+func (c *Cache) fill(ctx context.Context, k key, size int64, fill Fill) (downloaded bool, err error) {
+	c.mu.Lock()
+	if _, done := c.entries[k]; done {
+		c.mu.Unlock()
+		return false, nil
+	}
+	var sibling *Handle
+	if perms := c.perms[k.digest]; len(perms) > 0 {
+		e := c.entries[key{k.digest, perms[0]}]
+		e.pins++
+		sibling = &Handle{Path: c.path(e.key), Size: e.size, c: c, e: e}
+	}
+	c.mu.Unlock()
+	if sibling != nil {
+		// The size is the sibling's: a manifest that says otherwise is
+		// refused when the entry is pinned, and the sibling is not to blame.
+		err := c.store(ctx, k, -1, copyFrom(sibling.Path))
+		sibling.Release()
+		if err == nil {
+			return false, nil
+		}
+		if errors.Is(err, ErrMismatch) {
+			c.remove(sibling.e.key)
+		}
+	}
+	return true, c.store(ctx, k, size, fill)
+}
+
+// copyFrom fills from a file.
+func copyFrom(path string) Fill {
+	return func(ctx context.Context, w io.Writer) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		return err
+	}
+}
+
+// store writes what fill gives to a temporary file, verifies it against
+// k.digest (and size, unless -1), makes it durable and renames it to its
+// entry: a crash at any point leaves either the whole entry or a temporary
+// file that the next Open removes.
+func (c *Cache) store(ctx context.Context, k key, size int64, fill Fill) (err error) {
+	tmp, err := os.CreateTemp(c.tmpDir, "fill-*")
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := hashFor(k.digest)
+	cw := &countingWriter{w: io.MultiWriter(tmp, h)}
+	if err := fill(ctx, cw); err != nil {
+		return err
+	}
+	if size >= 0 && cw.n != size {
+		return fmt.Errorf("blob %s: got %d bytes, the manifest says %d: %w", k.digest, cw.n, size, ErrMismatch)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != k.digest {
+		return fmt.Errorf("blob %s: downloaded bytes hash to %s: %w", k.digest, got, ErrMismatch)
+	}
+	if err := tmp.Chmod(k.perm); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	// Another process may have renamed the same bytes there meanwhile:
+	// replacing them is harmless, the content is the same.
+	if err := os.Rename(tmp.Name(), c.path(k)); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	c.add(k, cw.n)
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (cw *countingWriter) Write(p []byte) (int, error) {
+	n, err := cw.w.Write(p)
+	cw.n += int64(n)
+	return n, err
+}
+
+// Place lays out the blob digest at dst, a new file, with mode perm,
+// filling the cache with fill if the blob is absent. A read-only perm (no
+// write bit) gets a hardlink to the entry, so a tree shared by many tasks
+// costs its bytes once; a writable one gets a copy, so that the task
+// cannot change the cache by writing its file. Where a link is impossible
+// (another filesystem, too many links) it copies. hot tells whether the
+// bytes were already in the cache; size is their size.
+func (c *Cache) Place(ctx context.Context, digest string, size int64, dst string, perm fs.FileMode, fill Fill) (hot bool, n int64, err error) {
+	for attempt := 0; ; attempt++ {
+		h, err := c.Get(ctx, digest, size, perm, fill)
+		if err != nil {
+			return false, 0, err
+		}
+		err = c.placeFrom(h.Path, dst, perm)
+		h.Release()
+		if err == nil {
+			return h.Hot, h.Size, nil
+		}
+		// Another process may have evicted the entry after this one last
+		// merged the index: fill it again.
+		if _, serr := os.Lstat(h.Path); attempt < getAttempts && errors.Is(serr, fs.ErrNotExist) {
+			c.forget(h.e.key)
+			continue
+		}
+		return false, 0, fmt.Errorf("place %s: %w", digest, err)
+	}
+}
+
+func (c *Cache) placeFrom(src, dst string, perm fs.FileMode) error {
+	if perm&0o222 == 0 {
+		err := c.link(src, dst)
+		if err == nil || !linkFallsBack(err) {
+			return err
+		}
+	}
+	return copyFile(src, dst, perm)
+}
+
+// linkFallsBack tells the link errors that a copy gets around.
+func linkFallsBack(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EXDEV, syscall.EMLINK, syscall.EPERM, syscall.ENOTSUP} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+// copyFile copies src to the new file dst (with copy_file_range where the
+// kernel can).
+func copyFile(src, dst string, perm fs.FileMode) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	if _, err := io.Copy(out, in); err != nil {
+		return err
+	}
+	return out.Chmod(perm)
+}

@@ -1,0 +1,294 @@
+package cache
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	indexName   = "index"
+	indexHeader = "dist_test cache index 1"
+)
+
+// record is an entry as the index file has it.
+type record struct {
+	size int64
+	used int64
+}
+
+// tick returns the time of a use, always later than the last one, so that
+// uses within one clock tick keep their order.
+func (c *Cache) tick() int64 {
+	t := c.now().UnixNano()
+	if t <= c.lastUse {
+		t = c.lastUse + 1
+	}
+	c.lastUse = t
+	return t
+}
+
+// touch records a use of e. c.mu is held.
+func (c *Cache) touch(e *entry) {
+	e.used = c.tick()
+	c.lru.MoveToFront(e.elem)
+	c.changes++
+}
+
+// add records the new entry k, then evicts what the limits require, but
+// not k: its callers are about to pin it.
+func (c *Cache) add(k key, size int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[k]; e != nil {
+		c.touch(e)
+		return
+	}
+	e := c.insert(k, size, c.tick())
+	c.added[k] = true
+	delete(c.removed, k)
+	c.changes++
+	c.evict(e)
+	c.maybeSync()
+}
+
+// insert puts a new entry in the maps, at the front of the LRU list.
+// c.mu is held (or c is not shared yet).
+func (c *Cache) insert(k key, size, used int64) *entry {
+	e := &entry{key: k, size: size, used: used}
+	e.elem = c.lru.PushFront(e)
+	c.entries[k] = e
+	c.perms[k.digest] = append(c.perms[k.digest], k.perm)
+	c.bytes += size
+	return e
+}
+
+// drop takes e out of the maps; its file is someone else's business.
+// c.mu is held.
+func (c *Cache) drop(e *entry) {
+	c.lru.Remove(e.elem)
+	delete(c.entries, e.key)
+	perms := slices.DeleteFunc(c.perms[e.key.digest], func(p fs.FileMode) bool { return p == e.key.perm })
+	if len(perms) == 0 {
+		delete(c.perms, e.key.digest)
+	} else {
+		c.perms[e.key.digest] = perms
+	}
+	c.bytes -= e.size
+}
+
+// removeLocked deletes the entry e and its file. c.mu is held.
+func (c *Cache) removeLocked(e *entry) {
+	c.drop(e)
+	// A file that cannot be removed is no longer counted; the next Open
+	// finds it and verifies it again.
+	os.Remove(c.path(e.key))
+	c.removed[e.key] = true
+	delete(c.added, e.key)
+	c.changes++
+}
+
+// remove deletes entry k, pinned or not: it is corrupt. Holders of a
+// Handle keep reading the file they opened.
+func (c *Cache) remove(k key) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[k]; e != nil {
+		c.removeLocked(e)
+	}
+}
+
+// forget drops entry k whose file another process removed.
+func (c *Cache) forget(k key) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[k]; e != nil {
+		c.drop(e)
+		c.removed[k] = true
+		delete(c.added, k)
+	}
+}
+
+// evict removes unpinned entries, least recently used first, until the
+// cache is within its limits; keep is spared. c.mu is held.
+func (c *Cache) evict(keep *entry) {
+	elem := c.lru.Back()
+	for elem != nil && (c.bytes > c.lim.MaxBytes || len(c.entries) > c.lim.MaxItems) {
+		e := elem.Value.(*entry)
+		elem = elem.Prev()
+		if e.pins > 0 || e == keep {
+			continue
+		}
+		c.removeLocked(e)
+	}
+}
+
+// maybeSync merges with the index file when enough has changed. A failure
+// is not the fetch's: what is not written yet is written by a later sync,
+// and Close reports one that fails still. c.mu is held.
+func (c *Cache) maybeSync() {
+	if c.changes >= syncEvery || c.changes > 0 && c.now().Sub(c.lastSync) >= syncAfter {
+		c.sync()
+	}
+}
+
+// sync merges this process's view with the index file under the folder's
+// flock: entries another process added are adopted, those it evicted are
+// dropped, the later of two uses wins. Then it evicts what the limits
+// require and writes the index back. c.mu is held.
+func (c *Cache) sync() error {
+	c.changes = 0
+	c.lastSync = c.now()
+	if err := unix.Flock(int(c.lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", c.lock.Name(), err)
+	}
+	defer unix.Flock(int(c.lock.Fd()), unix.LOCK_UN)
+	disk, err := readIndex(c.dir)
+	if err != nil {
+		return err
+	}
+	c.merge(disk)
+	c.evict(nil)
+	if err := c.writeIndex(); err != nil {
+		return err
+	}
+	clear(c.added)
+	clear(c.removed)
+	return nil
+}
+
+func (c *Cache) merge(disk map[key]record) {
+	reorder := false
+	for k, r := range disk {
+		e := c.entries[k]
+		switch {
+		case e != nil:
+			if r.used > e.used {
+				e.used, reorder = r.used, true
+			}
+		case c.removed[k]:
+			// Evicted here since the last sync.
+		default:
+			// Added by another process; trust its file only if it is there.
+			if fi, err := os.Lstat(c.path(k)); err == nil && fi.Mode().IsRegular() && fi.Size() == r.size {
+				c.insert(k, r.size, r.used)
+				reorder = true
+			}
+		}
+	}
+	for k, e := range c.entries {
+		if _, ok := disk[k]; ok || c.added[k] {
+			continue
+		}
+		// Gone from the index: another process evicted it. It may have
+		// filled it again since, without syncing yet.
+		if _, err := os.Lstat(c.path(k)); errors.Is(err, fs.ErrNotExist) {
+			c.drop(e)
+		}
+	}
+	if reorder {
+		c.reorder()
+	}
+}
+
+// reorder sorts the LRU list by last use. c.mu is held.
+func (c *Cache) reorder() {
+	all := make([]*entry, 0, len(c.entries))
+	for _, e := range c.entries {
+		all = append(all, e)
+	}
+	slices.SortFunc(all, func(a, b *entry) int { return int64Cmp(b.used, a.used) })
+	c.lru.Init()
+	for _, e := range all {
+		e.elem = c.lru.PushBack(e)
+		c.lastUse = max(c.lastUse, e.used)
+	}
+}
+
+func int64Cmp(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// readIndex reads the index file; a missing or damaged one reads as empty,
+// and Open rebuilds it from the files.
+func readIndex(dir string) (map[key]record, error) {
+	data, err := os.ReadFile(filepath.Join(dir, indexName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[key]record{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the cache index: %w", err)
+	}
+	lines := strings.Split(string(data), "\n")
+	if lines[0] != indexHeader || lines[len(lines)-1] != "" {
+		return map[key]record{}, nil
+	}
+	out := make(map[key]record, len(lines))
+	for _, line := range lines[1 : len(lines)-1] {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			return map[key]record{}, nil
+		}
+		k, ok := parseName(f[0])
+		size, err1 := strconv.ParseInt(f[1], 10, 64)
+		used, err2 := strconv.ParseInt(f[2], 10, 64)
+		if !ok || err1 != nil || err2 != nil || size < 0 {
+			return map[key]record{}, nil
+		}
+		out[k] = record{size: size, used: used}
+	}
+	return out, nil
+}
+
+// writeIndex replaces the index file with this process's view, durably.
+// The folder's flock is held.
+func (c *Cache) writeIndex() (err error) {
+	tmp, err := os.CreateTemp(c.dir, indexName+"-*.tmp")
+	if err != nil {
+		return fmt.Errorf("write the cache index: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(tmp, 256<<10)
+	w.WriteString(indexHeader + "\n")
+	for elem := c.lru.Back(); elem != nil; elem = elem.Prev() {
+		e := elem.Value.(*entry)
+		w.WriteString(e.key.name())
+		w.WriteByte(' ')
+		w.WriteString(strconv.FormatInt(e.size, 10))
+		w.WriteByte(' ')
+		w.WriteString(strconv.FormatInt(e.used, 10))
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write the cache index: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write the cache index: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write the cache index: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(c.dir, indexName)); err != nil {
+		return fmt.Errorf("write the cache index: %w", err)
+	}
+	return nil
+}
