@@ -88,6 +88,30 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("failed attempt %v lacks its log links", r)
 		}
 	}
+	// Every attempt fetched its manifest and the 6 scripts, from the slave's
+	// cache or not; the 30 passing tasks share one tree, so most are hot.
+	var every protocol.AttemptList
+	c.get("/api/v1/jobs/"+jobID+"/tasks", &every)
+	var sum protocol.Inputs
+	for _, a := range every.Tasks {
+		if n := a.Inputs.HotItems + a.Inputs.ColdItems; n != 7 {
+			t.Errorf("attempt %s/%d fetched %d items, want 7 (%+v)", a.Description, a.Attempt, n, a.Inputs)
+		}
+		sum.HotItems += a.Inputs.HotItems
+		sum.ColdItems += a.Inputs.ColdItems
+		sum.HotBytes += a.Inputs.HotBytes
+		sum.ColdBytes += a.Inputs.ColdBytes
+	}
+	var jobFigures protocol.Job
+	c.get("/api/v1/jobs/"+jobID, &jobFigures)
+	got := jobFigures.Inputs
+	if got.HotItems != sum.HotItems || got.ColdItems != sum.ColdItems || got.HotBytes != sum.HotBytes || got.ColdBytes != sum.ColdBytes {
+		t.Errorf("job input figures %+v differ from the sum of its attempts' %+v", got, sum)
+	}
+	if got.HotItems < 300 || got.ColdItems < 7 {
+		t.Errorf("job input figures %+v: want most items hot, and each file cold once", got)
+	}
+
 	var api protocol.AttemptList
 	c.get("/api/v1/jobs/"+jobID+"/tasks?status=timed_out", &api)
 	for _, a := range api.Tasks {

@@ -120,8 +120,13 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	masterDone := make(chan error, 1)
 	go func() { masterDone <- m.Run(masterCtx) }()
 
-	sl := slave.New(client.New(url), q, slaveInputs{isolate.NewCASClient(url, nil)},
-		slaveConfig(cfg, o.slots, filepath.Join(o.dataDir, "scratch")), log)
+	scratch := filepath.Join(o.dataDir, "scratch")
+	inputs, err := openInputs(cfg, url, scratch)
+	if err != nil {
+		return err
+	}
+	defer inputs.Close()
+	sl := slave.New(client.New(url), q, inputs, slaveConfig(cfg, o.slots, scratch), log)
 	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
 	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)
 
@@ -133,12 +138,4 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	err = errors.Join(slaveErr, err, <-masterDone)
 	fmt.Fprintln(env.Stderr, "dist_test local: stopped")
 	return err
-}
-
-// slaveInputs fetches a task's inputs from the isolate server.
-type slaveInputs struct{ cas *isolate.CASClient }
-
-func (s slaveInputs) Fetch(ctx context.Context, digest, dir string) (slave.Tree, error) {
-	t, err := isolate.Fetch(ctx, s.cas, digest, dir)
-	return slave.Tree{Command: t.Command, RelativeCwd: t.RelativeCwd}, err
 }

@@ -216,8 +216,13 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 	if inputsURL == "" {
 		inputsURL = master
 	}
+	inputs, err := openInputs(cfg, inputsURL, scratch)
+	if err != nil {
+		return err
+	}
+	defer inputs.Close()
 	mc := client.New(master, client.WithAuth(cfg.DistTest.User, cfg.DistTest.Password))
-	return slave.New(mc, q, slaveInputs{isolate.NewCASClient(inputsURL, nil)}, slaveConfig(cfg, slots, scratch), log).Run(ctx)
+	return slave.New(mc, q, inputs, slaveConfig(cfg, slots, scratch), log).Run(ctx)
 }
 
 func isolateServerCmd(env *cli.Env) *cobra.Command {

@@ -48,8 +48,11 @@ type DistTest struct {
 type Isolate struct {
 	Server   string // server: URL of the isolate server
 	CacheDir string // cache_dir
-	Listen   string // listen: address of `dist_test isolate-server`
-	DataDir  string // data_dir: its folder of inputs when there is no S3 bucket
+	// cache_max_bytes, cache_max_items: limits of the slave's input cache
+	CacheMaxBytes int64
+	CacheMaxItems int
+	Listen        string // listen: address of `dist_test isolate-server`
+	DataDir       string // data_dir: its folder of inputs when there is no S3 bucket
 }
 
 // MySQL is the [mysql] section; an empty Host means the embedded SQLite store.

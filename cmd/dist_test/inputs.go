@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/dist-test/dist_test/internal/config"
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/isolate"
+	"github.com/dist-test/dist_test/isolate/cache"
+	"github.com/dist-test/dist_test/slave"
+)
+
+// slaveInputs fetches tasks' inputs from the isolate server through the
+// host's input cache.
+type slaveInputs struct {
+	cas   *isolate.CASClient
+	cache *cache.Cache
+}
+
+// openInputs opens the input cache ([isolate] cache_dir, else
+// <scratch>/cache) for inputs served at casURL.
+func openInputs(cfg *config.Config, casURL, scratch string) (*slaveInputs, error) {
+	dir := cfg.Isolate.CacheDir
+	if dir == "" {
+		dir = filepath.Join(scratch, "cache")
+	}
+	c, err := cache.Open(dir, cache.Limits{MaxBytes: cfg.Isolate.CacheMaxBytes, MaxItems: cfg.Isolate.CacheMaxItems})
+	if err != nil {
+		return nil, fmt.Errorf("[isolate] cache_dir: %w", err)
+	}
+	return &slaveInputs{cas: isolate.NewCASClient(casURL, nil), cache: c}, nil
+}
+
+// Fetch implements slave.Inputs.
+func (s *slaveInputs) Fetch(ctx context.Context, digest, dir string) (slave.Tree, error) {
+	t, st, err := isolate.FetchWith(ctx, s.cas, s.cache, digest, dir)
+	return slave.Tree{Command: t.Command, RelativeCwd: t.RelativeCwd, Inputs: model.Inputs{
+		HotItems: int64(st.HotItems), ColdItems: int64(st.ColdItems), HotBytes: st.HotBytes,
+		ColdBytes: st.ColdBytes, FetchTime: st.Duration,
+	}}, err
+}
+
+// Close writes the cache's index back.
+func (s *slaveInputs) Close() error { return s.cache.Close() }
