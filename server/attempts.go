@@ -147,10 +147,24 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // Finish records how the run holding lease ended. The outputs it names must
 // have been uploaded under the same lease; those that are not there are
 // recorded as missing. Sent again, a finish is acknowledged again (slaves
-// resend until they hear back).
-func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (store.FinishOutcome, error) {
+// resend until they hear back). An infrastructure failure (the task could
+// not run at all) is not a result while the attempt has runs left: the
+// attempt is queued again with its entry, for another slave, and requeued
+// is true.
+func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (out store.FinishOutcome, requeued bool, err error) {
+	if f.Infra {
+		a, err := m.store.RunningByLease(ctx, lease)
+		if err == nil && a.Runs < m.cfg.MaxRuns {
+			reason := fmt.Sprintf("infrastructure failure on %s (run %d): %s", a.Hostname, a.Runs, f.Error)
+			if err := m.store.RequeueRun(ctx, lease, reason, true, m.now()); err != nil {
+				return out, false, fmt.Errorf("finish: %w", err)
+			}
+			m.log.Warn("task could not run; queued again for another slave", "job", a.JobID, "task", a.TaskID, "reason", f.Error)
+			return out, true, nil
+		}
+	}
 	r := model.Result{
-		ExitCode: f.ExitCode, TimedOut: f.TimedOut,
+		ExitCode: f.ExitCode, TimedOut: f.TimedOut, Infra: f.Infra,
 		Duration: time.Duration(f.DurationMS) * time.Millisecond,
 		Error:    f.Error, Outputs: model.Outputs{Missing: f.Missing},
 		Inputs: f.Inputs.Model(),
@@ -172,9 +186,9 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (s
 			}
 		}
 	}
-	out, err := m.store.FinishAttempt(ctx, lease, r, m.now())
+	out, err = m.store.FinishAttempt(ctx, lease, r, m.now())
 	if err != nil {
-		return out, fmt.Errorf("finish: %w", err)
+		return out, false, fmt.Errorf("finish: %w", err)
 	}
 	if out.Next != nil {
 		m.poke()
@@ -183,7 +197,7 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (s
 		a := out.Attempt
 		m.log.Debug("attempt finished", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "state", a.State, "retry", out.Next != nil)
 	}
-	return out, nil
+	return out, false, nil
 }
 
 // Abort takes back a run that its slave gives up unfinished (it is shutting

@@ -112,7 +112,7 @@ func (f *fixture) drain(slaveID string, runtimes map[string]time.Duration) []str
 		if !ok {
 			d = time.Second
 		}
-		if _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{DurationMS: d.Milliseconds()}); err != nil {
+		if _, _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{DurationMS: d.Milliseconds()}); err != nil {
 			f.t.Fatal(err)
 		}
 		if err := c.Delete(f.ctx, res.ID); err != nil {
@@ -167,7 +167,7 @@ func TestRetriesGoFirst(t *testing.T) {
 	}
 	c.Delete(f.ctx, res.ID)
 	f.submit("j2", "other1", "other2")
-	if _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{ExitCode: 1}); err != nil {
+	if _, _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{ExitCode: 1}); err != nil {
 		t.Fatal(err)
 	}
 	got := f.drain(slave, nil)
@@ -249,7 +249,7 @@ func TestReaper(t *testing.T) {
 	if err != nil || len(lost) != 1 || lost[0] != slave {
 		t.Fatalf("ReapOnce = %v, %v", lost, err)
 	}
-	if _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{}); !errors.Is(err, model.ErrConflict) {
+	if _, _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{}); !errors.Is(err, model.ErrConflict) {
 		t.Errorf("late finish of the lost run: %v; want conflict", err)
 	}
 	reply, err := f.m.Heartbeat(f.ctx, slave, protocol.Heartbeat{Running: []string{a.Lease}})
@@ -348,7 +348,7 @@ func TestRedeliveryDoesNotRunTwice(t *testing.T) {
 	if err != nil || second.Lease == first.Lease {
 		t.Fatalf("start after the holder went silent: %+v, %v; want a takeover", second, err)
 	}
-	if _, err := f.m.Finish(f.ctx, first.Lease, protocol.Finish{}); !errors.Is(err, model.ErrConflict) {
+	if _, _, err := f.m.Finish(f.ctx, first.Lease, protocol.Finish{}); !errors.Is(err, model.ErrConflict) {
 		t.Errorf("finish by the superseded run: %v; want conflict", err)
 	}
 }
@@ -389,7 +389,40 @@ func TestHeartbeatReconcilesRuns(t *testing.T) {
 	if len(q) != 1 || q[0].Description != "unknown" {
 		t.Fatalf("queued again: %+v; want only the run the slave did not know", q)
 	}
-	if _, err := f.m.Finish(f.ctx, leases["pending"], protocol.Finish{}); err != nil {
+	if _, _, err := f.m.Finish(f.ctx, leases["pending"], protocol.Finish{}); err != nil {
 		t.Errorf("the pending result was refused: %v", err)
+	}
+}
+
+// A task that cannot run at all (its inputs cannot be fetched) is queued
+// again for another slave, with its entry, using no retry; after MaxRuns
+// such runs it ends as infra_failed, not as a test failure.
+func TestInfrastructureFailure(t *testing.T) {
+	f := newFixture(t, server.Config{MaxRuns: 2})
+	slave := f.slave()
+	f.submit("i", "unlucky")
+	f.m.FeedOnce(f.ctx)
+	c, _ := f.q.NewConsumer(f.ctx)
+	defer c.Close()
+	res, _ := c.Reserve(f.ctx, 0)
+	var e protocol.Entry
+	json.Unmarshal(res.Body, &e)
+	for run := 1; run <= 2; run++ {
+		a, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		_, requeued, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{ExitCode: -1, Infra: true, Error: "isolate server unreachable"})
+		if err != nil || requeued != (run == 1) {
+			t.Fatalf("run %d: requeued %v, %v", run, requeued, err)
+		}
+	}
+	job, _ := f.m.Job(f.ctx, "i")
+	if job.Counts.FailedTasks != 1 || job.Counts.FailedGroups != 1 || job.Counts.TotalTasks != 1 || job.Counts.RetriedTasks != 0 {
+		t.Errorf("counts %+v; want one attempt, failed, no retry used", job.Counts)
+	}
+	got, _ := f.m.Attempts(f.ctx, "i", model.InfraFailed)
+	if len(got) != 1 || !strings.Contains(got[0].Error, "isolate server unreachable") || got[0].Runs != 2 {
+		t.Errorf("attempt = %+v; want infra_failed after 2 runs with the reason", got)
 	}
 }

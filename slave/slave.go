@@ -96,11 +96,14 @@ type Slave struct {
 	cfg    Config
 	log    *slog.Logger
 
+	spool *spool
+
 	mu    sync.Mutex
 	id    string
 	touch time.Duration
 	beat  time.Duration
-	runs  map[string]*run // by lease
+	runs  map[string]*run      // by lease
+	avoid map[uint64]time.Time // entries whose task could not run here, until when
 }
 
 // New returns a slave.
@@ -109,7 +112,7 @@ func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logg
 		log = slog.Default()
 	}
 	return &Slave{master: master, queue: q, inputs: inputs, cfg: cfg.withDefaults(), log: log,
-		runs: make(map[string]*run)}
+		runs: make(map[string]*run), avoid: make(map[uint64]time.Time)}
 }
 
 // Run registers with the master and runs tasks until ctx ends. Then it
@@ -119,15 +122,21 @@ func (s *Slave) Run(ctx context.Context) error {
 	if err := os.MkdirAll(s.cfg.ScratchDir, 0o755); err != nil {
 		return fmt.Errorf("scratch folder: %w", err)
 	}
+	sp, err := openSpool(filepath.Join(s.cfg.ScratchDir, "spool"))
+	if err != nil {
+		return err
+	}
+	s.spool = sp
 	if err := s.register(ctx); err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.heartbeats(gctx) })
+	g.Go(func() error { return s.replay(gctx) })
 	for slot := range s.cfg.Slots {
 		g.Go(func() error { return s.slot(gctx, slot) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 	// Deregister with a context of its own: ctx is over by now.
 	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -193,7 +202,7 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 		if !sleep(ctx, beat) {
 			return nil
 		}
-		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases()})
+		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases()})
 		switch {
 		case errors.Is(err, model.ErrNotFound):
 			// The master does not know this registration (it ended it, or

@@ -60,6 +60,13 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 		_ = c.Bury(ctx, res.ID, 0)
 		return
 	}
+	if s.avoiding(res.ID) {
+		// This entry's task could not run here a moment ago: leave it to
+		// another slave for a while.
+		s.release(c, res.ID, e.Priority, 2*time.Second)
+		sleep(ctx, time.Second)
+		return
+	}
 	started, err := s.master.Start(ctx, protocol.Start{SlaveID: s.slaveID(), Slot: slot, EntryID: res.ID, Entry: e})
 	switch {
 	case errors.Is(err, model.ErrConflict):
@@ -83,15 +90,38 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 		}
 		return
 	}
-	outcome := s.execute(ctx, c, res.ID, slot, started)
-	switch outcome {
+	switch s.execute(ctx, c, res.ID, slot, started) {
 	case reported, dropped:
 		_ = c.Delete(ctx, res.ID)
-	case abandoned:
-		// Shutting down: the entry goes back at once, and deregistering
-		// makes the master queue the attempt again.
+	case abandoned, pending:
+		// Shutting down: the entry goes back at once. An aborted run is
+		// queued again with it; a result in the spool is sent by the next
+		// life of this slave.
 		s.release(c, res.ID, model.RetryBase, 0)
+	case requeued:
+		// Released already, with a delay, for another slave.
 	}
+}
+
+// avoidFor remembers an entry whose task could not run on this slave.
+func (s *Slave) avoidFor(entry uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for id, until := range s.avoid {
+		if now.After(until) {
+			delete(s.avoid, id)
+		}
+	}
+	s.avoid[entry] = now.Add(30 * time.Second)
+}
+
+// avoiding reports whether to leave an entry to other slaves.
+func (s *Slave) avoiding(entry uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.avoid[entry]
+	return ok && time.Now().Before(until)
 }
 
 func (s *Slave) release(c queue.Consumer, id uint64, prio uint32, delay time.Duration) {
@@ -106,6 +136,10 @@ func (s *Slave) release(c queue.Consumer, id uint64, prio uint32, delay time.Dur
 // or a long upload never outlives its lease and gets run a second time.
 // fn runs in its own goroutine; this one alone uses the consumer.
 func (s *Slave) whileTouching(ctx context.Context, c queue.Consumer, id uint64, fn func()) {
+	if c == nil {
+		fn()
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

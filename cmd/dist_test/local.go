@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dist-test/dist_test/client"
 	"github.com/dist-test/dist_test/client/cli"
 	"github.com/dist-test/dist_test/internal/blob/local"
 	"github.com/dist-test/dist_test/internal/config"
@@ -126,7 +125,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		return err
 	}
 	defer inputs.Close()
-	sl := slave.New(client.New(url), q, inputs, slaveConfig(cfg, o.slots, scratch), log)
+	sl := slave.New(slaveClient(url, cfg), q, inputs, slaveConfig(cfg, o.slots, scratch), log)
 	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
 	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)
 

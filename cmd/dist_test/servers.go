@@ -92,6 +92,13 @@ func slaveConfig(cfg *config.Config, slots int, scratch string) slave.Config {
 	}
 }
 
+// slaveClient is a client of the master for a slave. It never retries on
+// its own: the slave decides per message (results wait and retry, starts
+// give up at once, heartbeats are superseded by the next).
+func slaveClient(master string, cfg *config.Config) *client.Client {
+	return client.New(master, client.WithAuth(cfg.DistTest.User, cfg.DistTest.Password), client.WithRetry(1, 0, 0))
+}
+
 func masterCmd(env *cli.Env) *cobra.Command {
 	var f serverFlags
 	cmd := &cobra.Command{
@@ -221,8 +228,7 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 		return err
 	}
 	defer inputs.Close()
-	mc := client.New(master, client.WithAuth(cfg.DistTest.User, cfg.DistTest.Password))
-	return slave.New(mc, q, inputs, slaveConfig(cfg, slots, scratch), log).Run(ctx)
+	return slave.New(slaveClient(master, cfg), q, inputs, slaveConfig(cfg, slots, scratch), log).Run(ctx)
 }
 
 func isolateServerCmd(env *cli.Env) *cobra.Command {

@@ -22,12 +22,17 @@ const (
 	Failed   State = "failed"
 	TimedOut State = "timed_out"
 	Canceled State = "canceled"
+	// InfraFailed: the task could not be run at all (its inputs could not
+	// be fetched, its sandbox not made) on several slaves in a row. Not a
+	// test failure, though it counts as a failed attempt in the legacy
+	// counters.
+	InfraFailed State = "infra_failed"
 )
 
 // Final reports whether s is a final state.
 func (s State) Final() bool {
 	switch s {
-	case Passed, Failed, TimedOut, Canceled:
+	case Passed, Failed, TimedOut, Canceled, InfraFailed:
 		return true
 	}
 	return false
@@ -36,7 +41,7 @@ func (s State) Final() bool {
 // Valid reports whether s is one of the known states.
 func (s State) Valid() bool {
 	switch s {
-	case Queued, Running, Passed, Failed, TimedOut, Canceled:
+	case Queued, Running, Passed, Failed, TimedOut, Canceled, InfraFailed:
 		return true
 	}
 	return false
@@ -178,6 +183,7 @@ type Spec struct {
 type Result struct {
 	ExitCode int  // negative: killed by that signal
 	TimedOut bool // the slave killed it for exceeding its timeout
+	Infra    bool // the task could not be run at all; Error says why
 	Duration time.Duration
 	Outputs  Outputs
 	Inputs   Inputs
@@ -187,6 +193,8 @@ type Result struct {
 // State returns the final state this result puts its attempt in.
 func (r Result) State() State {
 	switch {
+	case r.Infra:
+		return InfraFailed
 	case r.TimedOut:
 		return TimedOut
 	case r.ExitCode == 0:

@@ -269,6 +269,10 @@ type Finish struct {
 	Error   string   `json:"error,omitempty"`
 	// Inputs are the figures of fetching this run's inputs.
 	Inputs Inputs `json:"inputs"`
+	// Infra: the task could not be run at all (its inputs could not be
+	// fetched, say); Error says why. The master queues the attempt again
+	// for another slave, or ends it as infra_failed after several such runs.
+	Infra bool `json:"infra,omitempty"`
 }
 
 // Abort is the body of POST /api/v1/attempts/{lease}/abort: the slave
@@ -283,6 +287,9 @@ type Finished struct {
 	State string `json:"state"`
 	// Retried is set when the failure queued another attempt.
 	Retried bool `json:"retried"`
+	// Requeued answers an infrastructure failure that will be tried again:
+	// the slave releases its queue entry, to be run elsewhere.
+	Requeued bool `json:"requeued,omitempty"`
 }
 
 // ---- conversions ----

@@ -119,16 +119,16 @@ func statusFilter(status string) ([]model.State, error) {
 	case "":
 		return nil, nil
 	case "failed":
-		return []model.State{model.Failed, model.TimedOut, model.Canceled}, nil
+		return []model.State{model.Failed, model.TimedOut, model.Canceled, model.InfraFailed}, nil
 	case "succeeded":
 		return []model.State{model.Passed}, nil
 	case "finished":
-		return []model.State{model.Passed, model.Failed, model.TimedOut, model.Canceled}, nil
+		return []model.State{model.Passed, model.Failed, model.TimedOut, model.Canceled, model.InfraFailed}, nil
 	}
 	if s := model.State(status); s.Valid() {
 		return []model.State{s}, nil
 	}
-	return nil, fmt.Errorf("%w: unknown status %q: use failed, succeeded, finished or a state (queued, running, passed, failed, timed_out, canceled)",
+	return nil, fmt.Errorf("%w: unknown status %q: use failed, succeeded, finished or a state (queued, running, passed, failed, timed_out, canceled, infra_failed)",
 		model.ErrInvalid, status)
 }
 

@@ -123,9 +123,12 @@ func (a *API) finish(r *http.Request) (result, error) {
 	if err := a.decode(r, &req); err != nil {
 		return result{}, err
 	}
-	out, err := a.m.Finish(r.Context(), chi.URLParam(r, "lease"), req)
+	out, requeued, err := a.m.Finish(r.Context(), chi.URLParam(r, "lease"), req)
 	if err != nil {
 		return result{}, err
+	}
+	if requeued {
+		return result{value: protocol.Finished{State: string(model.Queued), Requeued: true}}, nil
 	}
 	return result{value: protocol.Finished{State: string(out.Attempt.State), Retried: out.Next != nil}}, nil
 }

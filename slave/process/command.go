@@ -37,7 +37,15 @@ type Command struct {
 	Stdout, Stderr string
 	// LogLimits applies to each stream.
 	LogLimits Limits
+	// Tag, when set, marks every process of the command, through the
+	// environment variable TagVar, so that a daemon that left the process
+	// group (setsid) is found and killed with the rest. It must be unique
+	// to this run.
+	Tag string
 }
+
+// TagVar is the environment variable that carries a Command's Tag.
+const TagVar = "DIST_TEST_RUN"
 
 // Limits caps a log file: it keeps the first Head and the last Tail bytes.
 // Zero means the default (8 MiB each); a negative value keeps nothing of that

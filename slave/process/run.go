@@ -47,11 +47,18 @@ func Run(ctx context.Context, c Command) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	env := c.Env
+	if c.Tag != "" {
+		if env == nil {
+			env = os.Environ()
+		}
+		env = append(env[:len(env):len(env)], TagVar+"="+c.Tag)
+	}
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        c.Args,
 		Dir:         c.Dir,
-		Env:         c.Env,
+		Env:         env,
 		Stdout:      streams[0].w,
 		Stderr:      streams[len(streams)-1].w,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
@@ -76,6 +83,9 @@ func Run(ctx context.Context, c Command) (Result, error) {
 	var res Result
 	res.Duration, res.TimedOut, res.Canceled = supervise(ctx, pid, start, c.Timeout, grace)
 	killGroup(pid, unix.SIGKILL)
+	if c.Tag != "" {
+		killTagged(c.Tag)
+	}
 
 	var errs []error
 	if err := cmd.Wait(); err != nil && cmd.ProcessState == nil {

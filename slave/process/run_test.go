@@ -230,6 +230,28 @@ func TestRunBoundsWaitForEscapedDaemon(t *testing.T) {
 	}
 }
 
+// With a Tag, a daemon that left the process group is found by the tag in
+// its environment and killed with the task.
+func TestRunKillsTaggedEscapedDaemon(t *testing.T) {
+	c := shell(t, `setsid sh -c 'echo $$ > daemon.pid; exec sleep 1000' </dev/null >/dev/null 2>&1 &
+		while [ ! -s daemon.pid ]; do sleep 0.01; done
+		echo started`)
+	c.Tag = "run-" + strconv.Itoa(os.Getpid())
+	res := run(t, t.Context(), c)
+	daemon := readPid(t, filepath.Join(c.Dir, "daemon.pid"))
+	t.Cleanup(func() { unix.Kill(daemon, unix.SIGKILL) })
+	if res.ExitCode != 0 {
+		t.Errorf("got %+v", res)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(daemon) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if alive(daemon) {
+		t.Errorf("the daemon %d that left the group outlived the task", daemon)
+	}
+}
+
 func TestRunCapsLogs(t *testing.T) {
 	limits := Limits{Head: 1000, Tail: 1000}
 	for _, extra := range []int{-1, 0, 1, 12345} {

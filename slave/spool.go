@@ -1,0 +1,137 @@
+package slave
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/dist-test/dist_test/internal/protocol"
+)
+
+// spool keeps finished results on disk until the master acknowledges them,
+// so that a result survives a master restart and a slave restart. Each
+// result is a folder named by its lease holding report.json and the output
+// files to upload.
+type spool struct {
+	dir string
+
+	mu      sync.Mutex
+	pending map[string]bool // leases of results not yet acknowledged
+}
+
+// report is what a spooled result says.
+type report struct {
+	Lease   string            `json:"lease"`
+	Finish  protocol.Finish   `json:"finish"`
+	Outputs map[string]string `json:"outputs"` // output name → file name in the folder
+}
+
+func openSpool(dir string) (*spool, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return &spool{dir: dir, pending: map[string]bool{}}, nil
+}
+
+// save moves the output files into the spool and writes the report, which
+// is renamed into place last: a folder without report.json is a save that
+// did not finish, and is removed by load.
+func (sp *spool) save(r report, files map[string]string) error {
+	dir := filepath.Join(sp.dir, r.Lease)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	r.Outputs = map[string]string{}
+	for name, path := range files {
+		if err := os.Rename(path, filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("spooling %s: %w", name, err)
+		}
+		r.Outputs[name] = name
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "report.json.tmp")
+	if err := writeSynced(tmp, b); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "report.json")); err != nil {
+		return err
+	}
+	sp.mu.Lock()
+	sp.pending[r.Lease] = true
+	sp.mu.Unlock()
+	return nil
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// path is where an output of a spooled result is.
+func (sp *spool) path(lease, file string) string { return filepath.Join(sp.dir, lease, file) }
+
+// done forgets a result the master acknowledged (or refused for good).
+func (sp *spool) done(lease string) {
+	sp.mu.Lock()
+	delete(sp.pending, lease)
+	sp.mu.Unlock()
+	_ = os.RemoveAll(filepath.Join(sp.dir, lease))
+}
+
+// leases lists the results waiting, for the heartbeat.
+func (sp *spool) leases() []string {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	out := make([]string, 0, len(sp.pending))
+	for l := range sp.pending {
+		out = append(out, l)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// load returns the results a previous life of the slave left behind.
+func (sp *spool) load() ([]report, error) {
+	entries, err := os.ReadDir(sp.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []report
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(sp.dir, e.Name(), "report.json"))
+		var r report
+		if errors.Is(err, fs.ErrNotExist) || (err == nil && json.Unmarshal(b, &r) != nil) || r.Lease != e.Name() {
+			_ = os.RemoveAll(filepath.Join(sp.dir, e.Name())) // a save cut short
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		sp.mu.Lock()
+		sp.pending[r.Lease] = true
+		sp.mu.Unlock()
+		out = append(out, r)
+	}
+	return out, nil
+}
