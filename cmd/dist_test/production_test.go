@@ -24,10 +24,13 @@ type stack struct {
 	master   *proc
 	isolate  *proc
 	slaves   []*proc
+	opt      stackOptions
+	procEnv  []string // the servers' environment
 }
 
-// productionConfig writes the INI file every process of the stack reads.
-func productionConfig(t testing.TB, dir, isolateURL string) string {
+// productionConfig writes the INI file every process of the stack reads;
+// extra is appended to it.
+func productionConfig(t testing.TB, dir, isolateURL, extra string) string {
 	t.Helper()
 	dsn, err := mysql.ParseDSN(testenv.MySQL(t))
 	if err != nil {
@@ -60,7 +63,7 @@ heartbeat_interval = 1s
 heartbeat_timeout = 3s
 [slave]
 kill_grace = 1s
-`, host, port, dsn.User, dsn.Passwd, dsn.DBName, bs, tube, s3.Endpoint, s3.Region, s3.AccessKey, s3.SecretKey, bucket, isolateURL)
+%s`, host, port, dsn.User, dsn.Passwd, dsn.DBName, bs, tube, s3.Endpoint, s3.Region, s3.AccessKey, s3.SecretKey, bucket, isolateURL, extra)
 	p := filepath.Join(dir, "dist_test.cnf")
 	if err := os.WriteFile(p, []byte(cnf), 0o644); err != nil {
 		t.Fatal(err)
@@ -69,32 +72,53 @@ kill_grace = 1s
 }
 
 func newStack(t testing.TB, slaves, slots int) *stack {
+	return newStackWith(t, stackOptions{slaves: slaves, slots: slots})
+}
+
+// stackOptions shape a stack: how many slave processes of how many slots,
+// more configuration, and more environment for the slaves.
+type stackOptions struct {
+	slaves, slots int
+	config        string
+	slaveEnv      []string
+}
+
+func newStackWith(t testing.TB, o stackOptions) *stack {
 	t.Helper()
 	dir := t.TempDir()
 	// The isolate server goes first: the others need its URL. It reads the
 	// same [aws] settings; a placeholder [isolate] server does not matter to it.
-	cnf := productionConfig(t, dir, "http://placeholder")
+	cnf := productionConfig(t, dir, "http://placeholder", o.config)
 	env := append(os.Environ(), "DIST_TEST_CNF="+cnf)
-	s := &stack{}
+	s := &stack{opt: o, procEnv: env}
 	s.isolate = startProc(t, "isolate-server", env, true, "isolate-server", "--data-dir", filepath.Join(dir, "isolate"))
 	b, _ := os.ReadFile(cnf)
 	if err := os.WriteFile(cnf, []byte(strings.Replace(string(b), "http://placeholder", s.isolate.url, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s.master = startProc(t, "master", env, true, "master", "--data-dir", filepath.Join(dir, "master"))
-	for i := range slaves {
-		s.slaves = append(s.slaves, startProc(t, fmt.Sprintf("slave-%d", i), env, false, "slave",
-			"--master", s.master.url, "--slots", fmt.Sprint(slots), "--scratch-dir", filepath.Join(dir, fmt.Sprintf("scratch-%d", i))))
-	}
 	s.cluster = &cluster{t: t, dir: dir, url: s.master.url, env: append(env,
 		"DIST_TEST_MASTER="+s.master.url, "ISOLATE_SERVER="+s.isolate.url,
 		"DIST_TEST_JOB_PATH="+filepath.Join(dir, "last-job"))}
+	for range o.slaves {
+		s.startSlave()
+	}
 	waitFor(t, 20e9, "the slaves to register", func() bool {
 		var l protocol.SlaveList
 		s.get("/api/v1/slaves?alive=1", &l)
-		return len(l.Slaves) == slaves
+		return len(l.Slaves) == o.slaves
 	})
 	return s
+}
+
+// startSlave starts one more slave process, with a scratch folder of its own.
+func (s *stack) startSlave() *proc {
+	n := len(s.slaves)
+	p := startProc(s.t, fmt.Sprintf("slave-%d", n), append(append([]string{}, s.procEnv...), s.opt.slaveEnv...), false,
+		"slave", "--master", s.master.url, "--slots", fmt.Sprint(s.opt.slots),
+		"--scratch-dir", filepath.Join(s.dir, fmt.Sprintf("scratch-%d", n)))
+	s.slaves = append(s.slaves, p)
+	return p
 }
 
 // A 300-task job with failures, retries and artifacts on master, isolate

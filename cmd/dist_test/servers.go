@@ -81,6 +81,7 @@ func masterConfig(cfg *config.Config) server.Config {
 		HeartbeatInterval: cfg.Master.HeartbeatInterval, HeartbeatTimeout: cfg.Master.HeartbeatTimeout,
 		QueueWindow: cfg.Master.QueueWindow, MaxTasksPerJob: cfg.Master.MaxTasksPerJob,
 		TTR: cfg.Master.TTR, LinkTTL: cfg.AWS.LinkTTL,
+		ReconcileInterval: cfg.Master.ReconcileInterval, MaxRuns: cfg.Master.MaxRuns,
 	}
 }
 

@@ -90,6 +90,8 @@ type Master struct {
 	QueueWindow       int
 	MaxTasksPerJob    int
 	TTR               time.Duration
+	ReconcileInterval time.Duration
+	MaxRuns           int
 	ReadAuth          bool // read_auth: reads need the same auth as writes
 }
 

@@ -106,6 +106,10 @@ var keys = []key{
 		doc: "largest job accepted"},
 	{section: "master", name: "ttr", def: "120s", set: dur(func(c *Config) *time.Duration { return &c.Master.TTR }),
 		doc: "queue time-to-run: a reserved entry not touched for this long is handed out again"},
+	{section: "master", name: "reconcile_interval", def: "15s", set: dur(func(c *Config) *time.Duration { return &c.Master.ReconcileInterval }),
+		doc: "how often queued tasks are checked against the queue; a task whose entry the queue lost is put again"},
+	{section: "master", name: "max_runs", def: "5", set: integer(func(c *Config) *int { return &c.Master.MaxRuns }),
+		doc: "runs of one attempt without a result (slave lost, inputs unfetchable) before it ends as failed"},
 	{section: "master", name: "read_auth", def: "false", set: boolean(func(c *Config) *bool { return &c.Master.ReadAuth }),
 		doc: "require the same authentication for reads (dashboard, status) as for writes"},
 
