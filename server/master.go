@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -95,6 +96,7 @@ type Master struct {
 	log    *slog.Logger
 	born   time.Time
 	wake   chan struct{} // tells the feeder there is work
+	outage atomic.Int64  // when a heartbeat last failed to be recorded (Unix ns)
 }
 
 // Options are the optional parts of a Master.

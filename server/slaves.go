@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
@@ -44,6 +45,9 @@ func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Hear
 	var reply protocol.HeartbeatReply
 	before, err := m.store.Heartbeat(ctx, slaveID, m.now())
 	if err != nil {
+		if errors.Is(err, model.ErrUnavailable) {
+			m.noteOutage()
+		}
 		return reply, fmt.Errorf("heartbeat: %w", err)
 	}
 	switch before.State {
@@ -134,11 +138,12 @@ func (m *Master) reap(ctx context.Context) error {
 }
 
 // ReapOnce runs one round of the reaper and returns the slaves it declared
-// lost. Within StartGrace of the master's start it declares none: slaves
-// could not heartbeat while the master was down.
+// lost. Within StartGrace of the master's start, or of the last time the
+// store could not record a heartbeat, it declares none: the silence was the
+// master's, not the slaves'.
 func (m *Master) ReapOnce(ctx context.Context) ([]string, error) {
 	now := m.now()
-	if now.Sub(m.born) < m.cfg.StartGrace {
+	if now.Sub(m.born) < m.cfg.StartGrace || now.Sub(m.lastOutage()) < m.cfg.StartGrace {
 		return nil, nil
 	}
 	alive, err := m.store.ListSlaves(ctx, true)
@@ -162,6 +167,11 @@ func (m *Master) ReapOnce(ctx context.Context) ([]string, error) {
 	}
 	return lost, errors.Join(errs...)
 }
+
+// noteOutage records that a heartbeat could not be recorded now.
+func (m *Master) noteOutage() { m.outage.Store(m.now().UnixNano()) }
+
+func (m *Master) lastOutage() time.Time { return time.Unix(0, m.outage.Load()) }
 
 // requeueAll puts every run of a slave back in the queue.
 func (m *Master) requeueAll(ctx context.Context, slaveID, reason string) (int, error) {

@@ -30,16 +30,29 @@ type stack struct {
 
 // productionConfig writes the INI file every process of the stack reads;
 // extra is appended to it.
-func productionConfig(t testing.TB, dir, isolateURL, extra string) string {
+func productionConfig(t testing.TB, dir, isolateURL string, o stackOptions) string {
 	t.Helper()
-	dsn, err := mysql.ParseDSN(testenv.MySQL(t))
-	if err != nil {
+	var dsn *mysql.Config
+	var err error
+	if o.mysql != nil {
+		dsn = mysql.NewConfig()
+		dsn.Addr, dsn.User, dsn.DBName = o.mysql.Addr, "root", "dist_test"
+	} else if dsn, err = mysql.ParseDSN(testenv.MySQL(t)); err != nil {
 		t.Fatal(err)
 	}
 	host, port, _ := strings.Cut(dsn.Addr, ":")
-	bs, tube := testenv.Beanstalk(t)
+	bs, tube := "", "dist_test"
+	if o.beanstalk != nil {
+		bs = o.beanstalk.Addr
+	} else {
+		bs, tube = testenv.Beanstalk(t)
+	}
 	s3 := testenv.S3(t)
+	if o.s3 != nil {
+		s3 = *o.s3
+	}
 	bucket := testenv.NewBucket(t, s3)
+	extra := o.config
 	cnf := fmt.Sprintf(`[mysql]
 host = %s
 port = %s
@@ -81,6 +94,10 @@ type stackOptions struct {
 	slaves, slots int
 	config        string
 	slaveEnv      []string
+	// Services of the test's own, for the tests that stop them; the shared
+	// ones otherwise.
+	mysql, beanstalk *testenv.Service
+	s3               *testenv.S3Server
 }
 
 func newStackWith(t testing.TB, o stackOptions) *stack {
@@ -88,7 +105,7 @@ func newStackWith(t testing.TB, o stackOptions) *stack {
 	dir := t.TempDir()
 	// The isolate server goes first: the others need its URL. It reads the
 	// same [aws] settings; a placeholder [isolate] server does not matter to it.
-	cnf := productionConfig(t, dir, "http://placeholder", o.config)
+	cnf := productionConfig(t, dir, "http://placeholder", o)
 	env := append(os.Environ(), "DIST_TEST_CNF="+cnf)
 	s := &stack{opt: o, procEnv: env}
 	s.isolate = startProc(t, "isolate-server", env, true, "isolate-server", "--data-dir", filepath.Join(dir, "isolate"))

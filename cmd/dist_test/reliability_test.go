@@ -28,10 +28,7 @@ type reliability struct {
 }
 
 func newReliability(t *testing.T, slaves, slots int, config string) *reliability {
-	mark := t.TempDir()
-	s := newStackWith(t, stackOptions{slaves: slaves, slots: slots, config: config, slaveEnv: []string{"MARK=" + mark}})
-	s.writeInputs(map[string]string{"once": onceScript, "sleep": "sleep $1; echo slept $1\n"})
-	return &reliability{stack: s, mark: mark}
+	return newReliabilityWith(t, stackOptions{slaves: slaves, slots: slots, config: config})
 }
 
 // submit submits tasks without waiting and returns the job id.

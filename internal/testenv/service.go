@@ -130,3 +130,27 @@ func (s *Service) signal(sig syscall.Signal) {
 	_ = s.cmd.Wait()
 	s.cmd = nil
 }
+
+// OwnS3 starts an S3 server (versitygw) of the test's own, with the access
+// key and secret of S3Server, on a data folder of its own.
+func OwnS3(t testing.TB) (*Service, S3Server) {
+	t.Helper()
+	bin, err := exec.LookPath("versitygw")
+	if err != nil {
+		if gopath, gerr := exec.Command("go", "env", "GOPATH").Output(); gerr == nil {
+			bin = filepath.Join(string(bytes.TrimSpace(gopath)), "bin", "versitygw")
+			_, err = os.Stat(bin)
+		}
+	}
+	if err != nil {
+		missing(t, "versitygw (the program)", err)
+	}
+	port := FreePort(t)
+	s3 := S3Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "own", SecretKey: "own_secret", Region: "us-east-1"}
+	s := &Service{t: t, name: "versitygw", Addr: fmt.Sprintf("127.0.0.1:%d", port),
+		args: []string{bin, "--access", s3.AccessKey, "--secret", s3.SecretKey, "--port", fmt.Sprintf("127.0.0.1:%d", port),
+			"posix", t.TempDir()}}
+	s.Start()
+	t.Cleanup(s.Kill)
+	return s, s3
+}
