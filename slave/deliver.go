@@ -63,7 +63,7 @@ func (s *Slave) deliver(ctx context.Context, c queue.Consumer, entry uint64, r *
 		case err == nil && out.Requeued:
 			if c != nil {
 				s.avoidFor(entry)
-				s.release(c, entry, model.RetryBase, 5*time.Second)
+				s.release(c, entry, model.RetryBase, time.Second)
 			}
 			return s.forget(d, requeued, log, "could not run here; queued again for another slave")
 		case err == nil:

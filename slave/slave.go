@@ -103,7 +103,7 @@ type Slave struct {
 	touch time.Duration
 	beat  time.Duration
 	runs  map[string]*run      // by lease
-	avoid map[uint64]time.Time // entries whose task could not run here, until when
+	avoid map[uint64]avoidance // entries whose task could not run here
 }
 
 // New returns a slave.
@@ -112,7 +112,7 @@ func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logg
 		log = slog.Default()
 	}
 	return &Slave{master: master, queue: q, inputs: inputs, cfg: cfg.withDefaults(), log: log,
-		runs: make(map[string]*run), avoid: make(map[uint64]time.Time)}
+		runs: make(map[string]*run), avoid: make(map[uint64]avoidance)}
 }
 
 // Run registers with the master and runs tasks until ctx ends. Then it

@@ -63,8 +63,8 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 	if s.avoiding(res.ID) {
 		// This entry's task could not run here a moment ago: leave it to
 		// another slave for a while.
-		s.release(c, res.ID, e.Priority, 2*time.Second)
-		sleep(ctx, time.Second)
+		s.release(c, res.ID, e.Priority, time.Second)
+		sleep(ctx, 500*time.Millisecond)
 		return
 	}
 	started, err := s.master.Start(ctx, protocol.Start{SlaveID: s.slaveID(), Slot: slot, EntryID: res.ID, Entry: e})
@@ -103,25 +103,38 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 	}
 }
 
-// avoidFor remembers an entry whose task could not run on this slave.
+// avoidFor remembers an entry whose task could not run on this slave, so
+// that another slave gets the next try.
 func (s *Slave) avoidFor(entry uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
-	for id, until := range s.avoid {
-		if now.After(until) {
+	for id, a := range s.avoid {
+		if now.After(a.until) {
 			delete(s.avoid, id)
 		}
 	}
-	s.avoid[entry] = now.Add(30 * time.Second)
+	s.avoid[entry] = avoidance{until: now.Add(10 * time.Second), passes: 3}
 }
 
-// avoiding reports whether to leave an entry to other slaves.
+// avoiding reports whether to leave an entry to other slaves this time.
+// After a few passes the slave takes it anyway: it may be the only one.
 func (s *Slave) avoiding(entry uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	until, ok := s.avoid[entry]
-	return ok && time.Now().Before(until)
+	a, ok := s.avoid[entry]
+	if !ok || time.Now().After(a.until) || a.passes == 0 {
+		delete(s.avoid, entry)
+		return false
+	}
+	a.passes--
+	s.avoid[entry] = a
+	return true
+}
+
+type avoidance struct {
+	until  time.Time
+	passes int
 }
 
 func (s *Slave) release(c queue.Consumer, id uint64, prio uint32, delay time.Duration) {

@@ -55,6 +55,7 @@ type cluster struct {
 const testConfig = `[master]
 heartbeat_interval = 1s
 heartbeat_timeout = 3s
+max_runs = 2
 [slave]
 kill_grace = 1s
 `
