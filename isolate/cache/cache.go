@@ -5,16 +5,31 @@
 // One folder holds the cache of a slave host. Every slot of a slave process
 // shares one *Cache, and two processes may open the same folder: entries
 // are immutable files written to a temporary file, verified against their
-// digest, fsync'd and renamed into place, so a reader never sees part of
-// one, and the index (sizes and last uses, for LRU eviction) is read and
-// written under a flock of the folder.
+// digest and renamed into place, so a reader never sees part of one, and
+// the index (sizes and last uses, for LRU eviction) is read and written
+// under a flock of the folder.
+//
+// Entries are not fsync'd one by one, which made a cold fetch of a large
+// tree twice as slow. A writer that dies loses nothing it wrote: the page
+// cache keeps it. Only a host crash can leave an entry whose bytes did
+// not reach the disk, so each open Cache marks the folder dirty: its
+// tmp/<id>.lock holds the boot id (durably, before Open returns). Close
+// syncs the whole filesystem (syncfs, one flush) and then removes the
+// mark. An Open that finds the mark of a dead writer (its lock not held)
+// recorded under another boot id verifies every entry before use; under
+// the same boot id only the process died, and a syncfs is enough. Marks
+// are per writer, not per folder, so that one process closing cleanly
+// does not vouch for another that shares the folder and then dies with
+// the host; a dead writer's mark is removed only once what it wrote, and
+// what the verify removed, is on the disk.
 //
 // Layout of the folder:
 //
 //	lock                   flocked while the index is read or written
 //	index                  one line per entry: name, size, last use
 //	ab/<digest>-<perm>     an entry: the bytes of digest, mode perm (octal)
-//	tmp/<id>.lock, tmp/<id>/   the temporary files of one open Cache
+//	tmp/<id>.lock          the mark of an open Cache, flocked: its boot id
+//	tmp/<id>/              the temporary files of that Cache
 //
 // An entry has a read-only mode of its own (0444, 0555, 0440...): it is
 // hardlinked into sandboxes whose files are read-only, and one inode cannot
@@ -94,6 +109,11 @@ type Cache struct {
 	lastSync time.Time
 	lastUse  int64 // the last use recorded, to keep them increasing
 	closed   bool
+
+	// What Open did: whether it verified every entry (after a host
+	// crash), and how many files it hashed in all.
+	verifiedAll  bool
+	hashedAtOpen int
 }
 
 // key names an entry: the bytes of digest with mode perm.
@@ -256,7 +276,8 @@ func (c *Cache) Stats() Stats {
 	return Stats{Items: len(c.entries), Bytes: c.bytes}
 }
 
-// Close writes the index and releases the folder. Fills still running fail.
+// Close makes the entries durable, writes the index and releases the
+// folder. Fills still running fail.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -264,12 +285,22 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.closed = true
-	err := c.sync()
-	if rerr := os.RemoveAll(c.tmpDir); err == nil {
-		err = rerr
+	// Gone, the temporary folder lets no fill rename an entry into place
+	// after the filesystem is synced.
+	err := os.RemoveAll(c.tmpDir)
+	if err == nil {
+		err = c.syncFS()
 	}
-	if rerr := os.Remove(c.tmpLock.Name()); err == nil {
-		err = rerr
+	// Unless every entry is durable, the mark stays: the next Open takes
+	// it for a dead writer's.
+	clean := err == nil
+	if serr := c.sync(); err == nil {
+		err = serr
+	}
+	if clean {
+		if rerr := c.removeMarks([]string{c.tmpLock.Name()}); err == nil {
+			err = rerr
+		}
 	}
 	c.tmpLock.Close()
 	c.lock.Close()

@@ -82,9 +82,10 @@ func copyFrom(path string) Fill {
 }
 
 // store writes what fill gives to a temporary file, verifies it against
-// k.digest (and size, unless -1), makes it durable and renames it to its
-// entry: a crash at any point leaves either the whole entry or a temporary
-// file that the next Open removes.
+// k.digest (and size, unless -1) and renames it to its entry: a crash of
+// the process at any point leaves either the whole entry or a temporary
+// file that the next Open removes. It does not fsync: Close syncs the
+// filesystem, and after a host crash Open verifies (see the package doc).
 func (c *Cache) store(ctx context.Context, k key, size int64, fill Fill) (err error) {
 	tmp, err := os.CreateTemp(c.tmpDir, "fill-*")
 	if err != nil {
@@ -108,9 +109,6 @@ func (c *Cache) store(ctx context.Context, k key, size int64, fill Fill) (err er
 		return fmt.Errorf("blob %s: downloaded bytes hash to %s: %w", k.digest, got, ErrMismatch)
 	}
 	if err := tmp.Chmod(k.perm); err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -154,11 +152,21 @@ func (c *Cache) Place(ctx context.Context, digest string, size int64, dst string
 		if err == nil {
 			return h.Hot, h.Size, nil
 		}
-		// Another process may have evicted the entry after this one last
-		// merged the index: fill it again.
-		if _, serr := os.Lstat(h.Path); attempt < getAttempts && errors.Is(serr, fs.ErrNotExist) {
-			c.forget(h.e.key)
-			continue
+		if attempt < getAttempts {
+			// Another process may have evicted the entry after this one
+			// last merged the index: fill it again.
+			_, serr := os.Lstat(h.Path)
+			if errors.Is(serr, fs.ErrNotExist) {
+				c.forget(h.e.key)
+				continue
+			}
+			// Or renamed its own copy of the same bytes over it, between
+			// the lookup of the link and the link, which then finds the
+			// replaced inode gone: link the new one.
+			var le *os.LinkError
+			if serr == nil && errors.As(err, &le) && errors.Is(le.Err, fs.ErrNotExist) {
+				continue
+			}
 		}
 		return false, 0, fmt.Errorf("place %s: %w", digest, err)
 	}

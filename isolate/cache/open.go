@@ -22,9 +22,16 @@ import (
 // repairs the index from the files: an entry file the index lacks is
 // verified against its digest and adopted, or removed if corrupt; one whose
 // size or mode no longer matches (truncated, written through a link) is
-// removed; a record without its file is dropped. Then it evicts down to
-// lim. Close it when the process is done with it.
+// removed; a record without its file is dropped. If a Cache that ended
+// without Close ran before the host last booted, every entry is verified
+// first, which reads the whole cache. Then it evicts down to lim. Close it
+// when the process is done with it.
 func Open(dir string, lim Limits) (*Cache, error) {
+	return openWith(dir, lim, readBootID)
+}
+
+// openWith is Open with the boot id read by bootID.
+func openWith(dir string, lim Limits, bootID func() (string, error)) (*Cache, error) {
 	if lim.MaxBytes <= 0 {
 		lim.MaxBytes = 20 << 30
 	}
@@ -50,7 +57,10 @@ func Open(dir string, lim Limits) (*Cache, error) {
 		added:   map[key]bool{},
 		removed: map[key]bool{},
 	}
-	if err := c.open(); err != nil {
+	// Unknown, it matches no recorded boot: an unclean end is then always
+	// taken for a host crash.
+	boot, _ := bootID()
+	if err := c.open(boot); err != nil {
 		if c.tmpLock != nil {
 			os.RemoveAll(c.tmpDir)
 			os.Remove(c.tmpLock.Name())
@@ -62,80 +72,111 @@ func Open(dir string, lim Limits) (*Cache, error) {
 	return c, nil
 }
 
-func (c *Cache) open() error {
+func (c *Cache) open(boot string) error {
 	if err := unix.Flock(int(c.lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("lock %s: %w", c.lock.Name(), err)
 	}
 	defer unix.Flock(int(c.lock.Fd()), unix.LOCK_UN)
-	if err := c.cleanTemps(); err != nil {
+	dead, err := c.cleanTemps(boot)
+	if err != nil {
 		return err
 	}
-	if err := c.claimTemp(); err != nil {
+	if err := c.claimTemp(boot); err != nil {
 		return err
 	}
 	disk, err := readIndex(c.dir)
 	if err != nil {
 		return err
 	}
-	if err := c.scan(disk); err != nil {
+	c.verifiedAll = dead.otherBoot
+	if err := c.scan(disk, dead.otherBoot); err != nil {
 		return err
+	}
+	if len(dead.marks) > 0 {
+		// What the dead writers wrote (in this boot: still in the page
+		// cache) and what the verify removed must be on the disk before
+		// their marks go: nothing else says to verify after a host crash.
+		if err := c.syncFS(); err != nil {
+			return err
+		}
+		if err := c.removeMarks(dead.marks); err != nil {
+			return err
+		}
 	}
 	c.reorder()
 	c.evict(nil)
 	c.lastSync = c.now()
-	return c.writeIndex()
+	if err := c.writeIndex(); err != nil {
+		return err
+	}
+	clear(c.added)
+	clear(c.removed)
+	return nil
 }
+
+func (c *Cache) tmpRoot() string { return filepath.Join(c.dir, "tmp") }
 
 // cleanTemps removes the temporary files of Caches whose process is gone:
 // each open Cache holds a flock on tmp/<id>.lock while it uses tmp/<id>/.
 // Index files half written are removed too. The folder's flock is held, so
-// no Cache is between creating its lock file and locking it.
-func (c *Cache) cleanTemps() error {
-	tmpRoot := filepath.Join(c.dir, "tmp")
+// no Cache is between creating its lock file and locking it. The lock file
+// of a Cache that ended without Close is its mark, which it returns, not
+// removed: it goes once what that Cache wrote is known durable.
+func (c *Cache) cleanTemps(boot string) (dead deadWriters, err error) {
+	tmpRoot := c.tmpRoot()
 	names, err := readNames(tmpRoot)
 	if err != nil {
-		return err
+		return dead, err
 	}
 	for _, name := range names {
 		p := filepath.Join(tmpRoot, name)
 		if !strings.HasSuffix(name, ".lock") {
 			if _, err := os.Lstat(p + ".lock"); errors.Is(err, fs.ErrNotExist) {
 				if err := os.RemoveAll(p); err != nil {
-					return err
+					return dead, err
 				}
 			}
 			continue
 		}
 		f, err := os.Open(p)
 		if err != nil {
-			return err
+			return dead, err
 		}
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			err = os.RemoveAll(strings.TrimSuffix(p, ".lock"))
+			var empty, sameBoot bool
 			if err == nil {
+				empty, sameBoot, err = readMark(f, boot)
+			}
+			switch {
+			case err != nil:
+			case empty:
 				err = os.Remove(p)
+			default:
+				dead.marks = append(dead.marks, p)
+				dead.otherBoot = dead.otherBoot || !sameBoot
 			}
 		} else if errors.Is(err, unix.EWOULDBLOCK) {
 			err = nil // a live Cache's
 		}
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("remove temporary files: %w", err)
+			return dead, fmt.Errorf("remove temporary files: %w", err)
 		}
 	}
 	names, err = readNames(c.dir)
 	if err != nil {
-		return err
+		return dead, err
 	}
 	for _, name := range names {
 		if strings.HasPrefix(name, indexName+"-") && strings.HasSuffix(name, ".tmp") {
 			if err := os.Remove(filepath.Join(c.dir, name)); err != nil {
-				return err
+				return dead, err
 			}
 		}
 	}
-	return nil
+	return dead, nil
 }
 
 func readNames(dir string) ([]string, error) {
@@ -147,9 +188,9 @@ func readNames(dir string) ([]string, error) {
 	return f.Readdirnames(-1)
 }
 
-// claimTemp makes this Cache's folder of temporary files.
-func (c *Cache) claimTemp() error {
-	lf, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "*.lock")
+// claimTemp makes this Cache's folder of temporary files, and its mark.
+func (c *Cache) claimTemp(boot string) error {
+	lf, err := os.CreateTemp(c.tmpRoot(), "*.lock")
 	if err != nil {
 		return err
 	}
@@ -160,12 +201,16 @@ func (c *Cache) claimTemp() error {
 	}
 	c.tmpLock = lf
 	c.tmpDir = strings.TrimSuffix(lf.Name(), ".lock")
-	return os.Mkdir(c.tmpDir, 0o700)
+	if err := os.Mkdir(c.tmpDir, 0o700); err != nil {
+		return err
+	}
+	return c.writeMark(boot)
 }
 
 // scan builds the entries from the files, trusting the index's record of a
-// file only when its size and mode still match.
-func (c *Cache) scan(disk map[key]record) error {
+// file only when its size and mode still match, and not at all when
+// verifyAll is set: then every file is hashed.
+func (c *Cache) scan(disk map[key]record, verifyAll bool) error {
 	for i := range 256 {
 		sub := fmt.Sprintf("%02x", i)
 		p := filepath.Join(c.dir, sub)
@@ -191,14 +236,19 @@ func (c *Cache) scan(disk map[key]record) error {
 			case !fi.Mode().IsRegular() || fi.Mode().Perm() != k.perm:
 				// Its mode was changed through a link: so may its bytes.
 				err = os.Remove(fp)
-			case recorded && r.size == fi.Size():
-				c.insert(k, r.size, r.used)
-			case recorded:
+			case recorded && r.size != fi.Size():
 				err = os.Remove(fp) // truncated, or written
+			case recorded && !verifyAll:
+				c.insert(k, r.size, r.used)
 			default:
+				used := fi.ModTime().UnixNano()
+				if recorded {
+					used = r.used
+				}
 				var good bool
+				c.hashedAtOpen++
 				if good, err = verifyFile(fp, k); good {
-					c.insert(k, fi.Size(), fi.ModTime().UnixNano())
+					c.insert(k, fi.Size(), used)
 				} else if err == nil {
 					err = os.Remove(fp)
 				}
