@@ -10,7 +10,7 @@ BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BENCH     ?= .
 COUNT     ?= 6
 
-.PHONY: all build test lint demo bench clean
+.PHONY: all build test lint demo bench chaos clean
 
 all: build
 
@@ -34,6 +34,12 @@ demo:
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -count $(COUNT) -benchtime 3x ./server/ ./cmd/dist_test/ ./isolate/... | tee bench.txt
 	$(GO) run $(BENCHSTAT) bench.txt
+
+# The long chaos run: 2,000 tasks under random faults (CHAOS_SEED=n repeats a
+# schedule; CI runs the short form, 300 tasks with seed 1, in make test).
+chaos:
+	CHAOS_TASKS=$${CHAOS_TASKS:-2000} CHAOS_SEED=$${CHAOS_SEED:-$$(date +%s)} \
+		$(GO) test -count=1 -run '^TestChaos$$' -timeout 20m -v ./cmd/dist_test/ | grep -v '^=== '
 
 clean:
 	rm -rf bin .demo examples/bin

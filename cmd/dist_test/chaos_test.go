@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/testenv"
+)
+
+// TestChaos runs a job of short tasks on 4 slave processes while a seeded
+// driver kills and restarts slaves, suspends and resumes them, kills and
+// restarts the master, and restarts beanstalkd. At the end every task must
+// have exactly one final result, the job's counters must equal a recount of
+// its attempts, and no attempt may have passed without having run.
+//
+// CHAOS_TASKS (default 300) and CHAOS_SEED (default 1) shape it; `make
+// chaos` runs the long form: 2,000 tasks and a random seed, which it prints.
+func TestChaos(t *testing.T) {
+	n := envInt(t, "CHAOS_TASKS", 300)
+	seed := uint64(envInt(t, "CHAOS_SEED", 1))
+	rng := rand.New(rand.NewPCG(seed, seed))
+	runlog := filepath.Join(t.TempDir(), "runs.log")
+	bs := testenv.OwnBeanstalkd(t)
+	s := newStackWith(t, stackOptions{slaves: 4, slots: 2, beanstalk: bs, slaveEnv: []string{"RUNLOG=" + runlog},
+		config: "[master]\nreconcile_interval = 2s\n"})
+	// Each run logs itself before it does anything, so that a pass can be
+	// traced to a run. Task i fails when i%20 == 0 (both attempts), is flaky
+	// when i%20 == 1, and passes otherwise.
+	s.writeInputs(map[string]string{"chaos": `echo "$DIST_TEST_TASK_ID $DIST_TEST_ATTEMPT" >> "$RUNLOG"
+case $1 in 0|1) sleep 0.3 ;; 2) sleep 0.4 ;; 3) sleep 0.8 ;; *) sleep 1.2 ;; esac
+case $(( $1 % 20 )) in
+  0) exit 1 ;;
+  1) [ "$DIST_TEST_ATTEMPT" != 0 ] ;;
+esac
+`})
+	var tasks []jobTask
+	retries := map[string]int{}
+	hashes := map[int]string{}
+	for i := range n {
+		variant := i % 20
+		if variant > 4 {
+			variant = 2 + i%3 // passing tasks share three manifests
+		}
+		if hashes[variant] == "" {
+			hashes[variant] = s.archive("chaos", fmt.Sprintf("ARG=%d", variant))
+		}
+		d := fmt.Sprintf("chaos-%04d", i)
+		tasks = append(tasks, jobTask{IsolateHash: hashes[variant], Description: d, Timeout: 60, MaxRetries: 1})
+		retries[d] = 1
+	}
+	job := s.submitNoWait(tasks)
+	start := time.Now()
+
+	var schedule []string
+	fault := func(format string, args ...any) {
+		line := fmt.Sprintf("%6.1fs  ", time.Since(start).Seconds()) + fmt.Sprintf(format, args...)
+		schedule = append(schedule, line)
+		t.Log(line)
+	}
+	addr := strings.TrimPrefix(s.master.url, "http://")
+	s.master.args = append(s.master.args, "--listen", addr)
+	deadline := start.Add(10 * time.Minute)
+	counts := map[string]int{}
+	for !s.finished(job) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job did not finish within 10 minutes; faults:\n%s", strings.Join(schedule, "\n"))
+		}
+		time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond)
+		switch k := rng.IntN(4); k {
+		case 0:
+			i := rng.IntN(len(s.slaves))
+			fault("SIGKILL slave %d, start it again on the same scratch folder", i)
+			s.slaves[i].kill()
+			s.slaves[i].start()
+			counts["slave killed"]++
+		case 1:
+			i := rng.IntN(len(s.slaves))
+			pause := time.Duration(2000+rng.IntN(4000)) * time.Millisecond
+			fault("SIGSTOP slave %d for %s", i, pause)
+			s.slaves[i].signal(syscall.SIGSTOP)
+			time.Sleep(pause)
+			s.slaves[i].signal(syscall.SIGCONT)
+			counts["slave suspended"]++
+		case 2:
+			down := time.Duration(500+rng.IntN(3000)) * time.Millisecond
+			fault("SIGKILL the master, start it again after %s", down)
+			s.master.kill()
+			time.Sleep(down)
+			s.master.start()
+			counts["master killed"]++
+		case 3:
+			fault("SIGKILL beanstalkd, start it again with its binlog")
+			bs.Kill()
+			bs.Start()
+			counts["beanstalkd restarted"]++
+		}
+	}
+	took := time.Since(start)
+
+	var j protocol.Job
+	s.get("/api/v1/jobs/"+job, &j)
+	var list protocol.AttemptList
+	s.get("/api/v1/jobs/"+job+"/tasks", &list)
+	var rows []model.Attempt
+	perTask := map[string][]protocol.Attempt{}
+	runs := 0
+	for _, a := range list.Tasks {
+		rows = append(rows, model.Attempt{TaskID: a.TaskID, Attempt: a.Attempt, State: model.State(a.State), MaxRetries: retries[a.Description]})
+		perTask[a.Description] = append(perTask[a.Description], a)
+		runs += a.Runs
+	}
+	if re := model.Recount(rows); re != j.Counts {
+		t.Errorf("counters differ from a recount of the attempts:\ncounters %+v\nrecount  %+v", j.Counts, re)
+	}
+	ran := readRunlog(t, runlog)
+	for d, as := range perTask {
+		finals, passed := 0, 0
+		for _, a := range as {
+			if !model.State(a.State).Final() {
+				t.Errorf("%s attempt %d is still %s", d, a.Attempt, a.State)
+			}
+			if a.State == "passed" {
+				passed++
+				if !ran[fmt.Sprintf("%s %d", a.TaskID, a.Attempt)] {
+					t.Errorf("%s attempt %d passed without having run", d, a.Attempt)
+				}
+			}
+			finals++
+		}
+		if passed > 1 || len(as) > retries[d]+1 {
+			t.Errorf("%s: %d attempts, %d passed", d, len(as), passed)
+		}
+	}
+	if len(perTask) != n || j.Status != "finished" || j.TotalGroups != n || j.FinishedGroups != n {
+		t.Errorf("%d tasks with attempts, job %s, %d/%d groups finished; want all %d", len(perTask), j.Status, j.FinishedGroups, j.TotalGroups, n)
+	}
+	summary := fmt.Sprintf("chaos (seed %d): %d tasks, %d attempts, %d runs in %s; %d passed, %d failed, %d flaky groups; faults: %v",
+		seed, n, len(list.Tasks), runs, took.Round(100*time.Millisecond), j.SucceededGroups, j.FailedGroups, j.FlakyGroups, counts)
+	t.Log(summary)
+	fmt.Println(summary)
+	fmt.Println("fault schedule:\n" + strings.Join(schedule, "\n"))
+}
+
+// submitNoWait submits a job file without waiting and returns its id.
+func (s *stack) submitNoWait(tasks []jobTask) string {
+	s.t.Helper()
+	if code, _, stderr := s.run("submit", "--no-wait", s.writeJob("chaos.json", tasks)); code != 0 {
+		s.t.Fatalf("submit: %s", stderr)
+	}
+	return lastJob(s.t, s.cluster)
+}
+
+// finished asks the master whether the job is finished; a master that is
+// down, or answers 503, means "not yet".
+func (s *stack) finished(job string) bool {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(s.url + "/api/v1/jobs/" + job)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var j protocol.Job
+	return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&j) == nil && j.Status == "finished"
+}
+
+func readRunlog(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ran := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		ran[strings.TrimSpace(sc.Text())] = true
+	}
+	return ran
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
