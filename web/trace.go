@@ -25,16 +25,8 @@ type lane struct {
 // Trace shows when each attempt of a job ran, one lane per slave slot: the
 // view that shows stragglers and idle slaves at a glance.
 func (p *Pages) Trace(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	id := r.URL.Query().Get("job_id")
-	job, err := p.src.Job(ctx, id)
-	if err != nil {
-		p.fail(w, err)
-		return
-	}
-	attempts, err := p.src.Attempts(ctx, id)
-	if err != nil {
-		p.fail(w, err)
+	job, attempts, ok := p.jobAndAttempts(w, r)
+	if !ok {
 		return
 	}
 	lanes, span := timeline(attempts, job.SubmittedAt, p.now())

@@ -137,15 +137,8 @@ type jobRow struct {
 // Job shows a job's summary and its attempts.
 func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	id := r.URL.Query().Get("job_id")
-	job, err := p.src.Job(ctx, id)
-	if err != nil {
-		p.fail(w, err)
-		return
-	}
-	attempts, err := p.src.Attempts(ctx, id)
-	if err != nil {
-		p.fail(w, err)
+	job, attempts, ok := p.jobAndAttempts(w, r)
+	if !ok {
 		return
 	}
 	base := "http://" + r.Host
@@ -175,9 +168,24 @@ func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
 	p.render(w, "job.html", map[string]any{"Job": job, "Rows": rows, "Runtime": runtime})
 }
 
+// jobAndAttempts reads the job named by the job_id parameter and its
+// attempts; on failure it has answered, and ok is false.
+func (p *Pages) jobAndAttempts(w http.ResponseWriter, r *http.Request) (job model.Job, attempts []model.Attempt, ok bool) {
+	id := r.URL.Query().Get("job_id")
+	job, err := p.src.Job(r.Context(), id)
+	if err == nil {
+		attempts, err = p.src.Attempts(r.Context(), id)
+	}
+	if err != nil {
+		p.fail(w, err)
+		return job, nil, false
+	}
+	return job, attempts, true
+}
+
 func rank(s model.State) int {
 	switch s {
-	case model.Failed, model.TimedOut:
+	case model.Failed, model.TimedOut, model.InfraFailed:
 		return 0
 	case model.Running:
 		return 1

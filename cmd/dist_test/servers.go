@@ -72,6 +72,27 @@ func (f *serverFlags) add(cmd *cobra.Command, listenDefault string) {
 	cmd.Flags().StringVar(&f.urlFile, "url-file", "", "write the URL served to this file once serving")
 }
 
+// serverSection says where a server command's listen address and data folder
+// stand in the configuration.
+type serverSection func(*config.Config) (listen, dataDir string)
+
+// load reads the configuration and fills the flags the user did not set
+// from it.
+func (f *serverFlags) load(cmd *cobra.Command, env *cli.Env, where serverSection) (*config.Config, error) {
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return nil, err
+	}
+	listen, dir := where(cfg)
+	if !cmd.Flags().Changed("listen") {
+		f.listen = listen
+	}
+	if f.dataDir == "" {
+		f.dataDir = dir
+	}
+	return cfg, nil
+}
+
 func loadConfig(env *cli.Env) (*config.Config, error) {
 	return config.Load(*env.ConfigPath, env.Getenv)
 }
@@ -112,15 +133,9 @@ when unset). When [isolate] server is unset the master serves the isolate
 server itself, on the same listener and the same blob store.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(env)
+			cfg, err := f.load(cmd, env, serverSection(func(c *config.Config) (string, string) { return c.Master.Listen, c.Master.DataDir }))
 			if err != nil {
 				return err
-			}
-			if !cmd.Flags().Changed("listen") {
-				f.listen = cfg.Master.Listen
-			}
-			if f.dataDir == "" {
-				f.dataDir = cfg.Master.DataDir
 			}
 			return runMaster(cmd.Context(), env, cfg, f)
 		},
@@ -241,15 +256,9 @@ func isolateServerCmd(env *cli.Env) *cobra.Command {
 test_result_bucket, under cas/) or in a folder under --data-dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(env)
+			cfg, err := f.load(cmd, env, serverSection(func(c *config.Config) (string, string) { return c.Isolate.Listen, c.Isolate.DataDir }))
 			if err != nil {
 				return err
-			}
-			if !cmd.Flags().Changed("listen") {
-				f.listen = cfg.Isolate.Listen
-			}
-			if f.dataDir == "" {
-				f.dataDir = cfg.Isolate.DataDir
 			}
 			log := slog.Default()
 			dir, err := dataDir(f.dataDir, "isolate")

@@ -42,16 +42,22 @@ func (s *Store) lockGroups(ctx context.Context, tx *sql.Tx, jobID, where string,
 	return out, rows.Err()
 }
 
+// jobExists is ErrNotFound for a job id that names no job.
+func jobExists(ctx context.Context, tx *sql.Tx, jobID string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ?`, jobID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("job %s: %w", jobID, model.ErrNotFound)
+	}
+	return err
+}
+
 // CancelJob implements store.Store.
 func (s *Store) CancelJob(ctx context.Context, jobID string, now time.Time) ([]model.Attempt, error) {
 	var canceled []model.Attempt
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		canceled = nil
-		var exists int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ?`, jobID).Scan(&exists)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("job %s: %w", jobID, model.ErrNotFound)
-		} else if err != nil {
+		if err := jobExists(ctx, tx, jobID); err != nil {
 			return err
 		}
 		groups, err := s.lockGroups(ctx, tx, jobID, "AND g_finished < g_attempts")
@@ -113,11 +119,7 @@ func (s *Store) Retry(ctx context.Context, jobID string, taskIDs []string, now t
 	var retried []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		retried = nil
-		var exists int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ?`, jobID).Scan(&exists)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("job %s: %w", jobID, model.ErrNotFound)
-		} else if err != nil {
+		if err := jobExists(ctx, tx, jobID); err != nil {
 			return err
 		}
 		where, args := "", []any{}
