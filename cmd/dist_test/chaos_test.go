@@ -148,7 +148,6 @@ esac
 	}
 	summary := fmt.Sprintf("chaos (seed %d): %d tasks, %d attempts, %d runs in %s; %d passed, %d failed, %d flaky groups; faults: %v",
 		seed, n, len(list.Tasks), runs, took.Round(100*time.Millisecond), j.SucceededGroups, j.FailedGroups, j.FlakyGroups, counts)
-	t.Log(summary)
 	fmt.Println(summary)
 	fmt.Println("fault schedule:\n" + strings.Join(schedule, "\n"))
 }
