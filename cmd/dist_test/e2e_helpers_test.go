@@ -20,6 +20,9 @@ import (
 // binary is the dist_test binary built once for the end-to-end tests.
 var binary string
 
+// raceBuild is set when the tests run with -race (race_test.go).
+var raceBuild bool
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "dist_test-e2e-")
 	if err != nil {
@@ -27,7 +30,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "dist_test")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	args := []string{"build", "-o", binary}
+	if raceBuild {
+		args = append(args, "-race")
+		// A race ends the process at once, with exit code 66, which the
+		// tests see.
+		os.Setenv("GORACE", "halt_on_error=1")
+	}
+	build := exec.Command("go", append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building dist_test:", err)
@@ -46,7 +56,7 @@ type cluster struct {
 	url     string
 	env     []string
 	cmd     *exec.Cmd
-	log     *bytes.Buffer
+	log     *logBuffer
 	extra   []string // more environment for the local process
 }
 
@@ -79,7 +89,7 @@ func (c *cluster) start(slots int) {
 	c.t.Helper()
 	urlFile := filepath.Join(c.dir, "url")
 	os.Remove(urlFile)
-	c.log = &bytes.Buffer{}
+	c.log = &logBuffer{}
 	c.cmd = exec.Command(binary, "local", "--listen", "127.0.0.1:0", "--url-file", urlFile,
 		"--data-dir", c.dataDir, "--slaves", fmt.Sprint(slots))
 	c.cmd.Env = append(append([]string{}, c.env...), c.extra...)
