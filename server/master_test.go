@@ -121,6 +121,20 @@ func (f *fixture) drain(slaveID string, runtimes map[string]time.Duration) []str
 	}
 }
 
+// reserve takes the next ready entry, as a slave slot would, and decodes it.
+func (f *fixture) reserve(c queue.Consumer) (queue.Reserved, protocol.Entry) {
+	f.t.Helper()
+	res, err := c.Reserve(f.ctx, 0)
+	if err != nil {
+		f.t.Fatalf("reserve: %v", err)
+	}
+	var e protocol.Entry
+	if err := json.Unmarshal(res.Body, &e); err != nil {
+		f.t.Fatal(err)
+	}
+	return res, e
+}
+
 func (f *fixture) slave() string {
 	f.t.Helper()
 	s, err := f.m.Register(f.ctx, protocol.Register{Hostname: "host", Slots: 1})
@@ -158,9 +172,7 @@ func TestRetriesGoFirst(t *testing.T) {
 	c, _ := f.q.NewConsumer(f.ctx)
 	defer c.Close()
 	f.m.FeedOnce(f.ctx)
-	res, _ := c.Reserve(f.ctx, 0)
-	var e protocol.Entry
-	json.Unmarshal(res.Body, &e)
+	res, e := f.reserve(c)
 	a, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
 	if err != nil {
 		t.Fatal(err)
@@ -233,9 +245,7 @@ func TestReaper(t *testing.T) {
 	c, _ := f.q.NewConsumer(f.ctx)
 	defer c.Close()
 	f.m.FeedOnce(f.ctx)
-	res, _ := c.Reserve(f.ctx, 0)
-	var e protocol.Entry
-	json.Unmarshal(res.Body, &e)
+	res, e := f.reserve(c)
 	a, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
 	if err != nil {
 		t.Fatal(err)
@@ -323,9 +333,7 @@ func TestRedeliveryDoesNotRunTwice(t *testing.T) {
 	f.submit("r", "t")
 	f.m.FeedOnce(f.ctx)
 	c, _ := f.q.NewConsumer(f.ctx)
-	res, _ := c.Reserve(f.ctx, 0)
-	var e protocol.Entry
-	json.Unmarshal(res.Body, &e)
+	res, e := f.reserve(c)
 	first, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: holder, EntryID: res.ID, Entry: e})
 	if err != nil {
 		t.Fatal(err)
@@ -365,9 +373,7 @@ func TestHeartbeatReconcilesRuns(t *testing.T) {
 	defer c.Close()
 	leases := map[string]string{}
 	for range 3 {
-		res, _ := c.Reserve(f.ctx, 0)
-		var e protocol.Entry
-		json.Unmarshal(res.Body, &e)
+		res, e := f.reserve(c)
 		a, spec, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
 		if err != nil {
 			t.Fatal(err)
@@ -404,9 +410,7 @@ func TestInfrastructureFailure(t *testing.T) {
 	f.m.FeedOnce(f.ctx)
 	c, _ := f.q.NewConsumer(f.ctx)
 	defer c.Close()
-	res, _ := c.Reserve(f.ctx, 0)
-	var e protocol.Entry
-	json.Unmarshal(res.Body, &e)
+	res, e := f.reserve(c)
 	for run := 1; run <= 2; run++ {
 		a, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
 		if err != nil {
