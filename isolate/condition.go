@@ -200,34 +200,24 @@ func (p *condParser) isWord(w string) bool {
 }
 
 func (p *condParser) or() (condition, error) {
-	first, err := p.and()
-	if err != nil {
-		return nil, err
-	}
-	out := condOr{first}
-	for p.isWord("or") {
-		p.pos++
-		next, err := p.and()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, next)
-	}
-	if len(out) == 1 {
-		return first, nil
-	}
-	return out, nil
+	return p.chain("or", p.and, func(cs []condition) condition { return condOr(cs) })
 }
 
 func (p *condParser) and() (condition, error) {
-	first, err := p.not()
+	return p.chain("and", p.not, func(cs []condition) condition { return condAnd(cs) })
+}
+
+// chain parses operands joined by the word op; several become one
+// condition by join, a single one stands alone.
+func (p *condParser) chain(op string, operand func() (condition, error), join func([]condition) condition) (condition, error) {
+	first, err := operand()
 	if err != nil {
 		return nil, err
 	}
-	out := condAnd{first}
-	for p.isWord("and") {
+	out := []condition{first}
+	for p.isWord(op) {
 		p.pos++
-		next, err := p.not()
+		next, err := operand()
 		if err != nil {
 			return nil, err
 		}
@@ -236,7 +226,7 @@ func (p *condParser) and() (condition, error) {
 	if len(out) == 1 {
 		return first, nil
 	}
-	return out, nil
+	return join(out), nil
 }
 
 func (p *condParser) not() (condition, error) {

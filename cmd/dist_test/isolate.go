@@ -82,10 +82,7 @@ The server is --isolate-server, else $ISOLATE_SERVER, else [isolate] server.`,
 			if err != nil {
 				return err
 			}
-			algo := isolate.SHA1
-			if sha256 {
-				algo = isolate.SHA256
-			}
+			algo := algoFlag(sha256)
 			digest, st, err := isolate.Archive(cmd.Context(), isolate.NewCASClient(server, nil), isolate.ArchiveOptions{
 				IsolatePath: isolatePath, Vars: vars, Algo: algo, IsolatedOut: isolatedOut, Concurrency: concurrency,
 			})
@@ -147,10 +144,7 @@ others are archived.`,
 			if err != nil {
 				return err
 			}
-			algo := isolate.SHA1
-			if sha256 {
-				algo = isolate.SHA256
-			}
+			algo := algoFlag(sha256)
 			digests, st, err := isolate.BatchArchive(cmd.Context(), isolate.NewCASClient(server, nil), gens,
 				isolate.BatchOptions{Algo: algo, Concurrency: concurrency})
 			fmt.Fprint(env.Stdout, isolate.DigestLines(digests))
@@ -186,4 +180,12 @@ func goStyleFlags(args []string) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// algoFlag is the digest algorithm the --sha256 flag selects.
+func algoFlag(sha256 bool) isolate.Algo {
+	if sha256 {
+		return isolate.SHA256
+	}
+	return isolate.SHA1
 }
