@@ -156,10 +156,25 @@ func (l *treeLoader) tree() Tree {
 func writeTree(ctx context.Context, f *fetcher, algo Algo, dir string, files map[string]File, tree *Tree) error {
 	paths := sortedKeys(files)
 	dirs := map[string]bool{}
-	for _, p := range paths {
-		for d := path.Dir(p); d != "." && !dirs[d]; d = path.Dir(d) {
+	addParents := func(p string) {
+		for d := p; d != "." && !dirs[d]; d = path.Dir(d) {
 			dirs[d] = true
 		}
+	}
+	for _, p := range paths {
+		addParents(path.Dir(p))
+	}
+	// The task runs in relative_cwd even when no input lies in it (Kudu's
+	// .isolate files sit in a folder of their own and list nothing there),
+	// so the folder exists as luci's run_isolated made it. The manifest's
+	// check refused a relative_cwd that leaves the tree.
+	if rc := path.Clean(tree.RelativeCwd); rc != "." && rc != "" {
+		for d := rc; d != "."; d = path.Dir(d) {
+			if _, ok := files[d]; ok {
+				return fmt.Errorf("relative_cwd %s: %s is a file or link, not a folder: %w", rc, d, model.ErrInvalid)
+			}
+		}
+		addParents(rc)
 	}
 	folders := sortedKeys(dirs)
 	for _, d := range folders {

@@ -217,3 +217,49 @@ func TestFetchErrors(t *testing.T) {
 		t.Fatalf("not a manifest: %v", err)
 	}
 }
+
+// The task's working folder exists even when no input lies in it, as
+// luci's run_isolated made it: Kudu's .isolate files sit in build/isolate/
+// and list nothing there. A relative_cwd that is a file, or passes through
+// one, is refused before anything is written.
+func TestFetchMakesRelativeCwd(t *testing.T) {
+	tc := newTestCAS(t, CASOptions{})
+	for _, ro := range []int{0, 1, 2} {
+		digest := putManifest(t, tc, &Isolated{Command: []string{"../../tools/run.sh"}, RelativeCwd: "build/isolate", ReadOnly: &ro},
+			map[string]string{"tools/run.sh": "#!/bin/sh\n"})
+		for _, via := range fetchVariants(t) {
+			dir := t.TempDir()
+			if err := via.fetch(tc.client, digest, dir); err != nil {
+				t.Fatalf("read_only %d %s: %v", ro, via.name, err)
+			}
+			fi, err := os.Stat(filepath.Join(dir, "build", "isolate"))
+			if err != nil || !fi.IsDir() {
+				t.Fatalf("read_only %d %s: build/isolate: %v", ro, via.name, err)
+			}
+			entries, _ := os.ReadDir(filepath.Join(dir, "build", "isolate"))
+			if len(entries) != 0 {
+				t.Errorf("read_only %d %s: build/isolate holds %d entries, want none", ro, via.name, len(entries))
+			}
+			os.Chmod(filepath.Join(dir, "build", "isolate"), 0o755) // so that the test can clean up
+			os.Chmod(filepath.Join(dir, "build"), 0o755)
+			os.Chmod(filepath.Join(dir, "tools"), 0o755)
+		}
+	}
+
+	for _, tt := range []struct{ cwd, want string }{
+		{"tools/run.sh", "tools/run.sh is a file or link"},
+		{"tools/run.sh/deeper", "tools/run.sh is a file or link"},
+		{"l/x", "l is a file or link"},
+	} {
+		digest := putManifest(t, tc, &Isolated{Command: []string{"x"}, RelativeCwd: tt.cwd,
+			Files: map[string]File{"l": {Link: "tools"}}}, map[string]string{"tools/run.sh": "#!/bin/sh\n"})
+		for _, via := range fetchVariants(t) {
+			dir := t.TempDir()
+			err := via.fetch(tc.client, digest, dir)
+			if !errors.Is(err, model.ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("relative_cwd %s %s: error %v, want model.ErrInvalid saying %q", tt.cwd, via.name, err, tt.want)
+			}
+			assertEmpty(t, dir)
+		}
+	}
+}
