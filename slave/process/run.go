@@ -26,7 +26,9 @@ import (
 //
 // A non-zero exit is not an error. Run returns an error when the command
 // cannot start (not found: exec.ErrNotFound or fs.ErrNotExist; not
-// executable: fs.ErrPermission) and when writing a log file fails; in the
+// executable: fs.ErrPermission), with a message that names what is missing
+// (the working folder, the program, its execute bit or the interpreter of
+// its #! line), and when writing a log file fails; in the
 // latter case the Result still tells how the command ended.
 func Run(ctx context.Context, c Command) (Result, error) {
 	if len(c.Args) == 0 {
@@ -36,6 +38,9 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		return Result{Canceled: true}, fmt.Errorf("command not started: %w", err)
 	}
 	path, err := resolve(c)
+	if err == nil {
+		err = checkStart(c, path)
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -182,32 +187,13 @@ func exitCode(ps *os.ProcessState) int {
 // slash, else in the PATH the command will see.
 func resolve(c Command) (string, error) {
 	name := c.Args[0]
-	if strings.Contains(name, "/") {
-		if filepath.IsAbs(name) || c.Dir == "" {
-			return name, nil
-		}
-		return filepath.Join(c.Dir, name), nil
+	if !strings.Contains(name, "/") {
+		return lookPath(c, name)
 	}
-	pathList := os.Getenv("PATH")
-	if c.Env != nil {
-		pathList = envValue(c.Env, "PATH")
+	if filepath.IsAbs(name) || c.Dir == "" {
+		return name, nil
 	}
-	for _, dir := range filepath.SplitList(pathList) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, name)
-		if !filepath.IsAbs(p) && c.Dir != "" {
-			p = filepath.Join(c.Dir, p)
-		}
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-			if !strings.Contains(p, "/") {
-				p = "./" + p
-			}
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("command %q not found in PATH %q: %w", name, pathList, exec.ErrNotFound)
+	return filepath.Join(c.Dir, name), nil
 }
 
 // envValue returns the last value of key in env, the one exec passes on.
