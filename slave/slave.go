@@ -128,6 +128,9 @@ func (s *Slave) Run(ctx context.Context) error {
 	}
 	s.spool = sp
 	if err := s.register(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the master answered
+		}
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
