@@ -10,12 +10,23 @@ BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BENCH     ?= .
 COUNT     ?= 6
 
-.PHONY: all build test lint demo bench chaos clean
+PREFIX  ?= /usr/local
+
+.PHONY: all build install test lint demo bench chaos clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/dist_test
+
+# Lays out dist_test under PREFIX with the two names the original's
+# frontends run: $(PREFIX)/bin/isolate (put it on PATH) and
+# $(PREFIX)/bin/client (Kudu finds it as $$DIST_TEST_HOME/bin/client).
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/dist_test
+	ln -sf dist_test $(DESTDIR)$(PREFIX)/bin/isolate
+	ln -sf dist_test $(DESTDIR)$(PREFIX)/bin/client
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,7 +23,21 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(asInvoked(os.Args[0], os.Args[1:])))
+}
+
+// asInvoked lets the binary stand in for the two programs that the
+// original's frontends run (Kudu's dist_test.py, grind): invoked as
+// "isolate" it is `dist_test isolate`, which luci's callers drive with
+// Go-style -long-flags; invoked as "client" it is the client, whose
+// commands (submit, watch, fetch, cancel, ...) are dist_test's own.
+func asInvoked(argv0 string, args []string) []string {
+	switch strings.TrimSuffix(filepath.Base(argv0), ".exe") {
+	case "isolate":
+		return append([]string{"isolate"}, goStyleFlags(args)...)
+	default:
+		return args
+	}
 }
 
 func run(args []string) int {
