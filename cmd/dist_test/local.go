@@ -109,7 +109,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		log.Info("runs of the previous local session queued again", "runs", n)
 	}
 
-	l, err := serve(o.listen, handler, o.urlFile)
+	l, err := serve(o.listen, handler, cfg, o.urlFile)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/dist-test/dist_test/client"
 	"github.com/dist-test/dist_test/client/cli"
 	"github.com/dist-test/dist_test/internal/config"
+	"github.com/dist-test/dist_test/internal/httpserver"
 	"github.com/dist-test/dist_test/isolate"
 	"github.com/dist-test/dist_test/server"
 	"github.com/dist-test/dist_test/server/api"
@@ -27,20 +27,18 @@ import (
 
 // listener serves a handler until stopped.
 type listener struct {
-	url  string
-	srv  *http.Server
-	done chan error
+	url string
+	srv *httpserver.Server
 }
 
-// serve starts serving h on addr and writes the URL to urlFile if set.
-func serve(addr string, h http.Handler, urlFile string) (*listener, error) {
-	ln, err := net.Listen("tcp", addr)
+// serve starts serving h on addr within the [server] bounds and writes the
+// URL to urlFile if set.
+func serve(addr string, h http.Handler, cfg *config.Config, urlFile string) (*listener, error) {
+	srv, err := httpserver.Serve(addr, h, serverLimits(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (choose another address with --listen)", addr, err)
 	}
-	l := &listener{url: "http://" + ln.Addr().String(), done: make(chan error, 1),
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
-	go func() { l.done <- l.srv.Serve(ln) }()
+	l := &listener{url: srv.URL, srv: srv}
 	if urlFile != "" {
 		if err := os.WriteFile(urlFile, []byte(l.url+"\n"), 0o644); err != nil {
 			l.stop()
@@ -50,15 +48,18 @@ func serve(addr string, h http.Handler, urlFile string) (*listener, error) {
 	return l, nil
 }
 
+func serverLimits(cfg *config.Config) httpserver.Limits {
+	return httpserver.Limits{
+		IdleTimeout: cfg.Server.IdleTimeout, ReadTimeout: cfg.Server.ReadTimeout,
+		WriteTimeout: cfg.Server.WriteTimeout, MinRate: cfg.Server.MinRate, MaxConns: cfg.Server.MaxConnections,
+	}
+}
+
 // stop lets requests in flight finish (up to 10 s), then closes.
 func (l *listener) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := l.srv.Shutdown(ctx)
-	if serr := <-l.done; !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return err
+	return l.srv.Stop(ctx)
 }
 
 // serverFlags are the flags the server commands share.
@@ -173,7 +174,7 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 		cas = isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log})
 	}
 	m := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg)})
-	l, err := serve(f.listen, api.New(m, api.Options{CAS: cas, Pages: web.New(m, log), Logger: log}), f.urlFile)
+	l, err := serve(f.listen, api.New(m, api.Options{CAS: cas, Pages: web.New(m, log), Logger: log}), cfg, f.urlFile)
 	if err != nil {
 		return err
 	}
@@ -272,7 +273,7 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 			mux := http.NewServeMux()
 			mux.Handle("/", isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log}))
 			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-			l, err := serve(f.listen, mux, f.urlFile)
+			l, err := serve(f.listen, mux, cfg, f.urlFile)
 			if err != nil {
 				return err
 			}
