@@ -98,8 +98,9 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	m := server.New(st, q, blobs, isolate.NewCAS(blobs), server.Options{Logger: log, Config: mcfg})
 	handler := api.New(m, api.Options{
 		CAS:    isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(o.dataDir, "tmp"), Logger: log}),
-		Pages:  web.New(m, log),
-		Logger: log,
+		Pages:          web.New(m, log),
+		Logger:         log,
+		MaxLargeBodies: cfg.Master.MaxLargeBodies,
 	})
 	// The slaves of an earlier run of this process are gone with it: their
 	// runs go back to the queue now rather than after a heartbeat timeout.

@@ -13,12 +13,21 @@ import (
 	"github.com/dist-test/dist_test/internal/model"
 )
 
-// Limits on a submission that ParseTasks enforces.
+// Limits on a submission that ParseTasks and the master enforce. The
+// lengths are those of the database columns (migrations/mysql), in bytes,
+// so that a submission either fits every database or is refused as invalid.
 const (
 	MaxDescription = 1000
 	MaxRetries     = 100
 	MaxGlobs       = 100
+	MaxGlobBytes   = 500
+	MaxDockerImage = 500
 	MaxTimeout     = 7 * 24 * time.Hour
+	MaxUser        = 200 // a job's user
+	MaxName        = 200 // a job's name
+	// MaxRetryTaskIDs bounds the task ids of one retry request; retrying
+	// every failed task needs none.
+	MaxRetryTaskIDs = 10000
 )
 
 // ParseJobJSON parses a legacy job_json document, {"tasks": [task, ...]},
@@ -92,10 +101,12 @@ func parseTask(data json.RawMessage) (model.TaskSpec, error) {
 		if json.Unmarshal(v, &secs) != nil || math.IsNaN(secs) || secs < 0 {
 			return s, fmt.Errorf(`"timeout" must be a number of seconds (0 for none), got %s`, clip(v))
 		}
-		s.Timeout = time.Duration(secs * float64(time.Second))
-		if s.Timeout > MaxTimeout {
-			return s, fmt.Errorf(`"timeout" of %s is longer than the maximum of %s`, s.Timeout, MaxTimeout)
+		// Compared in seconds: in nanoseconds an absurd timeout overflows
+		// into a negative duration, which would mean none at all.
+		if secs > MaxTimeout.Seconds() {
+			return s, fmt.Errorf(`"timeout" of %s seconds is longer than the maximum of %s (%.0f seconds)`, clip(v), MaxTimeout, MaxTimeout.Seconds())
 		}
+		s.Timeout = time.Duration(secs * float64(time.Second))
 	}
 	if s.MaxRetries, err = optionalInt(fields, "max_retries", MaxRetries); err != nil {
 		return s, err
@@ -120,6 +131,9 @@ func parseTask(data json.RawMessage) (model.TaskSpec, error) {
 		if json.Unmarshal(v, &s.DockerImage) != nil {
 			return s, fmt.Errorf(`"docker_image" must be a string, got %s`, clip(v))
 		}
+		if len(s.DockerImage) > MaxDockerImage {
+			return s, fmt.Errorf(`"docker_image" is %d bytes long; at most %d are allowed`, len(s.DockerImage), MaxDockerImage)
+		}
 	}
 	return s, nil
 }
@@ -130,6 +144,8 @@ func CheckGlob(g string) error {
 	switch {
 	case g == "":
 		return fmt.Errorf("empty pattern")
+	case len(g) > MaxGlobBytes:
+		return fmt.Errorf("pattern %q... is %d bytes long; at most %d are allowed", clipString(g), len(g), MaxGlobBytes)
 	case strings.HasPrefix(g, "/"):
 		return fmt.Errorf("pattern %q is absolute; patterns are relative to the task's folder", g)
 	case !doublestar.ValidatePattern(g):

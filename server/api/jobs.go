@@ -1,10 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -53,7 +53,12 @@ func prefix(name string) string {
 // decode reads a bounded JSON body into v.
 func (a *API) decode(r *http.Request, v any) error {
 	body := http.MaxBytesReader(nil, r.Body, a.opt.MaxBodyBytes)
-	data, err := io.ReadAll(body)
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= a.opt.MaxBodyBytes {
+		buf.Grow(int(n) + 1) // one allocation, not a doubling series
+	}
+	_, err := buf.ReadFrom(body)
+	data := buf.Bytes()
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return fmt.Errorf("%w: request body over %d bytes", model.ErrTooLarge, a.opt.MaxBodyBytes)
