@@ -15,7 +15,7 @@ func TestClip(t *testing.T) {
 		{"short", 10, "short"},
 		{"exactly10!", 10, "exactly10!"},
 		{"0123456789abc", 10, "0123456…"},
-		{"ééééé", 8, "éé…"},    // 10 bytes; "ééé" would leave no room for the mark
+		{"ééééé", 8, "éé…"},        // 10 bytes; "ééé" would leave no room for the mark
 		{"a\xffb", 10, "a\uFFFDb"}, // invalid bytes replaced
 	} {
 		got := Clip(tc.in, tc.n)
