@@ -10,6 +10,7 @@ import (
 
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/store"
 )
 
 // Submission is a job as a user submits it.
@@ -150,12 +151,12 @@ func (m *Master) Jobs(ctx context.Context, since time.Time, limit int) ([]model.
 	return m.store.ListJobs(ctx, since, limit)
 }
 
-// Attempts returns a job's attempts, filtered by states when given.
-func (m *Master) Attempts(ctx context.Context, jobID string, states ...model.State) ([]model.Attempt, error) {
+// Attempts returns a page of a job's attempts.
+func (m *Master) Attempts(ctx context.Context, jobID string, p store.AttemptPage) ([]model.Attempt, error) {
 	if err := knownJob(jobID); err != nil {
 		return nil, err
 	}
-	return m.store.ListAttempts(ctx, jobID, states...)
+	return m.store.PageAttempts(ctx, jobID, p)
 }
 
 // Attempt returns one attempt.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/store"
 )
 
 // bar is one run on the timeline, placed in percent of the job's span.
@@ -25,12 +26,16 @@ type lane struct {
 // Trace shows when each attempt of a job ran, one lane per slave slot: the
 // view that shows stragglers and idle slaves at a glance.
 func (p *Pages) Trace(w http.ResponseWriter, r *http.Request) {
-	job, attempts, ok := p.jobAndAttempts(w, r)
+	job, attempts, ok := p.jobAndAttempts(w, r, store.AttemptPage{Limit: traceLimit + 1})
 	if !ok {
 		return
 	}
+	cut := len(attempts) > traceLimit
+	if cut {
+		attempts = attempts[:traceLimit]
+	}
 	lanes, span := timeline(attempts, job.SubmittedAt, p.now())
-	p.render(w, "trace.html", map[string]any{"Job": job, "Lanes": lanes, "Span": span})
+	p.render(w, "trace.html", map[string]any{"Job": job, "Lanes": lanes, "Span": span, "Cut": cut, "Limit": traceLimit})
 }
 
 func timeline(attempts []model.Attempt, start, now time.Time) ([]lane, time.Duration) {

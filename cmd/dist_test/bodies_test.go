@@ -80,7 +80,7 @@ func BenchmarkConcurrentLargeSubmissions(b *testing.B) {
 func largeJob(hash string, n int) []byte {
 	var buf bytes.Buffer
 	buf.WriteString(`{"id": "big", "tasks": [`)
-	pad := strings.Repeat("x", 540)
+	pad := strings.Repeat("x", 515)
 	for i := range n {
 		if i > 0 {
 			buf.WriteString(",")

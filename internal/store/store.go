@@ -27,7 +27,11 @@ type Store interface {
 	ListJobs(ctx context.Context, since time.Time, limit int) ([]model.Job, error)
 	// ListAttempts returns a job's attempts ordered by task index and
 	// attempt; states filters them when not empty. ErrNotFound for no job.
+	// It reads them all: requests from the network use PageAttempts.
 	ListAttempts(ctx context.Context, jobID string, states ...model.State) ([]model.Attempt, error)
+	// PageAttempts returns at most p.Limit of a job's attempts after
+	// p.After, in the order of ListAttempts. ErrNotFound for no job.
+	PageAttempts(ctx context.Context, jobID string, p AttemptPage) ([]model.Attempt, error)
 	GetAttempt(ctx context.Context, jobID, taskID string, attempt int) (model.Attempt, error)
 	// CancelJob ends every unfinished attempt of a job as canceled and its
 	// groups as failed. It returns the attempts it canceled (as they were).
@@ -105,6 +109,25 @@ type Store interface {
 
 	Close() error
 }
+
+// AttemptPage selects a page of a job's attempts. Pages are keyset pages:
+// each starts after the last attempt of the one before, so that a page
+// costs the same wherever it is and attempts added meanwhile are not
+// skipped or repeated.
+type AttemptPage struct {
+	States []model.State // only these states, when not empty
+	After  *Cursor       // nil: from the start
+	Limit  int           // at most this many; 0: all
+}
+
+// Cursor is a place among a job's attempts: after attempt Attempt of the
+// task at Index.
+type Cursor struct {
+	Index, Attempt int
+}
+
+// CursorOf is the cursor just after a.
+func CursorOf(a model.Attempt) Cursor { return Cursor{Index: a.Index, Attempt: a.Attempt} }
 
 // EventFilter selects events: of one slave, one job, or all.
 type EventFilter struct {
