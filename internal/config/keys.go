@@ -120,7 +120,7 @@ var keys = []key{
 		doc: "runs of one attempt without a result (slave lost, inputs unfetchable) before it ends as failed"},
 	{section: "master", name: "read_auth", def: "false", set: boolean(func(c *Config) *bool { return &c.Master.ReadAuth }),
 		doc: "require the same authentication for reads (dashboard, status) as for writes"},
-	{section: "master", name: "max_large_bodies", def: "4", set: integer(func(c *Config) *int { return &c.Master.MaxLargeBodies }),
+	{section: "master", name: "max_large_bodies", def: "2", set: integer(func(c *Config) *int { return &c.Master.MaxLargeBodies }),
 		doc: "request bodies over 1 MiB (job submissions) read into memory at once; more wait their turn"},
 	{section: "master", name: "retention_days", def: "30", set: integer(func(c *Config) *int { return &c.Master.RetentionDays }),
 		doc: "jobs submitted more than this many days ago are deleted with their logs and artifacts; 0 keeps them"},

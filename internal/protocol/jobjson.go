@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -52,23 +53,40 @@ func ParseJobJSON(data []byte, maxTasks int) ([]model.TaskSpec, error) {
 // artifact_archive_globs and docker_image. Unknown fields are ignored, as the
 // original did.
 func ParseTasks(data json.RawMessage, maxTasks int) ([]model.TaskSpec, error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	// The tasks are decoded one at a time rather than into a slice of
+	// them first: a job of 100,000 tasks is tens of megabytes, and each
+	// step that holds all of it at once multiplies what a submission costs.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		if err == nil {
+			err = fmt.Errorf("got %s", clip(data))
+		}
 		return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
 	}
-	if len(raw) == 0 {
-		return nil, fmt.Errorf("job JSON: the job has no tasks")
-	}
-	if maxTasks > 0 && len(raw) > maxTasks {
-		return nil, fmt.Errorf("job JSON: %d tasks is more than this master accepts in one job (%d)", len(raw), maxTasks)
-	}
-	specs := make([]model.TaskSpec, len(raw))
-	for i, r := range raw {
+	var specs []model.TaskSpec
+	var r json.RawMessage
+	for i := 0; dec.More(); i++ {
+		if maxTasks > 0 && i >= maxTasks {
+			return nil, fmt.Errorf("job JSON: more tasks than this master accepts in one job (%d)", maxTasks)
+		}
+		r = r[:0]
+		if err := dec.Decode(&r); err != nil {
+			return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
+		}
 		s, err := parseTask(r)
 		if err != nil {
 			return nil, fmt.Errorf("job JSON: task %d%s: %w", i, describe(r), err)
 		}
-		specs[i] = s
+		specs = append(specs, s)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf(`job JSON: "tasks": unexpected data after the list`)
+	}
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("job JSON: the job has no tasks")
 	}
 	return specs, nil
 }

@@ -27,7 +27,7 @@ type Options struct {
 	// MaxBodyBytes bounds JSON and form bodies (64 MiB).
 	MaxBodyBytes int64
 	// MaxLargeBodies bounds the bodies over 1 MiB (job submissions) that
-	// are read into memory at once (4); more wait for their turn. Uploads,
+	// are read into memory at once (2); more wait for their turn. Uploads,
 	// which stream, do not count.
 	MaxLargeBodies int
 	Logger         *slog.Logger
@@ -54,7 +54,7 @@ func New(m *server.Master, opt Options) http.Handler {
 		opt.MaxBodyBytes = 64 << 20
 	}
 	if opt.MaxLargeBodies <= 0 {
-		opt.MaxLargeBodies = 4
+		opt.MaxLargeBodies = 2
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
