@@ -107,6 +107,17 @@ type Store interface {
 	// Events returns events with id > f.After, oldest first.
 	Events(ctx context.Context, f EventFilter) ([]model.Event, error)
 
+	// OldJobs returns the ids of at most limit jobs submitted before
+	// before, oldest first: those that retention deletes.
+	OldJobs(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// DeleteJob deletes a job with its tasks, attempts and events, in one
+	// transaction. ErrNotFound if there is no such job.
+	DeleteJob(ctx context.Context, id string) error
+	// PruneBefore deletes the events recorded before before, and the
+	// registrations of slaves that ended before it; it returns how many
+	// rows went.
+	PruneBefore(ctx context.Context, before time.Time) (int64, error)
+
 	Close() error
 }
 
