@@ -224,6 +224,10 @@ func size(field func(*Config) *int64) func(*Config, string) error {
 	}
 }
 
+// ParseSize reads a number of bytes, optionally with a KiB, MiB or GiB
+// suffix, as size keys and flags take them.
+func ParseSize(v string) (int64, error) { return parseSize(v) }
+
 // parseSize reads a number of bytes, optionally with a KiB, MiB or GiB suffix.
 func parseSize(v string) (int64, error) {
 	num, unit := v, int64(1)
