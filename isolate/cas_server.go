@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -28,9 +29,15 @@ const MaxMissingDigests = 10000
 // CASOptions configures the CAS handler.
 type CASOptions struct {
 	MaxBlobSize int64 // largest blob accepted; 8 GiB when 0
+	// MaxGzipRatio bounds how many times its compressed size a compressed
+	// upload may unpack to, beyond its first MiB (100 when 0).
+	MaxGzipRatio int
 	// TempDir holds uploads while they are verified; os.TempDir() when empty.
 	TempDir string
-	Logger  *slog.Logger // nothing is logged when nil
+	// MaxTempBytes bounds the bytes all uploads being verified hold in
+	// TempDir at once (2 × MaxBlobSize when 0); past it uploads get 503.
+	MaxTempBytes int64
+	Logger       *slog.Logger // nothing is logged when nil
 }
 
 // missingRequest and missingResponse are the bodies of POST .../missing.
@@ -89,6 +96,7 @@ type casHandler struct {
 	opts  CASOptions
 	log   *slog.Logger
 	gz    gzipWriters
+	temp  atomic.Int64 // bytes the spools hold on disk
 }
 
 // NewCASHandler serves the content-addressed store of task inputs under
@@ -113,6 +121,12 @@ func NewCASHandler(store blob.Store, opts CASOptions) http.Handler {
 	}
 	if opts.TempDir == "" {
 		opts.TempDir = os.TempDir()
+	}
+	if opts.MaxGzipRatio <= 0 {
+		opts.MaxGzipRatio = 100
+	}
+	if opts.MaxTempBytes <= 0 {
+		opts.MaxTempBytes = 2 * opts.MaxBlobSize
 	}
 	h := &casHandler{store: store, opts: opts, log: opts.Logger}
 	if h.log == nil {
@@ -184,7 +198,7 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var body io.Reader = r.Body
+	gzipped := false
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 		if r.ContentLength > max {
@@ -192,18 +206,15 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "gzip", "x-gzip":
-		limit := maxCompressedSize(max)
-		if r.ContentLength > limit {
+		if limit := maxCompressedSize(max); r.ContentLength > limit {
 			h.fail(w, r, fmt.Errorf("compressed blob of %d bytes, at most %d accepted: %w", r.ContentLength, limit, model.ErrTooLarge))
 			return
 		}
-		zr, err := gzip.NewReader(io.LimitReader(r.Body, limit))
-		if err != nil {
-			h.fail(w, r, fmt.Errorf("upload of %s: reading the gzip header: %v: %w", digest, err, model.ErrInvalid))
+		if declared >= 0 && r.ContentLength > 0 && declared > h.unpackAllowance(r.ContentLength) {
+			h.fail(w, r, h.ratioError(digest))
 			return
 		}
-		defer zr.Close()
-		body = zr
+		gzipped = true
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnsupportedMediaType)
@@ -213,7 +224,7 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	size, stored, err := h.receive(r.Context(), digest, algo, body, declared)
+	size, stored, err := h.receive(r.Context(), digest, algo, r.Body, gzipped, declared)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -226,18 +237,49 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 }
 
-// receive spools body while hashing it, and hands it
-// to the store only if it matches digest (and declared, the size the client
-// says it sends, unless -1) and the store lacks it. It never reads more
-// than MaxBlobSize+1 bytes of body: a decompression bomb ends there.
-func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body io.Reader, declared int64) (size int64, stored bool, err error) {
-	sp := &spool{dir: h.opts.TempDir}
+// unpackAllowance is how many bytes a compressed upload that has sent
+// compressed bytes so far may have unpacked to.
+func (h *casHandler) unpackAllowance(compressed int64) int64 {
+	return max(1<<20, compressed*int64(h.opts.MaxGzipRatio))
+}
+
+func (h *casHandler) ratioError(digest string) error {
+	return fmt.Errorf("upload of %s: it unpacks to more than %d times its compressed size; send it uncompressed: %w",
+		digest, h.opts.MaxGzipRatio, model.ErrTooLarge)
+}
+
+// receive verifies an upload and hands it to the store only if its bytes
+// hash to digest (and number declared, unless -1) and the store lacks it.
+//
+// What is held while verifying is what came over the wire: a compressed
+// upload is spooled compressed, unpacked once to be hashed (into nothing)
+// and once more into the store when it proved right. So a decompression
+// bomb costs at most its own size on disk, and its unpacking stops at
+// MaxBlobSize bytes or at MaxGzipRatio times the compressed bytes read,
+// whichever comes first. The spools of all uploads share MaxTempBytes.
+func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body io.Reader, gzipped bool, declared int64) (size int64, stored bool, err error) {
+	sp := &spool{dir: h.opts.TempDir, used: &h.temp, limit: h.opts.MaxTempBytes}
 	defer sp.Close()
 	hash := algo.New()
 	max := h.opts.MaxBlobSize
-	n, err := io.Copy(io.MultiWriter(sp, hash), io.LimitReader(body, max+1))
+	var n int64
+	if gzipped {
+		wire := &wireCounter{r: io.TeeReader(io.LimitReader(body, maxCompressedSize(max)), sp)}
+		zr, zerr := gzip.NewReader(wire)
+		if zerr != nil {
+			return 0, false, fmt.Errorf("upload of %s: reading the gzip header: %v: %w", digest, zerr, model.ErrInvalid)
+		} else {
+			n, err = io.Copy(hash, &ratioReader{r: io.LimitReader(zr, max+1), wire: wire, allow: h.unpackAllowance})
+			zr.Close()
+		}
+	} else {
+		n, err = io.Copy(io.MultiWriter(sp, hash), io.LimitReader(body, max+1))
+	}
 	if sp.err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, sp.err)
+	}
+	if errors.Is(err, errRatio) {
+		return 0, false, h.ratioError(digest)
 	}
 	if err != nil {
 		// The client went away or sent a broken body: its fault, not ours.
@@ -262,10 +304,50 @@ func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body
 	if err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
 	}
+	if gzipped {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
 	if err := h.store.Put(ctx, casKey(digest), r, n); err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
 	}
 	return n, true, nil
+}
+
+// wireCounter counts the bytes read through it.
+type wireCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *wireCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+var errRatio = errors.New("unpacks too far")
+
+// ratioReader fails once the bytes unpacked pass what the compressed bytes
+// read so far allow.
+type ratioReader struct {
+	r     io.Reader
+	wire  *wireCounter
+	allow func(compressed int64) int64
+	n     int64
+}
+
+func (r *ratioReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	if r.n > r.allow(r.wire.n) {
+		return n, errRatio
+	}
+	return n, err
 }
 
 func (h *casHandler) get(w http.ResponseWriter, r *http.Request) {

@@ -97,7 +97,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	mcfg.HeartbeatInterval = o.heartbeat
 	m := server.New(st, q, blobs, isolate.NewCAS(blobs), server.Options{Logger: log, Config: mcfg})
 	handler := api.New(m, api.Options{
-		CAS:            isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(o.dataDir, "tmp"), Logger: log}),
+		CAS:            isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(o.dataDir, "tmp"), log)),
 		Pages:          web.New(m, log),
 		Logger:         log,
 		MaxLargeBodies: cfg.Master.MaxLargeBodies,

@@ -55,6 +55,12 @@ func serverLimits(cfg *config.Config) httpserver.Limits {
 	}
 }
 
+// casOptions are the [isolate] bounds of a CAS handler.
+func casOptions(cfg *config.Config, tmp string, log *slog.Logger) isolate.CASOptions {
+	return isolate.CASOptions{TempDir: tmp, Logger: log, MaxBlobSize: cfg.Isolate.MaxBlobBytes,
+		MaxGzipRatio: cfg.Isolate.MaxGzipRatio, MaxTempBytes: cfg.Isolate.MaxTempBytes}
+}
+
 // stop lets requests in flight finish (up to 10 s), then closes.
 func (l *listener) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -172,7 +178,7 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 		inputs = isolate.NewCASClient(cfg.Isolate.Server, nil)
 	} else {
 		inputs = isolate.NewCAS(blobs)
-		cas = isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log})
+		cas = isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))
 	}
 	m := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg)})
 	l, err := serve(f.listen, api.New(m, api.Options{CAS: cas, Pages: web.New(m, log), Logger: log, MaxLargeBodies: cfg.Master.MaxLargeBodies}), cfg, f.urlFile)
@@ -272,7 +278,7 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 				return err
 			}
 			mux := http.NewServeMux()
-			mux.Handle("/", isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log}))
+			mux.Handle("/", isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log)))
 			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 			l, err := serve(f.listen, mux, cfg, f.urlFile)
 			if err != nil {
