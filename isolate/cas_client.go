@@ -87,12 +87,23 @@ func (e *StatusError) Unwrap() error {
 func (c *CASClient) url(digest string) string { return c.base + protocol.PathCAS + "/" + digest }
 
 // Missing returns the digests the server does not hold, asking in batches
-// the server accepts.
+// the server accepts; those it holds stay another retention period.
 func (c *CASClient) Missing(ctx context.Context, digests []string) ([]string, error) {
+	return c.missing(ctx, digests, false)
+}
+
+// UseManifests tells the server a job is about to use these manifests:
+// it returns those whose tree is not whole, and keeps the others' trees
+// another retention period.
+func (c *CASClient) UseManifests(ctx context.Context, digests []string) ([]string, error) {
+	return c.missing(ctx, digests, true)
+}
+
+func (c *CASClient) missing(ctx context.Context, digests []string, manifests bool) ([]string, error) {
 	missing := []string{}
 	for start := 0; start < len(digests); start += MaxMissingDigests {
 		batch := digests[start:min(start+MaxMissingDigests, len(digests))]
-		body, err := json.Marshal(missingRequest{Digests: batch})
+		body, err := json.Marshal(missingRequest{Digests: batch, Manifests: manifests})
 		if err != nil {
 			return nil, fmt.Errorf("missing-query: %w", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -37,43 +38,64 @@ type CASOptions struct {
 	// MaxTempBytes bounds the bytes all uploads being verified hold in
 	// TempDir at once (2 × MaxBlobSize when 0); past it uploads get 503.
 	MaxTempBytes int64
-	Logger       *slog.Logger // nothing is logged when nil
+	// RetentionDays: blobs no job used for this many days are deleted by
+	// CAS.Sweep (see gens); 0 keeps them.
+	RetentionDays int
+	Now           func() time.Time // the clock; time.Now when nil
+	Logger        *slog.Logger     // nothing is logged when nil
 }
 
 // missingRequest and missingResponse are the bodies of POST .../missing.
 type missingRequest struct {
 	Digests []string `json:"digests"`
+	// Manifests: the digests are manifests a job is about to use; each is
+	// missing unless its whole tree is there, which is then kept for
+	// another retention period.
+	Manifests bool `json:"manifests,omitempty"`
 }
 
 type missingResponse struct {
 	Missing []string `json:"missing"`
 }
 
-// casKey is where a blob lives in the store.
-func casKey(digest string) string { return "cas/" + digest }
-
 // CAS answers questions about the content-addressed inputs kept in a blob
-// store, for a master that serves them itself.
-type CAS struct{ store blob.Store }
+// store, for a master that serves them itself, and collects its garbage.
+type CAS struct{ g *gens }
 
-// NewCAS returns the CAS kept in store.
-func NewCAS(store blob.Store) *CAS { return &CAS{store: store} }
+// NewCAS returns the CAS kept in store, whose blobs live retentionDays
+// after their last use (0: forever).
+func NewCAS(store blob.Store, retentionDays int) *CAS {
+	return &CAS{g: newGens(store, retentionDays, time.Now)}
+}
 
-// Missing returns, once each and in order, the digests that are not stored.
+// Missing returns, once each and in order, the digests that are not
+// stored; those that are stay for another retention period.
 func (c *CAS) Missing(ctx context.Context, digests []string) ([]string, error) {
+	return missingOf(ctx, digests, c.g.refresh)
+}
+
+// UseManifests is Missing for the manifests of a job: a manifest is
+// missing unless its whole tree is stored, which then stays for another
+// retention period.
+func (c *CAS) UseManifests(ctx context.Context, digests []string) ([]string, error) {
+	return missingOf(ctx, digests, c.g.useTree)
+}
+
+// Sweep deletes what retention lets go and returns how many blobs went.
+func (c *CAS) Sweep(ctx context.Context) (int, error) { return c.g.sweep(ctx) }
+
+func missingOf(ctx context.Context, digests []string, have func(context.Context, string) (bool, error)) ([]string, error) {
 	found := make([]bool, len(digests))
 	// A remote store answers each Stat in a round trip: ask in parallel.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for i, d := range digests {
 		g.Go(func() error {
-			_, err := c.store.Stat(gctx, casKey(d))
-			switch {
-			case err == nil:
-				found[i] = true
-			case !errors.Is(err, blob.ErrNotFound):
+			ok, err := have(gctx, d)
+			if err != nil {
 				return fmt.Errorf("stat %s: %w", d, err)
 			}
+			found[i] = ok
 			return nil
 		})
 	}
@@ -92,7 +114,7 @@ func (c *CAS) Missing(ctx context.Context, digests []string) ([]string, error) {
 }
 
 type casHandler struct {
-	store blob.Store
+	cas   *CAS
 	opts  CASOptions
 	log   *slog.Logger
 	gz    gzipWriters
@@ -128,7 +150,10 @@ func NewCASHandler(store blob.Store, opts CASOptions) http.Handler {
 	if opts.MaxTempBytes <= 0 {
 		opts.MaxTempBytes = 2 * opts.MaxBlobSize
 	}
-	h := &casHandler{store: store, opts: opts, log: opts.Logger}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &casHandler{cas: &CAS{g: newGens(store, opts.RetentionDays, opts.Now)}, opts: opts, log: opts.Logger}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -169,7 +194,11 @@ func (h *casHandler) missing(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	missing, err := NewCAS(h.store).Missing(r.Context(), req.Digests)
+	have := h.cas.Missing
+	if req.Manifests {
+		have = h.cas.UseManifests
+	}
+	missing, err := have(r.Context(), req.Digests)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -295,10 +324,10 @@ func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body
 		return 0, false, fmt.Errorf("upload of %s: the %d bytes sent hash to %s, not to the digest they were sent under: %w",
 			digest, n, got, model.ErrInvalid)
 	}
-	if _, err := h.store.Stat(ctx, casKey(digest)); err == nil {
-		return n, false, nil
-	} else if !errors.Is(err, blob.ErrNotFound) {
+	if ok, err := h.cas.g.refresh(ctx, digest); err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
+	} else if ok {
+		return n, false, nil
 	}
 	r, err := sp.reader()
 	if err != nil {
@@ -312,7 +341,7 @@ func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body
 		defer zr.Close()
 		r = zr
 	}
-	if err := h.store.Put(ctx, casKey(digest), r, n); err != nil {
+	if err := h.cas.g.put(ctx, digest, r, n); err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
 	}
 	return n, true, nil
@@ -366,7 +395,10 @@ func (h *casHandler) get(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Vary", "Accept-Encoding")
 	}
 	if r.Method == http.MethodHead {
-		info, err := h.store.Stat(r.Context(), casKey(digest))
+		_, info, ok, err := h.cas.g.locate(r.Context(), digest)
+		if err == nil && !ok {
+			err = blob.ErrNotFound
+		}
 		if err != nil {
 			h.fail(w, r, storeErr(digest, err))
 			return
@@ -374,7 +406,7 @@ func (h *casHandler) get(w http.ResponseWriter, r *http.Request) {
 		setHeaders(info.Size)
 		return
 	}
-	rc, info, err := h.store.Get(r.Context(), casKey(digest))
+	rc, info, err := h.cas.g.get(r.Context(), digest)
 	if err != nil {
 		h.fail(w, r, storeErr(digest, err))
 		return

@@ -121,7 +121,7 @@ func (m *Master) checkInputs(ctx context.Context, tasks []model.TaskSpec) error 
 			digests = append(digests, t.IsolateHash)
 		}
 	}
-	missing, err := m.inputs.Missing(ctx, digests)
+	missing, err := m.inputs.UseManifests(ctx, digests)
 	if err != nil {
 		return fmt.Errorf("%w: cannot ask the isolate server about the inputs: %v", model.ErrUnavailable, err)
 	}

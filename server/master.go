@@ -87,9 +87,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Inputs tells which task inputs the isolate server lacks.
+// Inputs tells which task inputs the isolate server lacks. UseManifests
+// takes the isolate hashes of a job: a manifest is missing unless its whole
+// tree is there, and the server keeps a tree it has for another retention
+// period.
 type Inputs interface {
-	Missing(ctx context.Context, digests []string) ([]string, error)
+	UseManifests(ctx context.Context, digests []string) ([]string, error)
 }
 
 // Master is the master's logic. Create it with New, start its background

@@ -35,7 +35,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.U
 // allInputs says every input is on the isolate server.
 type allInputs struct{}
 
-func (allInputs) Missing(context.Context, []string) ([]string, error) { return nil, nil }
+func (allInputs) UseManifests(context.Context, []string) ([]string, error) { return nil, nil }
 
 type fixture struct {
 	t     *testing.T

@@ -95,7 +95,9 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 
 	mcfg := masterConfig(cfg)
 	mcfg.HeartbeatInterval = o.heartbeat
-	m := server.New(st, q, blobs, isolate.NewCAS(blobs), server.Options{Logger: log, Config: mcfg})
+	cas := isolate.NewCAS(blobs, cfg.Isolate.RetentionDays)
+	m := server.New(st, q, blobs, cas, server.Options{Logger: log, Config: mcfg})
+	defer startSweeper(ctx, cas, log)()
 	handler := api.New(m, api.Options{
 		CAS:            isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(o.dataDir, "tmp"), log)),
 		Pages:          web.New(m, log),

@@ -58,7 +58,36 @@ func serverLimits(cfg *config.Config) httpserver.Limits {
 // casOptions are the [isolate] bounds of a CAS handler.
 func casOptions(cfg *config.Config, tmp string, log *slog.Logger) isolate.CASOptions {
 	return isolate.CASOptions{TempDir: tmp, Logger: log, MaxBlobSize: cfg.Isolate.MaxBlobBytes,
-		MaxGzipRatio: cfg.Isolate.MaxGzipRatio, MaxTempBytes: cfg.Isolate.MaxTempBytes}
+		MaxGzipRatio: cfg.Isolate.MaxGzipRatio, MaxTempBytes: cfg.Isolate.MaxTempBytes,
+		RetentionDays: cfg.Isolate.RetentionDays}
+}
+
+// startSweeper runs sweepCAS until the returned stop is called, which
+// waits for it to end.
+func startSweeper(ctx context.Context, cas *isolate.CAS, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); sweepCAS(ctx, cas, log) }()
+	return func() { cancel(); <-done }
+}
+
+// sweepCAS deletes, at start and then every hour until ctx ends, the
+// inputs that [isolate] retention_days lets go. It returns when ctx ends.
+func sweepCAS(ctx context.Context, cas *isolate.CAS, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := cas.Sweep(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("deleting old inputs failed; will try again", "err", err)
+		} else if n > 0 {
+			log.Info("old inputs deleted", "blobs", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // stop lets requests in flight finish (up to 10 s), then closes.
@@ -177,8 +206,10 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 	if cfg.Isolate.Server != "" {
 		inputs = isolate.NewCASClient(cfg.Isolate.Server, nil)
 	} else {
-		inputs = isolate.NewCAS(blobs)
+		c := isolate.NewCAS(blobs, cfg.Isolate.RetentionDays)
+		inputs = c
 		cas = isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))
+		defer startSweeper(ctx, c, log)()
 	}
 	m := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg)})
 	l, err := serve(f.listen, api.New(m, api.Options{CAS: cas, Pages: web.New(m, log), Logger: log, MaxLargeBodies: cfg.Master.MaxLargeBodies}), cfg, f.urlFile)
@@ -277,6 +308,7 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 			if err != nil {
 				return err
 			}
+			defer startSweeper(cmd.Context(), isolate.NewCAS(blobs, cfg.Isolate.RetentionDays), log)()
 			mux := http.NewServeMux()
 			mux.Handle("/", isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log)))
 			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
