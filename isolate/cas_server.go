@@ -114,11 +114,11 @@ func missingOf(ctx context.Context, digests []string, have func(context.Context,
 }
 
 type casHandler struct {
-	cas   *CAS
-	opts  CASOptions
-	log   *slog.Logger
-	gz    gzipWriters
-	temp  atomic.Int64 // bytes the spools hold on disk
+	cas  *CAS
+	opts CASOptions
+	log  *slog.Logger
+	gz   gzipWriters
+	temp atomic.Int64 // bytes the spools hold on disk
 }
 
 // NewCASHandler serves the content-addressed store of task inputs under
