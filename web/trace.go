@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/dist-test/dist_test/internal/model"
-	"github.com/dist-test/dist_test/internal/store"
 )
 
 // bar is one run on the timeline, placed in percent of the job's span.
@@ -26,7 +25,7 @@ type lane struct {
 // Trace shows when each attempt of a job ran, one lane per slave slot: the
 // view that shows stragglers and idle slaves at a glance.
 func (p *Pages) Trace(w http.ResponseWriter, r *http.Request) {
-	job, attempts, ok := p.jobAndAttempts(w, r, store.AttemptPage{Limit: traceLimit + 1})
+	job, attempts, ok := p.jobAndAttempts(w, r, model.AttemptPage{Limit: traceLimit + 1})
 	if !ok {
 		return
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
-	"github.com/dist-test/dist_test/internal/store"
 )
 
 //go:embed templates/*.html
@@ -28,7 +27,7 @@ var files embed.FS
 type Source interface {
 	Jobs(ctx context.Context, since time.Time, limit int) ([]model.Job, error)
 	Job(ctx context.Context, id string) (model.Job, error)
-	Attempts(ctx context.Context, jobID string, p store.AttemptPage) ([]model.Attempt, error)
+	Attempts(ctx context.Context, jobID string, p model.AttemptPage) ([]model.Attempt, error)
 	QueueStats(ctx context.Context) (queue.Stats, error)
 	Slaves(ctx context.Context, aliveOnly bool) ([]model.Slave, error)
 	OutputLink(ctx context.Context, base, key string) string
@@ -140,7 +139,7 @@ type jobRow struct {
 func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	page := store.AttemptPage{Limit: jobPage}
+	page := model.AttemptPage{Limit: jobPage}
 	status := q.Get("status")
 	switch status {
 	case "":
@@ -159,7 +158,7 @@ func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
 		page.Limit = n
 	}
 	if v := q.Get("after"); v != "" {
-		var c store.Cursor
+		var c model.Cursor
 		if _, err := fmt.Sscanf(v, "%d.%d", &c.Index, &c.Attempt); err != nil || c.Index < 0 || c.Attempt < 0 {
 			p.fail(w, fmt.Errorf("%w: after must be like 499.0", model.ErrInvalid))
 			return
@@ -219,7 +218,7 @@ const traceLimit = 5000
 
 // jobAndAttempts reads the job named by the job_id parameter and a page of
 // its attempts; on failure it has answered, and ok is false.
-func (p *Pages) jobAndAttempts(w http.ResponseWriter, r *http.Request, page store.AttemptPage) (job model.Job, attempts []model.Attempt, ok bool) {
+func (p *Pages) jobAndAttempts(w http.ResponseWriter, r *http.Request, page model.AttemptPage) (job model.Job, attempts []model.Attempt, ok bool) {
 	id := r.URL.Query().Get("job_id")
 	job, err := p.src.Job(r.Context(), id)
 	if err == nil {
