@@ -68,17 +68,28 @@ func (c *Client) ListJobs(ctx context.Context, limit int) ([]protocol.Job, error
 
 // Tasks returns the attempts of a job's tasks; status ("" for all) is one
 // of failed, succeeded, finished, queued, running, passed, timed_out or
-// canceled.
+// canceled. The master answers a page at a time; Tasks reads them all.
 func (c *Client) Tasks(ctx context.Context, jobID, status string) ([]protocol.Attempt, error) {
-	q := url.Values{}
-	if status != "" {
-		q.Set("status", status)
+	var all []protocol.Attempt
+	after := ""
+	for {
+		q := url.Values{}
+		if status != "" {
+			q.Set("status", status)
+		}
+		if after != "" {
+			q.Set("after", after)
+		}
+		var out protocol.AttemptList
+		if err := c.call(ctx, request{method: http.MethodGet, path: jobPath(jobID, "/tasks"), query: q, out: &out, mode: idempotent}); err != nil {
+			return nil, fmt.Errorf("list tasks of job %s: %w", jobID, err)
+		}
+		all = append(all, out.Tasks...)
+		if out.Next == "" || out.Next == after {
+			return all, nil
+		}
+		after = out.Next
 	}
-	var out protocol.AttemptList
-	if err := c.call(ctx, request{method: http.MethodGet, path: jobPath(jobID, "/tasks"), query: q, out: &out, mode: idempotent}); err != nil {
-		return nil, fmt.Errorf("list tasks of job %s: %w", jobID, err)
-	}
-	return out.Tasks, nil
 }
 
 // Cancel cancels a job and returns it as it is after.

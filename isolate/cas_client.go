@@ -87,12 +87,23 @@ func (e *StatusError) Unwrap() error {
 func (c *CASClient) url(digest string) string { return c.base + protocol.PathCAS + "/" + digest }
 
 // Missing returns the digests the server does not hold, asking in batches
-// the server accepts.
+// the server accepts; those it holds stay another retention period.
 func (c *CASClient) Missing(ctx context.Context, digests []string) ([]string, error) {
+	return c.missing(ctx, digests, false)
+}
+
+// UseManifests tells the server a job is about to use these manifests:
+// it returns those whose tree is not whole, and keeps the others' trees
+// another retention period.
+func (c *CASClient) UseManifests(ctx context.Context, digests []string) ([]string, error) {
+	return c.missing(ctx, digests, true)
+}
+
+func (c *CASClient) missing(ctx context.Context, digests []string, manifests bool) ([]string, error) {
 	missing := []string{}
 	for start := 0; start < len(digests); start += MaxMissingDigests {
 		batch := digests[start:min(start+MaxMissingDigests, len(digests))]
-		body, err := json.Marshal(missingRequest{Digests: batch})
+		body, err := json.Marshal(missingRequest{Digests: batch, Manifests: manifests})
 		if err != nil {
 			return nil, fmt.Errorf("missing-query: %w", err)
 		}
@@ -138,37 +149,46 @@ func (c *CASClient) Upload(ctx context.Context, digest string, r io.Reader, size
 		}
 	}()
 	tries := 0
-	resp, err := c.do(ctx, func() (*http.Request, error) {
-		if body != nil {
-			body.Close() // the transport may still hold it: take r back
-		}
-		if tries++; tries > 1 {
-			if !canRewind {
-				return nil, errNoRetry
+	upload := func() (*http.Response, error) {
+		return c.do(ctx, func() (*http.Request, error) {
+			if body != nil {
+				body.Close() // the transport may still hold it: take r back
 			}
-			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
+			if tries++; tries > 1 {
+				if !canRewind {
+					return nil, errNoRetry
+				}
+				if _, err := seeker.Seek(start, io.SeekStart); err != nil {
+					return nil, err
+				}
+			}
+			var err error
+			if body, err = newUploadBody(&c.gz, &c.samples, r, tryGzip); err != nil {
 				return nil, err
 			}
-		}
-		var err error
-		if body, err = newUploadBody(&c.gz, &c.samples, r, tryGzip); err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url(digest), body)
-		if err != nil {
-			return nil, err
-		}
-		req.ContentLength = size
-		if body.gzipped() {
-			req.ContentLength = -1
-			req.Header.Set("Content-Encoding", "gzip")
-		}
-		if size >= 0 {
-			req.Header.Set(SizeHeader, strconv.FormatInt(size, 10))
-		}
-		req.Header.Set("Content-Type", "application/octet-stream")
-		return req, nil
-	})
+			req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url(digest), body)
+			if err != nil {
+				return nil, err
+			}
+			req.ContentLength = size
+			if body.gzipped() {
+				req.ContentLength = -1
+				req.Header.Set("Content-Encoding", "gzip")
+			}
+			if size >= 0 {
+				req.Header.Set(SizeHeader, strconv.FormatInt(size, 10))
+			}
+			req.Header.Set("Content-Type", "application/octet-stream")
+			return req, nil
+		})
+	}
+	resp, err := upload()
+	if errors.Is(err, model.ErrTooLarge) && body != nil && body.gzipped() && canRewind {
+		// The server bounds how far a compressed upload may unpack (a
+		// file of zeros compresses a thousandfold): send it plain.
+		tryGzip, tries = false, 1
+		resp, err = upload()
+	}
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", digest, err)
 	}

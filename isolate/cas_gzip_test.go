@@ -476,3 +476,6 @@ func TestAcceptsGzip(t *testing.T) {
 		}
 	}
 }
+
+// casKey is where a handler with no retention set keeps a blob written now.
+func casKey(digest string) string { return key(newGens(nil, 0, time.Now).current(), digest) }

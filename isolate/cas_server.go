@@ -14,6 +14,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -28,45 +30,72 @@ const MaxMissingDigests = 10000
 // CASOptions configures the CAS handler.
 type CASOptions struct {
 	MaxBlobSize int64 // largest blob accepted; 8 GiB when 0
+	// MaxGzipRatio bounds how many times its compressed size a compressed
+	// upload may unpack to, beyond its first MiB (100 when 0).
+	MaxGzipRatio int
 	// TempDir holds uploads while they are verified; os.TempDir() when empty.
 	TempDir string
-	Logger  *slog.Logger // nothing is logged when nil
+	// MaxTempBytes bounds the bytes all uploads being verified hold in
+	// TempDir at once (2 × MaxBlobSize when 0); past it uploads get 503.
+	MaxTempBytes int64
+	// RetentionDays: blobs no job used for this many days are deleted by
+	// CAS.Sweep (see gens); 0 keeps them.
+	RetentionDays int
+	Now           func() time.Time // the clock; time.Now when nil
+	Logger        *slog.Logger     // nothing is logged when nil
 }
 
 // missingRequest and missingResponse are the bodies of POST .../missing.
 type missingRequest struct {
 	Digests []string `json:"digests"`
+	// Manifests: the digests are manifests a job is about to use; each is
+	// missing unless its whole tree is there, which is then kept for
+	// another retention period.
+	Manifests bool `json:"manifests,omitempty"`
 }
 
 type missingResponse struct {
 	Missing []string `json:"missing"`
 }
 
-// casKey is where a blob lives in the store.
-func casKey(digest string) string { return "cas/" + digest }
-
 // CAS answers questions about the content-addressed inputs kept in a blob
-// store, for a master that serves them itself.
-type CAS struct{ store blob.Store }
+// store, for a master that serves them itself, and collects its garbage.
+type CAS struct{ g *gens }
 
-// NewCAS returns the CAS kept in store.
-func NewCAS(store blob.Store) *CAS { return &CAS{store: store} }
+// NewCAS returns the CAS kept in store, whose blobs live retentionDays
+// after their last use (0: forever).
+func NewCAS(store blob.Store, retentionDays int) *CAS {
+	return &CAS{g: newGens(store, retentionDays, time.Now)}
+}
 
-// Missing returns, once each and in order, the digests that are not stored.
+// Missing returns, once each and in order, the digests that are not
+// stored; those that are stay for another retention period.
 func (c *CAS) Missing(ctx context.Context, digests []string) ([]string, error) {
+	return missingOf(ctx, digests, c.g.refresh)
+}
+
+// UseManifests is Missing for the manifests of a job: a manifest is
+// missing unless its whole tree is stored, which then stays for another
+// retention period.
+func (c *CAS) UseManifests(ctx context.Context, digests []string) ([]string, error) {
+	return missingOf(ctx, digests, c.g.useTree)
+}
+
+// Sweep deletes what retention lets go and returns how many blobs went.
+func (c *CAS) Sweep(ctx context.Context) (int, error) { return c.g.sweep(ctx) }
+
+func missingOf(ctx context.Context, digests []string, have func(context.Context, string) (bool, error)) ([]string, error) {
 	found := make([]bool, len(digests))
 	// A remote store answers each Stat in a round trip: ask in parallel.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for i, d := range digests {
 		g.Go(func() error {
-			_, err := c.store.Stat(gctx, casKey(d))
-			switch {
-			case err == nil:
-				found[i] = true
-			case !errors.Is(err, blob.ErrNotFound):
+			ok, err := have(gctx, d)
+			if err != nil {
 				return fmt.Errorf("stat %s: %w", d, err)
 			}
+			found[i] = ok
 			return nil
 		})
 	}
@@ -85,10 +114,11 @@ func (c *CAS) Missing(ctx context.Context, digests []string) ([]string, error) {
 }
 
 type casHandler struct {
-	store blob.Store
-	opts  CASOptions
-	log   *slog.Logger
-	gz    gzipWriters
+	cas  *CAS
+	opts CASOptions
+	log  *slog.Logger
+	gz   gzipWriters
+	temp atomic.Int64 // bytes the spools hold on disk
 }
 
 // NewCASHandler serves the content-addressed store of task inputs under
@@ -114,7 +144,16 @@ func NewCASHandler(store blob.Store, opts CASOptions) http.Handler {
 	if opts.TempDir == "" {
 		opts.TempDir = os.TempDir()
 	}
-	h := &casHandler{store: store, opts: opts, log: opts.Logger}
+	if opts.MaxGzipRatio <= 0 {
+		opts.MaxGzipRatio = 100
+	}
+	if opts.MaxTempBytes <= 0 {
+		opts.MaxTempBytes = 2 * opts.MaxBlobSize
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &casHandler{cas: &CAS{g: newGens(store, opts.RetentionDays, opts.Now)}, opts: opts, log: opts.Logger}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -155,7 +194,11 @@ func (h *casHandler) missing(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	missing, err := NewCAS(h.store).Missing(r.Context(), req.Digests)
+	have := h.cas.Missing
+	if req.Manifests {
+		have = h.cas.UseManifests
+	}
+	missing, err := have(r.Context(), req.Digests)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -184,7 +227,7 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var body io.Reader = r.Body
+	gzipped := false
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 		if r.ContentLength > max {
@@ -192,18 +235,15 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "gzip", "x-gzip":
-		limit := maxCompressedSize(max)
-		if r.ContentLength > limit {
+		if limit := maxCompressedSize(max); r.ContentLength > limit {
 			h.fail(w, r, fmt.Errorf("compressed blob of %d bytes, at most %d accepted: %w", r.ContentLength, limit, model.ErrTooLarge))
 			return
 		}
-		zr, err := gzip.NewReader(io.LimitReader(r.Body, limit))
-		if err != nil {
-			h.fail(w, r, fmt.Errorf("upload of %s: reading the gzip header: %v: %w", digest, err, model.ErrInvalid))
+		if declared >= 0 && r.ContentLength > 0 && declared > h.unpackAllowance(r.ContentLength) {
+			h.fail(w, r, h.ratioError(digest))
 			return
 		}
-		defer zr.Close()
-		body = zr
+		gzipped = true
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnsupportedMediaType)
@@ -213,7 +253,7 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	size, stored, err := h.receive(r.Context(), digest, algo, body, declared)
+	size, stored, err := h.receive(r.Context(), digest, algo, r.Body, gzipped, declared)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -226,18 +266,49 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 }
 
-// receive spools body while hashing it, and hands it
-// to the store only if it matches digest (and declared, the size the client
-// says it sends, unless -1) and the store lacks it. It never reads more
-// than MaxBlobSize+1 bytes of body: a decompression bomb ends there.
-func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body io.Reader, declared int64) (size int64, stored bool, err error) {
-	sp := &spool{dir: h.opts.TempDir}
+// unpackAllowance is how many bytes a compressed upload that has sent
+// compressed bytes so far may have unpacked to.
+func (h *casHandler) unpackAllowance(compressed int64) int64 {
+	return max(1<<20, compressed*int64(h.opts.MaxGzipRatio))
+}
+
+func (h *casHandler) ratioError(digest string) error {
+	return fmt.Errorf("upload of %s: it unpacks to more than %d times its compressed size; send it uncompressed: %w",
+		digest, h.opts.MaxGzipRatio, model.ErrTooLarge)
+}
+
+// receive verifies an upload and hands it to the store only if its bytes
+// hash to digest (and number declared, unless -1) and the store lacks it.
+//
+// What is held while verifying is what came over the wire: a compressed
+// upload is spooled compressed, unpacked once to be hashed (into nothing)
+// and once more into the store when it proved right. So a decompression
+// bomb costs at most its own size on disk, and its unpacking stops at
+// MaxBlobSize bytes or at MaxGzipRatio times the compressed bytes read,
+// whichever comes first. The spools of all uploads share MaxTempBytes.
+func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body io.Reader, gzipped bool, declared int64) (size int64, stored bool, err error) {
+	sp := &spool{dir: h.opts.TempDir, used: &h.temp, limit: h.opts.MaxTempBytes}
 	defer sp.Close()
 	hash := algo.New()
 	max := h.opts.MaxBlobSize
-	n, err := io.Copy(io.MultiWriter(sp, hash), io.LimitReader(body, max+1))
+	var n int64
+	if gzipped {
+		wire := &wireCounter{r: io.TeeReader(io.LimitReader(body, maxCompressedSize(max)), sp)}
+		zr, zerr := gzip.NewReader(wire)
+		if zerr != nil {
+			return 0, false, fmt.Errorf("upload of %s: reading the gzip header: %v: %w", digest, zerr, model.ErrInvalid)
+		} else {
+			n, err = io.Copy(hash, &ratioReader{r: io.LimitReader(zr, max+1), wire: wire, allow: h.unpackAllowance})
+			zr.Close()
+		}
+	} else {
+		n, err = io.Copy(io.MultiWriter(sp, hash), io.LimitReader(body, max+1))
+	}
 	if sp.err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, sp.err)
+	}
+	if errors.Is(err, errRatio) {
+		return 0, false, h.ratioError(digest)
 	}
 	if err != nil {
 		// The client went away or sent a broken body: its fault, not ours.
@@ -253,19 +324,59 @@ func (h *casHandler) receive(ctx context.Context, digest string, algo Algo, body
 		return 0, false, fmt.Errorf("upload of %s: the %d bytes sent hash to %s, not to the digest they were sent under: %w",
 			digest, n, got, model.ErrInvalid)
 	}
-	if _, err := h.store.Stat(ctx, casKey(digest)); err == nil {
-		return n, false, nil
-	} else if !errors.Is(err, blob.ErrNotFound) {
+	if ok, err := h.cas.g.refresh(ctx, digest); err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
+	} else if ok {
+		return n, false, nil
 	}
 	r, err := sp.reader()
 	if err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
 	}
-	if err := h.store.Put(ctx, casKey(digest), r, n); err != nil {
+	if gzipped {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	if err := h.cas.g.put(ctx, digest, r, n); err != nil {
 		return 0, false, fmt.Errorf("upload of %s: %w", digest, err)
 	}
 	return n, true, nil
+}
+
+// wireCounter counts the bytes read through it.
+type wireCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *wireCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+var errRatio = errors.New("unpacks too far")
+
+// ratioReader fails once the bytes unpacked pass what the compressed bytes
+// read so far allow.
+type ratioReader struct {
+	r     io.Reader
+	wire  *wireCounter
+	allow func(compressed int64) int64
+	n     int64
+}
+
+func (r *ratioReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	if r.n > r.allow(r.wire.n) {
+		return n, errRatio
+	}
+	return n, err
 }
 
 func (h *casHandler) get(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +395,10 @@ func (h *casHandler) get(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Vary", "Accept-Encoding")
 	}
 	if r.Method == http.MethodHead {
-		info, err := h.store.Stat(r.Context(), casKey(digest))
+		_, info, ok, err := h.cas.g.locate(r.Context(), digest)
+		if err == nil && !ok {
+			err = blob.ErrNotFound
+		}
 		if err != nil {
 			h.fail(w, r, storeErr(digest, err))
 			return
@@ -292,7 +406,7 @@ func (h *casHandler) get(w http.ResponseWriter, r *http.Request) {
 		setHeaders(info.Size)
 		return
 	}
-	rc, info, err := h.store.Get(r.Context(), casKey(digest))
+	rc, info, err := h.cas.g.get(r.Context(), digest)
 	if err != nil {
 		h.fail(w, r, storeErr(digest, err))
 		return

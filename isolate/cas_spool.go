@@ -2,8 +2,12 @@ package isolate
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
+
+	"github.com/dist-test/dist_test/internal/model"
 )
 
 // maxMemorySpool is how much of an upload is held in memory while it is
@@ -17,6 +21,10 @@ type spool struct {
 	mem bytes.Buffer
 	f   *os.File
 	err error // the first write failure: the server's fault, not the client's
+	// used counts the bytes on disk of all spools sharing it, up to limit.
+	used   *atomic.Int64
+	limit  int64
+	onDisk int64
 }
 
 func (s *spool) Write(p []byte) (int, error) {
@@ -25,6 +33,18 @@ func (s *spool) Write(p []byte) (int, error) {
 	}
 	if s.f == nil && s.mem.Len()+len(p) <= maxMemorySpool {
 		return s.mem.Write(p)
+	}
+	if s.used != nil {
+		add := int64(len(p))
+		if s.f == nil {
+			add += int64(s.mem.Len())
+		}
+		if s.used.Add(add) > s.limit {
+			s.used.Add(-add)
+			s.err = fmt.Errorf("%w: the temporary space for uploads being verified is full (%d bytes); try again later", model.ErrUnavailable, s.limit)
+			return 0, s.err
+		}
+		s.onDisk += add
 	}
 	if s.f == nil {
 		f, err := os.CreateTemp(s.dir, "cas-put-*")
@@ -62,5 +82,9 @@ func (s *spool) Close() {
 	if s.f != nil {
 		s.f.Close()
 		os.Remove(s.f.Name())
+	}
+	if s.used != nil {
+		s.used.Add(-s.onDisk)
+		s.onDisk = 0
 	}
 }

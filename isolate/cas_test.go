@@ -68,7 +68,7 @@ func (tc *testCAS) count(method string) int {
 
 func (tc *testCAS) stored(t *testing.T, digest string) bool {
 	t.Helper()
-	_, err := tc.store.Stat(context.Background(), "cas/"+digest)
+	_, err := tc.store.Stat(context.Background(), casKey(digest))
 	if err != nil && !errors.Is(err, blob.ErrNotFound) {
 		t.Fatal(err)
 	}

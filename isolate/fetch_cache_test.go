@@ -210,7 +210,7 @@ func manifestSize(t *testing.T, sc *slaveCAS, digest string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := sc.store.Stat(context.Background(), "cas/"+iso.Includes[0])
+	info, err := sc.store.Stat(context.Background(), casKey(iso.Includes[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +490,7 @@ func TestFetchWithCacheVerifiesBlobs(t *testing.T) {
 	sc := newSlaveCAS(t)
 	good := []byte("good bytes")
 	d := HashBytes(SHA1, good)
-	if err := sc.store.Put(context.Background(), "cas/"+d, strings.NewReader("evil bytes"), -1); err != nil {
+	if err := sc.store.Put(context.Background(), casKey(d), strings.NewReader("evil bytes"), -1); err != nil {
 		t.Fatal(err)
 	}
 	top := sc.put(t, (&Isolated{Files: map[string]File{"f.txt": {Digest: d, Size: int64(len(good))}}}).Encode())

@@ -175,7 +175,7 @@ func TestFetchVerifiesBlobs(t *testing.T) {
 	good := []byte("good bytes")
 	d := HashBytes(SHA1, good)
 	// Corrupt the store behind the server's back.
-	if err := tc.store.Put(context.Background(), "cas/"+d, strings.NewReader("evil bytes"), -1); err != nil {
+	if err := tc.store.Put(context.Background(), casKey(d), strings.NewReader("evil bytes"), -1); err != nil {
 		t.Fatal(err)
 	}
 	top := putBlob(t, tc, (&Isolated{Files: map[string]File{"f.txt": {Digest: d, Size: int64(len(good))}}}).Encode())

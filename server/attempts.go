@@ -126,6 +126,24 @@ func (m *Master) Upload(ctx context.Context, lease, name string, body io.Reader,
 	return key, nil
 }
 
+// checkOutputNames refuses names other than the outputs a run may have,
+// and repeats: the store keeps the list in a short column.
+func checkOutputNames(names []string) error {
+	seen := map[string]bool{}
+	for _, n := range names {
+		switch n {
+		case protocol.OutputStdout, protocol.OutputStderr, protocol.OutputArtifacts:
+		default:
+			return fmt.Errorf("%w: unknown output %q (stdout, stderr or artifacts)", model.ErrInvalid, model.Clip(n, 60))
+		}
+		if seen[n] {
+			return fmt.Errorf("%w: output %q named twice", model.ErrInvalid, n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
 // limitedReader fails a read past its limit instead of truncating, so an
 // oversized upload stores nothing.
 type limitedReader struct {
@@ -152,10 +170,17 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // attempt is queued again with its entry, for another slave, and requeued
 // is true.
 func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (out store.FinishOutcome, requeued bool, err error) {
+	if err := checkOutputNames(f.Outputs); err != nil {
+		return out, false, fmt.Errorf("finish: outputs: %w", err)
+	}
+	if err := checkOutputNames(f.Missing); err != nil {
+		return out, false, fmt.Errorf("finish: missing: %w", err)
+	}
+	f.Error = model.Clip(f.Error, model.MaxErrorBytes)
 	if f.Infra {
 		a, err := m.store.RunningByLease(ctx, lease)
 		if err == nil && a.Runs < m.cfg.MaxRuns {
-			reason := fmt.Sprintf("infrastructure failure on %s (run %d): %s", a.Hostname, a.Runs, f.Error)
+			reason := model.Clip(fmt.Sprintf("infrastructure failure on %s (run %d): %s", a.Hostname, a.Runs, f.Error), model.MaxErrorBytes)
 			if err := m.store.RequeueRun(ctx, lease, reason, true, m.now()); err != nil {
 				return out, false, fmt.Errorf("finish: %w", err)
 			}
@@ -207,6 +232,7 @@ func (m *Master) Abort(ctx context.Context, lease, reason string) error {
 	if reason == "" {
 		reason = "aborted by its slave"
 	}
+	reason = model.Clip(reason, model.MaxErrorBytes)
 	if err := m.store.RequeueRun(ctx, lease, reason, true, m.now()); err != nil {
 		return fmt.Errorf("abort: %w", err)
 	}
@@ -215,8 +241,8 @@ func (m *Master) Abort(ctx context.Context, lease, reason string) error {
 
 // OpenOutput opens a stored output for reading.
 func (m *Master) OpenOutput(ctx context.Context, key string) (io.ReadCloser, blob.Info, error) {
-	if !strings.HasPrefix(key, "outputs/") {
-		return nil, blob.Info{}, fmt.Errorf("output %s: %w", key, model.ErrNotFound)
+	if !strings.HasPrefix(key, "outputs/") || !blob.ValidKey(key) {
+		return nil, blob.Info{}, fmt.Errorf("output %q: %w", model.Clip(key, 200), model.ErrNotFound)
 	}
 	rc, info, err := m.blobs.Get(ctx, key)
 	if errors.Is(err, blob.ErrNotFound) {

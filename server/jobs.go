@@ -6,9 +6,11 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/store"
 )
 
 // Submission is a job as a user submits it.
@@ -28,6 +30,12 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 	}
 	if len(sub.Tasks) == 0 {
 		return model.Job{}, fmt.Errorf("%w: job %s has no tasks", model.ErrInvalid, sub.ID)
+	}
+	if err := checkText("user", sub.User, protocol.MaxUser); err != nil {
+		return model.Job{}, err
+	}
+	if err := checkText("name", sub.Name, protocol.MaxName); err != nil {
+		return model.Job{}, err
 	}
 	if len(sub.Tasks) > m.cfg.MaxTasksPerJob {
 		return model.Job{}, fmt.Errorf("%w: job %s has %d tasks; this master accepts at most %d per job",
@@ -63,6 +71,42 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 	return m.store.GetJob(ctx, sub.ID)
 }
 
+// checkText refuses a field that does not fit its column: too long, or
+// not UTF-8 (which MySQL refuses to store).
+func checkText(field, v string, max int) error {
+	if len(v) > max {
+		return fmt.Errorf("%w: %s is %d bytes long; at most %d are allowed", model.ErrInvalid, field, len(v), max)
+	}
+	if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+		return fmt.Errorf("%w: %s must be UTF-8 text without NUL", model.ErrInvalid, field)
+	}
+	return nil
+}
+
+// knownJob is ErrNotFound for an id that no job can have, so that such ids
+// never reach the database (where MySQL would refuse to compare them).
+func knownJob(id string) error {
+	if !protocol.ValidJobID(id) {
+		return fmt.Errorf("job %q: %w", clipID(id), model.ErrNotFound)
+	}
+	return nil
+}
+
+// validTaskID: task ids are "<isolate hash>.<index>", ASCII and short.
+func validTaskID(id string) bool {
+	if id == "" || len(id) > 100 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func clipID(id string) string { return model.Clip(id, 60) }
+
 // checkInputs refuses a job whose inputs are not all on the isolate server:
 // such a task could only fail, on a slave, minutes later.
 func (m *Master) checkInputs(ctx context.Context, tasks []model.TaskSpec) error {
@@ -77,7 +121,7 @@ func (m *Master) checkInputs(ctx context.Context, tasks []model.TaskSpec) error 
 			digests = append(digests, t.IsolateHash)
 		}
 	}
-	missing, err := m.inputs.Missing(ctx, digests)
+	missing, err := m.inputs.UseManifests(ctx, digests)
 	if err != nil {
 		return fmt.Errorf("%w: cannot ask the isolate server about the inputs: %v", model.ErrUnavailable, err)
 	}
@@ -96,6 +140,9 @@ func (m *Master) checkInputs(ctx context.Context, tasks []model.TaskSpec) error 
 
 // Job returns a job with its counters.
 func (m *Master) Job(ctx context.Context, id string) (model.Job, error) {
+	if err := knownJob(id); err != nil {
+		return model.Job{}, err
+	}
 	return m.store.GetJob(ctx, id)
 }
 
@@ -104,13 +151,22 @@ func (m *Master) Jobs(ctx context.Context, since time.Time, limit int) ([]model.
 	return m.store.ListJobs(ctx, since, limit)
 }
 
-// Attempts returns a job's attempts, filtered by states when given.
-func (m *Master) Attempts(ctx context.Context, jobID string, states ...model.State) ([]model.Attempt, error) {
-	return m.store.ListAttempts(ctx, jobID, states...)
+// Attempts returns a page of a job's attempts.
+func (m *Master) Attempts(ctx context.Context, jobID string, p store.AttemptPage) ([]model.Attempt, error) {
+	if err := knownJob(jobID); err != nil {
+		return nil, err
+	}
+	return m.store.PageAttempts(ctx, jobID, p)
 }
 
 // Attempt returns one attempt.
 func (m *Master) Attempt(ctx context.Context, jobID, taskID string, n int) (model.Attempt, error) {
+	if err := knownJob(jobID); err != nil {
+		return model.Attempt{}, err
+	}
+	if !validTaskID(taskID) {
+		return model.Attempt{}, fmt.Errorf("task %q of job %s: %w", clipID(taskID), jobID, model.ErrNotFound)
+	}
 	return m.store.GetAttempt(ctx, jobID, taskID, n)
 }
 
@@ -119,6 +175,9 @@ func (m *Master) Attempt(ctx context.Context, jobID, taskID string, n int) (mode
 // their lease is gone; queued entries are deleted from the queue where it
 // still holds them.
 func (m *Master) Cancel(ctx context.Context, jobID string) (model.Job, error) {
+	if err := knownJob(jobID); err != nil {
+		return model.Job{}, fmt.Errorf("cancel: %w", err)
+	}
 	canceled, err := m.store.CancelJob(ctx, jobID, m.now())
 	if err != nil {
 		return model.Job{}, fmt.Errorf("cancel %s: %w", jobID, err)
@@ -138,6 +197,18 @@ func (m *Master) Cancel(ctx context.Context, jobID string) (model.Job, error) {
 // Retry runs the named failed tasks (all failed tasks when none is named)
 // once more.
 func (m *Master) Retry(ctx context.Context, jobID string, taskIDs []string) ([]string, error) {
+	if err := knownJob(jobID); err != nil {
+		return nil, fmt.Errorf("retry: %w", err)
+	}
+	if len(taskIDs) > protocol.MaxRetryTaskIDs {
+		return nil, fmt.Errorf("%w: %d task ids in one retry; at most %d, or none to retry every failed task",
+			model.ErrInvalid, len(taskIDs), protocol.MaxRetryTaskIDs)
+	}
+	for _, id := range taskIDs {
+		if !validTaskID(id) {
+			return nil, fmt.Errorf("retry in %s: no task %q: %w", jobID, clipID(id), model.ErrNotFound)
+		}
+	}
 	got, err := m.store.Retry(ctx, jobID, taskIDs, m.now())
 	if err != nil {
 		return nil, fmt.Errorf("retry in %s: %w", jobID, err)
@@ -150,6 +221,12 @@ func (m *Master) Retry(ctx context.Context, jobID string, taskIDs []string) ([]s
 
 // RetryAttempt is the legacy /retry_task.
 func (m *Master) RetryAttempt(ctx context.Context, jobID, taskID string, n int) error {
+	if err := knownJob(jobID); err != nil {
+		return err
+	}
+	if !validTaskID(taskID) {
+		return fmt.Errorf("task %q of job %s: %w", clipID(taskID), jobID, model.ErrNotFound)
+	}
 	queued, err := m.store.RetryAttempt(ctx, jobID, taskID, n, m.now())
 	if queued {
 		m.poke()

@@ -36,6 +36,11 @@ type Config struct {
 	MaxLogBytes       int64         // upload bound of stdout/stderr (64 MiB)
 	MaxArtifactBytes  int64         // upload bound of an artifact archive (256 MiB)
 	LinkTTL           time.Duration // lifetime of presigned links (24 h)
+	// Retention: jobs submitted longer ago are deleted with their outputs,
+	// and so are older events and ended slave registrations (0: kept).
+	Retention time.Duration
+	// RetentionInterval is how often retention runs (1 h).
+	RetentionInterval time.Duration
 	// MaxRuns bounds how often one attempt is started without a result (its
 	// slaves died or were lost each time) before it is failed and its queue
 	// entry buried (5).
@@ -76,12 +81,18 @@ func (c Config) withDefaults() Config {
 	if c.LinkTTL <= 0 {
 		c.LinkTTL = 24 * time.Hour
 	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = time.Hour
+	}
 	return c
 }
 
-// Inputs tells which task inputs the isolate server lacks.
+// Inputs tells which task inputs the isolate server lacks. UseManifests
+// takes the isolate hashes of a job: a manifest is missing unless its whole
+// tree is there, and the server keeps a tree it has for another retention
+// period.
 type Inputs interface {
-	Missing(ctx context.Context, digests []string) ([]string, error)
+	UseManifests(ctx context.Context, digests []string) ([]string, error)
 }
 
 // Master is the master's logic. Create it with New, start its background
@@ -126,12 +137,14 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 // Config returns the master's effective configuration.
 func (m *Master) Config() Config { return m.cfg }
 
-// Run runs the feeder, the reaper and the reconciler until ctx ends.
+// Run runs the feeder, the reaper, the reconciler and retention until ctx
+// ends.
 func (m *Master) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.feed(ctx) })
 	g.Go(func() error { return m.reap(ctx) })
 	g.Go(func() error { return m.reconcile(ctx) })
+	g.Go(func() error { return m.retain(ctx) })
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil

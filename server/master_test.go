@@ -18,6 +18,7 @@ import (
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
 	"github.com/dist-test/dist_test/internal/queue/mem"
+	"github.com/dist-test/dist_test/internal/store"
 	"github.com/dist-test/dist_test/internal/store/sqlite"
 	"github.com/dist-test/dist_test/server"
 )
@@ -34,7 +35,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.U
 // allInputs says every input is on the isolate server.
 type allInputs struct{}
 
-func (allInputs) Missing(context.Context, []string) ([]string, error) { return nil, nil }
+func (allInputs) UseManifests(context.Context, []string) ([]string, error) { return nil, nil }
 
 type fixture struct {
 	t     *testing.T
@@ -318,7 +319,7 @@ func TestPoisonEntryIsRefused(t *testing.T) {
 	if job.Counts.FailedTasks != 1 || job.Counts.TotalTasks != 2 || job.Counts.RetriedTasks != 1 {
 		t.Errorf("after the poison: %+v; want attempt 0 failed and attempt 1 queued", job.Counts)
 	}
-	attempts, _ := f.m.Attempts(f.ctx, "p", model.Failed)
+	attempts, _ := f.m.Attempts(f.ctx, "p", store.AttemptPage{States: []model.State{model.Failed}})
 	if len(attempts) != 1 || !strings.Contains(attempts[0].Error, "never reported") {
 		t.Errorf("failed attempt = %+v; want the reason recorded", attempts)
 	}
@@ -384,14 +385,14 @@ func TestHeartbeatReconcilesRuns(t *testing.T) {
 	if _, err := f.m.Heartbeat(f.ctx, slave, hb); err != nil {
 		t.Fatal(err)
 	}
-	if q, _ := f.m.Attempts(f.ctx, "h", model.Queued); len(q) != 0 {
+	if q, _ := f.m.Attempts(f.ctx, "h", store.AttemptPage{States: []model.State{model.Queued}}); len(q) != 0 {
 		t.Fatalf("a run just started was queued again: %+v", q)
 	}
 	f.clock.Add(3 * time.Second)
 	if _, err := f.m.Heartbeat(f.ctx, slave, hb); err != nil {
 		t.Fatal(err)
 	}
-	q, _ := f.m.Attempts(f.ctx, "h", model.Queued)
+	q, _ := f.m.Attempts(f.ctx, "h", store.AttemptPage{States: []model.State{model.Queued}})
 	if len(q) != 1 || q[0].Description != "unknown" {
 		t.Fatalf("queued again: %+v; want only the run the slave did not know", q)
 	}
@@ -425,7 +426,7 @@ func TestInfrastructureFailure(t *testing.T) {
 	if job.Counts.FailedTasks != 1 || job.Counts.FailedGroups != 1 || job.Counts.TotalTasks != 1 || job.Counts.RetriedTasks != 0 {
 		t.Errorf("counts %+v; want one attempt, failed, no retry used", job.Counts)
 	}
-	got, _ := f.m.Attempts(f.ctx, "i", model.InfraFailed)
+	got, _ := f.m.Attempts(f.ctx, "i", store.AttemptPage{States: []model.State{model.InfraFailed}})
 	if len(got) != 1 || !strings.Contains(got[0].Error, "isolate server unreachable") || got[0].Runs != 2 {
 		t.Errorf("attempt = %+v; want infra_failed after 2 runs with the reason", got)
 	}

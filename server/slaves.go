@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
@@ -23,8 +24,11 @@ func (m *Master) Register(ctx context.Context, r protocol.Register) (model.Slave
 	if r.Slots < 1 || r.Slots > 1024 {
 		return model.Slave{}, fmt.Errorf("%w: slots must be from 1 to 1024, got %d", model.ErrInvalid, r.Slots)
 	}
+	if !utf8.ValidString(r.Hostname) {
+		return model.Slave{}, fmt.Errorf("%w: a slave's hostname must be UTF-8 text", model.ErrInvalid)
+	}
 	s := model.Slave{
-		ID: model.NewToken(), Hostname: r.Hostname, Slots: r.Slots, Version: r.Version,
+		ID: model.NewToken(), Hostname: r.Hostname, Slots: r.Slots, Version: model.Clip(r.Version, 100),
 		State: model.SlaveAlive, CPUs: r.Resources.CPUs, MemoryBytes: r.Resources.MemoryBytes,
 		DiskFreeBytes: r.Resources.DiskFreeBytes, RegisteredAt: m.now(),
 	}

@@ -25,12 +25,16 @@ type lane struct {
 // Trace shows when each attempt of a job ran, one lane per slave slot: the
 // view that shows stragglers and idle slaves at a glance.
 func (p *Pages) Trace(w http.ResponseWriter, r *http.Request) {
-	job, attempts, ok := p.jobAndAttempts(w, r)
+	job, attempts, ok := p.jobAndAttempts(w, r, model.AttemptPage{Limit: traceLimit + 1})
 	if !ok {
 		return
 	}
+	cut := len(attempts) > traceLimit
+	if cut {
+		attempts = attempts[:traceLimit]
+	}
 	lanes, span := timeline(attempts, job.SubmittedAt, p.now())
-	p.render(w, "trace.html", map[string]any{"Job": job, "Lanes": lanes, "Span": span})
+	p.render(w, "trace.html", map[string]any{"Job": job, "Lanes": lanes, "Span": span, "Cut": cut, "Limit": traceLimit})
 }
 
 func timeline(attempts []model.Attempt, start, now time.Time) ([]lane, time.Duration) {

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"time"
 
@@ -28,7 +27,7 @@ var files embed.FS
 type Source interface {
 	Jobs(ctx context.Context, since time.Time, limit int) ([]model.Job, error)
 	Job(ctx context.Context, id string) (model.Job, error)
-	Attempts(ctx context.Context, jobID string, states ...model.State) ([]model.Attempt, error)
+	Attempts(ctx context.Context, jobID string, p model.AttemptPage) ([]model.Attempt, error)
 	QueueStats(ctx context.Context) (queue.Stats, error)
 	Slaves(ctx context.Context, aliveOnly bool) ([]model.Slave, error)
 	OutputLink(ctx context.Context, base, key string) string
@@ -134,12 +133,56 @@ type jobRow struct {
 	Runtime                time.Duration
 }
 
-// Job shows a job's summary and its attempts.
+// Job shows a job's summary and one page of its attempts, in task order
+// (?limit=, default jobPage; ?after= for the next page; ?status=failed for
+// the failures only), so that the page of a job of 100,000 tasks stays small.
 func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	job, attempts, ok := p.jobAndAttempts(w, r)
+	q := r.URL.Query()
+	page := model.AttemptPage{Limit: jobPage}
+	status := q.Get("status")
+	switch status {
+	case "":
+	case "failed":
+		page.States = []model.State{model.Failed, model.TimedOut, model.Canceled, model.InfraFailed}
+	default:
+		p.fail(w, fmt.Errorf("%w: status must be failed or absent", model.ErrInvalid))
+		return
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > protocol.MaxPage {
+			p.fail(w, fmt.Errorf("%w: limit must be a number from 1 to %d", model.ErrInvalid, protocol.MaxPage))
+			return
+		}
+		page.Limit = n
+	}
+	if v := q.Get("after"); v != "" {
+		var c model.Cursor
+		if _, err := fmt.Sscanf(v, "%d.%d", &c.Index, &c.Attempt); err != nil || c.Index < 0 || c.Attempt < 0 {
+			p.fail(w, fmt.Errorf("%w: after must be like 499.0", model.ErrInvalid))
+			return
+		}
+		page.After = &c
+	}
+	limit := page.Limit
+	page.Limit++
+	job, attempts, ok := p.jobAndAttempts(w, r, page)
 	if !ok {
 		return
+	}
+	next := ""
+	if len(attempts) > limit {
+		attempts = attempts[:limit]
+		last := attempts[limit-1]
+		v := url.Values{"job_id": {job.ID}, "after": {fmt.Sprintf("%d.%d", last.Index, last.Attempt)}}
+		if status != "" {
+			v.Set("status", status)
+		}
+		if q.Get("limit") != "" {
+			v.Set("limit", q.Get("limit"))
+		}
+		next = "/job?" + v.Encode()
 	}
 	base := "http://" + r.Host
 	if r.TLS != nil {
@@ -159,22 +202,27 @@ func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
 		}
 		rows[i].ArtifactLink = p.src.OutputLink(ctx, base, a.Outputs.Artifacts)
 	}
-	// Failures first: they are what a user opens the page for.
-	sort.SliceStable(rows, func(i, j int) bool { return rank(rows[i].State) < rank(rows[j].State) })
 	runtime := now.Sub(job.SubmittedAt)
 	if !job.FinishedAt.IsZero() {
 		runtime = job.FinishedAt.Sub(job.SubmittedAt)
 	}
-	p.render(w, "job.html", map[string]any{"Job": job, "Rows": rows, "Runtime": runtime})
+	p.render(w, "job.html", map[string]any{"Job": job, "Rows": rows, "Runtime": runtime, "Next": next,
+		"Failed": status == "failed", "Paged": page.After != nil})
 }
 
-// jobAndAttempts reads the job named by the job_id parameter and its
-// attempts; on failure it has answered, and ok is false.
-func (p *Pages) jobAndAttempts(w http.ResponseWriter, r *http.Request) (job model.Job, attempts []model.Attempt, ok bool) {
+// jobPage is how many attempts a job's page shows at once.
+const jobPage = 500
+
+// traceLimit bounds the attempts the timeline draws.
+const traceLimit = 5000
+
+// jobAndAttempts reads the job named by the job_id parameter and a page of
+// its attempts; on failure it has answered, and ok is false.
+func (p *Pages) jobAndAttempts(w http.ResponseWriter, r *http.Request, page model.AttemptPage) (job model.Job, attempts []model.Attempt, ok bool) {
 	id := r.URL.Query().Get("job_id")
 	job, err := p.src.Job(r.Context(), id)
 	if err == nil {
-		attempts, err = p.src.Attempts(r.Context(), id)
+		attempts, err = p.src.Attempts(r.Context(), id, page)
 	}
 	if err != nil {
 		p.fail(w, err)

@@ -116,7 +116,7 @@ func (s *session) fetch(ctx context.Context, id string, o fetchOptions) error {
 			}
 		}
 		s.env.logf("Extracting %d artifacts into %s", len(fetched), o.dir)
-		for _, err := range extractAll(fetched) {
+		for _, err := range extractAll(fetched, int64(o.maxUnpack)) {
 			s.env.logf("Error extracting %v", err)
 		}
 	}
@@ -148,8 +148,9 @@ func (s *session) downloadAll(ctx context.Context, files []download) []error {
 	return errs
 }
 
-// extractAll unpacks archives in parallel; it returns the problems found.
-func extractAll(zips []string) []error {
+// extractAll unpacks archives in parallel, each up to max bytes unpacked;
+// it returns the problems found.
+func extractAll(zips []string, max int64) []error {
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -158,7 +159,7 @@ func extractAll(zips []string) []error {
 	g.SetLimit(runtime.NumCPU())
 	for _, z := range zips {
 		g.Go(func() error {
-			if err := extract(z); err != nil {
+			if err := extract(z, max); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dist-test/dist_test/internal/config"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 )
@@ -21,6 +22,7 @@ type fetchOptions struct {
 	logs       bool
 	artifacts  bool
 	failedOnly bool
+	maxUnpack  sizeFlag
 }
 
 func (o *fetchOptions) flags(cmd *cobra.Command) {
@@ -28,6 +30,25 @@ func (o *fetchOptions) flags(cmd *cobra.Command) {
 	f.StringVarP(&o.dir, "output-dir", "d", "dist-test-results", "directory into which to download logs and artifacts")
 	f.BoolVarP(&o.logs, "logs", "l", false, "download the logs of the tasks")
 	f.BoolVarP(&o.artifacts, "artifacts", "a", false, "download and unpack the artifacts of the tasks")
+	o.maxUnpack = 2 << 30
+	f.Var(&o.maxUnpack, "max-unpack", "largest unpacked size of one artifact archive (KiB, MiB or GiB); larger ones are kept zipped")
+}
+
+// sizeFlag is a flag of a number of bytes, such as 2GiB.
+type sizeFlag int64
+
+func (s *sizeFlag) String() string { return strconv.FormatInt(int64(*s), 10) }
+func (s *sizeFlag) Type() string   { return "size" }
+func (s *sizeFlag) Set(v string) error {
+	n, err := config.ParseSize(v)
+	if err == nil && n < 1 {
+		err = fmt.Errorf("must be more than zero")
+	}
+	if err != nil {
+		return err
+	}
+	*s = sizeFlag(n)
+	return nil
 }
 
 func submitCmd(env *Env) *cobra.Command {

@@ -16,8 +16,10 @@ import (
 // unless that folder exists. It unpacks into a temporary folder renamed at
 // the end, so that the folder existing means it is complete. Entries that
 // would land outside the folder (absolute, "..") and links are refused and
-// reported; the rest is unpacked with its file modes.
-func extract(zipPath string) error {
+// reported; the rest is unpacked with its file modes. An archive that
+// would unpack to more than max bytes is refused and left zipped: a small
+// zip can hold gigabytes of zeros.
+func extract(zipPath string, max int64) error {
 	dest := strings.TrimSuffix(zipPath, ".zip")
 	if _, err := os.Lstat(dest); err == nil {
 		return nil
@@ -27,6 +29,16 @@ func extract(zipPath string) error {
 		return fmt.Errorf("%s: %w", zipPath, err)
 	}
 	defer zr.Close()
+	// The sizes the archive declares are checked first; the bytes really
+	// written are counted too, since a crafted archive may understate them.
+	var declared uint64
+	for _, f := range zr.File {
+		declared += f.UncompressedSize64
+		if declared > uint64(max) {
+			return tooBig(zipPath, max)
+		}
+	}
+	budget := &unpackBudget{left: max}
 
 	tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*.tmp")
 	if err != nil {
@@ -54,7 +66,10 @@ func extract(zipPath string) error {
 			}
 			dirModes[target] = mode.Perm()
 		case mode.IsRegular():
-			if err := writeEntry(f, target); err != nil {
+			if err := writeEntry(f, target, budget); err != nil {
+				if budget.left < 0 {
+					return tooBig(zipPath, max)
+				}
 				return fmt.Errorf("%s: %s: %w", zipPath, f.Name, err)
 			}
 		default:
@@ -81,7 +96,24 @@ func extract(zipPath string) error {
 	return nil
 }
 
-func writeEntry(f *zip.File, target string) error {
+func tooBig(zipPath string, max int64) error {
+	return fmt.Errorf("%s: not unpacked: it unpacks to more than --max-unpack (%d bytes); it is kept as it is", zipPath, max)
+}
+
+// unpackBudget counts down the bytes an archive may still unpack to.
+type unpackBudget struct{ left int64 }
+
+var errUnpackBudget = errors.New("over the unpack budget")
+
+func (b *unpackBudget) Write(p []byte) (int, error) {
+	b.left -= int64(len(p))
+	if b.left < 0 {
+		return 0, errUnpackBudget
+	}
+	return len(p), nil
+}
+
+func writeEntry(f *zip.File, target string, budget *unpackBudget) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return err
 	}
@@ -98,7 +130,7 @@ func writeEntry(f *zip.File, target string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, rc); err != nil {
+	if _, err := io.Copy(io.MultiWriter(budget, out), rc); err != nil {
 		out.Close()
 		return err
 	}

@@ -89,15 +89,20 @@ func TestInputsCannotBeFetched(t *testing.T) {
 	c := newCluster(t, 1)
 	c.writeInputs(map[string]string{"pass": "echo fine\n"})
 	hash := c.archive("pass", "ARG=x")
-	// Delete the script's blob from the isolate server's store.
+	// Spoil the script's blob in the isolate server's store. (A blob that
+	// is missing is caught at submission, which checks every manifest's
+	// tree; a spoiled one only when a slave fetches it.)
 	script := filepath.Join(c.dir, "inputs", "scripts", "pass.sh")
 	digest, _, err := isolate.HashFile(isolate.SHA1, script)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blob := filepath.Join(c.dataDir, "blobs", "blobs", "cas", digest)
-	if err := os.Remove(blob); err != nil {
-		t.Fatalf("removing the input blob: %v", err)
+	blobs, _ := filepath.Glob(filepath.Join(c.dataDir, "blobs", "blobs", "cas", "*", digest))
+	if len(blobs) != 1 {
+		t.Fatalf("the input blob: %v", blobs)
+	}
+	if err := os.WriteFile(blobs[0], []byte("spoiled\n"), 0o644); err != nil {
+		t.Fatalf("spoiling the input blob: %v", err)
 	}
 	job := c.writeJob("broken.json", []jobTask{{IsolateHash: hash, Description: "broken", MaxRetries: 1}})
 	start := time.Now()

@@ -95,11 +95,14 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 
 	mcfg := masterConfig(cfg)
 	mcfg.HeartbeatInterval = o.heartbeat
-	m := server.New(st, q, blobs, isolate.NewCAS(blobs), server.Options{Logger: log, Config: mcfg})
+	cas := isolate.NewCAS(blobs, cfg.Isolate.RetentionDays)
+	m := server.New(st, q, blobs, cas, server.Options{Logger: log, Config: mcfg})
+	defer startSweeper(ctx, cas, log)()
 	handler := api.New(m, api.Options{
-		CAS:    isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(o.dataDir, "tmp"), Logger: log}),
-		Pages:  web.New(m, log),
-		Logger: log,
+		CAS:            isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(o.dataDir, "tmp"), log)),
+		Pages:          web.New(m, log),
+		Logger:         log,
+		MaxLargeBodies: cfg.Master.MaxLargeBodies,
 	})
 	// The slaves of an earlier run of this process are gone with it: their
 	// runs go back to the queue now rather than after a heartbeat timeout.
@@ -109,7 +112,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		log.Info("runs of the previous local session queued again", "runs", n)
 	}
 
-	l, err := serve(o.listen, handler, o.urlFile)
+	l, err := serve(o.listen, handler, cfg, o.urlFile)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/dist-test/dist_test/client"
 	"github.com/dist-test/dist_test/client/cli"
 	"github.com/dist-test/dist_test/internal/config"
+	"github.com/dist-test/dist_test/internal/httpserver"
 	"github.com/dist-test/dist_test/isolate"
 	"github.com/dist-test/dist_test/server"
 	"github.com/dist-test/dist_test/server/api"
@@ -27,20 +27,18 @@ import (
 
 // listener serves a handler until stopped.
 type listener struct {
-	url  string
-	srv  *http.Server
-	done chan error
+	url string
+	srv *httpserver.Server
 }
 
-// serve starts serving h on addr and writes the URL to urlFile if set.
-func serve(addr string, h http.Handler, urlFile string) (*listener, error) {
-	ln, err := net.Listen("tcp", addr)
+// serve starts serving h on addr within the [server] bounds and writes the
+// URL to urlFile if set.
+func serve(addr string, h http.Handler, cfg *config.Config, urlFile string) (*listener, error) {
+	srv, err := httpserver.Serve(addr, h, serverLimits(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (choose another address with --listen)", addr, err)
 	}
-	l := &listener{url: "http://" + ln.Addr().String(), done: make(chan error, 1),
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
-	go func() { l.done <- l.srv.Serve(ln) }()
+	l := &listener{url: srv.URL, srv: srv}
 	if urlFile != "" {
 		if err := os.WriteFile(urlFile, []byte(l.url+"\n"), 0o644); err != nil {
 			l.stop()
@@ -50,15 +48,53 @@ func serve(addr string, h http.Handler, urlFile string) (*listener, error) {
 	return l, nil
 }
 
+func serverLimits(cfg *config.Config) httpserver.Limits {
+	return httpserver.Limits{
+		IdleTimeout: cfg.Server.IdleTimeout, ReadTimeout: cfg.Server.ReadTimeout,
+		WriteTimeout: cfg.Server.WriteTimeout, MinRate: cfg.Server.MinRate, MaxConns: cfg.Server.MaxConnections,
+	}
+}
+
+// casOptions are the [isolate] bounds of a CAS handler.
+func casOptions(cfg *config.Config, tmp string, log *slog.Logger) isolate.CASOptions {
+	return isolate.CASOptions{TempDir: tmp, Logger: log, MaxBlobSize: cfg.Isolate.MaxBlobBytes,
+		MaxGzipRatio: cfg.Isolate.MaxGzipRatio, MaxTempBytes: cfg.Isolate.MaxTempBytes,
+		RetentionDays: cfg.Isolate.RetentionDays}
+}
+
+// startSweeper runs sweepCAS until the returned stop is called, which
+// waits for it to end.
+func startSweeper(ctx context.Context, cas *isolate.CAS, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); sweepCAS(ctx, cas, log) }()
+	return func() { cancel(); <-done }
+}
+
+// sweepCAS deletes, at start and then every hour until ctx ends, the
+// inputs that [isolate] retention_days lets go. It returns when ctx ends.
+func sweepCAS(ctx context.Context, cas *isolate.CAS, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := cas.Sweep(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("deleting old inputs failed; will try again", "err", err)
+		} else if n > 0 {
+			log.Info("old inputs deleted", "blobs", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // stop lets requests in flight finish (up to 10 s), then closes.
 func (l *listener) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := l.srv.Shutdown(ctx)
-	if serr := <-l.done; !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return err
+	return l.srv.Stop(ctx)
 }
 
 // serverFlags are the flags the server commands share.
@@ -103,6 +139,7 @@ func masterConfig(cfg *config.Config) server.Config {
 		QueueWindow: cfg.Master.QueueWindow, MaxTasksPerJob: cfg.Master.MaxTasksPerJob,
 		TTR: cfg.Master.TTR, LinkTTL: cfg.AWS.LinkTTL,
 		ReconcileInterval: cfg.Master.ReconcileInterval, MaxRuns: cfg.Master.MaxRuns,
+		Retention: time.Duration(cfg.Master.RetentionDays) * 24 * time.Hour,
 	}
 }
 
@@ -169,11 +206,13 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 	if cfg.Isolate.Server != "" {
 		inputs = isolate.NewCASClient(cfg.Isolate.Server, nil)
 	} else {
-		inputs = isolate.NewCAS(blobs)
-		cas = isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log})
+		c := isolate.NewCAS(blobs, cfg.Isolate.RetentionDays)
+		inputs = c
+		cas = isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))
+		defer startSweeper(ctx, c, log)()
 	}
 	m := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg)})
-	l, err := serve(f.listen, api.New(m, api.Options{CAS: cas, Pages: web.New(m, log), Logger: log}), f.urlFile)
+	l, err := serve(f.listen, api.New(m, api.Options{CAS: cas, Pages: web.New(m, log), Logger: log, MaxLargeBodies: cfg.Master.MaxLargeBodies}), cfg, f.urlFile)
 	if err != nil {
 		return err
 	}
@@ -269,10 +308,11 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 			if err != nil {
 				return err
 			}
+			defer startSweeper(cmd.Context(), isolate.NewCAS(blobs, cfg.Isolate.RetentionDays), log)()
 			mux := http.NewServeMux()
-			mux.Handle("/", isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log}))
+			mux.Handle("/", isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log)))
 			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-			l, err := serve(f.listen, mux, f.urlFile)
+			l, err := serve(f.listen, mux, cfg, f.urlFile)
 			if err != nil {
 				return err
 			}

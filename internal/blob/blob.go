@@ -32,6 +32,10 @@ type Store interface {
 	Stat(ctx context.Context, key string) (Info, error)
 	// Delete removes a blob; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+	// List calls fn with each blob whose key starts with prefix, in no
+	// particular order, until fn returns an error, which List returns.
+	// Blobs put or deleted meanwhile may or may not be listed.
+	List(ctx context.Context, prefix string, fn func(key string, info Info) error) error
 }
 
 // Presigner is implemented by stores whose blobs can be fetched by anyone

@@ -27,6 +27,7 @@ type Config struct {
 	AWS       AWS
 	Master    Master
 	Slave     Slave
+	Server    Server
 
 	file    string            // the file read, "" when none was
 	sources map[string]string // "section.key" → where its value came from
@@ -53,6 +54,11 @@ type Isolate struct {
 	CacheMaxItems int
 	Listen        string // listen: address of `dist_test isolate-server`
 	DataDir       string // data_dir: its folder of inputs when there is no S3 bucket
+	// max_blob_bytes, max_gzip_ratio, max_temp_bytes: what the CAS accepts
+	MaxBlobBytes  int64
+	MaxGzipRatio  int
+	MaxTempBytes  int64
+	RetentionDays int // retention_days: blobs no manifest used for this long are deleted; 0 keeps them
 }
 
 // MySQL is the [mysql] section; an empty Host means the embedded SQLite store.
@@ -93,6 +99,18 @@ type Master struct {
 	ReconcileInterval time.Duration
 	MaxRuns           int
 	ReadAuth          bool // read_auth: reads need the same auth as writes
+	MaxLargeBodies    int  // max_large_bodies: request bodies over 1 MiB read at once
+	RetentionDays     int  // retention_days: jobs older than this are deleted; 0 keeps them
+}
+
+// Server is the [server] section: the bounds of every HTTP listener
+// (master, isolate-server, local).
+type Server struct {
+	MaxConnections int           // max_connections
+	IdleTimeout    time.Duration // idle_timeout
+	ReadTimeout    time.Duration // read_timeout
+	WriteTimeout   time.Duration // write_timeout
+	MinRate        int64         // min_rate, bytes per second
 }
 
 // Slave is the [slave] section.

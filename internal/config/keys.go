@@ -60,6 +60,14 @@ var keys = []key{
 		doc: "(isolate-server) address the isolate server serves on"},
 	{section: "isolate", name: "data_dir", path: true, set: str(func(c *Config) *string { return &c.Isolate.DataDir }),
 		doc: "(isolate-server) folder of the inputs when [aws] test_result_bucket is empty (default: ~/.dist_test/isolate)"},
+	{section: "isolate", name: "max_blob_bytes", def: "8GiB", set: size(func(c *Config) *int64 { return &c.Isolate.MaxBlobBytes }),
+		doc: "(isolate server) largest input file accepted"},
+	{section: "isolate", name: "max_gzip_ratio", def: "100", set: integer(func(c *Config) *int { return &c.Isolate.MaxGzipRatio }),
+		doc: "(isolate server) a compressed upload may unpack to at most this many times its size (beyond 1 MiB); clients then send it plain"},
+	{section: "isolate", name: "max_temp_bytes", def: "16GiB", set: size(func(c *Config) *int64 { return &c.Isolate.MaxTempBytes }),
+		doc: "(isolate server) temporary disk that uploads being verified may hold at once; more are refused with 503 until it frees"},
+	{section: "isolate", name: "retention_days", def: "30", set: integer(func(c *Config) *int { return &c.Isolate.RetentionDays }),
+		doc: "(isolate server) inputs that no submitted job used for this many days are deleted (within twice that); 0 keeps them"},
 
 	{section: "mysql", name: "host", env: "MYSQL_HOST", set: str(func(c *Config) *string { return &c.MySQL.Host }),
 		doc: "(master) MySQL host; empty: the embedded SQLite store in [master] data_dir"},
@@ -112,6 +120,10 @@ var keys = []key{
 		doc: "runs of one attempt without a result (slave lost, inputs unfetchable) before it ends as failed"},
 	{section: "master", name: "read_auth", def: "false", set: boolean(func(c *Config) *bool { return &c.Master.ReadAuth }),
 		doc: "require the same authentication for reads (dashboard, status) as for writes"},
+	{section: "master", name: "max_large_bodies", def: "2", set: integer(func(c *Config) *int { return &c.Master.MaxLargeBodies }),
+		doc: "request bodies over 1 MiB (job submissions) read into memory at once; more wait their turn"},
+	{section: "master", name: "retention_days", def: "30", set: integer(func(c *Config) *int { return &c.Master.RetentionDays }),
+		doc: "jobs submitted more than this many days ago are deleted with their logs and artifacts; 0 keeps them"},
 
 	{section: "slave", name: "slots", set: setSlots,
 		doc: "tasks a slave runs at once (default: the number of CPUs)"},
@@ -125,6 +137,17 @@ var keys = []key{
 		doc: "bytes kept from the end of each (the middle of a longer log is dropped)"},
 	{section: "slave", name: "max_artifact_bytes", def: "200MiB", set: size(func(c *Config) *int64 { return &c.Slave.MaxArtifactBytes }),
 		doc: "largest artifact archive uploaded"},
+
+	{section: "server", name: "max_connections", def: "1024", set: integer(func(c *Config) *int { return &c.Server.MaxConnections }),
+		doc: "(master, isolate server) connections served at once; more wait until one closes"},
+	{section: "server", name: "idle_timeout", def: "60s", set: dur(func(c *Config) *time.Duration { return &c.Server.IdleTimeout }),
+		doc: "(master, isolate server) a kept-alive connection with no new request for this long is closed"},
+	{section: "server", name: "read_timeout", def: "30s", set: dur(func(c *Config) *time.Duration { return &c.Server.ReadTimeout }),
+		doc: "(master, isolate server) time a request body may take, plus 1 s per min_rate bytes of it"},
+	{section: "server", name: "write_timeout", def: "30s", set: dur(func(c *Config) *time.Duration { return &c.Server.WriteTimeout }),
+		doc: "(master, isolate server) time an answer may take to send, plus 1 s per min_rate bytes of it"},
+	{section: "server", name: "min_rate", def: "64KiB", set: size(func(c *Config) *int64 { return &c.Server.MinRate }),
+		doc: "(master, isolate server) slowest transfer, in bytes per second, that a long upload or download may keep up"},
 }
 
 // legacyKeys are keys of the original's configuration that dist_test
@@ -200,6 +223,10 @@ func size(field func(*Config) *int64) func(*Config, string) error {
 		return nil
 	}
 }
+
+// ParseSize reads a number of bytes, optionally with a KiB, MiB or GiB
+// suffix, as size keys and flags take them.
+func ParseSize(v string) (int64, error) { return parseSize(v) }
 
 // parseSize reads a number of bytes, optionally with a KiB, MiB or GiB suffix.
 func parseSize(v string) (int64, error) {

@@ -99,9 +99,40 @@ func (c *Config) check(skip map[string]bool) []error {
 		{"slave.log_head_bytes", c.Slave.LogHeadBytes},
 		{"slave.log_tail_bytes", c.Slave.LogTailBytes},
 		{"slave.max_artifact_bytes", c.Slave.MaxArtifactBytes},
+		{"master.retention_days", int64(c.Master.RetentionDays)},
+		{"isolate.retention_days", int64(c.Isolate.RetentionDays)},
 	} {
 		if s.n < 0 {
 			bad(s.id, s.n, "must not be negative")
+		}
+	}
+	for _, s := range []struct {
+		id string
+		n  int64
+	}{
+		{"isolate.max_blob_bytes", c.Isolate.MaxBlobBytes},
+		{"isolate.max_gzip_ratio", int64(c.Isolate.MaxGzipRatio)},
+		{"master.max_large_bodies", int64(c.Master.MaxLargeBodies)},
+		{"server.max_connections", int64(c.Server.MaxConnections)},
+		{"server.min_rate", c.Server.MinRate},
+	} {
+		if s.n < 1 {
+			bad(s.id, s.n, "must be at least 1")
+		}
+	}
+	if c.Isolate.MaxTempBytes < c.Isolate.MaxBlobBytes {
+		bad("isolate.max_temp_bytes", c.Isolate.MaxTempBytes, "must be at least [isolate] max_blob_bytes (%d), or the largest blob could never be received", c.Isolate.MaxBlobBytes)
+	}
+	for _, s := range []struct {
+		id string
+		d  time.Duration
+	}{
+		{"server.idle_timeout", c.Server.IdleTimeout},
+		{"server.read_timeout", c.Server.ReadTimeout},
+		{"server.write_timeout", c.Server.WriteTimeout},
+	} {
+		if s.d <= 0 {
+			bad(s.id, s.d, "must be more than zero")
 		}
 	}
 	return errs

@@ -109,6 +109,7 @@ type Attempt struct {
 	TaskRow     int64 // row id of the task (group)
 	JobID       string
 	TaskID      string
+	Index       int // the task's place in its job, from 0
 	Attempt     int
 	Description string
 	IsolateHash string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -13,12 +14,21 @@ import (
 	"github.com/dist-test/dist_test/internal/model"
 )
 
-// Limits on a submission that ParseTasks enforces.
+// Limits on a submission that ParseTasks and the master enforce. The
+// lengths are those of the database columns (migrations/mysql), in bytes,
+// so that a submission either fits every database or is refused as invalid.
 const (
 	MaxDescription = 1000
 	MaxRetries     = 100
 	MaxGlobs       = 100
+	MaxGlobBytes   = 500
+	MaxDockerImage = 500
 	MaxTimeout     = 7 * 24 * time.Hour
+	MaxUser        = 200 // a job's user
+	MaxName        = 200 // a job's name
+	// MaxRetryTaskIDs bounds the task ids of one retry request; retrying
+	// every failed task needs none.
+	MaxRetryTaskIDs = 10000
 )
 
 // ParseJobJSON parses a legacy job_json document, {"tasks": [task, ...]},
@@ -43,23 +53,40 @@ func ParseJobJSON(data []byte, maxTasks int) ([]model.TaskSpec, error) {
 // artifact_archive_globs and docker_image. Unknown fields are ignored, as the
 // original did.
 func ParseTasks(data json.RawMessage, maxTasks int) ([]model.TaskSpec, error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	// The tasks are decoded one at a time rather than into a slice of
+	// them first: a job of 100,000 tasks is tens of megabytes, and each
+	// step that holds all of it at once multiplies what a submission costs.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		if err == nil {
+			err = fmt.Errorf("got %s", clip(data))
+		}
 		return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
 	}
-	if len(raw) == 0 {
-		return nil, fmt.Errorf("job JSON: the job has no tasks")
-	}
-	if maxTasks > 0 && len(raw) > maxTasks {
-		return nil, fmt.Errorf("job JSON: %d tasks is more than this master accepts in one job (%d)", len(raw), maxTasks)
-	}
-	specs := make([]model.TaskSpec, len(raw))
-	for i, r := range raw {
+	var specs []model.TaskSpec
+	var r json.RawMessage
+	for i := 0; dec.More(); i++ {
+		if maxTasks > 0 && i >= maxTasks {
+			return nil, fmt.Errorf("job JSON: more tasks than this master accepts in one job (%d)", maxTasks)
+		}
+		r = r[:0]
+		if err := dec.Decode(&r); err != nil {
+			return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
+		}
 		s, err := parseTask(r)
 		if err != nil {
 			return nil, fmt.Errorf("job JSON: task %d%s: %w", i, describe(r), err)
 		}
-		specs[i] = s
+		specs = append(specs, s)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf(`job JSON: "tasks": unexpected data after the list`)
+	}
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("job JSON: the job has no tasks")
 	}
 	return specs, nil
 }
@@ -92,10 +119,12 @@ func parseTask(data json.RawMessage) (model.TaskSpec, error) {
 		if json.Unmarshal(v, &secs) != nil || math.IsNaN(secs) || secs < 0 {
 			return s, fmt.Errorf(`"timeout" must be a number of seconds (0 for none), got %s`, clip(v))
 		}
-		s.Timeout = time.Duration(secs * float64(time.Second))
-		if s.Timeout > MaxTimeout {
-			return s, fmt.Errorf(`"timeout" of %s is longer than the maximum of %s`, s.Timeout, MaxTimeout)
+		// Compared in seconds: in nanoseconds an absurd timeout overflows
+		// into a negative duration, which would mean none at all.
+		if secs > MaxTimeout.Seconds() {
+			return s, fmt.Errorf(`"timeout" of %s seconds is longer than the maximum of %s (%.0f seconds)`, clip(v), MaxTimeout, MaxTimeout.Seconds())
 		}
+		s.Timeout = time.Duration(secs * float64(time.Second))
 	}
 	if s.MaxRetries, err = optionalInt(fields, "max_retries", MaxRetries); err != nil {
 		return s, err
@@ -120,6 +149,9 @@ func parseTask(data json.RawMessage) (model.TaskSpec, error) {
 		if json.Unmarshal(v, &s.DockerImage) != nil {
 			return s, fmt.Errorf(`"docker_image" must be a string, got %s`, clip(v))
 		}
+		if len(s.DockerImage) > MaxDockerImage {
+			return s, fmt.Errorf(`"docker_image" is %d bytes long; at most %d are allowed`, len(s.DockerImage), MaxDockerImage)
+		}
 	}
 	return s, nil
 }
@@ -130,6 +162,8 @@ func CheckGlob(g string) error {
 	switch {
 	case g == "":
 		return fmt.Errorf("empty pattern")
+	case len(g) > MaxGlobBytes:
+		return fmt.Errorf("pattern %q... is %d bytes long; at most %d are allowed", clipString(g), len(g), MaxGlobBytes)
 	case strings.HasPrefix(g, "/"):
 		return fmt.Errorf("pattern %q is absolute; patterns are relative to the task's folder", g)
 	case !doublestar.ValidatePattern(g):

@@ -128,10 +128,19 @@ type Attempt struct {
 	Inputs              Inputs     `json:"inputs"`
 }
 
-// AttemptList is the answer of GET /api/v1/jobs/{id}/tasks.
+// AttemptList is the answer of GET /api/v1/jobs/{id}/tasks?status=&limit=&after=:
+// one page of the job's attempts in task order. Next, when set, is the
+// after= of the next page; the last page has none.
 type AttemptList struct {
 	Tasks []Attempt `json:"tasks"`
+	Next  string    `json:"next,omitempty"`
 }
+
+// Pages of attempts: how many a request gets when it does not say, and at most.
+const (
+	DefaultPage = 1000
+	MaxPage     = 10000
+)
 
 // Retry is the body of POST /api/v1/jobs/{id}/retry: run the named tasks
 // (all failed ones when empty) once more.

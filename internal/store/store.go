@@ -27,7 +27,11 @@ type Store interface {
 	ListJobs(ctx context.Context, since time.Time, limit int) ([]model.Job, error)
 	// ListAttempts returns a job's attempts ordered by task index and
 	// attempt; states filters them when not empty. ErrNotFound for no job.
+	// It reads them all: requests from the network use PageAttempts.
 	ListAttempts(ctx context.Context, jobID string, states ...model.State) ([]model.Attempt, error)
+	// PageAttempts returns at most p.Limit of a job's attempts after
+	// p.After, in the order of ListAttempts. ErrNotFound for no job.
+	PageAttempts(ctx context.Context, jobID string, p AttemptPage) ([]model.Attempt, error)
 	GetAttempt(ctx context.Context, jobID, taskID string, attempt int) (model.Attempt, error)
 	// CancelJob ends every unfinished attempt of a job as canceled and its
 	// groups as failed. It returns the attempts it canceled (as they were).
@@ -103,8 +107,28 @@ type Store interface {
 	// Events returns events with id > f.After, oldest first.
 	Events(ctx context.Context, f EventFilter) ([]model.Event, error)
 
+	// OldJobs returns the ids of at most limit jobs submitted before
+	// before, oldest first: those that retention deletes.
+	OldJobs(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// DeleteJob deletes a job with its tasks, attempts and events, in one
+	// transaction. ErrNotFound if there is no such job.
+	DeleteJob(ctx context.Context, id string) error
+	// PruneBefore deletes the events recorded before before, and the
+	// registrations of slaves that ended before it; it returns how many
+	// rows went.
+	PruneBefore(ctx context.Context, before time.Time) (int64, error)
+
 	Close() error
 }
+
+// AttemptPage and Cursor select a page of a job's attempts (see model).
+type (
+	AttemptPage = model.AttemptPage
+	Cursor      = model.Cursor
+)
+
+// CursorOf is the cursor just after a.
+func CursorOf(a model.Attempt) Cursor { return model.CursorOf(a) }
 
 // EventFilter selects events: of one slave, one job, or all.
 type EventFilter struct {

@@ -26,7 +26,11 @@ type Options struct {
 	Pages Pages
 	// MaxBodyBytes bounds JSON and form bodies (64 MiB).
 	MaxBodyBytes int64
-	Logger       *slog.Logger
+	// MaxLargeBodies bounds the bodies over 1 MiB (job submissions) that
+	// are read into memory at once (2); more wait for their turn. Uploads,
+	// which stream, do not count.
+	MaxLargeBodies int
+	Logger         *slog.Logger
 }
 
 // Pages are the dashboard's handlers.
@@ -38,9 +42,10 @@ type Pages interface {
 
 // API is the master's HTTP handler.
 type API struct {
-	m   *server.Master
-	opt Options
-	log *slog.Logger
+	m     *server.Master
+	opt   Options
+	log   *slog.Logger
+	large chan struct{} // a token per large body being read or handled
 }
 
 // New returns the master's whole HTTP surface.
@@ -48,13 +53,17 @@ func New(m *server.Master, opt Options) http.Handler {
 	if opt.MaxBodyBytes <= 0 {
 		opt.MaxBodyBytes = 64 << 20
 	}
+	if opt.MaxLargeBodies <= 0 {
+		opt.MaxLargeBodies = 2
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	a := &API{m: m, opt: opt, log: opt.Logger}
+	a := &API{m: m, opt: opt, log: opt.Logger, large: make(chan struct{}, opt.MaxLargeBodies)}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Use(noCache)
+	r.Use(a.admitLarge)
 
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	r.Route("/api/v1", func(r chi.Router) {
@@ -96,6 +105,39 @@ func noCache(next http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", "no-cache, no-store")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// largeBody is the size from which a request body counts as large: a job
+// of some thousands of tasks. A body of unknown length counts as large.
+const largeBody = 1 << 20
+
+// admitLarge lets at most MaxLargeBodies large bodies be read and handled
+// at once. A JSON body of 64 MiB takes a few times that in memory while it
+// is parsed and written, so six of them at once took the master past 1.7
+// GB; the others now wait without reading until a turn frees, or until
+// their client gives up.
+func (a *API) admitLarge(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength >= 0 && r.ContentLength <= largeBody || streams(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case a.large <- struct{}{}:
+			defer func() { <-a.large }()
+			next.ServeHTTP(w, r)
+		case <-r.Context().Done():
+			// The client left; nobody reads this answer.
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+}
+
+// streams tells the requests whose bodies go to the blob store as they
+// arrive, never whole into memory: outputs and CAS uploads.
+func streams(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, protocol.PathCAS+"/") ||
+		(r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, protocol.PathAttempts+"/"))
 }
 
 // result is a handler's answer: a status (200 when 0) and a value to encode

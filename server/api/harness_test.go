@@ -19,8 +19,10 @@ import (
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
 	"github.com/dist-test/dist_test/internal/queue/mem"
+	"github.com/dist-test/dist_test/internal/store/mysql"
 	"github.com/dist-test/dist_test/internal/store/sqlite"
 	"github.com/dist-test/dist_test/internal/store/sqlstore"
+	"github.com/dist-test/dist_test/internal/testenv"
 	"github.com/dist-test/dist_test/isolate"
 	"github.com/dist-test/dist_test/server"
 	"github.com/dist-test/dist_test/server/api"
@@ -42,12 +44,35 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessOn(t, func(t *testing.T) *sqlstore.Store {
+		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	})
+}
+
+// onEachStore runs fn on a harness over SQLite and one over MariaDB.
+func onEachStore(t *testing.T, fn func(t *testing.T, h *harness)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, newHarness(t)) })
+	t.Run("mysql", func(t *testing.T) {
+		fn(t, newHarnessOn(t, func(t *testing.T) *sqlstore.Store {
+			st, err := mysql.OpenDSN(context.Background(), testenv.MySQL(t), "test database")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}))
+	})
+}
+
+// newHarnessOn is newHarness over the store open returns.
+func newHarnessOn(t *testing.T, open func(t *testing.T) *sqlstore.Store) *harness {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := open(t)
 	t.Cleanup(func() { st.Close() })
 	blobs, err := local.New(filepath.Join(dir, "blobs"))
 	if err != nil {

@@ -1,18 +1,21 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/store"
 	"github.com/dist-test/dist_test/server"
 )
 
@@ -53,7 +56,12 @@ func prefix(name string) string {
 // decode reads a bounded JSON body into v.
 func (a *API) decode(r *http.Request, v any) error {
 	body := http.MaxBytesReader(nil, r.Body, a.opt.MaxBodyBytes)
-	data, err := io.ReadAll(body)
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= a.opt.MaxBodyBytes {
+		buf.Grow(int(n) + 1) // one allocation, not a doubling series
+	}
+	_, err := buf.ReadFrom(body)
+	data := buf.Bytes()
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return fmt.Errorf("%w: request body over %d bytes", model.ErrTooLarge, a.opt.MaxBodyBytes)
@@ -96,21 +104,69 @@ func (a *API) listJobs(r *http.Request) (result, error) {
 }
 
 func (a *API) listTasks(r *http.Request) (result, error) {
-	states, err := statusFilter(r.URL.Query().Get("status"))
+	q := r.URL.Query()
+	p, err := pageOf(q)
 	if err != nil {
 		return result{}, err
 	}
-	attempts, err := a.m.Attempts(r.Context(), chi.URLParam(r, "id"), states...)
+	limit := p.Limit
+	p.Limit++ // one more tells whether there is a next page
+	attempts, err := a.m.Attempts(r.Context(), chi.URLParam(r, "id"), p)
 	if err != nil {
 		return result{}, err
+	}
+	out := protocol.AttemptList{}
+	if len(attempts) > limit {
+		attempts = attempts[:limit]
+		out.Next = formatCursor(store.CursorOf(attempts[limit-1]))
 	}
 	base := baseURL(r)
-	out := protocol.AttemptList{Tasks: make([]protocol.Attempt, len(attempts))}
+	out.Tasks = make([]protocol.Attempt, len(attempts))
 	for i, at := range attempts {
 		out.Tasks[i] = a.attemptJSON(r, base, at)
 	}
 	return result{value: out}, nil
 }
+
+// pageOf reads status=, limit= (DefaultPage when absent) and after= (a
+// next of an earlier page).
+func pageOf(q url.Values) (store.AttemptPage, error) {
+	states, err := statusFilter(q.Get("status"))
+	if err != nil {
+		return store.AttemptPage{}, err
+	}
+	p := store.AttemptPage{States: states, Limit: protocol.DefaultPage}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > protocol.MaxPage {
+			return p, fmt.Errorf("%w: limit must be a number from 1 to %d, got %q", model.ErrInvalid, protocol.MaxPage, clipParam(v))
+		}
+		p.Limit = n
+	}
+	if v := q.Get("after"); v != "" {
+		c, err := parseCursor(v)
+		if err != nil {
+			return p, err
+		}
+		p.After = &c
+	}
+	return p, nil
+}
+
+// A cursor travels as "<task index>.<attempt>".
+func formatCursor(c store.Cursor) string { return fmt.Sprintf("%d.%d", c.Index, c.Attempt) }
+
+func parseCursor(v string) (store.Cursor, error) {
+	i, n, ok := strings.Cut(v, ".")
+	idx, err1 := strconv.Atoi(i)
+	att, err2 := strconv.Atoi(n)
+	if !ok || err1 != nil || err2 != nil || idx < 0 || att < 0 {
+		return store.Cursor{}, fmt.Errorf("%w: after must be the next of an earlier page, such as 999.0, got %q", model.ErrInvalid, clipParam(v))
+	}
+	return store.Cursor{Index: idx, Attempt: att}, nil
+}
+
+func clipParam(v string) string { return model.Clip(v, 40) }
 
 // statusFilter maps a status filter to attempt states: the legacy names
 // (failed, succeeded, finished) and every state's own name.

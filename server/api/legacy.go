@@ -13,6 +13,7 @@ import (
 
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/store"
 	"github.com/dist-test/dist_test/server"
 )
 
@@ -55,6 +56,15 @@ func (a *API) legacyJSON(h func(*http.Request) (any, error)) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if s, ok := v.(streamed); ok {
+			if err := s(w); err != nil {
+				// Too late for an error status: cut the answer, so the
+				// client sees a broken one rather than a short list.
+				a.log.Warn("streaming an answer", "path", r.URL.Path, "err", err)
+				panic(http.ErrAbortHandler)
+			}
+			return
+		}
 		_ = json.NewEncoder(w).Encode(v)
 	}
 }
@@ -160,6 +170,10 @@ type legacyTask struct {
 	ArtifactArchiveLink string `json:"artifact_archive_link,omitempty"`
 }
 
+// legacyTasks answers the whole list, as the original client expects (it
+// reads /tasks once, then fetches): a 100,000-task job makes an answer of
+// tens of megabytes. It is streamed a page at a time, so the master holds
+// one page (legacyPage attempts) whatever the job's size.
 func (a *API) legacyTasks(r *http.Request, status string) (any, error) {
 	id, err := required(r, "job_id")
 	if err != nil {
@@ -172,22 +186,50 @@ func (a *API) legacyTasks(r *http.Request, status string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	attempts, err := a.m.Attempts(r.Context(), id, states...)
+	p := store.AttemptPage{States: states, Limit: legacyPage}
+	first, err := a.m.Attempts(r.Context(), id, p)
 	if err != nil {
 		return nil, err
 	}
-	base := baseURL(r)
-	out := make([]legacyTask, len(attempts))
-	for i, at := range attempts {
-		out[i] = legacyTask{
-			TaskID: at.TaskID, Attempt: at.Attempt, Description: at.Description,
-			StdoutLink:          a.m.OutputLink(r.Context(), base, at.Outputs.Stdout),
-			StderrLink:          a.m.OutputLink(r.Context(), base, at.Outputs.Stderr),
-			ArtifactArchiveLink: a.m.OutputLink(r.Context(), base, at.Outputs.Artifacts),
+	return streamed(func(w io.Writer) error {
+		base := baseURL(r)
+		enc := json.NewEncoder(w)
+		io.WriteString(w, "[")
+		page, n := first, 0
+		for {
+			for _, at := range page {
+				if n++; n > 1 {
+					io.WriteString(w, ",")
+				}
+				if err := enc.Encode(legacyTask{
+					TaskID: at.TaskID, Attempt: at.Attempt, Description: at.Description,
+					StdoutLink:          a.m.OutputLink(r.Context(), base, at.Outputs.Stdout),
+					StderrLink:          a.m.OutputLink(r.Context(), base, at.Outputs.Stderr),
+					ArtifactArchiveLink: a.m.OutputLink(r.Context(), base, at.Outputs.Artifacts),
+				}); err != nil {
+					return err
+				}
+			}
+			if len(page) < legacyPage {
+				break
+			}
+			c := store.CursorOf(page[len(page)-1])
+			p.After = &c
+			if page, err = a.m.Attempts(r.Context(), id, p); err != nil {
+				return err
+			}
 		}
-	}
-	return out, nil
+		_, err := io.WriteString(w, "]\n")
+		return err
+	}), nil
 }
+
+// legacyPage is how many attempts the legacy lists read at a time.
+const legacyPage = 1000
+
+// streamed is an answer legacyJSON writes by calling it, once the status
+// is sent.
+type streamed func(w io.Writer) error
 
 // viewLog answers a task's log, HTML-escaped, as the original did.
 func (a *API) viewLog(w http.ResponseWriter, r *http.Request) {

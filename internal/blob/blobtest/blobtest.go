@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store) {
 		{"ConcurrentKeys", testConcurrentKeys},
 		{"ConcurrentSameKey", testConcurrentSameKey},
 		{"PresignedLink", testPresignedLink},
+		{"List", testList},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

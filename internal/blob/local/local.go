@@ -143,6 +143,52 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// List implements blob.Store.
+func (s *Store) List(ctx context.Context, prefix string, fn func(key string, info blob.Info) error) error {
+	// Walk the deepest folder the prefix names whole; filter the rest.
+	dir := s.root
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		d := prefix[:i]
+		if !blob.ValidKey(d) {
+			return nil // no key can start so
+		}
+		dir = filepath.Join(s.root, filepath.FromSlash(d))
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if isMissing(err) {
+				return nil // gone meanwhile, or never there
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		st, err := d.Info()
+		if isMissing(err) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return fn(key, blob.Info{Size: st.Size(), ModTime: st.ModTime()})
+	})
+	if err != nil {
+		return fmt.Errorf("blob list %s: %w", prefix, err)
+	}
+	return nil
+}
+
 // isMissing: the path does not exist, or a part of it is a file.
 func isMissing(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)

@@ -291,6 +291,25 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// List implements blob.Store.
+func (s *Store) List(ctx context.Context, prefix string, fn func(key string, info blob.Info) error) error {
+	full := s.prefix + prefix
+	pages := awss3.NewListObjectsV2Paginator(s.client, &awss3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &full})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return s.opError(ctx, "blob list "+prefix, err)
+		}
+		for _, o := range page.Contents {
+			key := strings.TrimPrefix(aws.ToString(o.Key), s.prefix)
+			if err := fn(key, info(o.Size, o.LastModified)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // PresignGet implements blob.Presigner: a link that fetches the blob with a
 // plain GET, without credentials, for ttl (at most 7 days). It does not
 // check that the blob exists; a link to a missing blob answers 404.

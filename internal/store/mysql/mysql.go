@@ -33,6 +33,13 @@ var Dialect = sqlstore.Dialect{
 	Retryable:   func(err error) bool { n := number(err); return n == 1213 || n == 1205 },
 	Unavailable: unavailable,
 	Duplicate:   func(err error) bool { return number(err) == 1062 },
+	Invalid: func(err error) bool {
+		switch number(err) {
+		case 1406, 1366, 1267, 1270, 1271: // data too long, incorrect string value, illegal mix of collations
+			return true
+		}
+		return false
+	},
 }
 
 func number(err error) uint16 {

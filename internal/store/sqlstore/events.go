@@ -12,9 +12,9 @@ import (
 // their event in their own transaction, so the log never disagrees with
 // the rows.
 func event(ctx context.Context, tx *sql.Tx, e model.Event) error {
-	if len(e.Detail) > 1000 {
-		e.Detail = e.Detail[:1000]
-	}
+	// The column holds 1000 characters; a cut inside a character would
+	// leave bytes MySQL refuses.
+	e.Detail = model.Clip(e.Detail, 1000)
 	_, err := tx.ExecContext(ctx, `INSERT INTO events (at, kind, slave_id, job_id, task_id, attempt, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, ms(e.At), string(e.Kind), e.SlaveID, e.JobID, e.TaskID, e.Attempt, e.Detail)
 	return err

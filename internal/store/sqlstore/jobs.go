@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/store"
 )
 
 // insertBatch bounds the rows of one multi-row INSERT: well under both
@@ -223,15 +224,30 @@ func (s *Store) ListJobs(ctx context.Context, since time.Time, limit int) ([]mod
 
 // ListAttempts implements store.Store.
 func (s *Store) ListAttempts(ctx context.Context, jobID string, states ...model.State) ([]model.Attempt, error) {
-	where := "WHERE a.job_id = ?"
-	args := []any{jobID}
-	if len(states) > 0 {
-		where += " AND a.state IN (" + placeholders(len(states)) + ")"
-		for _, st := range states {
+	return s.PageAttempts(ctx, jobID, store.AttemptPage{States: states})
+}
+
+// PageAttempts implements store.Store. The keyset (t.idx, a.attempt)
+// walks the indexes tasks_job_idx and attempts_task_attempt.
+func (s *Store) PageAttempts(ctx context.Context, jobID string, p store.AttemptPage) ([]model.Attempt, error) {
+	where := "WHERE a.job_id = ? AND t.job_id = ?"
+	args := []any{jobID, jobID}
+	if len(p.States) > 0 {
+		where += " AND a.state IN (" + placeholders(len(p.States)) + ")"
+		for _, st := range p.States {
 			args = append(args, string(st))
 		}
 	}
-	out, err := queryAttempts(ctx, s.r, where+" ORDER BY t.idx, a.attempt", args...)
+	if c := p.After; c != nil {
+		where += " AND (t.idx > ? OR (t.idx = ? AND a.attempt > ?))"
+		args = append(args, c.Index, c.Index, c.Attempt)
+	}
+	where += " ORDER BY t.idx, a.attempt"
+	if p.Limit > 0 {
+		where += " LIMIT ?"
+		args = append(args, p.Limit)
+	}
+	out, err := queryAttempts(ctx, s.r, where, args...)
 	if err != nil {
 		return nil, s.classify(err)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // attemptCols selects an attempt joined with its task; scanAttempt reads it.
-const attemptCols = `a.id, a.task_row, a.job_id, t.task_id, a.attempt, t.description, t.isolate_hash,
+const attemptCols = `a.id, a.task_row, a.job_id, t.task_id, t.idx, a.attempt, t.description, t.isolate_hash,
 	t.max_retries, a.state, a.token, COALESCE(a.lease, ''), a.priority, a.enqueued, a.entry_id,
 	a.slave_id, a.slot, a.hostname, a.runs, a.submitted_at, a.started_at, a.finished_at,
 	a.exit_code, a.stdout_key, a.stderr_key, a.artifact_key, a.missing, a.error,
@@ -27,7 +27,7 @@ func scanAttempt(r scanner) (model.Attempt, error) {
 	var sub, start, fin int64
 	var exit sql.NullInt64
 	var fetchMS int64
-	err := r.Scan(&a.ID, &a.TaskRow, &a.JobID, &a.TaskID, &a.Attempt, &a.Description, &a.IsolateHash,
+	err := r.Scan(&a.ID, &a.TaskRow, &a.JobID, &a.TaskID, &a.Index, &a.Attempt, &a.Description, &a.IsolateHash,
 		&a.MaxRetries, &state, &a.Token, &a.Lease, &prio, &enq, &a.EntryID,
 		&a.SlaveID, &a.Slot, &a.Hostname, &a.Runs, &sub, &start, &fin,
 		&exit, &a.Outputs.Stdout, &a.Outputs.Stderr, &a.Outputs.Artifacts, &missing, &a.Error,

@@ -30,6 +30,10 @@ type Dialect struct {
 	Unavailable func(error) bool
 	// Duplicate reports a unique key violation.
 	Duplicate func(error) bool
+	// Invalid reports a value the database refuses to store or compare
+	// (too long for its column, not in its character set); nil when the
+	// database takes any value. Such an error is the caller's bad input.
+	Invalid func(error) bool
 }
 
 // Store is a store.Store over one database. Writes go through w; reads
@@ -101,6 +105,8 @@ func (s *Store) classify(err error) error {
 		return err
 	case s.d.Unavailable(err):
 		return fmt.Errorf("%s: %w: %v", s.d.Name, model.ErrUnavailable, err)
+	case s.d.Invalid != nil && s.d.Invalid(err):
+		return fmt.Errorf("%w: %s refused a value: %v", model.ErrInvalid, s.d.Name, err)
 	}
 	return fmt.Errorf("%s: %w", s.d.Name, err)
 }

@@ -41,6 +41,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentFinishes", testConcurrent},
 		{"ListAndFilter", testList},
 		{"Events", testEvents},
+		{"Pages", testPages},
+		{"Retention", testRetention},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
