@@ -103,6 +103,11 @@ type Store interface {
 	// Events returns events with id > f.After, oldest first.
 	Events(ctx context.Context, f EventFilter) ([]model.Event, error)
 
+	// Secret returns the secret stored under name; when there is none yet
+	// it stores fresh and returns it. Callers racing (masters starting at
+	// once) all get the one value stored first.
+	Secret(ctx context.Context, name string, fresh []byte) ([]byte, error)
+
 	Close() error
 }
 

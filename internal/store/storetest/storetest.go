@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentFinishes", testConcurrent},
 		{"ListAndFilter", testList},
 		{"Events", testEvents},
+		{"Secret", testSecret},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
