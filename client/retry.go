@@ -26,9 +26,20 @@ const (
 
 // retry runs attempt until it succeeds, fails for good, runs out of
 // tries, or ctx ends. attempt gets its try number, from 1.
+//
+// A 401 is tried once more at once, whatever the mode, and that does not
+// count as a try: the master ran nothing, and the answer brought a new
+// challenge (the old one was forgotten) that the next try answers.
 func (c *Client) retry(ctx context.Context, mode retryMode, attempt func(ctx context.Context, n int) error) error {
+	reauth := false
 	for n := 1; ; n++ {
 		err := attempt(ctx, n)
+		var e *Error
+		if !reauth && !c.cred.Empty() && errors.As(err, &e) && e.Status == http.StatusUnauthorized && ctx.Err() == nil {
+			reauth = true
+			n--
+			continue
+		}
 		if err == nil || !retryable(ctx, mode, err) {
 			return err
 		}
