@@ -15,6 +15,7 @@ import (
 	"github.com/dist-test/dist_test/client/cli"
 	"github.com/dist-test/dist_test/internal/blob/local"
 	"github.com/dist-test/dist_test/internal/config"
+	"github.com/dist-test/dist_test/internal/httpclient"
 	"github.com/dist-test/dist_test/internal/queue/mem"
 	"github.com/dist-test/dist_test/internal/store/sqlite"
 	"github.com/dist-test/dist_test/isolate"
@@ -93,13 +94,33 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	q := mem.New()
 	defer q.Close()
 
+	// The slave is in this process: its token is made here and known to
+	// nothing else.
+	token := randomToken()
+	guard, err := newGuard(cfg, token, log)
+	if err != nil {
+		return err
+	}
+	tc, err := tlsConfig("master", cfg.Master.TLSCert, cfg.Master.TLSKey)
+	if err != nil {
+		return err
+	}
+	key, err := linkKey(ctx, st)
+	if err != nil {
+		return err
+	}
 	mcfg := masterConfig(cfg)
 	mcfg.HeartbeatInterval = o.heartbeat
-	m := server.New(st, q, blobs, isolate.NewCAS(blobs), server.Options{Logger: log, Config: mcfg})
+	m, err := server.New(st, q, blobs, isolate.NewCAS(blobs), server.Options{Logger: log, Config: mcfg, LinkKey: key})
+	if err != nil {
+		return err
+	}
 	handler := api.New(m, api.Options{
-		CAS:    isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(o.dataDir, "tmp"), Logger: log}),
-		Pages:  web.New(m, log),
-		Logger: log,
+		Guard:      guard,
+		OwnersOnly: cfg.Master.OwnersOnly,
+		CAS:        isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(o.dataDir, "tmp"), Logger: log}),
+		Pages:      web.New(m, log),
+		Logger:     log,
 	})
 	// The slaves of an earlier run of this process are gone with it: their
 	// runs go back to the queue now rather than after a heartbeat timeout.
@@ -109,7 +130,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		log.Info("runs of the previous local session queued again", "runs", n)
 	}
 
-	l, err := serve(o.listen, handler, o.urlFile)
+	l, err := serve(o.listen, handler, o.urlFile, tc)
 	if err != nil {
 		return err
 	}
@@ -120,12 +141,17 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	go func() { masterDone <- m.Run(masterCtx) }()
 
 	scratch := filepath.Join(o.dataDir, "scratch")
-	inputs, err := openInputs(cfg, url, scratch)
+	cred := httpclient.Credentials{Token: token}
+	mc, err := masterClient(url, cfg, cred)
+	if err != nil {
+		return err
+	}
+	inputs, err := openInputs(cfg, url, scratch, cred)
 	if err != nil {
 		return err
 	}
 	defer inputs.Close()
-	sl := slave.New(slaveClient(url, cfg), q, inputs, slaveConfig(cfg, o.slots, scratch), log)
+	sl := slave.New(mc, q, inputs, slaveConfig(cfg, o.slots, scratch), log)
 	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
 	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)
 

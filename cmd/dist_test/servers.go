@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,9 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dist-test/dist_test/client"
 	"github.com/dist-test/dist_test/client/cli"
 	"github.com/dist-test/dist_test/internal/config"
+	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/isolate"
 	"github.com/dist-test/dist_test/server"
 	"github.com/dist-test/dist_test/server/api"
@@ -32,14 +33,20 @@ type listener struct {
 	done chan error
 }
 
-// serve starts serving h on addr and writes the URL to urlFile if set.
-func serve(addr string, h http.Handler, urlFile string) (*listener, error) {
+// serve starts serving h on addr, over https when tc is set, and writes the
+// URL to urlFile if set.
+func serve(addr string, h http.Handler, urlFile string, tc *tls.Config) (*listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (choose another address with --listen)", addr, err)
 	}
-	l := &listener{url: "http://" + ln.Addr().String(), done: make(chan error, 1),
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
+	scheme := "http://"
+	if tc != nil {
+		scheme = "https://"
+		ln = tls.NewListener(ln, tc)
+	}
+	l := &listener{url: scheme + ln.Addr().String(), done: make(chan error, 1),
+		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc}}
 	go func() { l.done <- l.srv.Serve(ln) }()
 	if urlFile != "" {
 		if err := os.WriteFile(urlFile, []byte(l.url+"\n"), 0o644); err != nil {
@@ -114,13 +121,6 @@ func slaveConfig(cfg *config.Config, slots int, scratch string) slave.Config {
 	}
 }
 
-// slaveClient is a client of the master for a slave. It never retries on
-// its own: the slave decides per message (results wait and retry, starts
-// give up at once, heartbeats are superseded by the next).
-func slaveClient(master string, cfg *config.Config) *client.Client {
-	return client.New(master, client.WithAuth(cfg.DistTest.User, cfg.DistTest.Password), client.WithRetry(1, 0, 0))
-}
-
 func masterCmd(env *cli.Env) *cobra.Command {
 	var f serverFlags
 	cmd := &cobra.Command{
@@ -146,6 +146,17 @@ server itself, on the same listener and the same blob store.`,
 
 func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFlags) error {
 	log := slog.Default()
+	guard, err := newGuard(cfg, cfg.Slave.Token, log)
+	if err != nil {
+		return err
+	}
+	if !guard.HasSlaveCredentials() {
+		return &cli.ExitError{Code: 1, Err: errNoSlaveCredentials}
+	}
+	tc, err := tlsConfig("master", cfg.Master.TLSCert, cfg.Master.TLSKey)
+	if err != nil {
+		return err
+	}
 	dir, err := dataDir(f.dataDir, "master")
 	if err != nil {
 		return err
@@ -155,6 +166,10 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 		return err
 	}
 	defer st.Close()
+	key, err := linkKey(ctx, st)
+	if err != nil {
+		return err
+	}
 	q, err := openQueue(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -167,13 +182,27 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 	var inputs server.Inputs
 	var cas http.Handler
 	if cfg.Isolate.Server != "" {
-		inputs = isolate.NewCASClient(cfg.Isolate.Server, nil)
+		// The master asks the isolate server which inputs it lacks, a read,
+		// with the slaves' credentials, else the [dist_test] account.
+		cred := slaveCredentials(cfg)
+		if cred.Empty() {
+			cred = userCredentials(cfg)
+		}
+		hc, err := casHTTPClient(cfg.Isolate.Server, cfg, cred)
+		if err != nil {
+			return err
+		}
+		inputs = isolate.NewCASClient(cfg.Isolate.Server, hc)
 	} else {
 		inputs = isolate.NewCAS(blobs)
 		cas = isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log})
 	}
-	m := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg)})
-	l, err := serve(f.listen, api.New(m, api.Options{CAS: cas, Pages: web.New(m, log), Logger: log}), f.urlFile)
+	m, err := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg), LinkKey: key})
+	if err != nil {
+		return err
+	}
+	l, err := serve(f.listen, api.New(m, api.Options{Guard: guard, OwnersOnly: cfg.Master.OwnersOnly,
+		CAS: cas, Pages: web.New(m, log), Logger: log}), f.urlFile, tc)
 	if err != nil {
 		return err
 	}
@@ -229,6 +258,9 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 	if slots < 1 {
 		return &cli.ExitError{Code: 1, Err: fmt.Errorf("--slots must be at least 1, got %d", slots)}
 	}
+	if slaveCredentials(cfg).Empty() {
+		return &cli.ExitError{Code: 1, Err: errors.New("no credentials for the master: set [slave] token (the master's), or [slave] user and password (an account of the master's [master] slave_accounts)")}
+	}
 	log := slog.Default()
 	q, err := openQueue(ctx, cfg, log)
 	if err != nil {
@@ -239,12 +271,17 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 	if inputsURL == "" {
 		inputsURL = master
 	}
-	inputs, err := openInputs(cfg, inputsURL, scratch)
+	cred := slaveCredentials(cfg)
+	mc, err := masterClient(master, cfg, cred)
+	if err != nil {
+		return err
+	}
+	inputs, err := openInputs(cfg, inputsURL, scratch, cred)
 	if err != nil {
 		return err
 	}
 	defer inputs.Close()
-	return slave.New(slaveClient(master, cfg), q, inputs, slaveConfig(cfg, slots, scratch), log).Run(ctx)
+	return slave.New(mc, q, inputs, slaveConfig(cfg, slots, scratch), log).Run(ctx)
 }
 
 func isolateServerCmd(env *cli.Env) *cobra.Command {
@@ -261,6 +298,17 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 				return err
 			}
 			log := slog.Default()
+			guard, err := newGuard(cfg, cfg.Slave.Token, log)
+			if err != nil {
+				return err
+			}
+			if cfg.Master.ReadAuth && !guard.HasSlaveCredentials() {
+				return &cli.ExitError{Code: 1, Err: fmt.Errorf("[master] read_auth is on and slaves could not read inputs: %w", errNoSlaveCredentials)}
+			}
+			tc, err := tlsConfig("isolate", cfg.Isolate.TLSCert, cfg.Isolate.TLSKey)
+			if err != nil {
+				return err
+			}
 			dir, err := dataDir(f.dataDir, "isolate")
 			if err != nil {
 				return err
@@ -270,9 +318,10 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 				return err
 			}
 			mux := http.NewServeMux()
-			mux.Handle("/", isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log}))
+			mux.Handle("/", guard.CAS(isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: filepath.Join(dir, "tmp"), Logger: log})))
+			mux.HandleFunc("GET "+protocol.PathWhoAmI, guard.WhoAmI)
 			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-			l, err := serve(f.listen, mux, f.urlFile)
+			l, err := serve(f.listen, http.NewCrossOriginProtection().Handler(mux), f.urlFile, tc)
 			if err != nil {
 				return err
 			}

@@ -43,10 +43,12 @@ var keys = []key{
 		doc: "file where submit keeps the last job id, for watch/fetch/cancel without one"},
 	{section: "dist_test", name: "url_timeout", env: "DIST_TEST_URL_TIMEOUT", def: "60s", set: dur(func(c *Config) *time.Duration { return &c.DistTest.URLTimeout }),
 		doc: "how long a request to the master may stall before it is retried"},
+	{section: "dist_test", name: "ca_file", env: "DIST_TEST_CA_FILE", path: true, set: str(func(c *Config) *string { return &c.DistTest.CAFile }),
+		doc: "PEM file of CA certificates to trust, besides the system's, for https masters and isolate servers"},
 	{section: "dist_test", name: "allowed_ip_ranges", def: "127.0.0.0/8, ::1/128", set: setPrefixes,
-		doc: "(master) comma-separated CIDRs that may submit and cancel without a password"},
-	{section: "dist_test", name: "accounts", def: "{}", set: setAccounts,
-		doc: `(master) JSON object of user names to passwords, e.g. {"alice": "secret"}`},
+		doc: "(master, isolate-server) comma-separated CIDRs whose clients may submit, cancel, retry and upload inputs without an account"},
+	{section: "dist_test", name: "accounts", def: "{}", set: accountsOf(func(c *Config) *map[string]string { return &c.DistTest.Accounts }),
+		doc: `(master, isolate-server) JSON object of user names to HA1 hashes (dist_test passwd USER prints one) or passwords (warned about), for HTTP Digest in realm "dist_test"`},
 
 	{section: "isolate", name: "server", env: "ISOLATE_SERVER", set: str(func(c *Config) *string { return &c.Isolate.Server }),
 		doc: "URL of the isolate server holding task inputs"},
@@ -60,6 +62,10 @@ var keys = []key{
 		doc: "(isolate-server) address the isolate server serves on"},
 	{section: "isolate", name: "data_dir", path: true, set: str(func(c *Config) *string { return &c.Isolate.DataDir }),
 		doc: "(isolate-server) folder of the inputs when [aws] test_result_bucket is empty (default: ~/.dist_test/isolate)"},
+	{section: "isolate", name: "tls_cert", path: true, set: str(func(c *Config) *string { return &c.Isolate.TLSCert }),
+		doc: "(isolate-server) PEM certificate (chain) to serve https with; needs tls_key"},
+	{section: "isolate", name: "tls_key", path: true, set: str(func(c *Config) *string { return &c.Isolate.TLSKey }),
+		doc: "(isolate-server) PEM private key of tls_cert"},
 
 	{section: "mysql", name: "host", env: "MYSQL_HOST", set: str(func(c *Config) *string { return &c.MySQL.Host }),
 		doc: "(master) MySQL host; empty: the embedded SQLite store in [master] data_dir"},
@@ -111,8 +117,24 @@ var keys = []key{
 	{section: "master", name: "max_runs", def: "5", set: integer(func(c *Config) *int { return &c.Master.MaxRuns }),
 		doc: "runs of one attempt without a result (slave lost, inputs unfetchable) before it ends as failed"},
 	{section: "master", name: "read_auth", def: "false", set: boolean(func(c *Config) *bool { return &c.Master.ReadAuth }),
-		doc: "require the same authentication for reads (dashboard, status) as for writes"},
+		doc: "(master, isolate-server) reads (dashboard, status, task lists, logs, inputs) need an account, an allowed address or slave credentials too"},
+	{section: "master", name: "owners_only", def: "false", set: boolean(func(c *Config) *bool { return &c.Master.OwnersOnly }),
+		doc: "only the account that submitted a job, and admins, may cancel or retry it"},
+	{section: "master", name: "admins", set: list(func(c *Config) *[]string { return &c.Master.Admins }),
+		doc: "comma-separated accounts of [dist_test] accounts that may cancel and retry any job"},
+	{section: "master", name: "slave_accounts", def: "{}", set: accountsOf(func(c *Config) *map[string]string { return &c.Master.SlaveAccounts }),
+		doc: "(master, isolate-server) JSON object of slave account names to HA1 hashes or passwords; slaves log in with [slave] user and password"},
+	{section: "master", name: "tls_cert", path: true, set: str(func(c *Config) *string { return &c.Master.TLSCert }),
+		doc: "PEM certificate (chain) to serve https with; needs tls_key"},
+	{section: "master", name: "tls_key", path: true, set: str(func(c *Config) *string { return &c.Master.TLSKey }),
+		doc: "PEM private key of tls_cert"},
 
+	{section: "slave", name: "token", set: str(func(c *Config) *string { return &c.Slave.Token }),
+		doc: "(master, slave, isolate-server) shared secret of the slaves, the same on the master and every slave (at least 16 characters, e.g. from openssl rand -hex 32)"},
+	{section: "slave", name: "user", set: str(func(c *Config) *string { return &c.Slave.User }),
+		doc: "(slave) account of [master] slave_accounts the slave logs in with, when there is no token"},
+	{section: "slave", name: "password", set: str(func(c *Config) *string { return &c.Slave.Password }),
+		doc: "(slave) password of that account"},
 	{section: "slave", name: "slots", set: setSlots,
 		doc: "tasks a slave runs at once (default: the number of CPUs)"},
 	{section: "slave", name: "scratch_dir", path: true, set: setScratch,
@@ -241,13 +263,29 @@ func setPrefixes(c *Config, v string) error {
 	return nil
 }
 
-func setAccounts(c *Config, v string) error {
-	var m map[string]string
-	if err := json.Unmarshal([]byte(v), &m); err != nil || m == nil {
-		return fmt.Errorf(`not a JSON object of user names to passwords, e.g. {"alice": "secret"}`)
+func accountsOf(field func(*Config) *map[string]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var m map[string]string
+		if err := json.Unmarshal([]byte(v), &m); err != nil || m == nil {
+			return fmt.Errorf(`not a JSON object of user names to HA1 hashes or passwords, e.g. {"alice": "<the hash dist_test passwd alice prints>"}`)
+		}
+		*field(c) = m
+		return nil
 	}
-	c.DistTest.Accounts = m
-	return nil
+}
+
+// list reads comma-separated words.
+func list(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, w := range strings.Split(v, ",") {
+			if w = strings.TrimSpace(w); w != "" {
+				out = append(out, w)
+			}
+		}
+		*field(c) = out
+		return nil
+	}
 }
 
 func setSlots(c *Config, v string) error {

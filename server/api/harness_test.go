@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dist-test/dist_test/client"
+	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/blob/local"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -27,6 +29,11 @@ import (
 	"github.com/dist-test/dist_test/web"
 )
 
+const testToken = "slave-token-of-the-api-tests"
+
+// asSlave are the headers of a slave's request.
+var asSlave = http.Header{"Authorization": {"Bearer " + testToken}}
+
 // harness is a master on the real embedded backends behind a real HTTP
 // server; the test plays the client and the slave.
 type harness struct {
@@ -35,12 +42,25 @@ type harness struct {
 	m      *server.Master
 	st     *sqlstore.Store
 	q      queue.Queue
-	api    *client.Client
+	api    *client.Client // a user, by its loopback address
+	slave  *client.Client // a slave, by the token
 	cas    *isolate.CASClient
+	blobs  *local.Store
 	digest string // a manifest stored in the CAS
 }
 
-func newHarness(t *testing.T) *harness {
+// harnessOptions shape the master of a harness.
+type harnessOptions struct {
+	// guard: who may call what; the zero value gives the slave token
+	// testToken and makes the loopback address a user.
+	guard      *auth.Config
+	ownersOnly bool
+	now        func() time.Time // the master's clock
+}
+
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessOptions{}) }
+
+func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -60,8 +80,21 @@ func newHarness(t *testing.T) *harness {
 	srv := httptest.NewUnstartedServer(nil)
 	h.url = "http://" + srv.Listener.Addr().String()
 	h.cas = isolate.NewCASClient(h.url, nil)
-	h.m = server.New(st, q, blobs, h.cas, server.Options{Logger: log})
+	h.blobs = blobs
+	if h.m, err = server.New(st, q, blobs, isolate.NewCAS(blobs), server.Options{Logger: log, Now: o.now}); err != nil {
+		t.Fatal(err)
+	}
+	gc := auth.Config{SlaveToken: testToken, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	if o.guard != nil {
+		gc = *o.guard
+	}
+	guard, err := auth.New(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv.Config.Handler = api.New(h.m, api.Options{
+		Guard:      guard,
+		OwnersOnly: o.ownersOnly,
 		CAS:    isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: dir, Logger: log}),
 		Pages:  web.New(h.m, log),
 		Logger: log,
@@ -69,9 +102,10 @@ func newHarness(t *testing.T) *harness {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	h.api = client.New(srv.URL, client.WithRetry(1, time.Millisecond, time.Millisecond))
+	h.slave = client.New(srv.URL, client.WithRetry(1, time.Millisecond, time.Millisecond), client.WithToken(testToken))
 	manifest := (&isolate.Isolated{Algo: isolate.SHA1, Version: isolate.IsolatedVersion, Command: []string{"true"}}).Encode()
 	h.digest = isolate.HashBytes(isolate.SHA1, manifest)
-	if err := h.cas.Upload(ctx, h.digest, bytes.NewReader(manifest), int64(len(manifest))); err != nil {
+	if err := blobs.Put(ctx, "cas/"+h.digest, bytes.NewReader(manifest), int64(len(manifest))); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -90,9 +124,18 @@ func (h *harness) count(table string) int {
 // do sends a request and returns the status and body.
 func (h *harness) do(method, path, ctype string, body string) (int, string, http.Header) {
 	h.t.Helper()
+	return h.doWith(nil, method, path, ctype, body)
+}
+
+// doWith sends a request with more headers.
+func (h *harness) doWith(hdr http.Header, method, path, ctype string, body string) (int, string, http.Header) {
+	h.t.Helper()
 	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
