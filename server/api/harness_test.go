@@ -95,9 +95,9 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	srv.Config.Handler = api.New(h.m, api.Options{
 		Guard:      guard,
 		OwnersOnly: o.ownersOnly,
-		CAS:    isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: dir, Logger: log}),
-		Pages:  web.New(h.m, log),
-		Logger: log,
+		CAS:        isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: dir, Logger: log}),
+		Pages:      web.New(h.m, log),
+		Logger:     log,
 	})
 	srv.Start()
 	t.Cleanup(srv.Close)
