@@ -242,6 +242,9 @@ func (c *Client) once(ctx context.Context, method, target string, body io.Reader
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if untrusted(err) {
+			return fmt.Errorf("%w (to trust a private CA, set DIST_TEST_CA_FILE or [dist_test] ca_file)", err)
+		}
 		return w.explain(err)
 	}
 	defer resp.Body.Close()

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +65,7 @@ func retryable(ctx context.Context, mode retryMode, err error) bool {
 		return false
 	}
 	var p *permanentError
-	if errors.As(err, &p) {
+	if errors.As(err, &p) || untrusted(err) {
 		return false
 	}
 	var e *Error
@@ -77,6 +79,16 @@ func retryable(ctx context.Context, mode retryMode, err error) bool {
 		return e.Status >= 500 || e.Status == http.StatusTooManyRequests
 	}
 	return false
+}
+
+// untrusted tells a server certificate that failed verification: another
+// try would fail the same way.
+func untrusted(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 // permanentError is a failure on this side (a local file, a bad URL) that

@@ -72,10 +72,17 @@ kill_grace = 1s
 
 func newCluster(t testing.TB, slots int, extraEnv ...string) *cluster {
 	t.Helper()
+	return newClusterWith(t, slots, "", extraEnv...)
+}
+
+// newClusterWith starts a cluster whose configuration file has more
+// settings: config, appended to testConfig.
+func newClusterWith(t testing.TB, slots int, config string, extraEnv ...string) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{t: t, dir: dir, dataDir: filepath.Join(dir, "data"), extra: extraEnv}
 	cnf := filepath.Join(dir, "dist_test.cnf")
-	if err := os.WriteFile(cnf, []byte(testConfig), 0o644); err != nil {
+	if err := os.WriteFile(cnf, []byte(testConfig+config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c.env = append(os.Environ(), "DIST_TEST_CNF="+cnf, "DIST_TEST_JOB_PATH="+filepath.Join(dir, "last-job"))
