@@ -403,11 +403,13 @@ func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
 	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", srvDER), write("key.pem", "EC PRIVATE KEY", keyDER)
 }
 
-// A master and a slave process over https with a private CA: the slave
-// logs in with a slave account (Digest), reads need an account, clients
-// trust the CA through [dist_test] ca_file and refuse the server without
-// it; a job runs and its logs are fetched through signed links; the
-// original client's handshake works over https too.
+// A master, an isolate server and a slave process over https with a
+// private CA: the slave logs in with a slave account (Digest), reads need
+// an account on both servers, clients trust the CA through [dist_test]
+// ca_file and refuse the server without it; a job runs (the master asks the
+// isolate server with the slave's account, the slave fetches its inputs
+// with it) and its logs are fetched through signed links; the original
+// client's handshake works over https too.
 func TestSecureMasterAndSlave(t *testing.T) {
 	dir := t.TempDir()
 	ca, cert, key := writeCerts(t, dir)
@@ -417,6 +419,10 @@ func TestSecureMasterAndSlave(t *testing.T) {
 allowed_ip_ranges = 10.255.0.0/16
 accounts = {%s}
 ca_file = %s
+[isolate]
+server = http://placeholder
+tls_cert = %s
+tls_key = %s
 [master]
 read_auth = true
 slave_accounts = {%s}
@@ -431,17 +437,34 @@ tube = %s
 user = s1
 password = slave-secret
 kill_grace = 1s
-`, passwd(t, "alice", "a-pw"), ca, passwd(t, "s1", "slave-secret"), cert, key, bs, tube)), 0o644)
+`, passwd(t, "alice", "a-pw"), ca, cert, key, passwd(t, "s1", "slave-secret"), cert, key, bs, tube)), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	env := append(os.Environ(), "DIST_TEST_CNF="+cnf)
+	iso := startProc(t, "isolate-server", env, true, "isolate-server", "--data-dir", filepath.Join(dir, "isolate"))
+	if !strings.HasPrefix(iso.url, "https://") {
+		t.Fatalf("isolate server serves %s; want https", iso.url)
+	}
+	b, _ := os.ReadFile(cnf)
+	if err := os.WriteFile(cnf, bytes.Replace(b, []byte("http://placeholder"), []byte(iso.url), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	digest := "/api/v1/cas/0123456789abcdef0123456789abcdef01234567"
+	for _, method := range []string{"GET", "PUT"} {
+		if status, body, _ := httpDo(t, iso.url, httpclient.Credentials{}, ca, method, digest, "", "x", nil); status != 401 {
+			t.Errorf("anonymous %s on the isolate server with read_auth: %d %s; want 401", method, status, body)
+		}
+	}
+	if status, body, _ := httpDo(t, iso.url, httpclient.Credentials{User: "s1", Password: "slave-secret"}, ca, "PUT", digest, "", "x", nil); status != 403 {
+		t.Errorf("a slave's upload to the isolate server: %d %s; want 403", status, body)
+	}
 	master := startProc(t, "master", env, true, "master", "--data-dir", filepath.Join(dir, "master"))
 	if !strings.HasPrefix(master.url, "https://") {
 		t.Fatalf("master serves %s; want https", master.url)
 	}
 	startProc(t, "slave", env, false, "slave", "--master", master.url, "--slots", "2", "--scratch-dir", filepath.Join(dir, "scratch"))
-	c := &cluster{t: t, dir: dir, url: master.url, env: append(env, "DIST_TEST_MASTER="+master.url, "ISOLATE_SERVER="+master.url,
+	c := &cluster{t: t, dir: dir, url: master.url, env: append(env, "DIST_TEST_MASTER="+master.url, "ISOLATE_SERVER="+iso.url,
 		"DIST_TEST_JOB_PATH="+filepath.Join(dir, "last-job"), "DIST_TEST_USER=alice", "DIST_TEST_PASSWORD=a-pw")}
 	alice := httpclient.Credentials{User: "alice", Password: "a-pw"}
 	waitFor(t, 20*time.Second, "the slave to register", func() bool {

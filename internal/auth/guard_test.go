@@ -246,3 +246,48 @@ func TestConcurrentDigest(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// Malformed, forged and foreign credentials are refused (401), never let
+// through and never a crash.
+func TestHostileCredentials(t *testing.T) {
+	c := accounts
+	c.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} // even from an allowed address
+	srv := server(t, c)
+	valid := `Digest username="alice", realm="dist_test", nonce="forged", uri="/write", algorithm=MD5, qop=auth, nc=00000001, cnonce="x", response="` + strings.Repeat("0", 32) + `", opaque="x"`
+	for _, h := range []string{
+		"Digest", "Digest ", "Digest garbage", `Digest username="alice"`, `Digest username="alice", response="x"`,
+		valid, strings.Replace(valid, `username="alice"`, `username="slave1"`, 1),
+		"Basic YWxpY2U6YWxpY2UtcHc=", "Bearer", "Bearer ", "Bearer " + strings.Repeat("x", 10000), "bearer " + token[:len(token)-1],
+		"Negotiate abc", "Digest " + strings.Repeat(`a="b", `, 2000), `Digest username="` + strings.Repeat("a", 5000) + `"`,
+	} {
+		req, _ := http.NewRequest("POST", srv.URL+"/write", nil)
+		req.Header.Set("Authorization", h)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("Authorization %.40q: %d %s; want 401", h, resp.StatusCode, b)
+		}
+	}
+	// The token is compared whole, in any case of the scheme's name.
+	req, _ := http.NewRequest("POST", srv.URL+"/slave", nil)
+	req.Header.Set("Authorization", "bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("lower-case bearer with the token: %v %v", resp.StatusCode, err)
+	}
+	// Credentials of one request do not serve another method on the same path.
+	hc := clientOf(t, srv, httpclient.Credentials{User: "alice", Password: "alice-pw"})
+	req, _ = http.NewRequest("GET", srv.URL+"/write", nil)
+	resp, err := hc.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET as alice: %v %v", resp.StatusCode, err)
+	}
+	replay, _ := http.NewRequest("POST", srv.URL+"/write", nil)
+	replay.Header.Set("Authorization", resp.Request.Header.Get("Authorization"))
+	if resp, err := http.DefaultClient.Do(replay); err != nil || resp.StatusCode != 401 {
+		t.Errorf("a GET's credentials on a POST: %v %v; want 401", resp.StatusCode, err)
+	}
+}
