@@ -20,6 +20,7 @@ type key struct {
 	env           string // "" when no variable overrides it
 	def           string
 	path          bool // a leading "~/" means the home folder
+	secret        bool // never shown in messages
 	set           func(c *Config, v string) error
 	doc           string // one line for config.example.ini
 }
@@ -27,6 +28,9 @@ type key struct {
 func (k key) id() string { return k.section + "." + k.name }
 
 func (k key) fail(value, source string, err error) error {
+	if k.secret {
+		value = "(hidden)"
+	}
 	return fmt.Errorf("[%s] %s = %q (from %s): %w", k.section, k.name, value, source, err)
 }
 
@@ -36,7 +40,7 @@ var keys = []key{
 		doc: "base URL of the master that clients talk to, e.g. http://dist-test.example.com:8081"},
 	{section: "dist_test", name: "user", env: "DIST_TEST_USER", set: str(func(c *Config) *string { return &c.DistTest.User }),
 		doc: "user name for the master and in job ids (default: $USER)"},
-	{section: "dist_test", name: "password", env: "DIST_TEST_PASSWORD", set: str(func(c *Config) *string { return &c.DistTest.Password }),
+	{section: "dist_test", name: "password", secret: true, env: "DIST_TEST_PASSWORD", set: str(func(c *Config) *string { return &c.DistTest.Password }),
 		doc: "password of that user on the master"},
 	{section: "dist_test", name: "job_path", env: "DIST_TEST_JOB_PATH", def: "~/.dist-test-last-job", path: true,
 		set: str(func(c *Config) *string { return &c.DistTest.JobPath }),
@@ -47,7 +51,7 @@ var keys = []key{
 		doc: "PEM file of CA certificates to trust, besides the system's, for https masters and isolate servers"},
 	{section: "dist_test", name: "allowed_ip_ranges", def: "127.0.0.0/8, ::1/128", set: setPrefixes,
 		doc: "(master, isolate-server) comma-separated CIDRs whose clients may submit, cancel, retry and upload inputs without an account"},
-	{section: "dist_test", name: "accounts", def: "{}", set: accountsOf(func(c *Config) *map[string]string { return &c.DistTest.Accounts }),
+	{section: "dist_test", name: "accounts", secret: true, def: "{}", set: accountsOf(func(c *Config) *map[string]string { return &c.DistTest.Accounts }),
 		doc: `(master, isolate-server) JSON object of user names to HA1 hashes (dist_test passwd USER prints one) or passwords (warned about), for HTTP Digest in realm "dist_test"`},
 
 	{section: "isolate", name: "server", env: "ISOLATE_SERVER", set: str(func(c *Config) *string { return &c.Isolate.Server }),
@@ -73,7 +77,7 @@ var keys = []key{
 		doc: "(master) MySQL port"},
 	{section: "mysql", name: "user", env: "MYSQL_USER", set: str(func(c *Config) *string { return &c.MySQL.User }),
 		doc: "(master) MySQL user"},
-	{section: "mysql", name: "password", env: "MYSQL_PWD", set: str(func(c *Config) *string { return &c.MySQL.Password }),
+	{section: "mysql", name: "password", secret: true, env: "MYSQL_PWD", set: str(func(c *Config) *string { return &c.MySQL.Password }),
 		doc: "(master) MySQL password"},
 	{section: "mysql", name: "database", env: "MYSQL_DB", set: str(func(c *Config) *string { return &c.MySQL.Database }),
 		doc: "(master) MySQL database"},
@@ -85,7 +89,7 @@ var keys = []key{
 
 	{section: "aws", name: "access_key", env: "AWS_ACCESS_KEY", set: str(func(c *Config) *string { return &c.AWS.AccessKey }),
 		doc: "(master) S3 access key"},
-	{section: "aws", name: "secret_key", env: "AWS_SECRET_KEY", set: str(func(c *Config) *string { return &c.AWS.SecretKey }),
+	{section: "aws", name: "secret_key", secret: true, env: "AWS_SECRET_KEY", set: str(func(c *Config) *string { return &c.AWS.SecretKey }),
 		doc: "(master) S3 secret key"},
 	{section: "aws", name: "test_result_bucket", env: "TEST_RESULT_BUCKET", set: str(func(c *Config) *string { return &c.AWS.TestResultBucket }),
 		doc: "(master) S3 bucket of logs and artifacts; empty: files under [master] data_dir"},
@@ -122,18 +126,18 @@ var keys = []key{
 		doc: "only the account that submitted a job, and admins, may cancel or retry it"},
 	{section: "master", name: "admins", set: list(func(c *Config) *[]string { return &c.Master.Admins }),
 		doc: "comma-separated accounts of [dist_test] accounts that may cancel and retry any job"},
-	{section: "master", name: "slave_accounts", def: "{}", set: accountsOf(func(c *Config) *map[string]string { return &c.Master.SlaveAccounts }),
+	{section: "master", name: "slave_accounts", secret: true, def: "{}", set: accountsOf(func(c *Config) *map[string]string { return &c.Master.SlaveAccounts }),
 		doc: "(master, isolate-server) JSON object of slave account names to HA1 hashes or passwords; slaves log in with [slave] user and password"},
 	{section: "master", name: "tls_cert", path: true, set: str(func(c *Config) *string { return &c.Master.TLSCert }),
 		doc: "PEM certificate (chain) to serve https with; needs tls_key"},
 	{section: "master", name: "tls_key", path: true, set: str(func(c *Config) *string { return &c.Master.TLSKey }),
 		doc: "PEM private key of tls_cert"},
 
-	{section: "slave", name: "token", set: str(func(c *Config) *string { return &c.Slave.Token }),
+	{section: "slave", name: "token", secret: true, set: str(func(c *Config) *string { return &c.Slave.Token }),
 		doc: "(master, slave, isolate-server) shared secret of the slaves, the same on the master and every slave (at least 16 characters, e.g. from openssl rand -hex 32)"},
 	{section: "slave", name: "user", set: str(func(c *Config) *string { return &c.Slave.User }),
 		doc: "(slave) account of [master] slave_accounts the slave logs in with, when there is no token"},
-	{section: "slave", name: "password", set: str(func(c *Config) *string { return &c.Slave.Password }),
+	{section: "slave", name: "password", secret: true, set: str(func(c *Config) *string { return &c.Slave.Password }),
 		doc: "(slave) password of that account"},
 	{section: "slave", name: "slots", set: setSlots,
 		doc: "tasks a slave runs at once (default: the number of CPUs)"},
