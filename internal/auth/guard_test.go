@@ -291,3 +291,36 @@ func TestHostileCredentials(t *testing.T) {
 		t.Errorf("a GET's credentials on a POST: %v %v; want 401", resp.StatusCode, err)
 	}
 }
+
+// The cost of an account on a request: the same write answered for an
+// allowed address and for a Digest account (after its one challenge).
+func BenchmarkWrite(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		cred httpclient.Credentials
+	}{{"address", httpclient.Credentials{}}, {"digest", httpclient.Credentials{User: "alice", Password: "alice-pw"}}, {"token", httpclient.Credentials{Token: token}}} {
+		b.Run(c.name, func(b *testing.B) {
+			cfg := accounts
+			cfg.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+			g, err := auth.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+			mux := http.NewServeMux()
+			mux.Handle("/write", g.Require(auth.Write)(ok))
+			mux.HandleFunc(protocol.PathWhoAmI, g.WhoAmI)
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			hc, _ := httpclient.New(srv.URL, "", c.cred, 0)
+			for b.Loop() {
+				resp, err := hc.Post(srv.URL+"/write", "text/plain", nil)
+				if err != nil || resp.StatusCode != 200 {
+					b.Fatalf("%v %v", resp, err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}
