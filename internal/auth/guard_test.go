@@ -292,9 +292,9 @@ func TestHostileCredentials(t *testing.T) {
 	}
 }
 
-// The cost of an account on a request: the same write answered for an
-// allowed address and for a Digest account (after its one challenge).
-func BenchmarkWrite(b *testing.B) {
+// The cost of identifying the caller of a request: the same read by an
+// allowed address, a Digest account (after its one challenge) and a token.
+func BenchmarkIdentify(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		cred httpclient.Credentials
@@ -308,13 +308,13 @@ func BenchmarkWrite(b *testing.B) {
 			}
 			ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 			mux := http.NewServeMux()
-			mux.Handle("/write", g.Require(auth.Write)(ok))
+			mux.Handle("/read", g.Require(auth.Read)(ok))
 			mux.HandleFunc(protocol.PathWhoAmI, g.WhoAmI)
 			srv := httptest.NewServer(mux)
 			defer srv.Close()
 			hc, _ := httpclient.New(srv.URL, "", c.cred, 0)
 			for b.Loop() {
-				resp, err := hc.Post(srv.URL+"/write", "text/plain", nil)
+				resp, err := hc.Get(srv.URL + "/read")
 				if err != nil || resp.StatusCode != 200 {
 					b.Fatalf("%v %v", resp, err)
 				}
