@@ -100,7 +100,7 @@ var keys = []key{
 	{section: "aws", name: "path_style", def: "false", set: boolean(func(c *Config) *bool { return &c.AWS.PathStyle }),
 		doc: "(master) address the bucket in the URL path, as most non-AWS servers need"},
 	{section: "aws", name: "link_ttl", def: "24h", set: dur(func(c *Config) *time.Duration { return &c.AWS.LinkTTL }),
-		doc: "(master) lifetime of the presigned links to logs and artifacts"},
+		doc: "(master) lifetime of the links to logs and artifacts it hands out (presigned by S3, or signed by the master)"},
 
 	{section: "master", name: "listen", def: "127.0.0.1:8081", set: str(func(c *Config) *string { return &c.Master.Listen }),
 		doc: "address the master serves on"},
