@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/httpclient"
 	"github.com/dist-test/dist_test/internal/protocol"
 )
 
@@ -25,8 +26,7 @@ type Client struct {
 	base     string
 	hc       *http.Client
 	timeout  time.Duration
-	user     string
-	password string
+	cred     httpclient.Credentials
 	attempts int
 	first    time.Duration
 	max      time.Duration
@@ -58,10 +58,16 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
-// WithAuth sets the credentials of the user. The master does not ask for
-// them yet; HTTP Digest will use them.
+// WithAuth sets an account's credentials, with which the client answers
+// the master's HTTP Digest challenges (an empty user: none).
 func WithAuth(user, password string) Option {
-	return func(c *Client) { c.user, c.password = user, password }
+	return func(c *Client) { c.cred.User, c.cred.Password = user, password }
+}
+
+// WithToken makes the client present a slave's shared token (as a Bearer
+// token) instead of an account.
+func WithToken(token string) Option {
+	return func(c *Client) { c.cred.Token = token }
 }
 
 // WithRetry sets how often a call that is safe to repeat is tried (1 = no
@@ -98,6 +104,15 @@ func New(baseURL string, opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	if !c.cred.Empty() {
+		// Credentials go to the master only: a presigned link to S3 must
+		// reach it without them.
+		if at, err := httpclient.NewAuthTransport(c.hc.Transport, c.base, c.cred); err == nil {
+			hc := *c.hc
+			hc.Transport = at
+			c.hc = &hc
+		}
+	}
 	return c
 }
 
@@ -119,7 +134,23 @@ func (e *Error) Unwrap() error { return protocol.KindOf(e.Code) }
 
 // readError builds an Error from a non-2xx answer. A body that is not a
 // protocol.Error (from a proxy, or from something that is not a master) is
-// quoted briefly, so the user can see what answered.
+// quoted briefly, so the user can see what answered. A 401 says which
+// credentials were sent and which settings hold them.
+func (c *Client) readError(req *http.Request, resp *http.Response) *Error {
+	e := readError(req, resp)
+	if e.Status == http.StatusUnauthorized {
+		switch {
+		case c.cred.Token != "":
+			e.Message += " (sent [slave] token)"
+		case c.cred.User != "":
+			e.Message += fmt.Sprintf(" (sent user %q: check DIST_TEST_PASSWORD or [dist_test] password)", c.cred.User)
+		default:
+			e.Message += " (sent no credentials: set DIST_TEST_USER and DIST_TEST_PASSWORD, or user and password in [dist_test])"
+		}
+	}
+	return e
+}
+
 func readError(req *http.Request, resp *http.Response) *Error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &Error{Status: resp.StatusCode}
@@ -211,12 +242,15 @@ func (c *Client) once(ctx context.Context, method, target string, body io.Reader
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if untrusted(err) {
+			return fmt.Errorf("%w (to trust a private CA, set DIST_TEST_CA_FILE or [dist_test] ca_file)", err)
+		}
 		return w.explain(err)
 	}
 	defer resp.Body.Close()
 	w.kick()
 	if resp.StatusCode/100 != 2 {
-		return readError(req, resp)
+		return c.readError(req, resp)
 	}
 	if out == nil {
 		_, err = io.Copy(io.Discard, progressReader{resp.Body, w})

@@ -51,7 +51,7 @@ func (c *Client) downloadOnce(ctx context.Context, link, path string) (err error
 	defer resp.Body.Close()
 	w.kick()
 	if resp.StatusCode/100 != 2 {
-		return readError(req, resp)
+		return c.readError(req, resp)
 	}
 
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")

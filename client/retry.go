@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +28,20 @@ const (
 
 // retry runs attempt until it succeeds, fails for good, runs out of
 // tries, or ctx ends. attempt gets its try number, from 1.
+//
+// A 401 is tried once more at once, whatever the mode, and that does not
+// count as a try: the master ran nothing, and the answer brought a new
+// challenge (the old one was forgotten) that the next try answers.
 func (c *Client) retry(ctx context.Context, mode retryMode, attempt func(ctx context.Context, n int) error) error {
+	reauth := false
 	for n := 1; ; n++ {
 		err := attempt(ctx, n)
+		var e *Error
+		if !reauth && !c.cred.Empty() && errors.As(err, &e) && e.Status == http.StatusUnauthorized && ctx.Err() == nil {
+			reauth = true
+			n--
+			continue
+		}
 		if err == nil || !retryable(ctx, mode, err) {
 			return err
 		}
@@ -52,7 +65,7 @@ func retryable(ctx context.Context, mode retryMode, err error) bool {
 		return false
 	}
 	var p *permanentError
-	if errors.As(err, &p) {
+	if errors.As(err, &p) || untrusted(err) {
 		return false
 	}
 	var e *Error
@@ -66,6 +79,16 @@ func retryable(ctx context.Context, mode retryMode, err error) bool {
 		return e.Status >= 500 || e.Status == http.StatusTooManyRequests
 	}
 	return false
+}
+
+// untrusted tells a server certificate that failed verification: another
+// try would fail the same way.
+func untrusted(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 // permanentError is a failure on this side (a local file, a bad URL) that

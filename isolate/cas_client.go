@@ -254,11 +254,14 @@ var errNoRetry = errors.New("request body cannot be sent again")
 
 // do sends the request newReq builds until it gets a 2xx answer, retrying
 // connection failures and 5xx with a growing, jittered backoff; 4xx are
-// final. On success the caller owns the response body.
+// final, but for one 401 that is tried again at once: the server ran
+// nothing and its answer brought a new challenge (the transport of an
+// authenticating client keeps it for the next try).
 func (c *CASClient) do(ctx context.Context, newReq func() (*http.Request, error)) (*http.Response, error) {
 	var last error
+	reauth := false
 	for attempt := 0; attempt < c.attempts; attempt++ {
-		if attempt > 0 {
+		if attempt > 0 && !reauth {
 			wait := c.backoff << (attempt - 1)
 			wait += rand.N(wait/2 + 1)
 			t := time.NewTimer(wait)
@@ -291,6 +294,12 @@ func (c *CASClient) do(ctx context.Context, newReq func() (*http.Request, error)
 			return resp, nil
 		}
 		last = readStatusError(resp)
+		if resp.StatusCode == http.StatusUnauthorized && !reauth {
+			reauth = true
+			attempt--
+			continue
+		}
+		reauth = false
 		if resp.StatusCode < 500 {
 			return nil, last
 		}

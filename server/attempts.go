@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
@@ -251,9 +252,10 @@ func (m *Master) OpenOutput(ctx context.Context, key string) (io.ReadCloser, blo
 	return rc, info, err
 }
 
-// OutputLink returns a link to a stored output that a plain GET can fetch:
-// a presigned URL where the blob store can make one, else the master's own
-// /outputs/ path under base (the URL the caller reached the master by).
+// OutputLink returns a link to a stored output that a plain GET can fetch,
+// for LinkTTL, without logging in: a presigned URL where the blob store can
+// make one, else the master's own /outputs/ path under base (the URL the
+// caller reached the master by), signed.
 func (m *Master) OutputLink(ctx context.Context, base, key string) string {
 	if key == "" {
 		return ""
@@ -263,5 +265,13 @@ func (m *Master) OutputLink(ctx context.Context, base, key string) string {
 			return u
 		}
 	}
-	return strings.TrimSuffix(base, "/") + protocol.PathOutputs + strings.TrimPrefix(key, "outputs/")
+	return strings.TrimSuffix(base, "/") + protocol.PathOutputs + strings.TrimPrefix(key, "outputs/") +
+		"?" + m.links.Query(key, m.now().Add(m.cfg.LinkTTL))
+}
+
+// CheckOutputLink checks the signature of a link to the output key made by
+// OutputLink (on this master or another of the deployment): nil when it is
+// valid and not expired; linksign.ErrUnsigned when it carries none.
+func (m *Master) CheckOutputLink(key string, query url.Values) error {
+	return m.links.Verify(key, query, m.now())
 }

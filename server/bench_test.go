@@ -44,7 +44,10 @@ func BenchmarkSubmit10k(b *testing.B) {
 			blobs, _ := local.New(b.TempDir())
 			q := mem.New()
 			defer q.Close()
-			m := server.New(st, q, blobs, allInputs{}, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			m, err := server.New(st, q, blobs, allInputs{}, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
 			tasks := make([]model.TaskSpec, 10000)
 			for i := range tasks {
 				tasks[i] = model.TaskSpec{IsolateHash: hash, Description: fmt.Sprintf("org.example.Test%05d", i), MaxRetries: 1}

@@ -8,6 +8,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dist-test/dist_test/internal/blob"
+	"github.com/dist-test/dist_test/internal/linksign"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/queue"
 	"github.com/dist-test/dist_test/internal/store"
@@ -106,8 +108,9 @@ type Master struct {
 	now    func() time.Time
 	log    *slog.Logger
 	born   time.Time
-	wake   chan struct{} // tells the feeder there is work
-	outage atomic.Int64  // when a heartbeat last failed to be recorded (Unix ns)
+	links  *linksign.Signer // signs the links to outputs the master serves itself
+	wake   chan struct{}    // tells the feeder there is work
+	outage atomic.Int64     // when a heartbeat last failed to be recorded (Unix ns)
 }
 
 // Options are the optional parts of a Master.
@@ -115,10 +118,23 @@ type Options struct {
 	Config Config
 	Now    func() time.Time // the clock; time.Now by default
 	Logger *slog.Logger
+	// LinkKey signs the links to outputs that the master serves itself
+	// (linksign.KeySize bytes or more). Every master of a deployment needs
+	// the same key, kept in the store (store.Secret); a random one when nil.
+	LinkKey []byte
 }
 
-// New returns a master over the given backends.
-func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Options) *Master {
+// New returns a master over the given backends. It fails only for a
+// LinkKey too short to sign with.
+func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Options) (*Master, error) {
+	if opt.LinkKey == nil {
+		opt.LinkKey = make([]byte, linksign.KeySize)
+		rand.Read(opt.LinkKey)
+	}
+	links, err := linksign.New(opt.LinkKey)
+	if err != nil {
+		return nil, err
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -128,10 +144,10 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 	m := &Master{
 		store: st, queue: q, blobs: blobs, inputs: inputs,
 		cfg: opt.Config.withDefaults(), now: opt.Now, log: opt.Logger,
-		wake: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), links: links,
 	}
 	m.born = m.now()
-	return m
+	return m, nil
 }
 
 // Config returns the master's effective configuration.

@@ -61,8 +61,11 @@ func newFixture(t *testing.T, cfg server.Config) *fixture {
 	q := mem.New()
 	t.Cleanup(func() { q.Close() })
 	c := &clock{now: time.UnixMilli(1_800_000_000_000)}
-	m := server.New(st, q, blobs, allInputs{}, server.Options{Config: cfg, Now: c.Now,
+	m, err := server.New(st, q, blobs, allInputs{}, server.Options{Config: cfg, Now: c.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &fixture{t: t, m: m, q: q, clock: c, ctx: ctx}
 }
 

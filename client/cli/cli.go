@@ -19,6 +19,7 @@ import (
 
 	"github.com/dist-test/dist_test/client"
 	"github.com/dist-test/dist_test/internal/config"
+	"github.com/dist-test/dist_test/internal/httpclient"
 )
 
 // ExitFailed is the exit code of submit and watch when some group of
@@ -151,10 +152,18 @@ func (e *Env) open(masterFlag string) (*session, error) {
 		}
 		return nil, fmt.Errorf("no master to talk to: set DIST_TEST_MASTER, or master in the [dist_test] section of %s, or pass --master URL", where)
 	}
+	hc := e.HTTPClient
+	if hc == nil {
+		t, err := httpclient.Transport(cfg.DistTest.CAFile, 0)
+		if err != nil {
+			return nil, err
+		}
+		hc = &http.Client{Transport: t}
+	}
 	api := client.New(cfg.DistTest.Master,
-		client.WithHTTPClient(e.HTTPClient),
+		client.WithHTTPClient(hc),
 		client.WithTimeout(cfg.DistTest.URLTimeout),
-		client.WithAuth(cfg.DistTest.User, cfg.DistTest.Password),
+		client.WithAuth(cfg.Account()),
 		client.WithLogf(e.logf))
 	return &session{env: e, cfg: cfg, api: api}, nil
 }

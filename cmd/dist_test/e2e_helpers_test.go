@@ -75,7 +75,8 @@ func newCluster(t testing.TB, slots int, extraEnv ...string) *cluster {
 	return newClusterWith(t, slots, "", extraEnv...)
 }
 
-// newClusterWith is newCluster with more configuration after testConfig.
+// newClusterWith starts a cluster whose configuration file has more
+// settings: config, appended to testConfig.
 func newClusterWith(t testing.TB, slots int, config string, extraEnv ...string) *cluster {
 	t.Helper()
 	dir := t.TempDir()

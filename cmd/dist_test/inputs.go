@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/dist-test/dist_test/internal/config"
+	"github.com/dist-test/dist_test/internal/httpclient"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/isolate"
 	"github.com/dist-test/dist_test/isolate/cache"
@@ -21,7 +22,11 @@ type slaveInputs struct {
 
 // openInputs opens the input cache ([isolate] cache_dir, else
 // <scratch>/cache) for inputs served at casURL.
-func openInputs(cfg *config.Config, casURL, scratch string) (*slaveInputs, error) {
+func openInputs(cfg *config.Config, casURL, scratch string, cred httpclient.Credentials) (*slaveInputs, error) {
+	hc, err := casHTTPClient(casURL, cfg, cred)
+	if err != nil {
+		return nil, err
+	}
 	dir := cfg.Isolate.CacheDir
 	if dir == "" {
 		dir = filepath.Join(scratch, "cache")
@@ -30,7 +35,7 @@ func openInputs(cfg *config.Config, casURL, scratch string) (*slaveInputs, error
 	if err != nil {
 		return nil, fmt.Errorf("[isolate] cache_dir: %w", err)
 	}
-	return &slaveInputs{cas: isolate.NewCASClient(casURL, nil), cache: c}, nil
+	return &slaveInputs{cas: isolate.NewCASClient(casURL, hc), cache: c}, nil
 }
 
 // Fetch implements slave.Inputs.

@@ -22,20 +22,26 @@ func isolateCmd(env *cli.Env) *cobra.Command {
 	return cmd
 }
 
-// isolateServer is the server a command talks to: its flag, else
-// $ISOLATE_SERVER, else [isolate] server.
-func isolateServer(env *cli.Env, flag string) (string, error) {
-	if flag != "" {
-		return flag, nil
-	}
+// casClient is a client of the server a command talks to: its flag, else
+// $ISOLATE_SERVER, else [isolate] server. It logs in with the account of
+// [dist_test] user and password, as the other client commands do.
+func casClient(env *cli.Env, flag string) (*isolate.CASClient, error) {
 	cfg, err := config.Load(*env.ConfigPath, env.Getenv)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if cfg.Isolate.Server == "" {
-		return "", &cli.ExitError{Code: 1, Err: errors.New("no isolate server: set --isolate-server, ISOLATE_SERVER or [isolate] server")}
+	server := flag
+	if server == "" {
+		server = cfg.Isolate.Server
 	}
-	return cfg.Isolate.Server, nil
+	if server == "" {
+		return nil, &cli.ExitError{Code: 1, Err: errors.New("no isolate server: set --isolate-server, ISOLATE_SERVER or [isolate] server")}
+	}
+	hc, err := casHTTPClient(server, cfg, userCredentials(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return isolate.NewCASClient(server, hc), nil
 }
 
 func archiveCmd(env *cli.Env) *cobra.Command {
@@ -78,12 +84,12 @@ The server is --isolate-server, else $ISOLATE_SERVER, else [isolate] server.`,
 					(*set.m)[k] = val
 				}
 			}
-			server, err := isolateServer(env, server)
+			cas, err := casClient(env, server)
 			if err != nil {
 				return err
 			}
 			algo := algoFlag(sha256)
-			digest, st, err := isolate.Archive(cmd.Context(), isolate.NewCASClient(server, nil), isolate.ArchiveOptions{
+			digest, st, err := isolate.Archive(cmd.Context(), cas, isolate.ArchiveOptions{
 				IsolatePath: isolatePath, Vars: vars, Algo: algo, IsolatedOut: isolatedOut, Concurrency: concurrency,
 			})
 			if err != nil {
@@ -140,12 +146,12 @@ others are archived.`,
 			if len(gens) == 0 {
 				return &cli.ExitError{Code: 1, Err: errors.New("no .isolated.gen.json files given")}
 			}
-			server, err := isolateServer(env, server)
+			cas, err := casClient(env, server)
 			if err != nil {
 				return err
 			}
 			algo := algoFlag(sha256)
-			digests, st, err := isolate.BatchArchive(cmd.Context(), isolate.NewCASClient(server, nil), gens,
+			digests, st, err := isolate.BatchArchive(cmd.Context(), cas, gens,
 				isolate.BatchOptions{Algo: algo, Concurrency: concurrency})
 			fmt.Fprint(env.Stdout, isolate.DigestLines(digests))
 			if dumpJSON != "" && digests != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/dist-test/dist_test/client/cli"
 	"github.com/dist-test/dist_test/internal/blob/local"
 	"github.com/dist-test/dist_test/internal/config"
+	"github.com/dist-test/dist_test/internal/httpclient"
 	"github.com/dist-test/dist_test/internal/queue/mem"
 	"github.com/dist-test/dist_test/internal/store/sqlite"
 	"github.com/dist-test/dist_test/isolate"
@@ -93,12 +94,32 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	q := mem.New()
 	defer q.Close()
 
+	// The slave is in this process: its token is made here and known to
+	// nothing else.
+	token := randomToken()
+	guard, err := newGuard(cfg, token, log)
+	if err != nil {
+		return err
+	}
+	tc, err := tlsConfig("master", cfg.Master.TLSCert, cfg.Master.TLSKey)
+	if err != nil {
+		return err
+	}
+	key, err := linkKey(ctx, st)
+	if err != nil {
+		return err
+	}
 	mcfg := masterConfig(cfg)
 	mcfg.HeartbeatInterval = o.heartbeat
 	cas := isolate.NewCAS(blobs, cfg.Isolate.RetentionDays)
-	m := server.New(st, q, blobs, cas, server.Options{Logger: log, Config: mcfg})
+	m, err := server.New(st, q, blobs, cas, server.Options{Logger: log, Config: mcfg, LinkKey: key})
+	if err != nil {
+		return err
+	}
 	defer startSweeper(ctx, cas, log)()
 	handler := api.New(m, api.Options{
+		Guard:          guard,
+		OwnersOnly:     cfg.Master.OwnersOnly,
 		CAS:            isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(o.dataDir, "tmp"), log)),
 		Pages:          web.New(m, log),
 		Logger:         log,
@@ -112,7 +133,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		log.Info("runs of the previous local session queued again", "runs", n)
 	}
 
-	l, err := serve(o.listen, handler, cfg, o.urlFile)
+	l, err := serve(o.listen, handler, cfg, o.urlFile, tc)
 	if err != nil {
 		return err
 	}
@@ -123,12 +144,17 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	go func() { masterDone <- m.Run(masterCtx) }()
 
 	scratch := filepath.Join(o.dataDir, "scratch")
-	inputs, err := openInputs(cfg, url, scratch)
+	cred := httpclient.Credentials{Token: token}
+	mc, err := masterClient(url, cfg, cred)
+	if err != nil {
+		return err
+	}
+	inputs, err := openInputs(cfg, url, scratch, cred)
 	if err != nil {
 		return err
 	}
 	defer inputs.Close()
-	sl := slave.New(slaveClient(url, cfg), q, inputs, slaveConfig(cfg, o.slots, scratch), log)
+	sl := slave.New(mc, q, inputs, slaveConfig(cfg, o.slots, scratch), log)
 	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
 	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)
 

@@ -28,11 +28,15 @@ host = ` + func() string { a, _ := testenv.Beanstalk(t); return a }() + "\n"
 		{"no beanstalkd", "", "[beanstalk] host is not set"},
 		{"s3", good + fmt.Sprintf("[aws]\nendpoint = http://127.0.0.1:%d\npath_style = true\naccess_key = a\nsecret_key = b\ntest_result_bucket = bucket\n", closed),
 			"[aws]: s3 unreachable for bucket \"bucket\""},
+		{"no slave credentials", "#no token\n" + good, "no slave credentials: set [slave] token"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			cnf := filepath.Join(dir, "dist_test.cnf")
+			if !strings.HasPrefix(c.cnf, "#no token") {
+				c.cnf = "[slave]\ntoken = " + stackToken + "\n" + c.cnf
+			}
 			if err := os.WriteFile(cnf, []byte(c.cnf), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +70,9 @@ host = %s
 [master]
 heartbeat_interval = 1s
 heartbeat_timeout = 3s
-`, host, port, bs.Addr)), 0o644)
+[slave]
+token = %s
+`, host, port, bs.Addr, stackToken)), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,9 @@ type stack struct {
 	procEnv  []string // the servers' environment
 }
 
+// stackToken is the slaves' shared secret in the stacks of the tests.
+const stackToken = "token-of-the-test-stack-slaves"
+
 // productionConfig writes the INI file every process of the stack reads;
 // extra is appended to it.
 func productionConfig(t testing.TB, dir, isolateURL string, o stackOptions) string {
@@ -76,7 +79,8 @@ heartbeat_interval = 1s
 heartbeat_timeout = 3s
 [slave]
 kill_grace = 1s
-%s`, host, port, dsn.User, dsn.Passwd, dsn.DBName, bs, tube, s3.Endpoint, s3.Region, s3.AccessKey, s3.SecretKey, bucket, isolateURL, extra)
+token = %s
+%s`, host, port, dsn.User, dsn.Passwd, dsn.DBName, bs, tube, s3.Endpoint, s3.Region, s3.AccessKey, s3.SecretKey, bucket, isolateURL, stackToken, extra)
 	p := filepath.Join(dir, "dist_test.cnf")
 	if err := os.WriteFile(p, []byte(cnf), 0o644); err != nil {
 		t.Fatal(err)

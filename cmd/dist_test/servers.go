@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,10 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dist-test/dist_test/client"
 	"github.com/dist-test/dist_test/client/cli"
 	"github.com/dist-test/dist_test/internal/config"
 	"github.com/dist-test/dist_test/internal/httpserver"
+	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/isolate"
 	"github.com/dist-test/dist_test/server"
 	"github.com/dist-test/dist_test/server/api"
@@ -31,10 +32,10 @@ type listener struct {
 	srv *httpserver.Server
 }
 
-// serve starts serving h on addr within the [server] bounds and writes the
-// URL to urlFile if set.
-func serve(addr string, h http.Handler, cfg *config.Config, urlFile string) (*listener, error) {
-	srv, err := httpserver.Serve(addr, h, serverLimits(cfg))
+// serve starts serving h on addr within the [server] bounds, over https
+// when tc is set, and writes the URL to urlFile if set.
+func serve(addr string, h http.Handler, cfg *config.Config, urlFile string, tc *tls.Config) (*listener, error) {
+	srv, err := httpserver.Serve(addr, h, serverLimits(cfg), tc)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (choose another address with --listen)", addr, err)
 	}
@@ -151,13 +152,6 @@ func slaveConfig(cfg *config.Config, slots int, scratch string) slave.Config {
 	}
 }
 
-// slaveClient is a client of the master for a slave. It never retries on
-// its own: the slave decides per message (results wait and retry, starts
-// give up at once, heartbeats are superseded by the next).
-func slaveClient(master string, cfg *config.Config) *client.Client {
-	return client.New(master, client.WithAuth(cfg.DistTest.User, cfg.DistTest.Password), client.WithRetry(1, 0, 0))
-}
-
 func masterCmd(env *cli.Env) *cobra.Command {
 	var f serverFlags
 	cmd := &cobra.Command{
@@ -183,6 +177,17 @@ server itself, on the same listener and the same blob store.`,
 
 func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFlags) error {
 	log := slog.Default()
+	guard, err := newGuard(cfg, cfg.Slave.Token, log)
+	if err != nil {
+		return err
+	}
+	if !guard.HasSlaveCredentials() {
+		return &cli.ExitError{Code: 1, Err: errNoSlaveCredentials}
+	}
+	tc, err := tlsConfig("master", cfg.Master.TLSCert, cfg.Master.TLSKey)
+	if err != nil {
+		return err
+	}
 	dir, err := dataDir(f.dataDir, "master")
 	if err != nil {
 		return err
@@ -192,6 +197,10 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 		return err
 	}
 	defer st.Close()
+	key, err := linkKey(ctx, st)
+	if err != nil {
+		return err
+	}
 	q, err := openQueue(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -204,15 +213,29 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 	var inputs server.Inputs
 	var cas http.Handler
 	if cfg.Isolate.Server != "" {
-		inputs = isolate.NewCASClient(cfg.Isolate.Server, nil)
+		// The master asks the isolate server which inputs it lacks, a read,
+		// with the slaves' credentials, else the [dist_test] account.
+		cred := slaveCredentials(cfg)
+		if cred.Empty() {
+			cred = userCredentials(cfg)
+		}
+		hc, err := casHTTPClient(cfg.Isolate.Server, cfg, cred)
+		if err != nil {
+			return err
+		}
+		inputs = isolate.NewCASClient(cfg.Isolate.Server, hc)
 	} else {
 		c := isolate.NewCAS(blobs, cfg.Isolate.RetentionDays)
 		inputs = c
 		cas = isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))
 		defer startSweeper(ctx, c, log)()
 	}
-	m := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg)})
-	l, err := serve(f.listen, api.New(m, api.Options{CAS: cas, Pages: web.New(m, log), Logger: log, MaxLargeBodies: cfg.Master.MaxLargeBodies}), cfg, f.urlFile)
+	m, err := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg), LinkKey: key})
+	if err != nil {
+		return err
+	}
+	l, err := serve(f.listen, api.New(m, api.Options{Guard: guard, OwnersOnly: cfg.Master.OwnersOnly,
+		CAS: cas, Pages: web.New(m, log), Logger: log, MaxLargeBodies: cfg.Master.MaxLargeBodies}), cfg, f.urlFile, tc)
 	if err != nil {
 		return err
 	}
@@ -268,6 +291,9 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 	if slots < 1 {
 		return &cli.ExitError{Code: 1, Err: fmt.Errorf("--slots must be at least 1, got %d", slots)}
 	}
+	if slaveCredentials(cfg).Empty() {
+		return &cli.ExitError{Code: 1, Err: errors.New("no credentials for the master: set [slave] token (the master's), or [slave] user and password (an account of the master's [master] slave_accounts)")}
+	}
 	log := slog.Default()
 	q, err := openQueue(ctx, cfg, log)
 	if err != nil {
@@ -278,12 +304,17 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 	if inputsURL == "" {
 		inputsURL = master
 	}
-	inputs, err := openInputs(cfg, inputsURL, scratch)
+	cred := slaveCredentials(cfg)
+	mc, err := masterClient(master, cfg, cred)
+	if err != nil {
+		return err
+	}
+	inputs, err := openInputs(cfg, inputsURL, scratch, cred)
 	if err != nil {
 		return err
 	}
 	defer inputs.Close()
-	return slave.New(slaveClient(master, cfg), q, inputs, slaveConfig(cfg, slots, scratch), log).Run(ctx)
+	return slave.New(mc, q, inputs, slaveConfig(cfg, slots, scratch), log).Run(ctx)
 }
 
 func isolateServerCmd(env *cli.Env) *cobra.Command {
@@ -300,6 +331,17 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 				return err
 			}
 			log := slog.Default()
+			guard, err := newGuard(cfg, cfg.Slave.Token, log)
+			if err != nil {
+				return err
+			}
+			if cfg.Master.ReadAuth && !guard.HasSlaveCredentials() {
+				return &cli.ExitError{Code: 1, Err: fmt.Errorf("[master] read_auth is on and slaves could not read inputs: %w", errNoSlaveCredentials)}
+			}
+			tc, err := tlsConfig("isolate", cfg.Isolate.TLSCert, cfg.Isolate.TLSKey)
+			if err != nil {
+				return err
+			}
 			dir, err := dataDir(f.dataDir, "isolate")
 			if err != nil {
 				return err
@@ -310,9 +352,10 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 			}
 			defer startSweeper(cmd.Context(), isolate.NewCAS(blobs, cfg.Isolate.RetentionDays), log)()
 			mux := http.NewServeMux()
-			mux.Handle("/", isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log)))
+			mux.Handle("/", guard.CAS(isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))))
+			mux.HandleFunc("GET "+protocol.PathWhoAmI, guard.WhoAmI)
 			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-			l, err := serve(f.listen, mux, cfg, f.urlFile)
+			l, err := serve(f.listen, http.NewCrossOriginProtection().Handler(mux), cfg, f.urlFile, tc)
 			if err != nil {
 				return err
 			}

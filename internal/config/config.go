@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	osuser "os/user"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -41,8 +42,9 @@ type DistTest struct {
 	Password        string            // password
 	JobPath         string            // job_path: file holding the last submitted job id
 	URLTimeout      time.Duration     // url_timeout: how long a request to the master may stall
-	AllowedIPRanges []netip.Prefix    // allowed_ip_ranges: addresses that may write without a password
-	Accounts        map[string]string // accounts: user → password, for HTTP Digest
+	CAFile          string            // ca_file: more CA certificates to trust
+	AllowedIPRanges []netip.Prefix    // allowed_ip_ranges: addresses that may write without an account
+	Accounts        map[string]string // accounts: user → HA1 or password, for HTTP Digest
 }
 
 // Isolate is the [isolate] section.
@@ -58,7 +60,9 @@ type Isolate struct {
 	MaxBlobBytes  int64
 	MaxGzipRatio  int
 	MaxTempBytes  int64
-	RetentionDays int // retention_days: blobs no manifest used for this long are deleted; 0 keeps them
+	RetentionDays int    // retention_days: blobs no manifest used for this long are deleted; 0 keeps them
+	TLSCert       string // tls_cert, tls_key: serve https
+	TLSKey        string
 }
 
 // MySQL is the [mysql] section; an empty Host means the embedded SQLite store.
@@ -98,9 +102,14 @@ type Master struct {
 	TTR               time.Duration
 	ReconcileInterval time.Duration
 	MaxRuns           int
-	ReadAuth          bool // read_auth: reads need the same auth as writes
-	MaxLargeBodies    int  // max_large_bodies: request bodies over 1 MiB read at once
-	RetentionDays     int  // retention_days: jobs older than this are deleted; 0 keeps them
+	ReadAuth          bool              // read_auth: reads need authentication too
+	MaxLargeBodies    int               // max_large_bodies: request bodies over 1 MiB read at once
+	RetentionDays     int               // retention_days: jobs older than this are deleted; 0 keeps them
+	OwnersOnly        bool              // owners_only: cancel and retry by the job's owner and admins only
+	Admins            []string          // admins: accounts that may change any job
+	SlaveAccounts     map[string]string // slave_accounts: slave → HA1 or password
+	TLSCert           string            // tls_cert, tls_key: serve https
+	TLSKey            string
 }
 
 // Server is the [server] section: the bounds of every HTTP listener
@@ -115,12 +124,31 @@ type Server struct {
 
 // Slave is the [slave] section.
 type Slave struct {
+	Token            string // token: the slaves' shared secret
+	User             string // user, password: a slave account, when there is no token
+	Password         string
 	Slots            int
 	ScratchDir       string
 	KillGrace        time.Duration
 	LogHeadBytes     int64
 	LogTailBytes     int64
 	MaxArtifactBytes int64
+}
+
+// Account returns the account a client logs in with: [dist_test] user and
+// password, the user being the login name when unset. Without a password
+// there is none ("", ""): a user alone only names job ids.
+func (c *Config) Account() (user, password string) {
+	if c.DistTest.Password == "" {
+		return "", ""
+	}
+	user = c.DistTest.User
+	if user == "" {
+		if u, err := osuser.Current(); err == nil {
+			user = u.Username
+		}
+	}
+	return user, c.DistTest.Password
 }
 
 // File returns the path of the file that was read, or "" when none was.

@@ -196,10 +196,10 @@ func TestValidationMessages(t *testing.T) {
 	}{
 		{"bad CIDR", "[dist_test]\nallowed_ip_ranges = 10.0.0.0/8, 10.1.0.0/33\n", nil,
 			[]string{`[dist_test] allowed_ip_ranges = "10.0.0.0/8, 10.1.0.0/33" (from file `, `"10.1.0.0/33" is not a CIDR range`}},
-		{"accounts not JSON", "[dist_test]\naccounts = alice:secret\n", nil,
-			[]string{`[dist_test] accounts = "alice:secret"`, "not a JSON object of user names to passwords"}},
+		{"accounts not JSON", "[dist_test]\naccounts = alice:pw-shown-nowhere\n", nil,
+			[]string{`[dist_test] accounts = "(hidden)"`, "not a JSON object of user names to HA1 hashes or passwords"}},
 		{"accounts with a number", "[dist_test]\naccounts = {\"alice\": 5}\n", nil,
-			[]string{`[dist_test] accounts`, "not a JSON object of user names to passwords"}},
+			[]string{`[dist_test] accounts`, "not a JSON object of user names to HA1 hashes or passwords"}},
 		{"non-numeric port", "", map[string]string{"MYSQL_PORT": "abc"},
 			[]string{`[mysql] port = "abc" (from env MYSQL_PORT): not a whole number`}},
 		{"port out of range", "[mysql]\nport = 70000\n", nil,
@@ -226,6 +226,18 @@ func TestValidationMessages(t *testing.T) {
 			[]string{`[aws] link_ttl = "8d"`, "not a duration"}},
 		{"link ttl over S3's limit", "[aws]\nlink_ttl = 200h\n", nil,
 			[]string{`[aws] link_ttl = "200h0m0s"`, "at most 168h0m0s"}},
+		{"half of the master's TLS", "[master]\ntls_cert = /etc/cert.pem\n", nil,
+			[]string{"[master] tls_cert (from file ", "and tls_key (from default): set both or neither"}},
+		{"half of the isolate server's TLS", "[isolate]\ntls_key = /etc/key.pem\n", nil,
+			[]string{"[isolate] tls_cert (from default) and tls_key (from file "}},
+		{"admin without an account", "[dist_test]\naccounts = {\"alice\": \"a\"}\n[master]\nadmins = alice, root\n", nil,
+			[]string{`[master] admins = "alice, root"`, `"root" is not an account of [dist_test] accounts`}},
+		{"owners only without accounts", "[master]\nowners_only = true\n", nil,
+			[]string{`[master] owners_only = "true"`, "set [dist_test] accounts too"}},
+		{"short slave token", "[slave]\ntoken = pw-sh\n", nil,
+			[]string{`[slave] token = "(hidden)"`, "5 characters is too short", "openssl rand -hex 32"}},
+		{"slave accounts not JSON", "[master]\nslave_accounts = s1:pw-shown-nowhere\n", nil,
+			[]string{`[master] slave_accounts = "(hidden)"`, "not a JSON object"}},
 		{"bad tube", "[beanstalk]\ntube = -x\n", nil,
 			[]string{`[beanstalk] tube = "-x"`}},
 		{"zero slots", "[slave]\nslots = 0\n", nil,
@@ -250,6 +262,12 @@ func TestValidationMessages(t *testing.T) {
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+			// Secrets never reach a message, not even a malformed one.
+			for _, secret := range []string{"pw-sh"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q\nshows the secret %q", err, secret)
 				}
 			}
 		})

@@ -20,6 +20,7 @@ type key struct {
 	env           string // "" when no variable overrides it
 	def           string
 	path          bool // a leading "~/" means the home folder
+	secret        bool // never shown in messages
 	set           func(c *Config, v string) error
 	doc           string // one line for config.example.ini
 }
@@ -27,6 +28,9 @@ type key struct {
 func (k key) id() string { return k.section + "." + k.name }
 
 func (k key) fail(value, source string, err error) error {
+	if k.secret {
+		value = "(hidden)"
+	}
 	return fmt.Errorf("[%s] %s = %q (from %s): %w", k.section, k.name, value, source, err)
 }
 
@@ -36,17 +40,19 @@ var keys = []key{
 		doc: "base URL of the master that clients talk to, e.g. http://dist-test.example.com:8081"},
 	{section: "dist_test", name: "user", env: "DIST_TEST_USER", set: str(func(c *Config) *string { return &c.DistTest.User }),
 		doc: "user name for the master and in job ids (default: $USER)"},
-	{section: "dist_test", name: "password", env: "DIST_TEST_PASSWORD", set: str(func(c *Config) *string { return &c.DistTest.Password }),
+	{section: "dist_test", name: "password", secret: true, env: "DIST_TEST_PASSWORD", set: str(func(c *Config) *string { return &c.DistTest.Password }),
 		doc: "password of that user on the master"},
 	{section: "dist_test", name: "job_path", env: "DIST_TEST_JOB_PATH", def: "~/.dist-test-last-job", path: true,
 		set: str(func(c *Config) *string { return &c.DistTest.JobPath }),
 		doc: "file where submit keeps the last job id, for watch/fetch/cancel without one"},
 	{section: "dist_test", name: "url_timeout", env: "DIST_TEST_URL_TIMEOUT", def: "60s", set: dur(func(c *Config) *time.Duration { return &c.DistTest.URLTimeout }),
 		doc: "how long a request to the master may stall before it is retried"},
+	{section: "dist_test", name: "ca_file", env: "DIST_TEST_CA_FILE", path: true, set: str(func(c *Config) *string { return &c.DistTest.CAFile }),
+		doc: "PEM file of CA certificates to trust, besides the system's, for https masters and isolate servers"},
 	{section: "dist_test", name: "allowed_ip_ranges", def: "127.0.0.0/8, ::1/128", set: setPrefixes,
-		doc: "(master) comma-separated CIDRs that may submit and cancel without a password"},
-	{section: "dist_test", name: "accounts", def: "{}", set: setAccounts,
-		doc: `(master) JSON object of user names to passwords, e.g. {"alice": "secret"}`},
+		doc: "(master, isolate-server) comma-separated CIDRs whose clients may submit, cancel, retry and upload inputs without an account"},
+	{section: "dist_test", name: "accounts", secret: true, def: "{}", set: accountsOf(func(c *Config) *map[string]string { return &c.DistTest.Accounts }),
+		doc: `(master, isolate-server) JSON object of user names to HA1 hashes (dist_test passwd USER prints one) or passwords (warned about), for HTTP Digest in realm "dist_test"`},
 
 	{section: "isolate", name: "server", env: "ISOLATE_SERVER", set: str(func(c *Config) *string { return &c.Isolate.Server }),
 		doc: "URL of the isolate server holding task inputs"},
@@ -68,6 +74,10 @@ var keys = []key{
 		doc: "(isolate server) temporary disk that uploads being verified may hold at once; more are refused with 503 until it frees"},
 	{section: "isolate", name: "retention_days", def: "30", set: integer(func(c *Config) *int { return &c.Isolate.RetentionDays }),
 		doc: "(isolate server) inputs that no submitted job used for this many days are deleted (within twice that); 0 keeps them"},
+	{section: "isolate", name: "tls_cert", path: true, set: str(func(c *Config) *string { return &c.Isolate.TLSCert }),
+		doc: "(isolate-server) PEM certificate (chain) to serve https with; needs tls_key"},
+	{section: "isolate", name: "tls_key", path: true, set: str(func(c *Config) *string { return &c.Isolate.TLSKey }),
+		doc: "(isolate-server) PEM private key of tls_cert"},
 
 	{section: "mysql", name: "host", env: "MYSQL_HOST", set: str(func(c *Config) *string { return &c.MySQL.Host }),
 		doc: "(master) MySQL host; empty: the embedded SQLite store in [master] data_dir"},
@@ -75,7 +85,7 @@ var keys = []key{
 		doc: "(master) MySQL port"},
 	{section: "mysql", name: "user", env: "MYSQL_USER", set: str(func(c *Config) *string { return &c.MySQL.User }),
 		doc: "(master) MySQL user"},
-	{section: "mysql", name: "password", env: "MYSQL_PWD", set: str(func(c *Config) *string { return &c.MySQL.Password }),
+	{section: "mysql", name: "password", secret: true, env: "MYSQL_PWD", set: str(func(c *Config) *string { return &c.MySQL.Password }),
 		doc: "(master) MySQL password"},
 	{section: "mysql", name: "database", env: "MYSQL_DB", set: str(func(c *Config) *string { return &c.MySQL.Database }),
 		doc: "(master) MySQL database"},
@@ -87,7 +97,7 @@ var keys = []key{
 
 	{section: "aws", name: "access_key", env: "AWS_ACCESS_KEY", set: str(func(c *Config) *string { return &c.AWS.AccessKey }),
 		doc: "(master) S3 access key"},
-	{section: "aws", name: "secret_key", env: "AWS_SECRET_KEY", set: str(func(c *Config) *string { return &c.AWS.SecretKey }),
+	{section: "aws", name: "secret_key", secret: true, env: "AWS_SECRET_KEY", set: str(func(c *Config) *string { return &c.AWS.SecretKey }),
 		doc: "(master) S3 secret key"},
 	{section: "aws", name: "test_result_bucket", env: "TEST_RESULT_BUCKET", set: str(func(c *Config) *string { return &c.AWS.TestResultBucket }),
 		doc: "(master) S3 bucket of logs and artifacts; empty: files under [master] data_dir"},
@@ -98,7 +108,7 @@ var keys = []key{
 	{section: "aws", name: "path_style", def: "false", set: boolean(func(c *Config) *bool { return &c.AWS.PathStyle }),
 		doc: "(master) address the bucket in the URL path, as most non-AWS servers need"},
 	{section: "aws", name: "link_ttl", def: "24h", set: dur(func(c *Config) *time.Duration { return &c.AWS.LinkTTL }),
-		doc: "(master) lifetime of the presigned links to logs and artifacts"},
+		doc: "(master) lifetime of the links to logs and artifacts it hands out (presigned by S3, or signed by the master)"},
 
 	{section: "master", name: "listen", def: "127.0.0.1:8081", set: str(func(c *Config) *string { return &c.Master.Listen }),
 		doc: "address the master serves on"},
@@ -119,12 +129,28 @@ var keys = []key{
 	{section: "master", name: "max_runs", def: "5", set: integer(func(c *Config) *int { return &c.Master.MaxRuns }),
 		doc: "runs of one attempt without a result (slave lost, inputs unfetchable) before it ends as failed"},
 	{section: "master", name: "read_auth", def: "false", set: boolean(func(c *Config) *bool { return &c.Master.ReadAuth }),
-		doc: "require the same authentication for reads (dashboard, status) as for writes"},
+		doc: "(master, isolate-server) reads (dashboard, status, task lists, logs, inputs) need an account, an allowed address or slave credentials too"},
 	{section: "master", name: "max_large_bodies", def: "2", set: integer(func(c *Config) *int { return &c.Master.MaxLargeBodies }),
 		doc: "request bodies over 1 MiB (job submissions) read into memory at once; more wait their turn"},
 	{section: "master", name: "retention_days", def: "30", set: integer(func(c *Config) *int { return &c.Master.RetentionDays }),
 		doc: "jobs submitted more than this many days ago are deleted with their logs and artifacts; 0 keeps them"},
+	{section: "master", name: "owners_only", def: "false", set: boolean(func(c *Config) *bool { return &c.Master.OwnersOnly }),
+		doc: "only the account that submitted a job, and admins, may cancel or retry it"},
+	{section: "master", name: "admins", set: list(func(c *Config) *[]string { return &c.Master.Admins }),
+		doc: "comma-separated accounts of [dist_test] accounts that may cancel and retry any job"},
+	{section: "master", name: "slave_accounts", secret: true, def: "{}", set: accountsOf(func(c *Config) *map[string]string { return &c.Master.SlaveAccounts }),
+		doc: "(master, isolate-server) JSON object of slave account names to HA1 hashes or passwords; slaves log in with [slave] user and password"},
+	{section: "master", name: "tls_cert", path: true, set: str(func(c *Config) *string { return &c.Master.TLSCert }),
+		doc: "PEM certificate (chain) to serve https with; needs tls_key"},
+	{section: "master", name: "tls_key", path: true, set: str(func(c *Config) *string { return &c.Master.TLSKey }),
+		doc: "PEM private key of tls_cert"},
 
+	{section: "slave", name: "token", secret: true, set: str(func(c *Config) *string { return &c.Slave.Token }),
+		doc: "(master, slave, isolate-server) shared secret of the slaves, the same on the master and every slave (at least 16 characters, e.g. from openssl rand -hex 32)"},
+	{section: "slave", name: "user", set: str(func(c *Config) *string { return &c.Slave.User }),
+		doc: "(slave) account of [master] slave_accounts the slave logs in with, when there is no token"},
+	{section: "slave", name: "password", secret: true, set: str(func(c *Config) *string { return &c.Slave.Password }),
+		doc: "(slave) password of that account"},
 	{section: "slave", name: "slots", set: setSlots,
 		doc: "tasks a slave runs at once (default: the number of CPUs)"},
 	{section: "slave", name: "scratch_dir", path: true, set: setScratch,
@@ -268,13 +294,29 @@ func setPrefixes(c *Config, v string) error {
 	return nil
 }
 
-func setAccounts(c *Config, v string) error {
-	var m map[string]string
-	if err := json.Unmarshal([]byte(v), &m); err != nil || m == nil {
-		return fmt.Errorf(`not a JSON object of user names to passwords, e.g. {"alice": "secret"}`)
+func accountsOf(field func(*Config) *map[string]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var m map[string]string
+		if err := json.Unmarshal([]byte(v), &m); err != nil || m == nil {
+			return fmt.Errorf(`not a JSON object of user names to HA1 hashes or passwords, e.g. {"alice": "<the hash dist_test passwd alice prints>"}`)
+		}
+		*field(c) = m
+		return nil
 	}
-	c.DistTest.Accounts = m
-	return nil
+}
+
+// list reads comma-separated words.
+func list(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, w := range strings.Split(v, ",") {
+			if w = strings.TrimSpace(w); w != "" {
+				out = append(out, w)
+			}
+		}
+		*field(c) = out
+		return nil
+	}
 }
 
 func setSlots(c *Config, v string) error {

@@ -86,6 +86,24 @@ func (c *Config) check(skip map[string]bool) []error {
 	if d := c.Master.TTR; d < time.Second {
 		bad("master.ttr", d, "must be at least 1s (the queue counts it in whole seconds)")
 	}
+	for _, pair := range [][2]string{{"master.tls_cert", "master.tls_key"}, {"isolate.tls_cert", "isolate.tls_key"}} {
+		cert, key := c.tlsFiles(pair[0])
+		if (cert == "") != (key == "") {
+			errs = append(errs, fmt.Errorf("[%s] tls_cert (from %s) and tls_key (from %s): set both or neither",
+				strings.Split(pair[0], ".")[0], c.source(pair[0]), c.source(pair[1])))
+		}
+	}
+	for _, a := range c.Master.Admins {
+		if _, ok := c.DistTest.Accounts[a]; !ok {
+			bad("master.admins", strings.Join(c.Master.Admins, ", "), "%q is not an account of [dist_test] accounts", a)
+		}
+	}
+	if c.Master.OwnersOnly && len(c.DistTest.Accounts) == 0 {
+		bad("master.owners_only", true, "jobs are owned by accounts: set [dist_test] accounts too")
+	}
+	if t := c.Slave.Token; t != "" && len(t) < MinTokenLength {
+		bad("slave.token", "(hidden)", "%d characters is too short for a secret: use at least %d, e.g. the output of openssl rand -hex 32", len(t), MinTokenLength)
+	}
 	if n := c.Slave.Slots; n < 1 {
 		bad("slave.slots", n, "must be at least 1")
 	}
@@ -136,6 +154,16 @@ func (c *Config) check(skip map[string]bool) []error {
 		}
 	}
 	return errs
+}
+
+// MinTokenLength is the shortest [slave] token accepted.
+const MinTokenLength = 16
+
+func (c *Config) tlsFiles(id string) (cert, key string) {
+	if id == "master.tls_cert" {
+		return c.Master.TLSCert, c.Master.TLSKey
+	}
+	return c.Isolate.TLSCert, c.Isolate.TLSKey
 }
 
 // CheckURL checks that s is an absolute http or https URL with a host, the

@@ -14,6 +14,7 @@ package httpserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -71,23 +72,35 @@ type Server struct {
 	done chan error
 }
 
-// Serve listens on addr and serves h within l until Stop.
-func Serve(addr string, h http.Handler, l Limits) (*Server, error) {
+// Serve listens on addr and serves h within l until Stop, over https when
+// tc is set.
+func Serve(addr string, h http.Handler, l Limits, tc *tls.Config) (*Server, error) {
 	l = l.withDefaults()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	scheme := "http://"
+	if tc != nil {
+		scheme = "https://"
+	}
 	s := &Server{
-		URL:  "http://" + ln.Addr().String(),
+		URL:  scheme + ln.Addr().String(),
 		done: make(chan error, 1),
 		srv: &http.Server{
 			Handler:           Bound(h, l),
 			ReadHeaderTimeout: l.HeaderTimeout,
 			IdleTimeout:       l.IdleTimeout,
+			TLSConfig:         tc,
 		},
 	}
-	go func() { s.done <- s.srv.Serve(netutil.LimitListener(ln, l.MaxConns)) }()
+	// The cap counts TCP connections, so it sits below the TLS layer: a
+	// handshake that never finishes holds one slot, not more.
+	ln = netutil.LimitListener(ln, l.MaxConns)
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
 	return s, nil
 }
 

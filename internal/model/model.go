@@ -48,7 +48,7 @@ func (s State) Valid() bool {
 }
 
 // Errors shared by the store, the master and the API. The API maps each to
-// one HTTP status in one table (server/api/errors.go).
+// one HTTP status in one table (internal/protocol/errors.go).
 var (
 	ErrNotFound    = errors.New("not found")
 	ErrExists      = errors.New("already exists")
@@ -56,6 +56,11 @@ var (
 	ErrInvalid     = errors.New("invalid input")
 	ErrUnavailable = errors.New("service unavailable")
 	ErrTooLarge    = errors.New("too large")
+	// ErrUnauthenticated: the request carries no credentials, or wrong
+	// ones, and needs some. ErrForbidden: the caller is known but its role
+	// may not do this.
+	ErrUnauthenticated = errors.New("authentication required")
+	ErrForbidden       = errors.New("forbidden")
 	// ErrPoison: a queue entry whose task was started many times without
 	// ever reporting, most likely because it crashes its slaves. The slave
 	// buries the entry rather than run it again.

@@ -21,6 +21,8 @@ var errorKinds = []struct {
 	{model.ErrConflict, http.StatusConflict, "conflict"},
 	{model.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{model.ErrPoison, http.StatusGone, "poison"},
+	{model.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
+	{model.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{model.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 }
 

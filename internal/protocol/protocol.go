@@ -17,13 +17,25 @@ const (
 	PathAttempts = "/api/v1/attempts" // slave protocol
 	PathCAS      = "/api/v1/cas"      // isolate server
 	PathOutputs  = "/outputs/"        // blobs served by the master when the store cannot presign
+	// PathWhoAmI names the caller's role; without credentials it answers
+	// 401 with a Digest challenge when the server has accounts, which is
+	// how a client that holds credentials gets one before its first call.
+	PathWhoAmI = "/api/v1/whoami"
 )
+
+// WhoAmI is the answer of GET PathWhoAmI.
+type WhoAmI struct {
+	User string `json:"user,omitempty"` // the account; "" for an address or a slave token
+	Role string `json:"role"`           // anonymous, user, admin or slave
+	// Address: a user by its address in allowed_ip_ranges, not by an account.
+	Address bool `json:"address,omitempty"`
+}
 
 // Error is the body of every non-2xx answer of the JSON API.
 type Error struct {
 	Error string `json:"error"`
 	// Code names the error kind: not_found, exists, conflict, invalid,
-	// too_large, poison, unavailable, unauthorized, internal.
+	// too_large, poison, unavailable, unauthenticated, forbidden, internal.
 	Code string `json:"code"`
 }
 

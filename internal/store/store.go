@@ -117,6 +117,10 @@ type Store interface {
 	// registrations of slaves that ended before it; it returns how many
 	// rows went.
 	PruneBefore(ctx context.Context, before time.Time) (int64, error)
+	// Secret returns the secret stored under name; when there is none yet
+	// it stores fresh and returns it. Callers racing (masters starting at
+	// once) all get the one value stored first.
+	Secret(ctx context.Context, name string, fresh []byte) ([]byte, error)
 
 	Close() error
 }

@@ -13,12 +13,17 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/server"
 )
 
-// Options are the optional parts of the HTTP surface.
+// Options are the parts of the HTTP surface.
 type Options struct {
+	// Guard decides who may call what (required).
+	Guard *auth.Guard
+	// OwnersOnly limits cancel and retry to the job's owner and admins.
+	OwnersOnly bool
 	// CAS, when set, serves the isolate server under /api/v1/cas (the
 	// embedded default mounts it on the master's listener).
 	CAS http.Handler
@@ -48,8 +53,14 @@ type API struct {
 	large chan struct{} // a token per large body being read or handled
 }
 
-// New returns the master's whole HTTP surface.
+// New returns the master's whole HTTP surface. Every route needs its
+// access (auth.Read, auth.Write, auth.SlaveProtocol) from opt.Guard; writes
+// coming from another site in a browser are refused
+// (http.CrossOriginProtection), which leaves non-browser clients alone.
 func New(m *server.Master, opt Options) http.Handler {
+	if opt.Guard == nil {
+		panic("api.New: no Guard")
+	}
 	if opt.MaxBodyBytes <= 0 {
 		opt.MaxBodyBytes = 64 << 20
 	}
@@ -60,42 +71,46 @@ func New(m *server.Master, opt Options) http.Handler {
 		opt.Logger = slog.Default()
 	}
 	a := &API{m: m, opt: opt, log: opt.Logger, large: make(chan struct{}, opt.MaxLargeBodies)}
+	g := opt.Guard
+	read, write, slave := g.Require(auth.Read), g.Require(auth.Write), g.Require(auth.SlaveProtocol)
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Use(noCache)
 	r.Use(a.admitLarge)
 
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	r.Get(protocol.PathWhoAmI, g.WhoAmI)
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Get("/jobs", a.json(a.listJobs))
-		r.Post("/jobs", a.json(a.createJob))
-		r.Get("/jobs/{id}", a.json(a.getJob))
-		r.Get("/jobs/{id}/tasks", a.json(a.listTasks))
-		r.Post("/jobs/{id}/cancel", a.json(a.cancelJob))
-		r.Post("/jobs/{id}/retry", a.json(a.retryTasks))
-		r.Get("/queue", a.json(a.queueStats))
-		r.Get("/slaves", a.json(a.listSlaves))
-		r.Get("/events", a.json(a.listEvents))
-		r.Post("/slaves", a.json(a.register))
-		r.Post("/slaves/{id}/heartbeat", a.json(a.heartbeat))
-		r.Delete("/slaves/{id}", a.json(a.deregister))
-		r.Post("/attempts/start", a.json(a.start))
-		r.Put("/attempts/{lease}/outputs/{name}", a.json(a.upload))
-		r.Post("/attempts/{lease}/finish", a.json(a.finish))
-		r.Post("/attempts/{lease}/abort", a.json(a.abort))
+		r.With(read).Get("/jobs", a.json(a.listJobs))
+		r.With(write).Post("/jobs", a.json(a.createJob))
+		r.With(read).Get("/jobs/{id}", a.json(a.getJob))
+		r.With(read).Get("/jobs/{id}/tasks", a.json(a.listTasks))
+		r.With(write).Post("/jobs/{id}/cancel", a.json(a.cancelJob))
+		r.With(write).Post("/jobs/{id}/retry", a.json(a.retryTasks))
+		r.With(read).Get("/queue", a.json(a.queueStats))
+		r.With(read).Get("/slaves", a.json(a.listSlaves))
+		r.With(read).Get("/events", a.json(a.listEvents))
+		r.With(slave).Post("/slaves", a.json(a.register))
+		r.With(slave).Post("/slaves/{id}/heartbeat", a.json(a.heartbeat))
+		r.With(slave).Delete("/slaves/{id}", a.json(a.deregister))
+		r.With(slave).Post("/attempts/start", a.json(a.start))
+		r.With(slave).Put("/attempts/{lease}/outputs/{name}", a.json(a.upload))
+		r.With(slave).Post("/attempts/{lease}/finish", a.json(a.finish))
+		r.With(slave).Post("/attempts/{lease}/abort", a.json(a.abort))
 		if opt.CAS != nil {
-			r.Mount("/cas", opt.CAS)
+			r.Mount("/cas", g.CAS(opt.CAS))
 		}
 	})
+	// A signed link needs no login (output checks it).
 	r.Get(protocol.PathOutputs+"*", a.output)
 
-	a.legacy(r)
+	a.legacy(r, read, write)
 	if opt.Pages != nil {
-		r.Get("/", opt.Pages.Index)
-		r.Get("/job", opt.Pages.Job)
-		r.Get("/trace", opt.Pages.Trace)
+		r.With(read).Get("/", opt.Pages.Index)
+		r.With(read).Get("/job", opt.Pages.Job)
+		r.With(read).Get("/trace", opt.Pages.Trace)
 	}
-	return r
+	return http.NewCrossOriginProtection().Handler(r)
 }
 
 // noCache: every answer describes state that changes; the original master

@@ -83,25 +83,25 @@ func TestStaleFinishIsRefused(t *testing.T) {
 	if _, err := h.api.CreateJob(ctx, protocol.CreateJob{ID: "stale", Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t", MaxRetries: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := h.api.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
+	reg, err := h.slave.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, _ := h.q.NewConsumer(ctx)
 	defer c.Close()
 	res, e := h.reserve(c)
-	started, err := h.api.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
+	started, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
 	if err != nil {
 		t.Fatal(err)
 	}
 	snapshot := h.dump()
 	for _, lease := range []string{"0123456789abcdef0123456789abcdef", strings.ToUpper(started.Lease), e.Token} {
-		_, err := h.api.Finish(ctx, lease, protocol.Finish{ExitCode: 0})
+		_, err := h.slave.Finish(ctx, lease, protocol.Finish{ExitCode: 0})
 		var ce interface{ Unwrap() error }
 		if !errors.Is(err, model.ErrConflict) || !errors.As(err, &ce) {
 			t.Errorf("finish with lease %q: %v; want 409 conflict", lease, err)
 		}
-		code, _, _ := h.do("POST", "/api/v1/attempts/"+lease+"/finish", "application/json", `{"exit_code": 0}`)
+		code, _, _ := h.doWith(asSlave, "POST", "/api/v1/attempts/"+lease+"/finish", "application/json", `{"exit_code": 0}`)
 		if code != http.StatusConflict {
 			t.Errorf("finish with lease %q answered %d, want 409", lease, code)
 		}
@@ -109,7 +109,7 @@ func TestStaleFinishIsRefused(t *testing.T) {
 	// A start with a forged token is refused the same way.
 	forged := e
 	forged.Token = strings.Repeat("0", 32)
-	if _, err := h.api.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: forged}); !errors.Is(err, model.ErrConflict) {
+	if _, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: forged}); !errors.Is(err, model.ErrConflict) {
 		t.Errorf("start with a forged token: %v; want conflict", err)
 	}
 	if after := h.dump(); after != snapshot {
@@ -118,7 +118,7 @@ func TestStaleFinishIsRefused(t *testing.T) {
 	// The current lease is accepted, once; sent again it is acknowledged
 	// without counting twice.
 	for range 2 {
-		out, err := h.api.Finish(ctx, started.Lease, protocol.Finish{ExitCode: 1, DurationMS: 5})
+		out, err := h.slave.Finish(ctx, started.Lease, protocol.Finish{ExitCode: 1, DurationMS: 5})
 		if err != nil || out.State != "failed" || !out.Retried {
 			t.Fatalf("finish with the current lease = %+v, %v", out, err)
 		}

@@ -88,7 +88,7 @@ func TestSlaveReportsAreBounded(t *testing.T) {
 			{IsolateHash: h.digest, Description: "a"}, {IsolateHash: h.digest, Description: "b"}}}); err != nil {
 			t.Fatal(err)
 		}
-		reg, err := h.api.Register(ctx, protocol.Register{Hostname: "h1", Slots: 2, Version: strings.Repeat("v", 500)})
+		reg, err := h.slave.Register(ctx, protocol.Register{Hostname: "h1", Slots: 2, Version: strings.Repeat("v", 500)})
 		if err != nil {
 			t.Fatalf("register with a 500-byte version: %v", err)
 		}
@@ -97,14 +97,14 @@ func TestSlaveReportsAreBounded(t *testing.T) {
 		var leases []string
 		for range 2 {
 			res, e := h.reserve(c)
-			started, err := h.api.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
+			started, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
 			if err != nil {
 				t.Fatal(err)
 			}
 			leases = append(leases, started.Lease)
 		}
 		for _, missing := range []string{`["` + strings.Repeat("m", 300) + `"]`, `["stdout", "stdout"]`} {
-			code, body, _ := h.do("POST", "/api/v1/attempts/"+leases[0]+"/finish", "application/json", `{"exit_code": 1, "missing": `+missing+`}`)
+			code, body, _ := h.doWith(asSlave, "POST", "/api/v1/attempts/"+leases[0]+"/finish", "application/json", `{"exit_code": 1, "missing": `+missing+`}`)
 			if code != 400 {
 				t.Errorf("finish with missing %s: %d %s; want 400", clipBody(missing), code, clipBody(body))
 			}
@@ -112,10 +112,10 @@ func TestSlaveReportsAreBounded(t *testing.T) {
 		// A 60 MB error from a hostile task is stored clipped.
 		huge := strings.Repeat("é", 30<<20)
 		b, _ := json.Marshal(protocol.Finish{ExitCode: 1, Error: huge})
-		if code, body, _ := h.do("POST", "/api/v1/attempts/"+leases[0]+"/finish", "application/json", string(b)); code != 200 {
+		if code, body, _ := h.doWith(asSlave, "POST", "/api/v1/attempts/"+leases[0]+"/finish", "application/json", string(b)); code != 200 {
 			t.Fatalf("finish with a 60 MB error: %d %s", code, clipBody(body))
 		}
-		if code, body, _ := h.do("POST", "/api/v1/attempts/"+leases[1]+"/abort", "application/json", `{"reason": "`+strings.Repeat("r", 100000)+`"}`); code != 204 {
+		if code, body, _ := h.doWith(asSlave, "POST", "/api/v1/attempts/"+leases[1]+"/abort", "application/json", `{"reason": "`+strings.Repeat("r", 100000)+`"}`); code != 204 {
 			t.Fatalf("abort with a 100 kB reason: %d %s", code, clipBody(body))
 		}
 		var longest int

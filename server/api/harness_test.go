@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dist-test/dist_test/client"
+	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/blob/local"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -29,6 +31,11 @@ import (
 	"github.com/dist-test/dist_test/web"
 )
 
+const testToken = "slave-token-of-the-api-tests"
+
+// asSlave are the headers of a slave's request.
+var asSlave = http.Header{"Authorization": {"Bearer " + testToken}}
+
 // harness is a master on the real embedded backends behind a real HTTP
 // server; the test plays the client and the slave.
 type harness struct {
@@ -37,14 +44,27 @@ type harness struct {
 	m      *server.Master
 	st     *sqlstore.Store
 	q      queue.Queue
-	api    *client.Client
+	api    *client.Client // a user, by its loopback address
+	slave  *client.Client // a slave, by the token
 	cas    *isolate.CASClient
+	blobs  *local.Store
 	digest string // a manifest stored in the CAS
 }
 
-func newHarness(t *testing.T) *harness {
+// harnessOptions shape the master of a harness.
+type harnessOptions struct {
+	// guard: who may call what; the zero value gives the slave token
+	// testToken and makes the loopback address a user.
+	guard      *auth.Config
+	ownersOnly bool
+	now        func() time.Time // the master's clock
+}
+
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessOptions{}) }
+
+func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
-	return newHarnessOn(t, func(t *testing.T) *sqlstore.Store {
+	return newHarnessOn(t, o, func(t *testing.T) *sqlstore.Store {
 		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
 		if err != nil {
 			t.Fatal(err)
@@ -57,7 +77,7 @@ func newHarness(t *testing.T) *harness {
 func onEachStore(t *testing.T, fn func(t *testing.T, h *harness)) {
 	t.Run("sqlite", func(t *testing.T) { fn(t, newHarness(t)) })
 	t.Run("mysql", func(t *testing.T) {
-		fn(t, newHarnessOn(t, func(t *testing.T) *sqlstore.Store {
+		fn(t, newHarnessOn(t, harnessOptions{}, func(t *testing.T) *sqlstore.Store {
 			st, err := mysql.OpenDSN(context.Background(), testenv.MySQL(t), "test database")
 			if err != nil {
 				t.Fatal(err)
@@ -68,7 +88,7 @@ func onEachStore(t *testing.T, fn func(t *testing.T, h *harness)) {
 }
 
 // newHarnessOn is newHarness over the store open returns.
-func newHarnessOn(t *testing.T, open func(t *testing.T) *sqlstore.Store) *harness {
+func newHarnessOn(t *testing.T, o harnessOptions, open func(t *testing.T) *sqlstore.Store) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -85,18 +105,36 @@ func newHarnessOn(t *testing.T, open func(t *testing.T) *sqlstore.Store) *harnes
 	srv := httptest.NewUnstartedServer(nil)
 	h.url = "http://" + srv.Listener.Addr().String()
 	h.cas = isolate.NewCASClient(h.url, nil)
-	h.m = server.New(st, q, blobs, h.cas, server.Options{Logger: log})
+	h.blobs = blobs
+	if h.m, err = server.New(st, q, blobs, isolate.NewCAS(blobs, 0), server.Options{Logger: log, Now: o.now}); err != nil {
+		t.Fatal(err)
+	}
+	gc := auth.Config{SlaveToken: testToken, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	if o.guard != nil {
+		gc = *o.guard
+	}
+	guard, err := auth.New(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv.Config.Handler = api.New(h.m, api.Options{
-		CAS:    isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: dir, Logger: log}),
-		Pages:  web.New(h.m, log),
-		Logger: log,
+		Guard:      guard,
+		OwnersOnly: o.ownersOnly,
+		CAS:        isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: dir, Logger: log}),
+		Pages:      web.New(h.m, log),
+		Logger:     log,
 	})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	h.api = client.New(srv.URL, client.WithRetry(1, time.Millisecond, time.Millisecond))
+	h.slave = client.New(srv.URL, client.WithRetry(1, time.Millisecond, time.Millisecond), client.WithToken(testToken))
 	manifest := (&isolate.Isolated{Algo: isolate.SHA1, Version: isolate.IsolatedVersion, Command: []string{"true"}}).Encode()
 	h.digest = isolate.HashBytes(isolate.SHA1, manifest)
-	if err := h.cas.Upload(ctx, h.digest, bytes.NewReader(manifest), int64(len(manifest))); err != nil {
+	// Stored through the CAS's own handler, without the guard, so that
+	// every harness has it whoever its guard lets upload.
+	seed := httptest.NewServer(isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: dir, Logger: log}))
+	defer seed.Close()
+	if err := isolate.NewCASClient(seed.URL, nil).Upload(ctx, h.digest, bytes.NewReader(manifest), int64(len(manifest))); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -115,9 +153,18 @@ func (h *harness) count(table string) int {
 // do sends a request and returns the status and body.
 func (h *harness) do(method, path, ctype string, body string) (int, string, http.Header) {
 	h.t.Helper()
+	return h.doWith(nil, method, path, ctype, body)
+}
+
+// doWith sends a request with more headers.
+func (h *harness) doWith(hdr http.Header, method, path, ctype string, body string) (int, string, http.Header) {
+	h.t.Helper()
 	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/store"
@@ -38,6 +39,11 @@ func (a *API) createJob(r *http.Request) (result, error) {
 	}
 	if req.ID == "" {
 		req.ID = fmt.Sprintf("%s%d.%s", prefix(req.Name), time.Now().Unix(), model.NewToken()[:8])
+	}
+	// The job belongs to the account that submits it; an address in
+	// allowed_ip_ranges submits without one and names its user itself.
+	if name := auth.IdentityOf(r.Context()).Name; name != "" {
+		req.User = name
 	}
 	job, err := a.m.Submit(r.Context(), server.Submission{ID: req.ID, User: req.User, Name: req.Name, Tasks: specs})
 	if err != nil {
@@ -188,7 +194,27 @@ func statusFilter(status string) ([]model.State, error) {
 		model.ErrInvalid, status)
 }
 
+// mayChange refuses to cancel or retry a job of someone else when
+// [master] owners_only is on. An unknown job is left to the call, which
+// answers it as it always did.
+func (a *API) mayChange(r *http.Request, jobID string) error {
+	if !a.opt.OwnersOnly {
+		return nil
+	}
+	job, err := a.m.Job(r.Context(), jobID)
+	if errors.Is(err, model.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return auth.MayChange(auth.IdentityOf(r.Context()), job.User)
+}
+
 func (a *API) cancelJob(r *http.Request) (result, error) {
+	if err := a.mayChange(r, chi.URLParam(r, "id")); err != nil {
+		return result{}, err
+	}
 	job, err := a.m.Cancel(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
 		return result{}, err
@@ -197,6 +223,9 @@ func (a *API) cancelJob(r *http.Request) (result, error) {
 }
 
 func (a *API) retryTasks(r *http.Request) (result, error) {
+	if err := a.mayChange(r, chi.URLParam(r, "id")); err != nil {
+		return result{}, err
+	}
 	var req protocol.Retry
 	if r.ContentLength != 0 {
 		if err := a.decode(r, &req); err != nil {

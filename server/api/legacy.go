@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/store"
@@ -20,17 +21,37 @@ import (
 // The endpoints of the original master, with its parameters and answers
 // (COMPAT.md), so that existing scripts keep working against this one.
 // Parameters may come in the query string or a form body.
-func (a *API) legacy(r chi.Router) {
-	r.Post("/submit_job", a.legacyJSON(a.submitJobLegacy))
-	r.Post("/retry_task", a.legacyJSON(a.retryTaskLegacy))
-	r.Get("/cancel_job", a.legacyJSON(a.cancelJobLegacy))
-	r.Post("/cancel_job", a.legacyJSON(a.cancelJobLegacy))
-	r.Get("/job_status", a.legacyJSON(a.jobStatusLegacy))
-	r.Get("/tasks", a.legacyJSON(a.tasksLegacy))
-	r.Get("/failed_tasks", a.legacyJSON(func(r *http.Request) (any, error) {
+func (a *API) legacy(r chi.Router, read, write func(http.Handler) http.Handler) {
+	r.With(write).Post("/submit_job", a.legacyJSON(a.submitJobLegacy))
+	r.With(write).Post("/retry_task", a.legacyJSON(a.retryTaskLegacy))
+	r.With(sameSiteGet, write).Get("/cancel_job", a.legacyJSON(a.cancelJobLegacy))
+	r.With(write).Post("/cancel_job", a.legacyJSON(a.cancelJobLegacy))
+	r.With(read).Get("/job_status", a.legacyJSON(a.jobStatusLegacy))
+	r.With(read).Get("/tasks", a.legacyJSON(a.tasksLegacy))
+	r.With(read).Get("/failed_tasks", a.legacyJSON(func(r *http.Request) (any, error) {
 		return a.legacyTasks(r, "failed")
 	}))
-	r.Get("/view_log", a.viewLog)
+	r.With(read).Get("/view_log", a.viewLog)
+}
+
+// sameSiteGet refuses a GET that changes state (the original's
+// GET /cancel_job) when a browser says it comes from another site: a link or
+// an image on any web page would otherwise cancel jobs with the visitor's
+// address or cached login. Clients that send no Sec-Fetch-Site (curl, the
+// original's Python client, ours) are not browsers and pass, as
+// http.CrossOriginProtection lets them pass for the other methods.
+func sameSiteGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Sec-Fetch-Site") {
+		case "", "same-origin", "none":
+			next.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "ERROR",
+				"error": "cross-site request refused: cancel from the dashboard's own pages or with dist_test cancel", "code": "forbidden"})
+		}
+	})
 }
 
 var success = map[string]string{"status": "SUCCESS"}
@@ -101,7 +122,7 @@ func (a *API) submitJobLegacy(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, model.WithKind(model.ErrInvalid, err)
 	}
-	if _, err := a.m.Submit(r.Context(), server.Submission{ID: id, Tasks: specs}); err != nil {
+	if _, err := a.m.Submit(r.Context(), server.Submission{ID: id, User: auth.IdentityOf(r.Context()).Name, Tasks: specs}); err != nil {
 		return nil, err
 	}
 	return success, nil
@@ -123,6 +144,9 @@ func (a *API) retryTaskLegacy(r *http.Request) (any, error) {
 	if err := json.Unmarshal([]byte(doc), &t); err != nil || t.JobID == "" || t.TaskID == "" {
 		return nil, fmt.Errorf(`%w: task_json must be {"job_id": ..., "task_id": ..., "attempt": n}`, model.ErrInvalid)
 	}
+	if err := a.mayChange(r, t.JobID); err != nil {
+		return nil, err
+	}
 	if err := a.m.RetryAttempt(r.Context(), t.JobID, t.TaskID, t.Attempt); err != nil {
 		return nil, err
 	}
@@ -132,6 +156,9 @@ func (a *API) retryTaskLegacy(r *http.Request) (any, error) {
 func (a *API) cancelJobLegacy(r *http.Request) (any, error) {
 	id, err := required(r, "job_id")
 	if err != nil {
+		return nil, err
+	}
+	if err := a.mayChange(r, id); err != nil {
 		return nil, err
 	}
 	if _, err := a.m.Cancel(r.Context(), id); err != nil {

@@ -25,7 +25,7 @@ func TestLegacyEndpoints(t *testing.T) {
 	}
 
 	// One task fails with a log that needs escaping; the other passes.
-	reg, err := h.api.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
+	reg, err := h.slave.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,19 +33,19 @@ func TestLegacyEndpoints(t *testing.T) {
 	defer c.Close()
 	for i, exit := range []int{1, 0} {
 		res, e := h.reserve(c)
-		st, err := h.api.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
+		st, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var outputs []string
 		if exit != 0 {
 			log := "<b>boom</b> & more\n"
-			if err := h.api.Upload(ctx, st.Lease, "stderr", strings.NewReader(log), int64(len(log))); err != nil {
+			if err := h.slave.Upload(ctx, st.Lease, "stderr", strings.NewReader(log), int64(len(log))); err != nil {
 				t.Fatal(err)
 			}
 			outputs = []string{"stderr"}
 		}
-		if _, err := h.api.Finish(ctx, st.Lease, protocol.Finish{ExitCode: exit, Outputs: outputs}); err != nil {
+		if _, err := h.slave.Finish(ctx, st.Lease, protocol.Finish{ExitCode: exit, Outputs: outputs}); err != nil {
 			t.Fatalf("finish %d: %v", i, err)
 		}
 		_ = c.Delete(ctx, res.ID)
@@ -133,11 +133,11 @@ func TestCancel(t *testing.T) {
 	if code, body := h.form("/submit_job", url.Values{"job_id": {"c1"}, "job_json": {h.jobJSON(3, `, "max_retries": 5`)}}); code != 200 {
 		t.Fatal(code, body)
 	}
-	reg, _ := h.api.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
+	reg, _ := h.slave.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
 	c, _ := h.q.NewConsumer(ctx)
 	defer c.Close()
 	res, e := h.reserve(c)
-	st, err := h.api.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
+	st, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestCancel(t *testing.T) {
 	if err != nil || job.Status != "finished" || !job.Canceled || job.CanceledTasks != 3 || job.FailedGroups != 3 {
 		t.Errorf("canceled job = %+v, %v", job, err)
 	}
-	hb, err := h.api.Heartbeat(ctx, reg.SlaveID, protocol.Heartbeat{Running: []string{st.Lease}})
+	hb, err := h.slave.Heartbeat(ctx, reg.SlaveID, protocol.Heartbeat{Running: []string{st.Lease}})
 	if err != nil || len(hb.Kill) != 1 || hb.Kill[0] != st.Lease {
 		t.Errorf("heartbeat after cancel = %+v, %v; want the run killed", hb, err)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/dist-test/dist_test/internal/auth"
+	"github.com/dist-test/dist_test/internal/linksign"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/store"
@@ -134,8 +136,27 @@ func (a *API) finish(r *http.Request) (result, error) {
 }
 
 // output serves a stored output when the blob store cannot presign links.
+// A link signed by a master (OutputLink) is served to whoever holds it
+// until it expires; without a valid signature the caller needs read access.
+// A signature that is wrong or expired is refused even where reads are
+// open, so that a link's holder learns it is stale.
 func (a *API) output(w http.ResponseWriter, r *http.Request) {
 	key := "outputs/" + chi.URLParam(r, "*")
+	switch err := a.m.CheckOutputLink(key, r.URL.Query()); {
+	case errors.Is(err, linksign.ErrUnsigned):
+		g := a.opt.Guard
+		id, err := g.Identify(r)
+		if err == nil {
+			err = g.Allow(auth.Read, id)
+		}
+		if err != nil {
+			g.Refuse(w, r, err)
+			return
+		}
+	case err != nil:
+		a.writeError(w, r, fmt.Errorf("%w: %v: ask the master for the task's links again", model.ErrForbidden, err))
+		return
+	}
 	rc, info, err := a.m.OpenOutput(r.Context(), key)
 	if err != nil {
 		a.writeError(w, r, err)

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Events", testEvents},
 		{"Pages", testPages},
 		{"Retention", testRetention},
+		{"Secret", testSecret},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
