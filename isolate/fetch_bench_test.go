@@ -62,7 +62,7 @@ func BenchmarkFetch(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		tree, st, err := FetchWith(ctx, sc.client, c, digest, dir)
+		tree, st, err := FetchWith(ctx, sc.client, c, digest, dir, FetchOptions{})
 		b.StopTimer()
 		if err != nil {
 			b.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/dist-test/dist_test/server/api"
 	"github.com/dist-test/dist_test/slave"
 	"github.com/dist-test/dist_test/slave/process"
+	"github.com/dist-test/dist_test/slave/taskuser"
 	"github.com/dist-test/dist_test/web"
 )
 
@@ -106,11 +107,12 @@ func masterConfig(cfg *config.Config) server.Config {
 	}
 }
 
-func slaveConfig(cfg *config.Config, slots int, scratch string) slave.Config {
+func slaveConfig(cfg *config.Config, slots int, scratch string, users []taskuser.User) slave.Config {
 	return slave.Config{
 		Slots: slots, ScratchDir: scratch, Version: version, KillGrace: cfg.Slave.KillGrace,
 		LogLimits:        process.Limits{Head: cfg.Slave.LogHeadBytes, Tail: cfg.Slave.LogTailBytes},
 		MaxArtifactBytes: cfg.Slave.MaxArtifactBytes,
+		Users:            users, Namespaces: cfg.Slave.Namespaces, TaskEnv: cfg.Slave.TaskEnvironment(os.LookupEnv),
 	}
 }
 
@@ -230,6 +232,12 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 		return &cli.ExitError{Code: 1, Err: fmt.Errorf("--slots must be at least 1, got %d", slots)}
 	}
 	log := slog.Default()
+	warnSlaveConfig(cfg, log)
+	users, err := taskUsers(cfg, slots)
+	if err != nil {
+		return &cli.ExitError{Code: 1, Err: err}
+	}
+	defer users.Release()
 	q, err := openQueue(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -244,7 +252,7 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 		return err
 	}
 	defer inputs.Close()
-	return slave.New(slaveClient(master, cfg), q, inputs, slaveConfig(cfg, slots, scratch), log).Run(ctx)
+	return slave.New(slaveClient(master, cfg), q, inputs, slaveConfig(cfg, slots, scratch, users.Users), log).Run(ctx)
 }
 
 func isolateServerCmd(env *cli.Env) *cobra.Command {
