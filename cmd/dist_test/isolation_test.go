@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -362,4 +363,27 @@ func processesRunning(args ...string) []int {
 		}
 	}
 	return out
+}
+
+// A slave whose configuration holds database or S3 credentials says so at
+// start, naming the keys but not their values.
+func TestSlaveWarnsOfCredentials(t *testing.T) {
+	dir := t.TempDir()
+	cnf := filepath.Join(dir, "slave.cnf")
+	if err := os.WriteFile(cnf, []byte("[mysql]\nhost = db\ndatabase = d\npassword = the-db-password\n[aws]\naccess_key = the-access-key\nsecret_key = the-secret-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "slave", "--config", cnf, "--master", "http://127.0.0.1:1", "--slots", "1", "--scratch-dir", filepath.Join(dir, "scratch"))
+	cmd.Env = append(os.Environ(), "BEANSTALK_HOST=", "MYSQL_PWD=")
+	out, _ := cmd.CombinedOutput()
+	for _, want := range []string{"database or S3 credentials", "[mysql] password (from file", "[aws] access_key", "[aws] secret_key"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the slave's output does not say %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{"the-db-password", "the-access-key", "the-secret-key"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("the slave printed a secret:\n%s", out)
+		}
+	}
 }
