@@ -206,6 +206,9 @@ func (s *Slave) Run(ctx context.Context) error {
 		g.Go(func() error { return s.slot(gctx, slot) })
 	}
 	err = g.Wait()
+	if s.sandboxes != filepath.Join(s.cfg.ScratchDir, "sandboxes") {
+		os.Remove(s.sandboxes) // the folder in $TMPDIR, once empty
+	}
 	// Deregister with a context of its own: ctx is over by now.
 	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -387,3 +387,42 @@ func TestSlaveWarnsOfCredentials(t *testing.T) {
 		}
 	}
 }
+
+// A task's environment is the allowlist and task_env, nothing else of the
+// slave's.
+func TestTaskEnvironment(t *testing.T) {
+	c := newClusterWith(t, clusterOptions{slots: 1, config: "task_env = FIXED=a b c, PASSED, ABSENT\n",
+		env: []string{"PASSED=from the slave", "NOT_PASSED=x", "LANG=C.UTF-8"}})
+	c.writeInputs(map[string]string{"env": `env | sort; echo "pwd=$PWD"; exit 1` + "\n"})
+	job := c.submitNoWait("env.json", []jobTask{{IsolateHash: c.archive("env", "ARG=x"), Description: "env"}})
+	c.waitJob(job, time.Minute)
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(c.fetchLog(job, "env", "stdout")), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		got[k] = v
+	}
+	sandbox := got["pwd"]
+	want := map[string]string{
+		"PATH": os.Getenv("PATH"), "LANG": "C.UTF-8", "FIXED": "a b c", "PASSED": "from the slave",
+		"HOME": sandbox + "/test-tmp", "TMPDIR": sandbox + "/test-tmp", "TEST_TMPDIR": sandbox + "/test-tmp",
+		"DIST_TEST_JOB_ID": job, "DIST_TEST_ATTEMPT": "0",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s=%q, want %q", k, got[k], v)
+		}
+	}
+	allowed := map[string]bool{"USER": true, "LOGNAME": true, "DIST_TEST_TASK_ID": true, "DIST_TEST_RUN": true,
+		"PWD": true, "SHLVL": true, "_": true, "pwd": true}
+	for k := range got {
+		if _, ok := want[k]; !ok && !allowed[k] {
+			t.Errorf("the task got %s=%q from the slave", k, got[k])
+		}
+	}
+	if run := got["DIST_TEST_RUN"]; len(run) != 24 {
+		t.Errorf("DIST_TEST_RUN=%q, want a run id", run)
+	}
+	if os.Geteuid() == 0 && !strings.HasPrefix(got["USER"], "dist_test-slot-") {
+		t.Errorf("USER=%q, want the slot's user", got["USER"])
+	}
+}
