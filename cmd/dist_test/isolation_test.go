@@ -145,6 +145,12 @@ while [ ! -e "$PIDDIR/done" ]; do sleep 0.1; done; echo waited` + "\n",
 	if pids := processesRunning("sleep", marker); len(pids) > 0 {
 		t.Errorf("the daemon %v that a task left with a cleared environment outlived it", pids)
 	}
+	filepath.WalkDir(c.dataDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "planted" {
+			t.Errorf("the hostile task planted %s", p)
+		}
+		return nil
+	})
 	if p, err := os.ReadFile("/proc/" + strconv.Itoa(c.cmd.Process.Pid) + "/stat"); err != nil || strings.Contains(string(p), ") T ") {
 		t.Errorf("the slave is stopped or gone: %q, %v", p, err)
 	}
@@ -208,8 +214,12 @@ exit 1
 			t.Fatal(err)
 		}
 	}
+	hashes := map[string]string{}
 	archive := func(script string, readOnly int) string {
 		iso := filepath.Join(in, fmt.Sprintf("%s-%d.isolate", script, readOnly))
+		if h := hashes[iso]; h != "" {
+			return h
+		}
 		body := fmt.Sprintf(`{'variables': {'command': ['bash', '%s.sh'], 'files': ['%s.sh', 'data.txt'], 'read_only': %d}}`, script, script, readOnly)
 		if err := os.WriteFile(iso, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -218,7 +228,8 @@ exit 1
 		if code != 0 {
 			t.Fatalf("archive %s: %s", iso, errs)
 		}
-		return lastLine(out)
+		hashes[iso] = lastLine(out)
+		return hashes[iso]
 	}
 	poisoner := c.submitNoWait("poison.json", []jobTask{{IsolateHash: archive("poison", 1), Description: "poison", Timeout: 60}})
 	for _, a := range c.waitJob(poisoner, time.Minute) {
@@ -226,7 +237,6 @@ exit 1
 			t.Errorf("the poisoner: %+v", a)
 		}
 	}
-	t.Logf("the poisoner's report:\n%s", c.fetchLog(poisoner, "poison", "stdout"))
 	var readers []jobTask
 	for i := range 6 {
 		readers = append(readers, jobTask{IsolateHash: archive("read", i%2), Description: fmt.Sprintf("read-%d-ro%d", i, i%2), Timeout: 60})
@@ -236,6 +246,9 @@ exit 1
 		if a.State != "passed" {
 			t.Errorf("%s read poisoned inputs: %s\n%s", a.Description, a.State, c.fetchLog(job, a.Description, "stdout"))
 		}
+	}
+	if t.Failed() {
+		t.Logf("the poisoner's report:\n%s", c.fetchLog(poisoner, "poison", "stdout"))
 	}
 	// And the cache holds the right bytes, or nothing, for data.txt.
 	sum := sha1.Sum([]byte(rightBytes))
