@@ -2,11 +2,13 @@ package isolate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +25,36 @@ type Tree struct {
 	ReadOnly    int
 	Files       int   // regular files written
 	Bytes       int64 // their total size
+
+	links []*cache.Handle // the cache entries linked into the tree
+}
+
+// Release tells the cache that the tree's links to it are gone: call it
+// once the tree's folder has been removed (see cache.Handle.Release). It
+// may be called more than once.
+func (t Tree) Release() {
+	for _, h := range t.links {
+		h.Release()
+	}
+}
+
+// ErrInvalidTree is wrapped by the errors of a fetch that the manifests
+// themselves cause: malformed, including themselves, too large, or laying
+// out paths or links that lead out of the folder. Fetching again, on any
+// machine, gives the same error.
+var ErrInvalidTree = errors.New("invalid inputs")
+
+func invalidTree(err error) error { return fmt.Errorf("%w: %w", ErrInvalidTree, err) }
+
+// FetchOptions say whom FetchWith lays a tree out for.
+type FetchOptions struct {
+	// Owner, when set, owns the tree's folders, links and copies (the
+	// caller must be root): the user the task runs as. Hardlinks to the
+	// cache stay the cache's, read-only.
+	Owner *cache.Owner
+	// Copy makes every file a copy, never a hardlink to the cache: the
+	// task runs as the cache's own user, who could write through a link.
+	Copy bool
 }
 
 const (
@@ -49,18 +81,21 @@ type FetchStats struct {
 // part of the tree, but nothing outside dir is touched. Fetch downloads
 // every blob; FetchWith takes them from a cache.
 func Fetch(ctx context.Context, c *CASClient, digest, dir string) (Tree, error) {
-	tree, _, err := FetchWith(ctx, c, nil, digest, dir)
+	tree, _, err := FetchWith(ctx, c, nil, digest, dir, FetchOptions{})
 	return tree, err
 }
 
 // FetchWith is Fetch through the slave's cache: blobs it holds are not
 // downloaded again, and those downloaded stay in it for the next tasks.
 // With read_only 1 or 2 the files are hardlinks to the cache's read-only
-// entries; with read_only 0 they are copies, which the task may change
-// without changing the cache. cache nil downloads everything, as Fetch.
-// The stats are filled in as far as the fetch went, also on an error.
-func FetchWith(ctx context.Context, c *CASClient, cache *cache.Cache, digest, dir string) (Tree, FetchStats, error) {
+// entries (unless o.Copy); with read_only 0 they are copies, which the task
+// may change without changing the cache. cache nil downloads everything,
+// as Fetch. The stats are filled in as far as the fetch went, also on an
+// error; the tree returned, also on an error, holds the links to Release
+// once dir is removed.
+func FetchWith(ctx context.Context, c *CASClient, cache *cache.Cache, digest, dir string, o FetchOptions) (Tree, FetchStats, error) {
 	f := newFetcher(c, cache)
+	f.opts = o
 	start := time.Now()
 	tree, err := f.fetchTree(ctx, digest, dir)
 	st := f.stats()
@@ -81,12 +116,12 @@ func (f *fetcher) fetchTree(ctx context.Context, digest, dir string) (Tree, erro
 		return Tree{}, fmt.Errorf("fetch %s: %w", digest, err)
 	}
 	if err := checkTree(l.files); err != nil {
-		return Tree{}, fmt.Errorf("fetch %s: %w", digest, err)
+		return Tree{}, fmt.Errorf("fetch %s: %w", digest, invalidTree(err))
 	}
 	tree := l.tree()
 	algo, _ := AlgoOf(digest) // load checked it
 	if err := writeTree(ctx, f, algo, dir, l.files, &tree); err != nil {
-		return Tree{}, fmt.Errorf("fetch %s: %w", digest, err)
+		return Tree{links: tree.links}, fmt.Errorf("fetch %s: %w", digest, err)
 	}
 	return tree, nil
 }
@@ -104,13 +139,13 @@ type treeLoader struct {
 
 func (l *treeLoader) load(ctx context.Context, digest string) error {
 	if l.onPath[digest] {
-		return fmt.Errorf("manifest %s includes itself: %w", digest, model.ErrInvalid)
+		return invalidTree(fmt.Errorf("manifest %s includes itself: %w", digest, model.ErrInvalid))
 	}
 	if l.done[digest] {
 		return nil
 	}
 	if len(l.manifests) >= maxManifests {
-		return fmt.Errorf("more than %d manifests included: %w", maxManifests, model.ErrTooLarge)
+		return invalidTree(fmt.Errorf("more than %d manifests included: %w", maxManifests, model.ErrTooLarge))
 	}
 	iso, err := l.f.manifest(ctx, digest)
 	if err != nil {
@@ -171,7 +206,7 @@ func writeTree(ctx context.Context, f *fetcher, algo Algo, dir string, files map
 	if rc := path.Clean(tree.RelativeCwd); rc != "." && rc != "" {
 		for d := rc; d != "."; d = path.Dir(d) {
 			if _, ok := files[d]; ok {
-				return fmt.Errorf("relative_cwd %s: %s is a file or link, not a folder: %w", rc, d, model.ErrInvalid)
+				return invalidTree(fmt.Errorf("relative_cwd %s: %s is a file or link, not a folder: %w", rc, d, model.ErrInvalid))
 			}
 		}
 		addParents(rc)
@@ -181,14 +216,21 @@ func writeTree(ctx context.Context, f *fetcher, algo Algo, dir string, files map
 		if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(d)), 0o755); err != nil {
 			return err
 		}
+		if err := f.chown(filepath.Join(dir, filepath.FromSlash(d))); err != nil {
+			return err
+		}
 	}
 	for _, p := range paths {
 		if e := files[p]; e.IsLink() {
 			if err := os.Symlink(e.Link, filepath.Join(dir, filepath.FromSlash(p))); err != nil {
 				return err
 			}
+			if err := f.chown(filepath.Join(dir, filepath.FromSlash(p))); err != nil {
+				return err
+			}
 		}
 	}
+	var mu sync.Mutex // guards tree.links until g.Wait
 	var written atomic.Int64
 	readOnly := tree.ReadOnly
 	g, gctx := errgroup.WithContext(ctx)
@@ -201,7 +243,12 @@ func writeTree(ctx context.Context, f *fetcher, algo Algo, dir string, files map
 		dst := filepath.Join(dir, filepath.FromSlash(p))
 		tree.Files++
 		g.Go(func() error {
-			n, err := f.place(gctx, algo, e.Digest, e.Size, dst, filePerm(e.Mode, readOnly))
+			n, link, err := f.place(gctx, algo, e.Digest, e.Size, dst, filePerm(e.Mode, readOnly))
+			if link != nil {
+				mu.Lock()
+				tree.links = append(tree.links, link)
+				mu.Unlock()
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}

@@ -187,7 +187,7 @@ func items(st FetchStats) int { return st.HotItems + st.ColdItems }
 func TestFetchWithoutCacheIsAllCold(t *testing.T) {
 	sc := newSlaveCAS(t)
 	digest, files, blobs := sharedTree(t, sc, 1)
-	tree, st, err := FetchWith(context.Background(), sc.client, nil, digest, t.TempDir())
+	tree, st, err := FetchWith(context.Background(), sc.client, nil, digest, t.TempDir(), FetchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestFetchWithCacheTwoSlotsDownloadOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, dir := range sandboxes {
 		wg.Go(func() {
-			tree, st, err := FetchWith(context.Background(), sc.client, c, digest, dir)
+			tree, st, err := FetchWith(context.Background(), sc.client, c, digest, dir, FetchOptions{})
 			if err != nil {
 				t.Error(err)
 				return
@@ -270,13 +270,13 @@ func TestFetchWithCacheSecondFetchIsHot(t *testing.T) {
 	sc := newSlaveCAS(t)
 	digest, files, _ := sharedTree(t, sc, 1)
 	c := openTestCache(t)
-	first, st1, err := FetchWith(context.Background(), sc.client, c, digest, t.TempDir())
+	first, st1, err := FetchWith(context.Background(), sc.client, c, digest, t.TempDir(), FetchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := sc.allGets()
 	dir := t.TempDir()
-	tree, st, err := FetchWith(context.Background(), sc.client, c, digest, dir)
+	tree, st, err := FetchWith(context.Background(), sc.client, c, digest, dir, FetchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestFetchWithCacheSecondFetchIsHot(t *testing.T) {
 }
 
 // read_only 0 files are copies the task may write; read_only 1 and 2 files
-// are hardlinks to the cache's read-only entries.
+// are hardlinks to the cache's read-only entries, when anyone may read them.
 func TestFetchWithCacheLinksOnlyReadOnlyFiles(t *testing.T) {
 	for _, readOnly := range []int{0, 1, 2} {
 		t.Run("read_only="+string(rune('0'+readOnly)), func(t *testing.T) {
@@ -302,7 +302,7 @@ func TestFetchWithCacheLinksOnlyReadOnlyFiles(t *testing.T) {
 			if readOnly == 2 {
 				t.Cleanup(func() { makeWritable(dir) })
 			}
-			if _, _, err := FetchWith(context.Background(), sc.client, c, digest, dir); err != nil {
+			if _, _, err := FetchWith(context.Background(), sc.client, c, digest, dir, FetchOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			checkSandbox(t, dir, files, readOnly)
@@ -320,8 +320,13 @@ func TestFetchWithCacheLinksOnlyReadOnlyFiles(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if linked := os.SameFile(placed, entry); linked != (readOnly > 0) {
-					t.Errorf("%s: linked to the cache %v, want %v", p, linked, readOnly > 0)
+				// A task running as another user reads a link through
+				// its "other" bits: files only their owner may read
+				// (0640, 0600) are copies it owns.
+				perm := filePerm(f.mode, readOnly)
+				want := readOnly > 0 && perm&0o004 != 0 && (perm&0o100 == 0 || perm&0o001 != 0)
+				if linked := os.SameFile(placed, entry); linked != want {
+					t.Errorf("%s: linked to the cache %v, want %v", p, linked, want)
 				}
 			}
 			if readOnly == 2 {
@@ -367,7 +372,7 @@ func TestFetchWithCacheTaskWritesCannotCorruptTheCache(t *testing.T) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := FetchWith(ctx, sc.client, c, top, dir); err != nil {
+		if _, _, err := FetchWith(ctx, sc.client, c, top, dir, FetchOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		target := filepath.Join(dir, "lib.so")
@@ -496,7 +501,7 @@ func TestFetchWithCacheVerifiesBlobs(t *testing.T) {
 	top := sc.put(t, (&Isolated{Files: map[string]File{"f.txt": {Digest: d, Size: int64(len(good))}}}).Encode())
 	c := openTestCache(t)
 	dir := t.TempDir()
-	_, _, err := FetchWith(context.Background(), sc.client, c, top, dir)
+	_, _, err := FetchWith(context.Background(), sc.client, c, top, dir, FetchOptions{})
 	if !errors.Is(err, cache.ErrMismatch) || !strings.Contains(err.Error(), "hash to") || !strings.Contains(err.Error(), "f.txt") {
 		t.Fatalf("error %v, want a digest mismatch naming f.txt", err)
 	}

@@ -20,6 +20,7 @@ import (
 type fetcher struct {
 	c     *CASClient
 	cache *cache.Cache // nil: every blob is downloaded into place
+	opts  FetchOptions
 	// attempts and backoff shape the retries of a download whose body was
 	// cut; the CAS client already retries failed requests.
 	attempts int
@@ -54,7 +55,7 @@ func (f *fetcher) count(hot bool, n int64) {
 func (f *fetcher) manifest(ctx context.Context, digest string) (*Isolated, error) {
 	algo, err := AlgoOf(digest)
 	if err != nil {
-		return nil, err
+		return nil, invalidTree(err)
 	}
 	var data []byte
 	hot := false
@@ -81,57 +82,80 @@ func (f *fetcher) manifest(ctx context.Context, digest string) (*Isolated, error
 	f.count(hot, int64(len(data)))
 	iso, err := ParseIsolated(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", digest, err)
+		return nil, invalidTree(fmt.Errorf("%s: %w", digest, err))
 	}
 	if iso.Algo != algo {
-		return nil, fmt.Errorf("manifest %s says its algo is %s: %w", digest, iso.Algo, model.ErrInvalid)
+		return nil, invalidTree(fmt.Errorf("manifest %s says its algo is %s: %w", digest, iso.Algo, model.ErrInvalid))
 	}
 	return iso, nil
 }
 
-// cachedManifest reads a manifest through the cache, which verified it.
+// cachedManifest reads a manifest through the cache, and checks its bytes
+// once read: they are the command the task runs.
 func (f *fetcher) cachedManifest(ctx context.Context, digest string) (data []byte, hot bool, err error) {
-	var h *cache.Handle
-	err = f.retry(ctx, func() error {
-		var err error
-		h, err = f.cache.Get(ctx, digest, -1, 0o444, f.fill(digest, maxManifestSize))
-		return err
-	})
-	if err != nil {
-		return nil, false, err
+	algo, _ := AlgoOf(digest) // manifest checked it
+	for attempt := 0; ; attempt++ {
+		var h *cache.Handle
+		err = f.retry(ctx, func() error {
+			var err error
+			h, err = f.cache.Get(ctx, digest, -1, 0o444, f.fill(digest, maxManifestSize))
+			return err
+		})
+		if err != nil {
+			return nil, false, err
+		}
+		// The digest may be of a file blob cached by another tree.
+		if h.Size > maxManifestSize {
+			h.Release()
+			return nil, false, invalidTree(fmt.Errorf("manifest %s over %d bytes: %w", digest, maxManifestSize, model.ErrTooLarge))
+		}
+		data, err = os.ReadFile(h.Path)
+		hot = h.Hot
+		if err == nil && HashBytes(algo, data) != digest {
+			// Changed in the cache since it was checked: drop it and
+			// download it again.
+			h.Remove()
+			if attempt < 2 {
+				continue
+			}
+			err = fmt.Errorf("its bytes in the cache keep changing")
+		}
+		h.Release()
+		if err != nil {
+			return nil, false, fmt.Errorf("manifest %s: %w", digest, err)
+		}
+		return data, hot, nil
 	}
-	defer h.Release()
-	// The digest may be of a file blob cached by another tree.
-	if h.Size > maxManifestSize {
-		return nil, false, fmt.Errorf("manifest %s over %d bytes: %w", digest, maxManifestSize, model.ErrTooLarge)
-	}
-	data, err = os.ReadFile(h.Path)
-	if err != nil {
-		return nil, false, fmt.Errorf("manifest %s: %w", digest, err)
-	}
-	return data, h.Hot, nil
 }
 
 // place lays out blob digest at the new file dst with perm, verifying its
-// size (when known, -1 otherwise) and digest; it returns its size. A file
-// that fails verification is removed.
-func (f *fetcher) place(ctx context.Context, algo Algo, digest string, size int64, dst string, perm os.FileMode) (int64, error) {
-	var hot bool
-	var n int64
+// size (when known, -1 otherwise) and digest; it returns its size, and the
+// cache entry it linked to, if it did. A file that fails verification is
+// removed.
+func (f *fetcher) place(ctx context.Context, algo Algo, digest string, size int64, dst string, perm os.FileMode) (int64, *cache.Handle, error) {
+	var p cache.Placed
 	err := f.retry(ctx, func() error {
 		var err error
 		if f.cache == nil {
-			n, err = f.downloadTo(ctx, algo, digest, size, dst, perm)
+			p.Size, err = f.downloadTo(ctx, algo, digest, size, dst, perm)
 		} else {
-			hot, n, err = f.cache.Place(ctx, digest, size, dst, perm, f.fill(digest, size))
+			p, err = f.cache.Place(ctx, digest, size, dst, perm, f.fill(digest, size), cache.PlaceOptions{Copy: f.opts.Copy, Owner: f.opts.Owner})
 		}
 		return err
 	})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	f.count(hot, n)
-	return n, nil
+	f.count(p.Hot, p.Size)
+	return p.Size, p.Linked, nil
+}
+
+// chown gives a folder or link of the tree to the task's user.
+func (f *fetcher) chown(path string) error {
+	if o := f.opts.Owner; o != nil {
+		return os.Lchown(path, o.UID, o.GID)
+	}
+	return nil
 }
 
 // downloadTo downloads blob digest into the new file dst.
@@ -158,6 +182,11 @@ func (f *fetcher) downloadTo(ctx context.Context, algo Algo, digest string, size
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
 		return 0, fmt.Errorf("blob %s: downloaded bytes hash to %s", digest, got)
+	}
+	if o := f.opts.Owner; o != nil {
+		if err := out.Chown(o.UID, o.GID); err != nil {
+			return 0, err
+		}
 	}
 	if err := out.Chmod(perm); err != nil {
 		return 0, err

@@ -90,7 +90,7 @@ func fetchVariants(t *testing.T) []struct {
 			return err
 		}},
 		{"with cache", func(cc *CASClient, digest, dir string) error {
-			_, _, err := FetchWith(context.Background(), cc, c, digest, dir)
+			_, _, err := FetchWith(context.Background(), cc, c, digest, dir, FetchOptions{})
 			return err
 		}},
 	}

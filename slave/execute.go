@@ -2,8 +2,11 @@ package slave
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"github.com/dist-test/dist_test/internal/queue"
 	"github.com/dist-test/dist_test/slave/artifacts"
 	"github.com/dist-test/dist_test/slave/process"
+	"github.com/dist-test/dist_test/slave/taskuser"
 )
 
 // outcome is how a run left its slot.
@@ -32,24 +36,53 @@ const (
 type attempt struct {
 	dir     string // holds everything below; removed at the end
 	sandbox string // the inputs and the task's own files
-	tmp     string // TEST_TMPDIR, inside the sandbox
+	tmp     string // TEST_TMPDIR, TMPDIR and HOME, inside the sandbox
 	stdout  string
 	stderr  string
 	zip     string
+	user    *taskuser.User // the task's, or nil: the slave's own
 }
 
-func newAttempt(scratch string) (*attempt, error) {
-	dir, err := os.MkdirTemp(scratch, "task-")
+// newAttempt makes an attempt's folder in root, with a sandbox that u, the
+// task's user, owns and alone may enter.
+func newAttempt(root string, u *taskuser.User) (*attempt, error) {
+	dir, err := os.MkdirTemp(root, "task-")
 	if err != nil {
 		return nil, fmt.Errorf("making a sandbox: %w", err)
 	}
-	a := &attempt{dir: dir, sandbox: filepath.Join(dir, "sandbox"),
+	a := &attempt{dir: dir, sandbox: filepath.Join(dir, "sandbox"), user: u,
 		stdout: filepath.Join(dir, "stdout"), stderr: filepath.Join(dir, "stderr"), zip: filepath.Join(dir, "artifacts.zip")}
 	a.tmp = filepath.Join(a.sandbox, "test-tmp")
-	if err := os.Mkdir(a.sandbox, 0o755); err != nil {
-		return nil, fmt.Errorf("making a sandbox: %w", err)
+	if err := os.Mkdir(a.sandbox, 0o700); err != nil {
+		return a, fmt.Errorf("making a sandbox: %w", err)
+	}
+	if u != nil {
+		// The task's user passes through to its sandbox; the logs beside
+		// it stay the slave's.
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return a, fmt.Errorf("making a sandbox: %w", err)
+		}
+		if err := os.Chown(a.sandbox, int(u.UID), int(u.GID)); err != nil {
+			return a, fmt.Errorf("making a sandbox: %w", err)
+		}
 	}
 	return a, nil
+}
+
+// placement is whom the inputs are laid out for.
+func (a *attempt) placement() Placement {
+	if a.user == nil {
+		return Placement{Copy: true}
+	}
+	return Placement{Owner: &a.user.User}
+}
+
+// userOf is the user of slot n, nil when tasks run as the slave's user.
+func (s *Slave) userOf(slot int) *taskuser.User {
+	if slot < len(s.cfg.Users) {
+		return &s.cfg.Users[slot]
+	}
+	return nil
 }
 
 // infraError: the task could not be run at all, through no fault of its own.
@@ -67,19 +100,26 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 	r := s.add(st.Lease, cancel)
 	defer s.remove(st.Lease)
 
-	a, err := newAttempt(s.cfg.ScratchDir)
+	var tree Tree
+	a, err := newAttempt(s.sandboxes, s.userOf(slot))
+	if a != nil {
+		defer func() {
+			if !s.cfg.KeepSandboxes {
+				s.cleanup(a.dir, log)
+			}
+			if tree.Release != nil {
+				tree.Release()
+			}
+		}()
+	}
 	if err != nil {
 		f := protocol.Finish{ExitCode: -1, Infra: true, Error: err.Error()}
 		return s.deliver(ctx, c, entry, r, delivery{lease: st.Lease, finish: f}, log)
 	}
-	if !s.cfg.KeepSandboxes {
-		defer s.cleanup(a.dir, log)
-	}
 	var res process.Result
-	var tree Tree
 	var runErr error
 	s.whileTouching(ctx, c, entry, func() {
-		tree, res, runErr = s.runTask(runCtx, a, spec, st.Lease)
+		tree, res, runErr = s.runTask(runCtx, a, spec)
 	})
 	if s.isDropped(r) {
 		log.Info("run stopped at the master's word; not reporting it")
@@ -113,38 +153,86 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 }
 
 // runTask fetches the inputs and runs the command. Failing to place the
-// inputs is an infraError; a command that cannot start is the task's own.
-func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec, lease string) (Tree, process.Result, error) {
-	tree, err := s.inputs.Fetch(ctx, spec.IsolateHash, a.sandbox)
+// inputs is an infraError, unless the inputs themselves are invalid; a
+// command that cannot start is the task's own failure.
+func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (Tree, process.Result, error) {
+	tree, err := s.inputs.Fetch(ctx, spec.IsolateHash, a.sandbox, a.placement())
+	if errors.Is(err, ErrInvalidInputs) {
+		return tree, process.Result{}, fmt.Errorf("inputs %s: %w", spec.IsolateHash, err)
+	}
 	if err != nil {
 		return tree, process.Result{}, infraError{fmt.Errorf("fetching inputs %s: %w", spec.IsolateHash, err)}
 	}
 	if len(tree.Command) == 0 {
 		return tree, process.Result{}, fmt.Errorf("inputs %s name no command to run", spec.IsolateHash)
 	}
-	if err := os.MkdirAll(a.tmp, 0o755); err != nil {
+	if err := a.makeTmp(); err != nil {
 		return tree, process.Result{}, infraError{fmt.Errorf("making TEST_TMPDIR: %w", err)}
 	}
-	env := append(os.Environ(),
-		"TEST_TMPDIR="+a.tmp,
-		"DIST_TEST_JOB_ID="+spec.JobID,
-		"DIST_TEST_TASK_ID="+spec.TaskID,
-		"DIST_TEST_ATTEMPT="+strconv.Itoa(spec.Attempt),
-	)
-	res, err := process.Run(ctx, process.Command{
-		Args: tree.Command, Dir: filepath.Join(a.sandbox, filepath.FromSlash(tree.RelativeCwd)), Env: env,
+	cmd := process.Command{
+		Args: tree.Command, Dir: filepath.Join(a.sandbox, filepath.FromSlash(tree.RelativeCwd)), Env: s.environment(a, spec),
 		Timeout: time.Duration(spec.TimeoutMS) * time.Millisecond, KillGrace: s.cfg.KillGrace,
-		Stdout: a.stdout, Stderr: a.stderr, LogLimits: s.cfg.LogLimits, Tag: lease,
-	})
+		Stdout: a.stdout, Stderr: a.stderr, LogLimits: s.cfg.LogLimits, Tag: newRunID(),
+	}
+	if a.user != nil {
+		cmd.User, cmd.Namespaces = &a.user.User, s.cfg.Namespaces
+	}
+	res, err := process.Run(ctx, cmd)
 	if err != nil && res.Canceled {
 		return tree, res, nil // a killed run is judged by the caller
 	}
 	return tree, res, err
 }
 
+// makeTmp makes TEST_TMPDIR, the task's user's, unless the inputs have it.
+func (a *attempt) makeTmp() error {
+	if err := os.Mkdir(a.tmp, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if a.user != nil {
+		return os.Lchown(a.tmp, int(a.user.UID), int(a.user.GID))
+	}
+	return nil
+}
+
+// environment is a task's whole environment, built from an allowlist: the
+// slave's PATH and LANG, HOME and the temporary folders inside the
+// sandbox, the user's name, the operator's additions ([slave] task_env),
+// and the task's identifiers. Nothing else of the slave's environment
+// (credentials, the lease) reaches the task.
+func (s *Slave) environment(a *attempt, spec protocol.Spec) []string {
+	path := s.cfg.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	env := []string{"PATH=" + path, "HOME=" + a.tmp, "TMPDIR=" + a.tmp, "TEST_TMPDIR=" + a.tmp}
+	if lang := s.cfg.Getenv("LANG"); lang != "" {
+		env = append(env, "LANG="+lang)
+	}
+	if a.user != nil {
+		env = append(env, "USER="+a.user.Name, "LOGNAME="+a.user.Name)
+	} else if name := s.cfg.Getenv("USER"); name != "" {
+		env = append(env, "USER="+name, "LOGNAME="+name)
+	}
+	env = append(env, s.cfg.TaskEnv...)
+	return append(env,
+		"DIST_TEST_JOB_ID="+spec.JobID,
+		"DIST_TEST_TASK_ID="+spec.TaskID,
+		"DIST_TEST_ATTEMPT="+strconv.Itoa(spec.Attempt),
+	)
+}
+
+// newRunID names a run among the processes of the host (process.TagVar).
+// It is not a secret, unlike the lease: the task sees it.
+func newRunID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // writeNote puts why a task could not run into its stderr log.
 func writeNote(path string, err error) {
-	f, ferr := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, ferr := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if ferr != nil {
 		return
 	}
@@ -176,7 +264,7 @@ func (s *Slave) collectOutputs(ctx context.Context, a *attempt, spec protocol.Sp
 }
 
 func (s *Slave) zipArtifacts(ctx context.Context, a *attempt, globs []string) error {
-	f, err := os.Create(a.zip)
+	f, err := os.OpenFile(a.zip, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

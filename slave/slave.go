@@ -6,6 +6,16 @@
 //
 // The slave holds no database or blob-store credentials: it talks to the
 // master, the queue and the isolate server only.
+//
+// Tasks are not trusted. Run as root, the slave runs each slot's tasks as
+// the slot's own unprivileged user (Config.Users), with no_new_privs, in a
+// sandbox that user owns, with an environment built from an allowlist:
+// the lease that lets a result be recorded stays in the slave. A task can
+// reach neither the slave's spool, cache and configuration, nor other
+// slots' files and processes (see sandbox.go for the folders). Run as any
+// other user, the slave runs tasks as itself and can protect nothing of
+// its own from them; it says so at start, and gives tasks copies of their
+// inputs rather than links into its cache.
 package slave
 
 import (
@@ -17,6 +27,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +38,7 @@ import (
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
 	"github.com/dist-test/dist_test/slave/process"
+	"github.com/dist-test/dist_test/slave/taskuser"
 )
 
 // Master is what a slave asks of the master (client.Client implements it).
@@ -43,9 +56,20 @@ type Master interface {
 	Abort(ctx context.Context, lease, reason string) error
 }
 
-// Inputs places a task's inputs into an empty folder.
+// Inputs places a task's inputs into an empty folder, for the user the
+// task runs as. Errors the inputs cause themselves wrap ErrInvalidInputs.
 type Inputs interface {
-	Fetch(ctx context.Context, digest, dir string) (Tree, error)
+	Fetch(ctx context.Context, digest, dir string, p Placement) (Tree, error)
+}
+
+// Placement says whom a task's inputs are laid out for.
+type Placement struct {
+	// Owner, when set, is the task's user: it owns the folders and the
+	// copies; links into the cache stay the slave's, read-only.
+	Owner *process.User
+	// Copy: the task runs as the slave's own user, who could write
+	// through a link into the cache. Every file is a copy.
+	Copy bool
 }
 
 // Tree is what a task's inputs say about running it, and what fetching
@@ -54,7 +78,23 @@ type Tree struct {
 	Command     []string
 	RelativeCwd string
 	Inputs      model.Inputs
+	// Release, when set, is called once the sandbox is removed (also
+	// after a fetch that failed).
+	Release func()
 }
+
+// ErrInvalidInputs is wrapped by the Fetch errors that the task's inputs
+// cause themselves: a malformed manifest, paths that lead out of the
+// sandbox. The task fails at once: no other slave would do better.
+var ErrInvalidInputs = errors.New("invalid inputs")
+
+// InvalidInputs marks err as ErrInvalidInputs, keeping its message.
+func InvalidInputs(err error) error { return invalidInputs{err} }
+
+type invalidInputs struct{ err error }
+
+func (e invalidInputs) Error() string   { return e.err.Error() }
+func (e invalidInputs) Unwrap() []error { return []error{ErrInvalidInputs, e.err} }
 
 // Config holds the slave's settings. Zero values take the defaults.
 type Config struct {
@@ -67,6 +107,19 @@ type Config struct {
 	MaxArtifactBytes int64          // 200 MiB
 	UploadAttempts   int            // tries per output before it is reported missing (4)
 	KeepSandboxes    bool           // leave sandboxes for debugging
+	// Users run the tasks, one per slot: slot n runs as Users[n]. They
+	// must be the slave's alone: every process of a slot's user is killed
+	// after each task. Empty: tasks run as the slave's own user, which
+	// may then not be root.
+	Users []taskuser.User
+	// Namespaces runs each task in PID and mount namespaces of its own
+	// (root only; see process.Command).
+	Namespaces bool
+	// TaskEnv is added to each task's environment: NAME=VALUE entries.
+	TaskEnv []string
+	// Getenv reads the slave's environment for what the tasks' allowlist
+	// passes on (PATH, LANG); os.Getenv when nil.
+	Getenv func(string) string
 }
 
 func (c Config) withDefaults() Config {
@@ -85,6 +138,9 @@ func (c Config) withDefaults() Config {
 	if c.UploadAttempts <= 0 {
 		c.UploadAttempts = 4
 	}
+	if c.Getenv == nil {
+		c.Getenv = os.Getenv
+	}
 	return c
 }
 
@@ -96,7 +152,8 @@ type Slave struct {
 	cfg    Config
 	log    *slog.Logger
 
-	spool *spool
+	spool     *spool
+	sandboxes string // the folder of the tasks' sandboxes
 
 	mu    sync.Mutex
 	id    string
@@ -119,9 +176,18 @@ func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logg
 // kills what it runs, gives the queue entries back and deregisters, so the
 // master queues those tasks again at once without counting them as failed.
 func (s *Slave) Run(ctx context.Context) error {
-	if err := os.MkdirAll(s.cfg.ScratchDir, 0o755); err != nil {
-		return fmt.Errorf("scratch folder: %w", err)
+	if err := s.checkIsolation(); err != nil {
+		return err
 	}
+	sandboxes, note, err := s.prepareFolders()
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		s.log.Warn(note)
+	}
+	s.sandboxes = sandboxes
+	s.clearSandboxes()
 	sp, err := openSpool(filepath.Join(s.cfg.ScratchDir, "spool"))
 	if err != nil {
 		return err
@@ -140,6 +206,9 @@ func (s *Slave) Run(ctx context.Context) error {
 		g.Go(func() error { return s.slot(gctx, slot) })
 	}
 	err = g.Wait()
+	if s.sandboxes != filepath.Join(s.cfg.ScratchDir, "sandboxes") {
+		os.Remove(s.sandboxes) // the folder in $TMPDIR, once empty
+	}
 	// Deregister with a context of its own: ctx is over by now.
 	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -240,4 +309,37 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// checkIsolation refuses settings that would leave tasks less isolated
+// than they claim, and says how tasks will run.
+func (s *Slave) checkIsolation() error {
+	root := os.Geteuid() == 0
+	switch {
+	case root && len(s.cfg.Users) == 0:
+		return errors.New("a slave running as root needs a user per slot to run tasks as ([slave] task_users)")
+	case !root && len(s.cfg.Users) > 0:
+		return errors.New("[slave] task_users: only a slave running as root can run tasks as other users")
+	case len(s.cfg.Users) > 0 && len(s.cfg.Users) < s.cfg.Slots:
+		return fmt.Errorf("%d task users for %d slots: each slot needs one", len(s.cfg.Users), s.cfg.Slots)
+	case s.cfg.Namespaces && !root:
+		return errors.New("[slave] namespaces = true needs a slave running as root")
+	case s.cfg.Namespaces:
+		if err := process.CheckNamespaces(); err != nil {
+			return fmt.Errorf("[slave] namespaces = true, but this kernel refuses them: %w", err)
+		}
+	}
+	if !root {
+		s.log.Warn("THIS SLAVE DOES NOT RUN AS ROOT: tasks run as its own user (uid " + strconv.Itoa(os.Geteuid()) +
+			") and can read and change everything it can: its spool, cache and configuration, and the files and " +
+			"processes of the other tasks. Inputs are copied into sandboxes, never linked. Run the slave as root " +
+			"to give each slot an unprivileged user of its own.")
+		return nil
+	}
+	names := make([]string, 0, s.cfg.Slots)
+	for _, u := range s.cfg.Users[:s.cfg.Slots] {
+		names = append(names, u.String())
+	}
+	s.log.Info("tasks run as the slots' own users, with no_new_privs", "users", strings.Join(names, ", "), "namespaces", s.cfg.Namespaces)
+	return nil
 }

@@ -32,7 +32,8 @@ type report struct {
 }
 
 func openSpool(dir string) (*spool, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Its folders are named by leases, which a task must never learn.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	return &spool{dir: dir, pending: map[string]bool{}}, nil
@@ -43,7 +44,7 @@ func openSpool(dir string) (*spool, error) {
 // did not finish, and is removed by load.
 func (sp *spool) save(r report, files map[string]string) error {
 	dir := filepath.Join(sp.dir, r.Lease)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	r.Outputs = map[string]string{}
@@ -71,7 +72,7 @@ func (sp *spool) save(r report, files map[string]string) error {
 }
 
 func writeSynced(path string, b []byte) error {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

@@ -134,12 +134,12 @@ func TestAuthenticatedWrites(t *testing.T) {
 	if want := `"alice": "` + hex.EncodeToString(sum[:]) + `"`; line != want {
 		t.Fatalf("passwd printed %q, want %q", line, want)
 	}
-	c := newClusterWith(t, 2, `[dist_test]
+	c := newClusterWith(t, clusterOptions{slots: 2, config: `[dist_test]
 allowed_ip_ranges = 10.255.0.0/16
-accounts = {`+line+`, "bob": "bob-plain"}
+accounts = {` + line + `, "bob": "bob-plain"}
 [master]
 slave_accounts = {"s1": "slave-secret"}
-`)
+`})
 	if log := c.log.String(); !strings.Contains(log, "plain-text password") || !strings.Contains(log, `users="bob, s1"`) {
 		t.Errorf("no warning naming the plain-text accounts bob and s1:\n%s", log)
 	}
@@ -227,12 +227,12 @@ slave_accounts = {"s1": "slave-secret"}
 // With owners_only, only the job's owner and admins cancel it; an allowed
 // address still submits without an account.
 func TestOwnersOnly(t *testing.T) {
-	c := newClusterWith(t, 1, `[dist_test]
+	c := newClusterWith(t, clusterOptions{slots: 1, config: `[dist_test]
 accounts = {"alice": "a-pw", "bob": "b-pw", "carol": "c-pw"}
 [master]
 owners_only = true
 admins = carol
-`, "PIDDIR="+t.TempDir())
+`, env: []string{"PIDDIR=" + sharedDir(t)}})
 	c.writeInputs(scripts)
 	hash := c.archive("sleep", "ARG=s") // by the loopback address, allowed
 	job := c.writeJob("job.json", []jobTask{{IsolateHash: hash, Description: "sleep", Timeout: 600}})
@@ -266,14 +266,14 @@ admins = carol
 // reads its inputs; logs are fetched through signed links that work for
 // whoever holds them until they expire, and not altered or unsigned.
 func TestReadAuth(t *testing.T) {
-	c := newClusterWith(t, 2, `[dist_test]
+	c := newClusterWith(t, clusterOptions{slots: 2, config: `[dist_test]
 allowed_ip_ranges = 10.255.0.0/16
 accounts = {"alice": "a-pw"}
 [master]
 read_auth = true
 [aws]
 link_ttl = 3s
-`)
+`})
 	c.env = append(c.env, login("alice", "a-pw")...)
 	c.writeInputs(scripts)
 	fail := c.archive("fail", "ARG=r")
@@ -341,7 +341,7 @@ link_ttl = 3s
 // marked cross-site and cross-origin form posts are refused, while the same
 // requests without browser headers (curl, the Python client) still work.
 func TestCrossSiteRequests(t *testing.T) {
-	c := newCluster(t, 1, "PIDDIR="+t.TempDir())
+	c := newCluster(t, 1, "PIDDIR="+sharedDir(t))
 	c.writeInputs(scripts)
 	hash := c.archive("sleep", "ARG=x")
 	code, _, stderr := c.run("submit", "--no-wait", c.writeJob("job.json", []jobTask{{IsolateHash: hash, Description: "sleep", Timeout: 600}}))

@@ -16,7 +16,7 @@ import (
 // Past [master] max_large_bodies, a large body waits unread, and unanswered,
 // until a turn frees.
 func TestLargeBodiesTakeTurns(t *testing.T) {
-	c := newClusterWith(t, 1, "[master]\nmax_large_bodies = 1\n")
+	c := newClusterWith(t, clusterOptions{slots: 1, config: "[master]\nmax_large_bodies = 1\n"})
 	// A: a chunked (so large) submission that holds its turn while it trickles.
 	a := dial(t, c.url)
 	fmt.Fprintf(a, "POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -48,7 +48,7 @@ func TestLargeBodiesTakeTurns(t *testing.T) {
 func BenchmarkConcurrentLargeSubmissions(b *testing.B) {
 	for _, turns := range []int{2, 64} {
 		b.Run(fmt.Sprintf("max_large_bodies=%d", turns), func(b *testing.B) {
-			c := newClusterWith(b, 1, fmt.Sprintf("[master]\nmax_large_bodies = %d\nmax_tasks_per_job = 100000\n", turns))
+			c := newClusterWith(b, clusterOptions{slots: 1, config: fmt.Sprintf("[master]\nmax_large_bodies = %d\nmax_tasks_per_job = 100000\n", turns)})
 			c.writeInputs(map[string]string{"noop": "exit 0\n"})
 			hash := c.archive("noop", "ARG=")
 			body := largeJob(hash, 100000)

@@ -31,7 +31,14 @@ func TestChaos(t *testing.T) {
 	n := envInt(t, "CHAOS_TASKS", 300)
 	seed := uint64(envInt(t, "CHAOS_SEED", 1))
 	rng := rand.New(rand.NewPCG(seed, seed))
-	runlog := filepath.Join(t.TempDir(), "runs.log")
+	runlog := filepath.Join(sharedDir(t), "runs.log")
+	// The tasks of every slot append to it.
+	if err := os.WriteFile(runlog, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(runlog, 0o666); err != nil {
+		t.Fatal(err)
+	}
 	bs := testenv.OwnBeanstalkd(t)
 	s := newStackWith(t, stackOptions{slaves: 4, slots: 2, beanstalk: bs, slaveEnv: []string{"RUNLOG=" + runlog},
 		config: "[master]\nreconcile_interval = 2s\n"})

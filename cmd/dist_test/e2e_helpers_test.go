@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dist-test/dist_test/slave/process"
 )
 
 // binary is the dist_test binary built once for the end-to-end tests.
@@ -30,6 +32,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "dist_test")
+	// A slave that does not run as root runs it too.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	args := []string{"build", "-o", binary}
 	if raceBuild {
 		args = append(args, "-race")
@@ -57,36 +64,89 @@ type cluster struct {
 	env     []string
 	cmd     *exec.Cmd
 	log     *logBuffer
-	extra   []string // more environment for the local process
+	extra   []string      // more environment for the local process
+	user    *process.User // runs the local process, when not root
 }
 
 // config is the configuration file both the local process and the client
-// commands read: short heartbeats and kill grace keep the tests quick.
+// commands read: short heartbeats and kill grace keep the tests quick. The
+// tests' tasks find their shared folders (see sharedDir) through the
+// variables of task_env.
 const testConfig = `[master]
 heartbeat_interval = 1s
 heartbeat_timeout = 3s
 max_runs = 2
 [slave]
 kill_grace = 1s
-`
+` + testTaskEnv
+
+// testTaskEnv passes the variables of the tests' shared folders on to tasks.
+const testTaskEnv = "task_env = PIDDIR, RUNLOG, MARK\n"
+
+// sharedDir is a folder that the tasks of every slot may write to, and
+// the test may read: the test's own temporary folders are root's alone,
+// and tasks run as other users.
+func sharedDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(reachableDir(t), "shared")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// reachableDir is a new temporary folder that any user may pass through
+// (but not list), as may the folders above it.
+func reachableDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != filepath.Dir(d); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
 
 func newCluster(t testing.TB, slots int, extraEnv ...string) *cluster {
 	t.Helper()
-	return newClusterWith(t, slots, "", extraEnv...)
+	return newClusterWith(t, clusterOptions{slots: slots, env: extraEnv})
 }
 
-// newClusterWith starts a cluster whose configuration file has more
-// settings: config, appended to testConfig.
-func newClusterWith(t testing.TB, slots int, config string, extraEnv ...string) *cluster {
+// clusterOptions shape a `dist_test local` cluster.
+type clusterOptions struct {
+	slots  int
+	env    []string // more environment for the local process
+	config string   // appended to the configuration file
+	// reachable puts the test's folder, and the data folder in it, under
+	// folders that every user may pass: only dist_test's own modes then
+	// keep tasks out of the data folder.
+	reachable bool
+	// user runs the local process as that user rather than as root.
+	user *process.User
+}
+
+func newClusterWith(t testing.TB, o clusterOptions) *cluster {
 	t.Helper()
 	dir := t.TempDir()
-	c := &cluster{t: t, dir: dir, dataDir: filepath.Join(dir, "data"), extra: extraEnv}
+	if o.reachable || o.user != nil {
+		dir = reachableDir(t)
+	}
+	if o.user != nil {
+		if err := os.Chown(dir, int(o.user.UID), int(o.user.GID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &cluster{t: t, dir: dir, dataDir: filepath.Join(dir, "data"), extra: o.env, user: o.user}
 	cnf := filepath.Join(dir, "dist_test.cnf")
-	if err := os.WriteFile(cnf, []byte(testConfig+config), 0o644); err != nil {
+	if err := os.WriteFile(cnf, []byte(testConfig+o.config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c.env = append(os.Environ(), "DIST_TEST_CNF="+cnf, "DIST_TEST_JOB_PATH="+filepath.Join(dir, "last-job"))
-	c.start(slots)
+	c.start(o.slots)
 	t.Cleanup(func() { c.stop() })
 	return c
 }
@@ -100,6 +160,10 @@ func (c *cluster) start(slots int) {
 	c.cmd = exec.Command(binary, "local", "--listen", "127.0.0.1:0", "--url-file", urlFile,
 		"--data-dir", c.dataDir, "--slaves", fmt.Sprint(slots))
 	c.cmd.Env = append(append([]string{}, c.env...), c.extra...)
+	if c.user != nil {
+		c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: c.user.UID, Gid: c.user.GID, Groups: []uint32{}}}
+		c.cmd.Env = append(c.cmd.Env, "HOME="+c.dir)
+	}
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatal(err)

@@ -193,7 +193,7 @@ func TestEndToEnd(t *testing.T) {
 // Canceling a job of long sleeps kills their processes, finishes the job
 // with the tasks canceled, and ends a watch of it.
 func TestCancelKillsTasks(t *testing.T) {
-	pids := t.TempDir()
+	pids := sharedDir(t)
 	c := newCluster(t, 4, "PIDDIR="+pids)
 	c.writeInputs(scripts)
 	var tasks []jobTask

@@ -18,7 +18,7 @@ import (
 // and the slave goes on. They run on the embedded default, which is the
 // same slave code.
 func TestTaskFaults(t *testing.T) {
-	pids := t.TempDir()
+	pids := sharedDir(t)
 	c := newCluster(t, 2, "PIDDIR="+pids)
 	c.writeInputs(map[string]string{
 		// Ignores SIGTERM: killed with SIGKILL after the grace.

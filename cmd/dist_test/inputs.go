@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -39,12 +40,19 @@ func openInputs(cfg *config.Config, casURL, scratch string, cred httpclient.Cred
 }
 
 // Fetch implements slave.Inputs.
-func (s *slaveInputs) Fetch(ctx context.Context, digest, dir string) (slave.Tree, error) {
-	t, st, err := isolate.FetchWith(ctx, s.cas, s.cache, digest, dir)
+func (s *slaveInputs) Fetch(ctx context.Context, digest, dir string, p slave.Placement) (slave.Tree, error) {
+	o := isolate.FetchOptions{Copy: p.Copy}
+	if p.Owner != nil {
+		o.Owner = &cache.Owner{UID: int(p.Owner.UID), GID: int(p.Owner.GID)}
+	}
+	t, st, err := isolate.FetchWith(ctx, s.cas, s.cache, digest, dir, o)
+	if errors.Is(err, isolate.ErrInvalidTree) {
+		err = slave.InvalidInputs(err)
+	}
 	return slave.Tree{Command: t.Command, RelativeCwd: t.RelativeCwd, Inputs: model.Inputs{
 		HotItems: int64(st.HotItems), ColdItems: int64(st.ColdItems), HotBytes: st.HotBytes,
 		ColdBytes: st.ColdBytes, FetchTime: st.Duration,
-	}}, err
+	}, Release: t.Release}, err
 }
 
 // Close writes the cache's index back.

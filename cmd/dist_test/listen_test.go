@@ -99,7 +99,7 @@ func checkIdleAndSlow(t *testing.T, url string) {
 }
 
 func TestLocalClosesIdleAndSlowConnections(t *testing.T) {
-	c := newClusterWith(t, 1, tightServer)
+	c := newClusterWith(t, clusterOptions{slots: 1, config: tightServer})
 	checkIdleAndSlow(t, c.url)
 }
 
@@ -117,7 +117,7 @@ func TestIsolateServerClosesIdleAndSlowConnections(t *testing.T) {
 // Past max_connections a new connection waits, unanswered, until one of
 // the open ones closes.
 func TestLocalCapsConnections(t *testing.T) {
-	c := newClusterWith(t, 1, "[server]\nmax_connections = 5\nidle_timeout = 1m\n")
+	c := newClusterWith(t, clusterOptions{slots: 1, config: "[server]\nmax_connections = 5\nidle_timeout = 1m\n"})
 	var open []net.Conn
 	// The local slave holds connections of its own; fill what is left.
 	for range 5 {
@@ -147,7 +147,7 @@ func TestLocalCapsConnections(t *testing.T) {
 // An upload that takes several times read_timeout but keeps above
 // min_rate completes: the deadline moves with the bytes.
 func TestLongUploadAboveMinRateCompletes(t *testing.T) {
-	c := newClusterWith(t, 1, tightServer)
+	c := newClusterWith(t, clusterOptions{slots: 1, config: tightServer})
 	data := bytes.Repeat([]byte("0123456789abcdef"), 40<<10) // 640 KiB, sent at ~128 KiB/s: 5 s
 	sum := sha1.Sum(data)
 	pr, pw := io.Pipe()

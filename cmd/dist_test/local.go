@@ -77,16 +77,22 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		return &cli.ExitError{Code: 1, Err: fmt.Errorf("--slaves must be at least 1, got %d", o.slots)}
 	}
 	log := slog.Default()
-	for _, d := range []string{o.dataDir, filepath.Join(o.dataDir, "tmp")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("data folder: %w", err)
-		}
+	if err := privateDataDir(o.dataDir); err != nil {
+		return err
 	}
+	users, err := taskUsers(cfg, o.slots)
+	if err != nil {
+		return &cli.ExitError{Code: 1, Err: err}
+	}
+	defer users.Release()
 	st, err := sqlite.Open(ctx, filepath.Join(o.dataDir, "dist_test.db"))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := privateDatabase(filepath.Join(o.dataDir, "dist_test.db")); err != nil {
+		return err
+	}
 	blobs, err := local.New(filepath.Join(o.dataDir, "blobs"))
 	if err != nil {
 		return err
@@ -154,7 +160,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		return err
 	}
 	defer inputs.Close()
-	sl := slave.New(mc, q, inputs, slaveConfig(cfg, o.slots, scratch), log)
+	sl := slave.New(mc, q, inputs, slaveConfig(cfg, o.slots, scratch, users.Users), log)
 	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
 	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)
 

@@ -17,12 +17,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dist-test/dist_test/client/cli"
+	"github.com/dist-test/dist_test/slave/process"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	// A task's init in its namespaces is this binary, started by the slave.
+	process.MaybeInit()
 	os.Exit(run(asInvoked(os.Args[0], os.Args[1:])))
 }
 

@@ -26,14 +26,17 @@ type stack struct {
 	slaves   []*proc
 	opt      stackOptions
 	procEnv  []string // the servers' environment
+	slaveCnf string   // the slaves' configuration file
 }
 
 // stackToken is the slaves' shared secret in the stacks of the tests.
 const stackToken = "token-of-the-test-stack-slaves"
 
-// productionConfig writes the INI file every process of the stack reads;
-// extra is appended to it.
-func productionConfig(t testing.TB, dir, isolateURL string, o stackOptions) string {
+// productionConfig writes the INI file the master, the isolate server and
+// the clients read, and the slaves' own, which holds no database or S3
+// credentials (as the README tells operators to deploy them); o.config is
+// appended to both.
+func productionConfig(t testing.TB, dir, isolateURL string, o stackOptions) (cnf, slaveCnf string) {
 	t.Helper()
 	var dsn *mysql.Config
 	var err error
@@ -56,7 +59,7 @@ func productionConfig(t testing.TB, dir, isolateURL string, o stackOptions) stri
 	}
 	bucket := testenv.NewBucket(t, s3)
 	extra := o.config
-	cnf := fmt.Sprintf(`[mysql]
+	full := fmt.Sprintf(`[mysql]
 host = %s
 port = %s
 user = %s
@@ -80,12 +83,23 @@ heartbeat_timeout = 3s
 [slave]
 kill_grace = 1s
 token = %s
-%s`, host, port, dsn.User, dsn.Passwd, dsn.DBName, bs, tube, s3.Endpoint, s3.Region, s3.AccessKey, s3.SecretKey, bucket, isolateURL, stackToken, extra)
-	p := filepath.Join(dir, "dist_test.cnf")
-	if err := os.WriteFile(p, []byte(cnf), 0o644); err != nil {
-		t.Fatal(err)
+%s%s`, host, port, dsn.User, dsn.Passwd, dsn.DBName, bs, tube, s3.Endpoint, s3.Region, s3.AccessKey, s3.SecretKey, bucket, isolateURL, stackToken, testTaskEnv, extra)
+	slave := fmt.Sprintf(`[beanstalk]
+host = %s
+tube = %s
+[isolate]
+server = %s
+[slave]
+kill_grace = 1s
+token = %s
+%s%s`, bs, tube, isolateURL, stackToken, testTaskEnv, extra)
+	cnf, slaveCnf = filepath.Join(dir, "dist_test.cnf"), filepath.Join(dir, "slave.cnf")
+	for p, text := range map[string]string{cnf: full, slaveCnf: slave} {
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return p
+	return cnf, slaveCnf
 }
 
 func newStack(t testing.TB, slaves, slots int) *stack {
@@ -109,13 +123,15 @@ func newStackWith(t testing.TB, o stackOptions) *stack {
 	dir := t.TempDir()
 	// The isolate server goes first: the others need its URL. It reads the
 	// same [aws] settings; a placeholder [isolate] server does not matter to it.
-	cnf := productionConfig(t, dir, "http://placeholder", o)
+	cnf, slaveCnf := productionConfig(t, dir, "http://placeholder", o)
 	env := append(os.Environ(), "DIST_TEST_CNF="+cnf)
-	s := &stack{opt: o, procEnv: env}
+	s := &stack{opt: o, procEnv: env, slaveCnf: slaveCnf}
 	s.isolate = startProc(t, "isolate-server", env, true, "isolate-server", "--data-dir", filepath.Join(dir, "isolate"))
-	b, _ := os.ReadFile(cnf)
-	if err := os.WriteFile(cnf, []byte(strings.Replace(string(b), "http://placeholder", s.isolate.url, 1)), 0o644); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{cnf, slaveCnf} {
+		b, _ := os.ReadFile(f)
+		if err := os.WriteFile(f, []byte(strings.Replace(string(b), "http://placeholder", s.isolate.url, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.master = startProc(t, "master", env, true, "master", "--data-dir", filepath.Join(dir, "master"))
 	s.cluster = &cluster{t: t, dir: dir, url: s.master.url, env: append(env,
@@ -135,7 +151,8 @@ func newStackWith(t testing.TB, o stackOptions) *stack {
 // startSlave starts one more slave process, with a scratch folder of its own.
 func (s *stack) startSlave() *proc {
 	n := len(s.slaves)
-	p := startProc(s.t, fmt.Sprintf("slave-%d", n), append(append([]string{}, s.procEnv...), s.opt.slaveEnv...), false,
+	env := append(append([]string{}, s.procEnv...), "DIST_TEST_CNF="+s.slaveCnf)
+	p := startProc(s.t, fmt.Sprintf("slave-%d", n), append(env, s.opt.slaveEnv...), false,
 		"slave", "--master", s.master.url, "--slots", fmt.Sprint(s.opt.slots),
 		"--scratch-dir", filepath.Join(s.dir, fmt.Sprintf("scratch-%d", n)))
 	s.slaves = append(s.slaves, p)

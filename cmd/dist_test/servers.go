@@ -23,6 +23,7 @@ import (
 	"github.com/dist-test/dist_test/server/api"
 	"github.com/dist-test/dist_test/slave"
 	"github.com/dist-test/dist_test/slave/process"
+	"github.com/dist-test/dist_test/slave/taskuser"
 	"github.com/dist-test/dist_test/web"
 )
 
@@ -144,11 +145,12 @@ func masterConfig(cfg *config.Config) server.Config {
 	}
 }
 
-func slaveConfig(cfg *config.Config, slots int, scratch string) slave.Config {
+func slaveConfig(cfg *config.Config, slots int, scratch string, users []taskuser.User) slave.Config {
 	return slave.Config{
 		Slots: slots, ScratchDir: scratch, Version: version, KillGrace: cfg.Slave.KillGrace,
 		LogLimits:        process.Limits{Head: cfg.Slave.LogHeadBytes, Tail: cfg.Slave.LogTailBytes},
 		MaxArtifactBytes: cfg.Slave.MaxArtifactBytes,
+		Users:            users, Namespaces: cfg.Slave.Namespaces, TaskEnv: cfg.Slave.TaskEnvironment(os.LookupEnv),
 	}
 }
 
@@ -295,6 +297,12 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 		return &cli.ExitError{Code: 1, Err: errors.New("no credentials for the master: set [slave] token (the master's), or [slave] user and password (an account of the master's [master] slave_accounts)")}
 	}
 	log := slog.Default()
+	warnSlaveConfig(cfg, log)
+	users, err := taskUsers(cfg, slots)
+	if err != nil {
+		return &cli.ExitError{Code: 1, Err: err}
+	}
+	defer users.Release()
 	q, err := openQueue(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -314,7 +322,7 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 		return err
 	}
 	defer inputs.Close()
-	return slave.New(mc, q, inputs, slaveConfig(cfg, slots, scratch), log).Run(ctx)
+	return slave.New(mc, q, inputs, slaveConfig(cfg, slots, scratch, users.Users), log).Run(ctx)
 }
 
 func isolateServerCmd(env *cli.Env) *cobra.Command {

@@ -132,7 +132,7 @@ func TestBlobStoreDown(t *testing.T) {
 }
 
 func newReliabilityWith(t *testing.T, o stackOptions) *reliability {
-	mark := t.TempDir()
+	mark := sharedDir(t)
 	o.slaveEnv = append(o.slaveEnv, "MARK="+mark)
 	s := newStackWith(t, o)
 	s.writeInputs(map[string]string{"once": onceScript, "sleep": "sleep $1; echo slept $1\n"})

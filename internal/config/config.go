@@ -133,6 +133,43 @@ type Slave struct {
 	LogHeadBytes     int64
 	LogTailBytes     int64
 	MaxArtifactBytes int64
+	TaskUsers        []string // task_users: names or uid[:gid], one per slot
+	TaskEnv          []string // task_env: NAME or NAME=VALUE
+	Namespaces       bool     // namespaces
+}
+
+// TaskEnvironment is task_env with each bare NAME given its value from
+// getenv (the slave's environment); a NAME the slave lacks is left out.
+func (s Slave) TaskEnvironment(getenv func(string) (string, bool)) []string {
+	var out []string
+	for _, e := range s.TaskEnv {
+		if strings.Contains(e, "=") {
+			out = append(out, e)
+		} else if v, ok := getenv(e); ok {
+			out = append(out, e+"="+v)
+		}
+	}
+	return out
+}
+
+// SlaveSecrets names the database and S3 credentials the configuration
+// holds, with where each came from: a slave needs none of them.
+func (c *Config) SlaveSecrets() []string {
+	var out []string
+	for _, s := range []struct {
+		id  string
+		set bool
+	}{
+		{"mysql.password", c.MySQL.Password != ""},
+		{"aws.access_key", c.AWS.AccessKey != ""},
+		{"aws.secret_key", c.AWS.SecretKey != ""},
+	} {
+		if s.set {
+			section, name, _ := strings.Cut(s.id, ".")
+			out = append(out, fmt.Sprintf("[%s] %s (from %s)", section, name, c.source(s.id)))
+		}
+	}
+	return out
 }
 
 // Account returns the account a client logs in with: [dist_test] user and

@@ -331,3 +331,66 @@ func TestValidateAfterChange(t *testing.T) {
 		t.Errorf("Validate() = %v", err)
 	}
 }
+
+// The task isolation keys: lists split on commas and new lines (indented
+// continuation lines), NAME and NAME=VALUE entries, and what each entry
+// gives a task.
+func TestTaskKeys(t *testing.T) {
+	p := writeFile(t, `[slave]
+task_users = dist_test-a, 3000:3001,
+    nobody
+task_env = JAVA_HOME=/usr/lib/jvm/java 17, PIDDIR
+    GTEST_COLOR=no
+    UNSET_HERE
+namespaces = yes
+`)
+	c, err := Load(p, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Slave.TaskUsers, "|"); got != "dist_test-a|3000:3001|nobody" {
+		t.Errorf("task_users = %q", got)
+	}
+	env := c.Slave.TaskEnvironment(func(k string) (string, bool) {
+		v, ok := map[string]string{"PIDDIR": "/tmp/pids", "OTHER": "x"}[k]
+		return v, ok
+	})
+	if got := strings.Join(env, "|"); got != "JAVA_HOME=/usr/lib/jvm/java 17|PIDDIR=/tmp/pids|GTEST_COLOR=no" {
+		t.Errorf("task environment = %q", got)
+	}
+	if !c.Slave.Namespaces {
+		t.Error("namespaces = yes read as false")
+	}
+	d, err := Load("", envOf(map[string]string{"HOME": t.TempDir()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Slave.TaskUsers) != 0 || len(d.Slave.TaskEnv) != 0 || d.Slave.Namespaces {
+		t.Errorf("defaults: %+v", d.Slave)
+	}
+	for _, bad := range []string{"1BAD=x", "A B", "=x", "A-B"} {
+		_, err := Load(writeFile(t, "[slave]\ntask_env = "+bad+"\n"), envOf(nil))
+		if err == nil || !strings.Contains(err.Error(), "[slave] task_env") {
+			t.Errorf("task_env = %s: %v; want an error naming the key", bad, err)
+		}
+	}
+}
+
+// A slave's configuration names the database and S3 credentials it holds,
+// with where each came from.
+func TestSlaveSecrets(t *testing.T) {
+	p := writeFile(t, "[mysql]\npassword = db\n[aws]\naccess_key = a\nsecret_key = s\n")
+	c, err := Load(p, envOf(map[string]string{"MYSQL_PWD": "from-env"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(c.SlaveSecrets(), "; ")
+	want := "[mysql] password (from env MYSQL_PWD); [aws] access_key (from file " + p + "); [aws] secret_key (from file " + p + ")"
+	if got != want {
+		t.Errorf("SlaveSecrets = %q\nwant %q", got, want)
+	}
+	c, err = Load(writeFile(t, "[dist_test]\npassword = mine\n"), envOf(nil))
+	if err != nil || len(c.SlaveSecrets()) != 0 {
+		t.Errorf("a slave's own password is no database or S3 secret: %v, %v", c.SlaveSecrets(), err)
+	}
+}

@@ -163,6 +163,14 @@ var keys = []key{
 		doc: "bytes kept from the end of each (the middle of a longer log is dropped)"},
 	{section: "slave", name: "max_artifact_bytes", def: "200MiB", set: size(func(c *Config) *int64 { return &c.Slave.MaxArtifactBytes }),
 		doc: "largest artifact archive uploaded"},
+	{section: "slave", name: "task_users", set: list(func(c *Config) *[]string { return &c.Slave.TaskUsers }),
+		doc: "(root) the users tasks run as, one per slot, each serving this slot alone (every process of it is killed after each task): " +
+			"names or uid[:gid], separated by commas; slaves of one host may share a list (default: dist_test-slot-0, dist_test-slot-1, ..., created when missing)"},
+	{section: "slave", name: "task_env", set: setTaskEnv,
+		doc: "more environment for tasks, separated by commas or new lines: NAME passes the slave's value on, NAME=VALUE sets one " +
+			"(tasks get only PATH, LANG, HOME, TMPDIR, TEST_TMPDIR, USER, LOGNAME, DIST_TEST_* and these)"},
+	{section: "slave", name: "namespaces", def: "false", set: boolean(func(c *Config) *bool { return &c.Slave.Namespaces }),
+		doc: "(root) run each task in PID and mount namespaces of its own: it sees only its own processes, and they all die with it"},
 
 	{section: "server", name: "max_connections", def: "1024", set: integer(func(c *Config) *int { return &c.Server.MaxConnections }),
 		doc: "(master, isolate server) connections served at once; more wait until one closes"},
@@ -305,16 +313,10 @@ func accountsOf(field func(*Config) *map[string]string) func(*Config, string) er
 	}
 }
 
-// list reads comma-separated words.
+// list reads words separated by commas or new lines.
 func list(field func(*Config) *[]string) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		var out []string
-		for _, w := range strings.Split(v, ",") {
-			if w = strings.TrimSpace(w); w != "" {
-				out = append(out, w)
-			}
-		}
-		*field(c) = out
+		*field(c) = words(v)
 		return nil
 	}
 }
@@ -333,4 +335,44 @@ func setScratch(c *Config, v string) error {
 	}
 	c.Slave.ScratchDir = v
 	return nil
+}
+
+// words splits a value on commas and new lines, dropping empty entries.
+func words(v string) []string {
+	var out []string
+	for _, line := range strings.Split(v, "\n") {
+		for _, e := range strings.Split(line, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+
+// setTaskEnv reads NAME and NAME=VALUE entries. A value runs to the next
+// comma or the end of its line.
+func setTaskEnv(c *Config, v string) error {
+	c.Slave.TaskEnv = nil
+	for _, e := range words(v) {
+		name, _, _ := strings.Cut(e, "=")
+		if !validEnvName(name) {
+			return fmt.Errorf("%q: want NAME or NAME=VALUE, NAME made of letters, digits and _ and not starting with a digit", e)
+		}
+		c.Slave.TaskEnv = append(c.Slave.TaskEnv, e)
+	}
+	return nil
+}
+
+func validEnvName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

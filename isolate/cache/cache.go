@@ -26,7 +26,7 @@
 // Layout of the folder:
 //
 //	lock                   flocked while the index is read or written
-//	index                  one line per entry: name, size, last use
+//	index                  one line per entry: name, size, last use, ctime, mtime
 //	ab/<digest>-<perm>     an entry: the bytes of digest, mode perm (octal)
 //	tmp/<id>.lock          the mark of an open Cache, flocked: its boot id
 //	tmp/<id>/              the temporary files of that Cache
@@ -36,6 +36,15 @@
 // have two modes, so a blob used with two modes is stored twice (the second
 // copy is made from the first, without downloading). Files a task may
 // write are always copies, never links.
+//
+// Tasks are not trusted. The folder is its owner's alone (0700), entries
+// are read-only files of the cache's owner, and a link is only handed to a
+// task that runs as another, unprivileged user: it can read the entry but
+// neither write nor chmod it. A task running as the cache's own user gets
+// copies (PlaceOptions.Copy). Copies are hashed as they are made, and an
+// entry whose file changed since the cache recorded it (see inode) is
+// hashed again before it is handed out: a changed entry is removed, never
+// used.
 package cache
 
 import (
@@ -90,6 +99,7 @@ const (
 // Cache is one open cache folder. It is safe for concurrent use.
 type Cache struct {
 	dir     string
+	uid     int // the owner of the entries: this process's
 	lim     Limits
 	lock    *os.File // dir/lock
 	tmpDir  string   // this Cache's temporary files
@@ -114,6 +124,9 @@ type Cache struct {
 	// crash), and how many files it hashed in all.
 	verifiedAll  bool
 	hashedAtOpen int
+	// rechecks counts the entries hashed again on use because their file
+	// was not as recorded.
+	rechecks int
 }
 
 // key names an entry: the bytes of digest with mode perm.
@@ -124,10 +137,13 @@ type key struct {
 
 type entry struct {
 	key  key
-	size int64
+	ino  inode // its file, as recorded
 	used int64 // unix nanoseconds of the last use
 	pins int   // Handles not released
-	elem *list.Element
+	// links counts the Linked handles not released: the hardlinks in
+	// tasks' folders that the cache knows of.
+	links int
+	elem  *list.Element
 }
 
 // newKey validates digest (it becomes a file name) and strips the write
@@ -167,13 +183,21 @@ type Handle struct {
 	// in the cache or another caller was downloading them.
 	Hot bool
 
-	c    *Cache
-	e    *entry
-	once sync.Once
+	c      *Cache
+	e      *entry
+	linked bool // Place linked the entry into a task's folder
+	once   sync.Once
 }
 
-// Release unpins the entry. It may be called more than once.
-func (h *Handle) Release() { h.once.Do(func() { h.c.unpin(h.e) }) }
+// Release unpins the entry. It may be called more than once. The Linked
+// handle of a Place is released once the link is gone (the task's folder
+// removed): the change time that the link and its removal gave the entry
+// is then recorded as the cache's own doing.
+func (h *Handle) Release() { h.once.Do(func() { h.c.unpin(h.e, h.linked) }) }
+
+// Remove takes the entry out of the cache, for its bytes were found wrong.
+// The handle must still be released.
+func (h *Handle) Remove() { h.c.remove(h.e.key) }
 
 // filled is what a fill run by the singleflight group tells its callers.
 type filled struct {
@@ -194,12 +218,26 @@ func (c *Cache) Get(ctx context.Context, digest string, size int64, perm fs.File
 	cold := false
 	evictions := 0
 	for {
-		h, err := c.pin(k, size)
-		if err != nil || h != nil {
-			if h != nil {
-				h.Hot = !cold
+		h, suspect, err := c.pin(k, size)
+		if err != nil {
+			return nil, err
+		}
+		if h != nil && suspect {
+			if err := c.recheck(h); err != nil {
+				h.Release()
+				if !errors.Is(err, errChanged) {
+					return nil, err
+				}
+				// Removed: fill it again.
+				if evictions++; evictions > getAttempts {
+					return nil, fmt.Errorf("blob %s: %w", digest, err)
+				}
+				continue
 			}
-			return h, err
+		}
+		if h != nil {
+			h.Hot = !cold
+			return h, nil
 		}
 		if fill == nil {
 			return nil, fmt.Errorf("blob %s: not in the cache: %w", digest, fs.ErrNotExist)
@@ -240,28 +278,79 @@ func (c *Cache) Get(ctx context.Context, digest string, size int64, perm fs.File
 	}
 }
 
-// pin returns a Handle of k if the cache holds it, nil if not.
-func (c *Cache) pin(k key, size int64) (*Handle, error) {
+// pin returns a Handle of k if the cache holds it, nil if not. suspect
+// is set when the entry's file is not as recorded: hash it before use.
+func (c *Cache) pin(k key, size int64) (h *Handle, suspect bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, errors.New("cache is closed")
+		return nil, false, errors.New("cache is closed")
 	}
 	e := c.entries[k]
 	if e == nil {
-		return nil, nil
+		return nil, false, nil
 	}
-	if size >= 0 && e.size != size {
-		return nil, fmt.Errorf("blob %s: %d bytes, not %d as the manifest says: %w", k.digest, e.size, size, ErrMismatch)
+	if size >= 0 && e.ino.size != size {
+		return nil, false, fmt.Errorf("blob %s: %d bytes, not %d as the manifest says: %w", k.digest, e.ino.size, size, ErrMismatch)
 	}
 	e.pins++
 	c.touch(e)
-	return &Handle{Path: c.path(k), Size: e.size, c: c, e: e}, nil
+	return &Handle{Path: c.path(k), Size: e.ino.size, c: c, e: e}, !c.unchanged(e), nil
 }
 
-func (c *Cache) unpin(e *entry) {
+// errChanged is wrapped by the errors of entries whose bytes changed.
+var errChanged = errors.New("the cached file was changed: removed from the cache")
+
+// recheck hashes the file of an entry that is not as recorded: it keeps
+// the entry, recording its file anew, if its bytes are still its digest's,
+// and removes it otherwise.
+func (c *Cache) recheck(h *Handle) error {
+	for range getAttempts {
+		c.mu.Lock()
+		c.rechecks++
+		before, ok := c.stat(h.e.key)
+		c.mu.Unlock()
+		good, err := verifyFile(h.Path, h.e.key)
+		if errors.Is(err, fs.ErrNotExist) {
+			c.forget(h.e.key)
+			return fmt.Errorf("%s: %w", h.Path, errChanged)
+		}
+		if err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
+		c.mu.Lock()
+		after, still := c.stat(h.e.key)
+		if !good || !ok || !still {
+			if c.entries[h.e.key] == h.e {
+				c.removeLocked(h.e)
+			}
+			c.mu.Unlock()
+			return fmt.Errorf("%s: %w", h.Path, errChanged)
+		}
+		// Changed while it was hashed (a link made meanwhile, say): the
+		// hash vouches for nothing, so hash again.
+		if before == after {
+			if c.entries[h.e.key] == h.e {
+				h.e.ino = after
+			}
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock()
+	}
+	c.remove(h.e.key)
+	return fmt.Errorf("%s: changing while it is hashed: %w", h.Path, errChanged)
+}
+
+func (c *Cache) unpin(e *entry, linked bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if linked {
+		e.links--
+		if c.entries[e.key] == e {
+			c.refresh(e)
+		}
+	}
 	e.pins--
 	if e.pins == 0 {
 		c.evict(nil)

@@ -249,10 +249,17 @@ func TestPlaceLinksReadOnlyAndCopiesWritable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		dst := filepath.Join(sandbox, tt.name)
-		hot, n, err := c.Place(ctx, d[0], -1, dst, tt.perm, src.fill(d[0]))
+		p, err := c.Place(ctx, d[0], -1, dst, tt.perm, src.fill(d[0]), PlaceOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		if (p.Linked != nil) != tt.linked {
+			t.Errorf("%s: Linked %v, want a handle %v", tt.name, p.Linked, tt.linked)
+		}
+		if p.Linked != nil {
+			defer p.Linked.Release()
+		}
+		hot, n := p.Hot, p.Size
 		h, err := c.Get(ctx, d[0], -1, tt.perm, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -294,7 +301,7 @@ func TestPlaceCopiesAcrossFilesystems(t *testing.T) {
 	}
 	src, d := newSource("data")
 	dst := filepath.Join(t.TempDir(), "f")
-	if _, _, err := c.Place(context.Background(), d[0], 4, dst, 0o444, src.fill(d[0])); err != nil {
+	if _, err := c.Place(context.Background(), d[0], 4, dst, 0o444, src.fill(d[0]), PlaceOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h, err := c.Get(context.Background(), d[0], 4, 0o444, nil)
@@ -310,7 +317,7 @@ func TestPlaceCopiesAcrossFilesystems(t *testing.T) {
 	}
 	// Other link failures are the caller's.
 	c.link = func(oldname, newname string) error { return &os.LinkError{Err: syscall.EEXIST} }
-	if _, _, err := c.Place(context.Background(), d[0], 4, dst+"2", 0o444, src.fill(d[0])); !errors.Is(err, syscall.EEXIST) {
+	if _, err := c.Place(context.Background(), d[0], 4, dst+"2", 0o444, src.fill(d[0]), PlaceOptions{}); !errors.Is(err, syscall.EEXIST) {
 		t.Fatalf("EEXIST: %v", err)
 	}
 }
@@ -323,11 +330,12 @@ func TestPlaceRefillsAnEntryRemovedBehindItsBack(t *testing.T) {
 	get(t, c, src, d[0]).Release()
 	os.Remove(c.path(key{d[0], 0o444}))
 	dst := filepath.Join(t.TempDir(), "f")
-	hot, _, err := c.Place(context.Background(), d[0], 4, dst, 0o444, src.fill(d[0]))
+	p, err := c.Place(context.Background(), d[0], 4, dst, 0o444, src.fill(d[0]), PlaceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(dst); string(got) != "data" || hot || src.count(d[0]) != 2 {
-		t.Fatalf("%q, hot %v, %d fills", got, hot, src.count(d[0]))
+	p.Linked.Release()
+	if got, _ := os.ReadFile(dst); string(got) != "data" || p.Hot || src.count(d[0]) != 2 {
+		t.Fatalf("%q, hot %v, %d fills", got, p.Hot, src.count(d[0]))
 	}
 }

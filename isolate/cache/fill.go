@@ -50,7 +50,7 @@ func (c *Cache) fill(ctx context.Context, k key, size int64, fill Fill) (downloa
 	if perms := c.perms[k.digest]; len(perms) > 0 {
 		e := c.entries[key{k.digest, perms[0]}]
 		e.pins++
-		sibling = &Handle{Path: c.path(e.key), Size: e.size, c: c, e: e}
+		sibling = &Handle{Path: c.path(e.key), Size: e.ino.size, c: c, e: e}
 	}
 	c.mu.Unlock()
 	if sibling != nil {
@@ -119,7 +119,11 @@ func (c *Cache) store(ctx context.Context, k key, size int64, fill Fill) (err er
 	if err := os.Rename(tmp.Name(), c.path(k)); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
-	c.add(k, cw.n)
+	fi, err := os.Lstat(c.path(k))
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	c.add(k, inodeOf(fi))
 	return nil
 }
 
@@ -134,25 +138,67 @@ func (cw *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// PlaceOptions say how Place lays out a file for a task.
+type PlaceOptions struct {
+	// Copy forbids hardlinks: the task runs as the cache's own user, who
+	// could make a linked entry writable again and change it.
+	Copy bool
+	// Owner, when set, owns the copies (the caller must be root), so that
+	// a task running as that user may write its writable files.
+	Owner *Owner
+}
+
+// Owner is a uid and gid.
+type Owner struct{ UID, GID int }
+
+// Placed tells what Place did.
+type Placed struct {
+	Hot  bool  // the bytes were in the cache already
+	Size int64 // bytes
+	// Linked, when the file is a hardlink to an entry, is that entry,
+	// pinned: Release it once the link is gone.
+	Linked *Handle
+}
+
 // Place lays out the blob digest at dst, a new file, with mode perm,
 // filling the cache with fill if the blob is absent. A read-only perm (no
 // write bit) gets a hardlink to the entry, so a tree shared by many tasks
-// costs its bytes once; a writable one gets a copy, so that the task
-// cannot change the cache by writing its file. Where a link is impossible
-// (another filesystem, too many links) it copies. hot tells whether the
-// bytes were already in the cache; size is their size.
-func (c *Cache) Place(ctx context.Context, digest string, size int64, dst string, perm fs.FileMode, fill Fill) (hot bool, n int64, err error) {
+// costs its bytes once, unless o.Copy forbids links or the task, running
+// as another user than the entry's owner, could not read the entry through
+// one (0400, 0500); a writable one gets a copy, so that the task cannot
+// change the cache by writing its file. Where a link is impossible
+// (another filesystem, too many links) it copies. A copy is hashed as it is
+// made: an entry whose bytes changed is removed and filled again.
+func (c *Cache) Place(ctx context.Context, digest string, size int64, dst string, perm fs.FileMode, fill Fill, o PlaceOptions) (Placed, error) {
+	link := !o.Copy && linkable(perm)
 	for attempt := 0; ; attempt++ {
 		h, err := c.Get(ctx, digest, size, perm, fill)
 		if err != nil {
-			return false, 0, err
+			return Placed{}, err
 		}
-		err = c.placeFrom(h.Path, dst, perm)
-		h.Release()
+		linked, err := c.placeFrom(h, dst, perm, link, o.Owner)
 		if err == nil {
-			return h.Hot, h.Size, nil
+			p := Placed{Hot: h.Hot, Size: h.Size}
+			if !linked {
+				h.Release()
+				return p, nil
+			}
+			c.mu.Lock()
+			h.e.links++
+			c.refresh(h.e) // the link changed the entry's change time
+			c.mu.Unlock()
+			h.linked = true
+			p.Linked = h
+			return p, nil
 		}
+		h.Release()
 		if attempt < getAttempts {
+			// The entry's bytes changed under the copy: it is gone from
+			// the cache, fill it again.
+			if errors.Is(err, errChanged) {
+				c.remove(h.e.key)
+				continue
+			}
 			// Another process may have evicted the entry after this one
 			// last merged the index: fill it again.
 			_, serr := os.Lstat(h.Path)
@@ -168,18 +214,19 @@ func (c *Cache) Place(ctx context.Context, digest string, size int64, dst string
 				continue
 			}
 		}
-		return false, 0, fmt.Errorf("place %s: %w", digest, err)
+		return Placed{}, fmt.Errorf("place %s: %w", digest, err)
 	}
 }
 
-func (c *Cache) placeFrom(src, dst string, perm fs.FileMode) error {
-	if perm&0o222 == 0 {
-		err := c.link(src, dst)
+// placeFrom links or copies the entry of h to dst; linked tells which.
+func (c *Cache) placeFrom(h *Handle, dst string, perm fs.FileMode, link bool, owner *Owner) (linked bool, err error) {
+	if link {
+		err := c.link(h.Path, dst)
 		if err == nil || !linkFallsBack(err) {
-			return err
+			return err == nil, err
 		}
 	}
-	return copyFile(src, dst, perm)
+	return false, copyFile(h.Path, dst, perm, h.e.key, h.Size, owner)
 }
 
 // linkFallsBack tells the link errors that a copy gets around.
@@ -192,9 +239,10 @@ func linkFallsBack(err error) bool {
 	return false
 }
 
-// copyFile copies src to the new file dst (with copy_file_range where the
-// kernel can).
-func copyFile(src, dst string, perm fs.FileMode) (err error) {
+// copyFile copies the entry k at src, of size bytes, to the new file dst,
+// hashing what it copies: bytes that are not k's fail with errChanged and
+// leave no dst.
+func copyFile(src, dst string, perm fs.FileMode, k key, size int64, owner *Owner) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -212,8 +260,18 @@ func copyFile(src, dst string, perm fs.FileMode) (err error) {
 			os.Remove(dst)
 		}
 	}()
-	if _, err := io.Copy(out, in); err != nil {
+	h := hashFor(k.digest)
+	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(in, size+1))
+	if err != nil {
 		return err
+	}
+	if n != size || hex.EncodeToString(h.Sum(nil)) != k.digest {
+		return fmt.Errorf("copy of %s: %w", src, errChanged)
+	}
+	if owner != nil {
+		if err := out.Chown(owner.UID, owner.GID); err != nil {
+			return err
+		}
 	}
 	return out.Chmod(perm)
 }

@@ -15,13 +15,15 @@ import (
 )
 
 const (
-	indexName   = "index"
-	indexHeader = "dist_test cache index 1"
+	indexName = "index"
+	// Version 2 records each entry's size, change and modification times;
+	// an index of version 1 reads as lost, and Open hashes every entry once.
+	indexHeader = "dist_test cache index 2"
 )
 
 // record is an entry as the index file has it.
 type record struct {
-	size int64
+	ino  inode
 	used int64
 }
 
@@ -43,16 +45,18 @@ func (c *Cache) touch(e *entry) {
 	c.changes++
 }
 
-// add records the new entry k, then evicts what the limits require, but
-// not k: its callers are about to pin it.
-func (c *Cache) add(k key, size int64) {
+// add records the new entry k, whose file is ino, then evicts what the
+// limits require, but not k: its callers are about to pin it.
+func (c *Cache) add(k key, ino inode) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.entries[k]; e != nil {
+		// Another caller's file was replaced by this one (same bytes).
+		e.ino = ino
 		c.touch(e)
 		return
 	}
-	e := c.insert(k, size, c.tick())
+	e := c.insert(k, ino, c.tick())
 	c.added[k] = true
 	delete(c.removed, k)
 	c.changes++
@@ -62,12 +66,12 @@ func (c *Cache) add(k key, size int64) {
 
 // insert puts a new entry in the maps, at the front of the LRU list.
 // c.mu is held (or c is not shared yet).
-func (c *Cache) insert(k key, size, used int64) *entry {
-	e := &entry{key: k, size: size, used: used}
+func (c *Cache) insert(k key, ino inode, used int64) *entry {
+	e := &entry{key: k, ino: ino, used: used}
 	e.elem = c.lru.PushFront(e)
 	c.entries[k] = e
 	c.perms[k.digest] = append(c.perms[k.digest], k.perm)
-	c.bytes += size
+	c.bytes += ino.size
 	return e
 }
 
@@ -82,7 +86,7 @@ func (c *Cache) drop(e *entry) {
 	} else {
 		c.perms[e.key.digest] = perms
 	}
-	c.bytes -= e.size
+	c.bytes -= e.ino.size
 }
 
 // removeLocked deletes the entry e and its file. c.mu is held.
@@ -177,9 +181,10 @@ func (c *Cache) merge(disk map[key]record) {
 		case c.removed[k]:
 			// Evicted here since the last sync.
 		default:
-			// Added by another process; trust its file only if it is there.
-			if fi, err := os.Lstat(c.path(k)); err == nil && fi.Mode().IsRegular() && fi.Size() == r.size {
-				c.insert(k, r.size, r.used)
+			// Added by another process; trust its file only if it is
+			// there. Its record is checked when the entry is used.
+			if fi, err := os.Lstat(c.path(k)); err == nil && fi.Mode().IsRegular() && fi.Size() == r.ino.size {
+				c.insert(k, r.ino, r.used)
 				reorder = true
 			}
 		}
@@ -240,16 +245,21 @@ func readIndex(dir string) (map[key]record, error) {
 	out := make(map[key]record, len(lines))
 	for _, line := range lines[1 : len(lines)-1] {
 		f := strings.Fields(line)
-		if len(f) != 3 {
+		if len(f) != 5 {
 			return map[key]record{}, nil
 		}
 		k, ok := parseName(f[0])
-		size, err1 := strconv.ParseInt(f[1], 10, 64)
-		used, err2 := strconv.ParseInt(f[2], 10, 64)
-		if !ok || err1 != nil || err2 != nil || size < 0 {
+		var n [4]int64
+		for i := range n {
+			var err error
+			if n[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
+				ok = false
+			}
+		}
+		if !ok || n[0] < 0 {
 			return map[key]record{}, nil
 		}
-		out[k] = record{size: size, used: used}
+		out[k] = record{ino: inode{size: n[0], ctime: n[2], mtime: n[3]}, used: n[1]}
 	}
 	return out, nil
 }
@@ -272,10 +282,10 @@ func (c *Cache) writeIndex() (err error) {
 	for elem := c.lru.Back(); elem != nil; elem = elem.Prev() {
 		e := elem.Value.(*entry)
 		w.WriteString(e.key.name())
-		w.WriteByte(' ')
-		w.WriteString(strconv.FormatInt(e.size, 10))
-		w.WriteByte(' ')
-		w.WriteString(strconv.FormatInt(e.used, 10))
+		for _, n := range []int64{e.ino.size, e.used, e.ino.ctime, e.ino.mtime} {
+			w.WriteByte(' ')
+			w.WriteString(strconv.FormatInt(n, 10))
+		}
 		w.WriteByte('\n')
 	}
 	if err := w.Flush(); err != nil {

@@ -38,7 +38,12 @@ func openWith(dir string, lim Limits, bootID func() (string, error)) (*Cache, er
 	if lim.MaxItems <= 0 {
 		lim.MaxItems = 100_000
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+	// The folder is its owner's alone: tasks reach an entry only through
+	// the link or the copy they are given.
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("open cache: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open cache: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
@@ -47,6 +52,7 @@ func openWith(dir string, lim Limits, bootID func() (string, error)) (*Cache, er
 	}
 	c := &Cache{
 		dir:     dir,
+		uid:     os.Geteuid(),
 		lim:     lim,
 		lock:    lock,
 		link:    os.Link,
@@ -208,13 +214,13 @@ func (c *Cache) claimTemp(boot string) error {
 }
 
 // scan builds the entries from the files, trusting the index's record of a
-// file only when its size and mode still match, and not at all when
+// file only when its mode, size and times still match, and not at all when
 // verifyAll is set: then every file is hashed.
 func (c *Cache) scan(disk map[key]record, verifyAll bool) error {
 	for i := range 256 {
 		sub := fmt.Sprintf("%02x", i)
 		p := filepath.Join(c.dir, sub)
-		if err := os.MkdirAll(p, 0o755); err != nil {
+		if err := os.MkdirAll(p, 0o700); err != nil {
 			return err
 		}
 		names, err := readNames(p)
@@ -236,10 +242,10 @@ func (c *Cache) scan(disk map[key]record, verifyAll bool) error {
 			case !fi.Mode().IsRegular() || fi.Mode().Perm() != k.perm:
 				// Its mode was changed through a link: so may its bytes.
 				err = os.Remove(fp)
-			case recorded && r.size != fi.Size():
+			case recorded && r.ino.size != fi.Size():
 				err = os.Remove(fp) // truncated, or written
-			case recorded && !verifyAll:
-				c.insert(k, r.size, r.used)
+			case recorded && !verifyAll && r.ino == inodeOf(fi):
+				c.insert(k, r.ino, r.used)
 			default:
 				used := fi.ModTime().UnixNano()
 				if recorded {
@@ -248,7 +254,12 @@ func (c *Cache) scan(disk map[key]record, verifyAll bool) error {
 				var good bool
 				c.hashedAtOpen++
 				if good, err = verifyFile(fp, k); good {
-					c.insert(k, fi.Size(), used)
+					// Unless it changed while it was hashed.
+					if after, serr := os.Lstat(fp); serr == nil && inodeOf(after) == inodeOf(fi) {
+						c.insert(k, inodeOf(fi), used)
+					} else {
+						err = os.Remove(fp)
+					}
 				} else if err == nil {
 					err = os.Remove(fp)
 				}

@@ -73,10 +73,12 @@ func TestTwoProcessesFillOneBlobAtOnce(t *testing.T) {
 	for _, c := range []*Cache{a, b, a, b} {
 		wg.Go(func() {
 			dst := t.TempDir() + "/f"
-			if _, _, err := c.Place(context.Background(), d[0], -1, dst, 0o444, src.fill(d[0])); err != nil {
+			p, err := c.Place(context.Background(), d[0], -1, dst, 0o444, src.fill(d[0]), PlaceOptions{})
+			if err != nil {
 				t.Error(err)
 				return
 			}
+			defer p.Linked.Release()
 			if got, err := os.ReadFile(dst); err != nil || string(got) != content {
 				t.Errorf("placed %d bytes, %v", len(got), err)
 			}

@@ -26,9 +26,9 @@ func match(ctx context.Context, root string, globs []string) ([]file, []string, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("artifact folder: %w", err)
 	}
-	fsys := os.DirFS(realRoot)
-	found := map[string]file{}
 	skipped := map[string]bool{}
+	fsys := &confined{FS: os.DirFS(realRoot), root: realRoot, refused: skipped}
+	found := map[string]file{}
 	for _, g := range globs {
 		pattern, err := cleanPattern(g)
 		if err != nil {
@@ -73,11 +73,7 @@ func match(ctx context.Context, root string, globs []string) ([]file, []string, 
 // lead out of root or nowhere.
 func resolve(realRoot, name string) (file, bool) {
 	real, err := filepath.EvalSymlinks(filepath.Join(realRoot, filepath.FromSlash(name)))
-	if err != nil {
-		return file{}, false
-	}
-	rel, err := filepath.Rel(realRoot, real)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	if err != nil || !within(realRoot, real) {
 		return file{}, false
 	}
 	info, err := os.Stat(real)
@@ -105,4 +101,33 @@ func cleanPattern(g string) (string, error) {
 		return "", fmt.Errorf("artifact pattern %q is not valid: check its brackets and braces", g)
 	}
 	return p, nil
+}
+
+// confined is the task's folder as the glob walk sees it: a folder reached
+// through a link that leads out of the task's folder, or nowhere, reads as
+// absent, and is noted in refused. Without it a pattern such as "link/**"
+// walked whatever tree the link named, "/" included, with the slave's
+// privileges.
+type confined struct {
+	fs.FS
+	root    string // resolved
+	refused map[string]bool
+}
+
+func (c *confined) ReadDir(name string) ([]fs.DirEntry, error) {
+	if name != "." && !within(c.root, filepath.Join(c.root, filepath.FromSlash(name))) {
+		c.refused[name] = true
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
+	}
+	return fs.ReadDir(c.FS, name)
+}
+
+// within tells whether path, links resolved, lies in the resolved root.
+func within(root, path string) bool {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(root, real)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

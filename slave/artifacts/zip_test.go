@@ -181,7 +181,7 @@ func TestZipKeepsModes(t *testing.T) {
 
 func TestZipSymlinks(t *testing.T) {
 	outside := t.TempDir()
-	writeTree(t, outside, map[string]string{"secret.log": "not the task's\n"})
+	writeTree(t, outside, map[string]string{"secret.log": "not the task's\n", "deep/er/tree.log": "not the task's either\n"})
 	root := t.TempDir()
 	writeTree(t, root, map[string]string{"real/data.log": "inside\n"})
 	symlink(t, "real/data.log", filepath.Join(root, "in.log"))
@@ -202,7 +202,10 @@ func TestZipSymlinks(t *testing.T) {
 			map[string]string{"in.log": "inside\n", "real/data.log": "inside\n"}, []string{"dangling.log", "out.log"}},
 		{"a named linked folder inside", []string{"indir/*"},
 			map[string]string{"indir/data.log": "inside\n"}, nil},
-		{"a named linked folder outside", []string{"outdir/*"}, map[string]string{}, []string{"outdir/secret.log"}},
+		{"a named linked folder outside", []string{"outdir/*"}, map[string]string{}, []string{"outdir"}},
+		// The tree the link names is not walked: only the link is told.
+		{"a linked folder outside, walked", []string{"outdir/**"}, map[string]string{}, []string{"outdir"}},
+		{"a linked folder matched by a wildcard is not entered", []string{"*/**/*.log"}, map[string]string{"real/data.log": "inside\n"}, nil},
 		{"a matched link to a folder outside", []string{"outdir"}, map[string]string{}, []string{"outdir"}},
 	}
 	for _, tt := range tests {

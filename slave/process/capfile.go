@@ -29,7 +29,7 @@ func createCapFile(path string, l Limits) (*capFile, error) {
 		return c, nil
 	}
 	// Read-write: the tail is read back from the file when it overflows.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create log file: %w", err)
 	}

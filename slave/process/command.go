@@ -1,6 +1,11 @@
 // Package process runs one task command of the dist_test slave in its own
 // process group, caps what it writes to its log files and reports how it
-// ended. It only works on Linux-like systems (process groups, waitid).
+// ended. It only works on Linux (process groups, waitid, prctl).
+//
+// Every command starts with no_new_privs set: nothing it runs gains
+// privileges through setuid bits or file capabilities. Run as root, the
+// slave gives each command an unprivileged User of its own, and optionally
+// PID and mount namespaces under a small init (Namespaces).
 package process
 
 import "time"
@@ -40,8 +45,19 @@ type Command struct {
 	// Tag, when set, marks every process of the command, through the
 	// environment variable TagVar, so that a daemon that left the process
 	// group (setsid) is found and killed with the rest. It must be unique
-	// to this run.
+	// to this run. It is not a secret: the task can read it.
 	Tag string
+	// User, when set, runs the command as that uid and gid, without
+	// supplementary groups; the caller must be root. The program is looked
+	// up and checked as that user. Once the command has exited every
+	// process running as User.UID is killed, so the uid must serve this
+	// command alone.
+	User *User
+	// Namespaces runs the command, as User, under an init in new PID and
+	// mount namespaces (see MaybeInit, which the program must call first
+	// thing in main): the task sees only its own processes, and every
+	// process it starts dies with it.
+	Namespaces bool
 }
 
 // TagVar is the environment variable that carries a Command's Tag.

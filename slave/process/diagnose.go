@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxShebang is how much of a script's first line the kernel reads (and so
@@ -33,6 +35,8 @@ func checkStart(c Command, path string) error {
 			return fmt.Errorf("working folder %s: %w", c.Dir, err)
 		case !fi.IsDir():
 			return fmt.Errorf("working folder %s is not a folder: %w", c.Dir, fs.ErrNotExist)
+		case unix.Access(c.Dir, unix.X_OK) != nil:
+			return fmt.Errorf("working folder %s may not be entered by the task's user: %w", c.Dir, fs.ErrPermission)
 		}
 	}
 	fi, err := os.Stat(path)

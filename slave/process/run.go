@@ -37,10 +37,10 @@ func Run(ctx context.Context, c Command) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{Canceled: true}, fmt.Errorf("command not started: %w", err)
 	}
-	path, err := resolve(c)
-	if err == nil {
-		err = checkStart(c, path)
+	if c.Namespaces && c.User == nil {
+		return Result{}, errors.New("namespaces need a user to run the command as")
 	}
+	path, err := c.program()
 	if err != nil {
 		return Result{}, err
 	}
@@ -68,22 +68,38 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		Stderr:      streams[len(streams)-1].w,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	var status *os.File // the init's answer, with Namespaces
+	if c.User != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: c.User.UID, Gid: c.User.GID, Groups: []uint32{}}
+	}
+	if c.Namespaces {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeStreams(streams)
+			return Result{}, fmt.Errorf("start task command: %w", err)
+		}
+		status = r
+		defer r.Close()
+		cmd.Path, cmd.Args, cmd.ExtraFiles = "/proc/self/exe", initArgs(*c.User, path, c.Args), []*os.File{w}
+		// The init is root in its namespaces; it starts the command as
+		// the user.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: namespaceFlags}
+	}
 	start := time.Now()
-	err = cmd.Start()
+	err = startNoNewPrivs(cmd)
 	for _, s := range streams {
 		s.w.Close() // the child holds its own copies
 	}
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
 	if err != nil {
-		for _, s := range streams {
-			s.r.Close()
-			s.out.finish()
-		}
+		closeStreams(streams)
 		return Result{}, fmt.Errorf("start task command: %w", err)
 	}
 	for _, s := range streams {
 		go s.drain()
 	}
-
 	pid := cmd.Process.Pid
 	var res Result
 	res.Duration, res.TimedOut, res.Canceled = supervise(ctx, pid, start, c.Timeout, grace)
@@ -91,12 +107,29 @@ func Run(ctx context.Context, c Command) (Result, error) {
 	if c.Tag != "" {
 		killTagged(c.Tag)
 	}
-
 	var errs []error
+	if c.User != nil {
+		// The user is this command's alone: whatever still runs as it
+		// was started by the task, setsid and a cleared environment
+		// notwithstanding.
+		if err := KillUser(*c.User); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := cmd.Wait(); err != nil && cmd.ProcessState == nil {
 		errs = append(errs, fmt.Errorf("wait for task command: %w", err))
 	} else {
 		res.ExitCode = exitCode(cmd.ProcessState)
+	}
+	if status != nil {
+		ws, ok, err := initResult(status)
+		switch {
+		case err != nil:
+			closeStreams(streams)
+			return Result{}, fmt.Errorf("start task command: %w", err)
+		case ok:
+			res.ExitCode = waitCode(ws)
+		}
 	}
 	waitStreams(streams)
 	for _, s := range streams {
@@ -109,6 +142,33 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		res.StderrBytes = streams[1].out.n
 	}
 	return res, errors.Join(errs...)
+}
+
+// program resolves the program to run and checks that it can start, as the
+// command's user when it has one: the folders and PATH entries the task
+// cannot reach are not the task's.
+func (c Command) program() (path string, err error) {
+	check := func() error {
+		if path, err = resolve(c); err == nil {
+			err = checkStart(c, path)
+		}
+		return err
+	}
+	if c.User == nil {
+		return path, check()
+	}
+	if aerr := AsUser(*c.User, check); aerr != nil {
+		return "", aerr
+	}
+	return path, nil
+}
+
+// closeStreams gives up streams whose command did not start.
+func closeStreams(streams []*stream) {
+	for _, s := range streams {
+		s.r.Close()
+		s.out.finish()
+	}
 }
 
 // supervise waits until the process pid has exited, without reaping it, so
@@ -181,6 +241,14 @@ func exitCode(ps *os.ProcessState) int {
 		return -int(ws.Signal())
 	}
 	return ps.ExitCode()
+}
+
+// waitCode is exitCode of a raw wait status.
+func waitCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return -int(ws.Signal())
+	}
+	return ws.ExitStatus()
 }
 
 // resolve finds the program to run: relative to Dir when Args[0] contains a
