@@ -19,6 +19,11 @@ const (
 	MaxRetries     = 100
 	MaxGlobs       = 100
 	MaxTimeout     = 7 * 24 * time.Hour
+	MaxDockerImage = 500 // the store's column
+	// MaxGlobLength bounds one artifact pattern so that MaxGlobs of them,
+	// JSON-encoded with every byte escaped, still fit the store's 64 KiB
+	// column.
+	MaxGlobLength = 100
 )
 
 // ParseJobJSON parses a legacy job_json document, {"tasks": [task, ...]},
@@ -76,7 +81,7 @@ func parseTask(data json.RawMessage) (model.TaskSpec, error) {
 	}
 	s.IsolateHash = strings.ToLower(s.IsolateHash)
 	if !IsDigest(s.IsolateHash) {
-		return s, fmt.Errorf(`"isolate_hash" must be the hex SHA-1 (40 digits) or SHA-256 (64 digits) of an .isolated file, got %q`, s.IsolateHash)
+		return s, fmt.Errorf(`"isolate_hash" must be the hex SHA-1 (40 digits) or SHA-256 (64 digits) of an .isolated file, got %q`, clipString(s.IsolateHash))
 	}
 	if s.Description, err = requiredString(fields, "description"); err != nil {
 		return s, err
@@ -92,10 +97,14 @@ func parseTask(data json.RawMessage) (model.TaskSpec, error) {
 		if json.Unmarshal(v, &secs) != nil || math.IsNaN(secs) || secs < 0 {
 			return s, fmt.Errorf(`"timeout" must be a number of seconds (0 for none), got %s`, clip(v))
 		}
-		s.Timeout = time.Duration(secs * float64(time.Second))
-		if s.Timeout > MaxTimeout {
-			return s, fmt.Errorf(`"timeout" of %s is longer than the maximum of %s`, s.Timeout, MaxTimeout)
+		// Compared in seconds: a huge number overflows a Duration into a
+		// negative one, which would mean no timeout at all.
+		if secs > MaxTimeout.Seconds() {
+			return s, fmt.Errorf(`"timeout" of %s seconds is longer than the maximum of %s`, clip(v), MaxTimeout)
 		}
+		// Rounded, so that a timeout sent on as seconds (Duration.Seconds)
+		// reads back as the same Duration.
+		s.Timeout = time.Duration(math.Round(secs * float64(time.Second)))
 	}
 	if s.MaxRetries, err = optionalInt(fields, "max_retries", MaxRetries); err != nil {
 		return s, err
@@ -120,16 +129,22 @@ func parseTask(data json.RawMessage) (model.TaskSpec, error) {
 		if json.Unmarshal(v, &s.DockerImage) != nil {
 			return s, fmt.Errorf(`"docker_image" must be a string, got %s`, clip(v))
 		}
+		if len(s.DockerImage) > MaxDockerImage {
+			return s, fmt.Errorf(`"docker_image" is %d bytes long; at most %d are allowed`, len(s.DockerImage), MaxDockerImage)
+		}
 	}
 	return s, nil
 }
 
-// CheckGlob checks an artifact pattern: relative to the task's folder, no
-// ".." segment, valid doublestar syntax ("**" matches any number of folders).
+// CheckGlob checks an artifact pattern: at most MaxGlobLength bytes,
+// relative to the task's folder, no ".." segment, valid doublestar syntax
+// ("**" matches any number of folders).
 func CheckGlob(g string) error {
 	switch {
 	case g == "":
 		return fmt.Errorf("empty pattern")
+	case len(g) > MaxGlobLength:
+		return fmt.Errorf("pattern %q is %d bytes long; at most %d are allowed", clipString(g), len(g), MaxGlobLength)
 	case strings.HasPrefix(g, "/"):
 		return fmt.Errorf("pattern %q is absolute; patterns are relative to the task's folder", g)
 	case !doublestar.ValidatePattern(g):
