@@ -86,6 +86,20 @@ func (c *Config) check(skip map[string]bool) []error {
 	if d := c.Master.TTR; d < time.Second {
 		bad("master.ttr", d, "must be at least 1s (the queue counts it in whole seconds)")
 	}
+	// Their readers would take zero or less for their default, not for
+	// what it says.
+	if d := c.Master.ReconcileInterval; d <= 0 {
+		bad("master.reconcile_interval", d, "must be more than zero")
+	}
+	if n := c.Master.MaxRuns; n < 1 {
+		bad("master.max_runs", n, "must be at least 1")
+	}
+	if n := c.Isolate.CacheMaxBytes; n < 1 {
+		bad("isolate.cache_max_bytes", n, "must be more than zero")
+	}
+	if n := c.Isolate.CacheMaxItems; n < 1 {
+		bad("isolate.cache_max_items", n, "must be at least 1")
+	}
 	if n := c.Slave.Slots; n < 1 {
 		bad("slave.slots", n, "must be at least 1")
 	}
@@ -98,11 +112,13 @@ func (c *Config) check(skip map[string]bool) []error {
 	}{
 		{"slave.log_head_bytes", c.Slave.LogHeadBytes},
 		{"slave.log_tail_bytes", c.Slave.LogTailBytes},
-		{"slave.max_artifact_bytes", c.Slave.MaxArtifactBytes},
 	} {
 		if s.n < 0 {
 			bad(s.id, s.n, "must not be negative")
 		}
+	}
+	if n := c.Slave.MaxArtifactBytes; n < 1 {
+		bad("slave.max_artifact_bytes", n, "must be more than zero")
 	}
 	return errs
 }
