@@ -115,14 +115,21 @@ type condParser struct {
 	toks  []condTok
 	pos   int
 	names []string
+	depth int // of parentheses and nots being parsed
 }
+
+// maxCondDepth bounds the nesting of parentheses and nots, so that a
+// hostile condition gets an error rather than exhausting the stack.
+const maxCondDepth = maxPyDepth
 
 func (p *condParser) lex() error {
 	s := p.src
+	col, counted := 1, 0 // the column of s[counted], counted up as tokens come
 	for i := 0; i < len(s); {
 		c := s[i]
 		start := i
-		col := utf8.RuneCountInString(s[:i]) + 1
+		col += utf8.RuneCountInString(s[counted:i])
+		counted = i
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			i++
@@ -151,7 +158,7 @@ func (p *condParser) lex() error {
 					i++
 				} else if s[i] == '\\' {
 					return fmt.Errorf("escape %q at column %d: a condition's strings may only escape quotes and backslashes",
-						s[i:min(i+2, len(s))], utf8.RuneCountInString(s[:i])+1)
+						s[i:min(i+2, len(s))], col+utf8.RuneCountInString(s[start:i]))
 				}
 				b.WriteByte(s[i])
 			}
@@ -231,6 +238,13 @@ func (p *condParser) chain(op string, operand func() (condition, error), join fu
 
 func (p *condParser) not() (condition, error) {
 	t, ok := p.peek()
+	if ok && (t.text == "not" || t.text == "(") {
+		if p.depth++; p.depth > maxCondDepth {
+			return nil, fmt.Errorf("%q at column %d: the condition is nested too deeply (more than %d levels of parentheses and nots)",
+				t.text, t.col, maxCondDepth)
+		}
+		defer func() { p.depth-- }()
+	}
 	switch {
 	case !ok:
 		return nil, fmt.Errorf("the condition ends where a test was expected")

@@ -198,11 +198,17 @@ func ParseIsolated(data []byte) (*Isolated, error) {
 	}
 	iso := &Isolated{
 		Algo:        SHA1,
-		Command:     raw.Command,
 		RelativeCwd: raw.RelativeCwd,
 		ReadOnly:    raw.ReadOnly,
-		Includes:    raw.Includes,
 		Files:       make(map[string]File, len(raw.Files)),
+	}
+	// An empty list says nothing, as Encode writes it: nil, so that a
+	// manifest reads the same before and after Encode.
+	if len(raw.Command) > 0 {
+		iso.Command = raw.Command
+	}
+	if len(raw.Includes) > 0 {
+		iso.Includes = raw.Includes
 	}
 	if raw.Algo != nil {
 		iso.Algo = Algo(*raw.Algo)

@@ -6,12 +6,14 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	osuser "os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -276,23 +278,53 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 }
 
 func readFile(path string) (*ini.File, error) {
-	if _, err := os.Stat(path); err != nil {
+	data, err := os.ReadFile(path)
+	if err != nil {
 		return nil, fmt.Errorf("configuration file: %w", err)
 	}
 	// Options that read a file the way the original's Python ConfigParser
 	// did: case-insensitive keys, indented continuation lines (a long
-	// accounts object), quotes kept, and no inline comments, so that a
-	// password may contain '#' or ';'.
+	// accounts object), quotes kept, no inline comments, so that a
+	// password may contain '#' or ';', and no backslash continuation, so
+	// that a value may end in a backslash.
 	f, err := ini.LoadSources(ini.LoadOptions{
 		InsensitiveKeys:            true,
 		AllowPythonMultilineValues: true,
 		IgnoreInlineComment:        true,
 		PreserveSurroundedQuote:    true,
-	}, path)
+		IgnoreContinuation:         true,
+	}, quoteValues(data))
 	if err != nil {
 		return nil, fmt.Errorf("configuration file %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// quoteValues has go-ini read a value that begins with a backtick or with
+// three double quotes as ConfigParser does, as written. go-ini takes those
+// for its own quotes, drops them, and reads on through the following lines
+// to the closing one: a password "`x" would swallow the rest of the file.
+// Wrapped in three double quotes, go-ini returns the value whole (it looks
+// for the last three quotes of the line). Indented lines, which continue a
+// value, go-ini leaves alone.
+func quoteValues(data []byte) []byte {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for i, l := range lines {
+		if len(l) == 0 || bytes.IndexByte([]byte(" \t#;[\"`"), l[0]) >= 0 {
+			continue
+		}
+		d := bytes.IndexAny(l, "=:")
+		if d < 0 {
+			continue
+		}
+		v := bytes.TrimSpace(l[d+1:])
+		if !bytes.HasPrefix(v, []byte("`")) && !bytes.HasPrefix(v, []byte(`"""`)) {
+			continue
+		}
+		end := l[len(bytes.TrimRight(l, "\r\n")):]
+		lines[i] = slices.Concat(l[:d+1], []byte(` """`), v, []byte(`"""`), end)
+	}
+	return bytes.Join(lines, nil)
 }
 
 // lookup finds a key in its section or, as ConfigParser did, in [DEFAULT].

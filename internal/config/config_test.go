@@ -206,6 +206,8 @@ func TestValidationMessages(t *testing.T) {
 			[]string{`[mysql] port = "70000"`, "must be a TCP port, 1 to 65535"}},
 		{"non-numeric url_timeout", "", map[string]string{"DIST_TEST_URL_TIMEOUT": "soon"},
 			[]string{`[dist_test] url_timeout = "soon" (from env DIST_TEST_URL_TIMEOUT): not a duration`}},
+		{"url_timeout past a Duration", "[dist_test]\nurl_timeout = 9223372036.854776\n", nil,
+			[]string{`[dist_test] url_timeout = "9223372036.854776"`, "not a duration"}},
 		{"zero url_timeout", "[dist_test]\nurl_timeout = 0\n", nil,
 			[]string{`[dist_test] url_timeout = "0s"`, "must be more than zero"}},
 		{"master not a URL", "", map[string]string{"DIST_TEST_MASTER": "dist-test.example:8081"},
@@ -242,6 +244,16 @@ func TestValidationMessages(t *testing.T) {
 			[]string{`[beanstalk] tube = "-x"`}},
 		{"zero slots", "[slave]\nslots = 0\n", nil,
 			[]string{`[slave] slots = "0"`, "at least 1"}},
+		{"zero reconcile_interval", "[master]\nreconcile_interval = 0\n", nil,
+			[]string{`[master] reconcile_interval = "0s"`, "must be more than zero"}},
+		{"zero max_runs", "[master]\nmax_runs = 0\n", nil,
+			[]string{`[master] max_runs = "0"`, "at least 1"}},
+		{"negative cache_max_bytes", "[isolate]\ncache_max_bytes = -1\n", nil,
+			[]string{`[isolate] cache_max_bytes = "-1"`, "more than zero"}},
+		{"zero cache_max_items", "[isolate]\ncache_max_items = 0\n", nil,
+			[]string{`[isolate] cache_max_items = "0"`, "at least 1"}},
+		{"zero max_artifact_bytes", "[slave]\nmax_artifact_bytes = 0\n", nil,
+			[]string{`[slave] max_artifact_bytes = "0"`, "more than zero"}},
 		{"every problem at once", "[mysql]\nport = x\n[master]\nqueue_window = 0\n", map[string]string{"DIST_TEST_MASTER": "nope"},
 			[]string{"[mysql] port", "[master] queue_window", "[dist_test] master"}},
 	}
@@ -392,5 +404,37 @@ func TestSlaveSecrets(t *testing.T) {
 	c, err = Load(writeFile(t, "[dist_test]\npassword = mine\n"), envOf(nil))
 	if err != nil || len(c.SlaveSecrets()) != 0 {
 		t.Errorf("a slave's own password is no database or S3 secret: %v, %v", c.SlaveSecrets(), err)
+	}
+}
+// A value is what its line says, as ConfigParser reads it: go-ini's own
+// quoting (backticks, three double quotes) and its backslash continuation
+// do not apply, so a password that starts with a backtick or ends with a
+// backslash is kept whole and the lines after it keep their meaning.
+func TestValuesReadAsWritten(t *testing.T) {
+	path := writeFile(t, "[dist_test]\n"+
+		"password = `pa\"ss\n"+
+		"user = \"\"\"alice\n"+
+		"master = http://m:8081\n"+
+		"[mysql]\n"+
+		"password = C:\\secret\\\n"+
+		"user = `x` \n"+
+		"host = db`\n"+
+		"database = dist_test\n")
+	c, err := Load(path, envOf(map[string]string{"HOME": t.TempDir()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []struct{ name, got, want string }{
+		{"[dist_test] password", c.DistTest.Password, "`pa\"ss"},
+		{"[dist_test] user", c.DistTest.User, `"""alice`},
+		{"[dist_test] master", c.DistTest.Master, "http://m:8081"},
+		{"[mysql] password", c.MySQL.Password, `C:\secret\`},
+		{"[mysql] user", c.MySQL.User, "`x`"},
+		{"[mysql] host", c.MySQL.Host, "db`"},
+		{"[mysql] database", c.MySQL.Database, "dist_test"},
+	} {
+		if v.got != v.want {
+			t.Errorf("%s = %q, want %q", v.name, v.got, v.want)
+		}
 	}
 }

@@ -235,7 +235,7 @@ func dur(field func(*Config) *time.Duration) func(*Config, string) error {
 // the form of the original's url_timeout.
 func parseDuration(v string) (time.Duration, error) {
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs) > math.MaxInt64/float64(time.Second) {
+		if math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs*float64(time.Second)) >= math.MaxInt64 {
 			return 0, fmt.Errorf("not a duration: use seconds (90) or Go syntax (90s, 2m)")
 		}
 		return time.Duration(secs * float64(time.Second)), nil

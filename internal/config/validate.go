@@ -104,6 +104,20 @@ func (c *Config) check(skip map[string]bool) []error {
 	if t := c.Slave.Token; t != "" && len(t) < MinTokenLength {
 		bad("slave.token", "(hidden)", "%d characters is too short for a secret: use at least %d, e.g. the output of openssl rand -hex 32", len(t), MinTokenLength)
 	}
+	// Their readers would take zero or less for their default, not for
+	// what it says.
+	if d := c.Master.ReconcileInterval; d <= 0 {
+		bad("master.reconcile_interval", d, "must be more than zero")
+	}
+	if n := c.Master.MaxRuns; n < 1 {
+		bad("master.max_runs", n, "must be at least 1")
+	}
+	if n := c.Isolate.CacheMaxBytes; n < 1 {
+		bad("isolate.cache_max_bytes", n, "must be more than zero")
+	}
+	if n := c.Isolate.CacheMaxItems; n < 1 {
+		bad("isolate.cache_max_items", n, "must be at least 1")
+	}
 	if n := c.Slave.Slots; n < 1 {
 		bad("slave.slots", n, "must be at least 1")
 	}
@@ -116,7 +130,6 @@ func (c *Config) check(skip map[string]bool) []error {
 	}{
 		{"slave.log_head_bytes", c.Slave.LogHeadBytes},
 		{"slave.log_tail_bytes", c.Slave.LogTailBytes},
-		{"slave.max_artifact_bytes", c.Slave.MaxArtifactBytes},
 		{"master.retention_days", int64(c.Master.RetentionDays)},
 		{"isolate.retention_days", int64(c.Isolate.RetentionDays)},
 	} {
@@ -133,6 +146,7 @@ func (c *Config) check(skip map[string]bool) []error {
 		{"master.max_large_bodies", int64(c.Master.MaxLargeBodies)},
 		{"server.max_connections", int64(c.Server.MaxConnections)},
 		{"server.min_rate", c.Server.MinRate},
+		{"slave.max_artifact_bytes", c.Slave.MaxArtifactBytes},
 	} {
 		if s.n < 1 {
 			bad(s.id, s.n, "must be at least 1")

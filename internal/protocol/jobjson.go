@@ -21,7 +21,6 @@ const (
 	MaxDescription = 1000
 	MaxRetries     = 100
 	MaxGlobs       = 100
-	MaxGlobBytes   = 500
 	MaxDockerImage = 500
 	MaxTimeout     = 7 * 24 * time.Hour
 	MaxUser        = 200 // a job's user
@@ -29,6 +28,10 @@ const (
 	// MaxRetryTaskIDs bounds the task ids of one retry request; retrying
 	// every failed task needs none.
 	MaxRetryTaskIDs = 10000
+	// MaxGlobLength bounds one artifact pattern so that MaxGlobs of them,
+	// JSON-encoded with every byte escaped, still fit the store's 64 KiB
+	// column.
+	MaxGlobLength = 100
 )
 
 // ParseJobJSON parses a legacy job_json document, {"tasks": [task, ...]},
@@ -103,7 +106,7 @@ func parseTask(data json.RawMessage) (model.TaskSpec, error) {
 	}
 	s.IsolateHash = strings.ToLower(s.IsolateHash)
 	if !IsDigest(s.IsolateHash) {
-		return s, fmt.Errorf(`"isolate_hash" must be the hex SHA-1 (40 digits) or SHA-256 (64 digits) of an .isolated file, got %q`, s.IsolateHash)
+		return s, fmt.Errorf(`"isolate_hash" must be the hex SHA-1 (40 digits) or SHA-256 (64 digits) of an .isolated file, got %q`, clipString(s.IsolateHash))
 	}
 	if s.Description, err = requiredString(fields, "description"); err != nil {
 		return s, err
@@ -124,7 +127,9 @@ func parseTask(data json.RawMessage) (model.TaskSpec, error) {
 		if secs > MaxTimeout.Seconds() {
 			return s, fmt.Errorf(`"timeout" of %s seconds is longer than the maximum of %s (%.0f seconds)`, clip(v), MaxTimeout, MaxTimeout.Seconds())
 		}
-		s.Timeout = time.Duration(secs * float64(time.Second))
+		// Rounded, so that a timeout sent on as seconds (Duration.Seconds)
+		// reads back as the same Duration.
+		s.Timeout = time.Duration(math.Round(secs * float64(time.Second)))
 	}
 	if s.MaxRetries, err = optionalInt(fields, "max_retries", MaxRetries); err != nil {
 		return s, err
@@ -156,14 +161,15 @@ func parseTask(data json.RawMessage) (model.TaskSpec, error) {
 	return s, nil
 }
 
-// CheckGlob checks an artifact pattern: relative to the task's folder, no
-// ".." segment, valid doublestar syntax ("**" matches any number of folders).
+// CheckGlob checks an artifact pattern: at most MaxGlobLength bytes,
+// relative to the task's folder, no ".." segment, valid doublestar syntax
+// ("**" matches any number of folders).
 func CheckGlob(g string) error {
 	switch {
 	case g == "":
 		return fmt.Errorf("empty pattern")
-	case len(g) > MaxGlobBytes:
-		return fmt.Errorf("pattern %q... is %d bytes long; at most %d are allowed", clipString(g), len(g), MaxGlobBytes)
+	case len(g) > MaxGlobLength:
+		return fmt.Errorf("pattern %q... is %d bytes long; at most %d are allowed", clipString(g), len(g), MaxGlobLength)
 	case strings.HasPrefix(g, "/"):
 		return fmt.Errorf("pattern %q is absolute; patterns are relative to the task's folder", g)
 	case !doublestar.ValidatePattern(g):
