@@ -146,11 +146,13 @@ func (c *Config) check(skip map[string]bool) []error {
 		{"master.max_large_bodies", int64(c.Master.MaxLargeBodies)},
 		{"server.max_connections", int64(c.Server.MaxConnections)},
 		{"server.min_rate", c.Server.MinRate},
-		{"slave.max_artifact_bytes", c.Slave.MaxArtifactBytes},
 	} {
 		if s.n < 1 {
 			bad(s.id, s.n, "must be at least 1")
 		}
+	}
+	if n := c.Slave.MaxArtifactBytes; n < 1 {
+		bad("slave.max_artifact_bytes", n, "must be more than zero")
 	}
 	if c.Isolate.MaxTempBytes < c.Isolate.MaxBlobBytes {
 		bad("isolate.max_temp_bytes", c.Isolate.MaxTempBytes, "must be at least [isolate] max_blob_bytes (%d), or the largest blob could never be received", c.Isolate.MaxBlobBytes)
