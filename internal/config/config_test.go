@@ -406,6 +406,7 @@ func TestSlaveSecrets(t *testing.T) {
 		t.Errorf("a slave's own password is no database or S3 secret: %v, %v", c.SlaveSecrets(), err)
 	}
 }
+
 // A value is what its line says, as ConfigParser reads it: go-ini's own
 // quoting (backticks, three double quotes) and its backslash continuation
 // do not apply, so a password that starts with a backtick or ends with a

@@ -350,7 +350,6 @@ func words(v string) []string {
 	return out
 }
 
-
 // setTaskEnv reads NAME and NAME=VALUE entries. A value runs to the next
 // comma or the end of its line.
 func setTaskEnv(c *Config, v string) error {
