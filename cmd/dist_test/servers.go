@@ -293,11 +293,12 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 	if slots < 1 {
 		return &cli.ExitError{Code: 1, Err: fmt.Errorf("--slots must be at least 1, got %d", slots)}
 	}
+	log := slog.Default()
+	// Said before anything can stop the start, so that an operator sees it.
+	warnSlaveConfig(cfg, log)
 	if slaveCredentials(cfg).Empty() {
 		return &cli.ExitError{Code: 1, Err: errors.New("no credentials for the master: set [slave] token (the master's), or [slave] user and password (an account of the master's [master] slave_accounts)")}
 	}
-	log := slog.Default()
-	warnSlaveConfig(cfg, log)
 	users, err := taskUsers(cfg, slots)
 	if err != nil {
 		return &cli.ExitError{Code: 1, Err: err}

@@ -29,7 +29,7 @@ func TestOversizedFieldsAre400(t *testing.T) {
 			{"user too long", `{"id": "j1", "user": "` + long(201) + `", "tasks": [{"isolate_hash": "` + h.digest + `", "description": "d"}]}`, "user is 201 bytes long"},
 			{"name too long", `{"id": "j1", "name": "` + long(300) + `", "tasks": [{"isolate_hash": "` + h.digest + `", "description": "d"}]}`, "name is 300 bytes long"},
 			{"docker image too long", job(`, "docker_image": "` + long(501) + `"`), `"docker_image" is 501 bytes long`},
-			{"glob too long", job(`, "artifact_archive_globs": ["` + long(501) + `"]`), "at most 500 are allowed"},
+			{"glob too long", job(`, "artifact_archive_globs": ["` + long(protocol.MaxGlobLength+1) + `"]`), fmt.Sprintf("at most %d are allowed", protocol.MaxGlobLength)},
 			{"description too long", job(`, "description": "` + long(1001) + `"`), `"description" is 1001 bytes long`},
 		}
 		for _, c := range cases {
