@@ -32,6 +32,6 @@ func TestStatementsPerChange(t *testing.T) {
 	}
 	s := sqlstore.New(db, db, Dialect)
 	defer s.Close()
-	storetest.Statements(t, s, &statements, map[string]int64{"submit": 5, "feed": 4, "enqueue": 1, "start": 6,
-		"heartbeat": 4, "finish": 10, "finish+retry": 13, "requeue": 6, "cancel": 11, "retry": 10})
+	storetest.Statements(t, s, &statements, map[string]int64{"submit": 5, "feed": 2, "enqueue": 1, "start": 5,
+		"heartbeat": 3, "finish": 9, "finish+retry": 10, "requeue": 5, "cancel": 8, "retry": 7})
 }

@@ -29,6 +29,6 @@ func TestStatementsPerChange(t *testing.T) {
 	}
 	s := sqlstore.New(db, db, Dialect)
 	defer s.Close()
-	storetest.Statements(t, s, &statements, map[string]int64{"submit": 5, "feed": 4, "enqueue": 1, "start": 4,
-		"heartbeat": 4, "finish": 8, "finish+retry": 11, "requeue": 4, "cancel": 11, "retry": 10})
+	storetest.Statements(t, s, &statements, map[string]int64{"submit": 5, "feed": 2, "enqueue": 1, "start": 4,
+		"heartbeat": 3, "finish": 8, "finish+retry": 9, "requeue": 4, "cancel": 8, "retry": 7})
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/store"
 )
@@ -89,11 +90,18 @@ func Statements(t *testing.T, s store.Store, n *atomic.Int64, most map[string]in
 	var todo []model.Attempt
 	leases := map[int]string{}
 	step("submit", func() error { return s.CreateJob(ctx, job, now) })
-	step("feed", func() (err error) { todo, err = s.ToEnqueue(ctx, 10, 100); return err })
+	step("feed", func() error {
+		backlog, err := s.Backlog(ctx)
+		if err != nil || len(backlog) != 1 {
+			return fmt.Errorf("backlog %+v, %v", backlog, err)
+		}
+		todo, err = s.Waiting(ctx, backlog[0].JobID, 10)
+		return err
+	})
 	for i, a := range todo {
 		step("enqueue", func() error { return s.MarkEnqueued(ctx, a.ID, a.Token, uint64(10+i)) })
 		step("start", func() error {
-			r, _, err := s.StartAttempt(ctx, store.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: uint64(10 + i), SlaveID: "s"}, now)
+			r, _, err := s.StartAttempt(ctx, lifecycle.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: uint64(10 + i), SlaveID: "s"}, now)
 			leases[i] = r.Lease
 			return err
 		})
@@ -102,20 +110,20 @@ func Statements(t *testing.T, s store.Store, n *atomic.Int64, most map[string]in
 		if _, err := s.Heartbeat(ctx, "s", now); err != nil {
 			return err
 		}
-		if _, err := s.CurrentLeases(ctx, []string{leases[0]}); err != nil {
-			return err
-		}
 		_, err := s.RunningOn(ctx, "s")
 		return err
 	})
-	step("finish", func() error { _, err := s.FinishAttempt(ctx, leases[0], model.Result{Duration: time.Second}, now); return err })
+	step("finish", func() error {
+		_, err := s.FinishAttempt(ctx, leases[0], model.Result{Duration: time.Second}, now)
+		return err
+	})
 	step("finish+retry", func() error {
 		_, err := s.FinishAttempt(ctx, leases[1], model.Result{ExitCode: 1, Duration: time.Second}, now)
 		return err
 	})
 	step("requeue", func() error { return s.RequeueRun(ctx, leases[2], "lost", false, now) })
 	step("cancel", func() error { _, err := s.CancelJob(ctx, "j", now); return err })
-	step("retry", func() error { _, err := s.Retry(ctx, "j", nil, now); return err })
+	step("retry", func() error { _, err := s.Retry(ctx, "j", nil, lifecycle.RetryFailed, now); return err })
 	var report string
 	for _, name := range order {
 		report += fmt.Sprintf(" %s=%d", name, got[name])
