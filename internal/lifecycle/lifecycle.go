@@ -1,13 +1,14 @@
 // Package lifecycle holds the rules of a task's life: which queue entry
 // may start an attempt, what a result does (a final state, or a retry
 // queued), how a run goes back to the queue, what a cancel and a retry
-// change, and how a job's counters follow. Each rule is a pure function: it
-// takes the rows as the store read them, under lock, and returns what the
-// store is to write. The store locks, loads, saves and counts; the rules are
-// tested here, without a database.
+// change and how a job's counters follow; and how a slave registration
+// changes state. Each rule is a pure function: it takes the rows as the
+// store read them, under lock, and returns what the store is to write. The
+// store locks, loads, saves and counts; the rules are tested here, without
+// a database.
 //
 // Ids (leases, queue tokens) come from the newID passed in, times from now:
-// a rule does nothing else than compute.
+// a rule does nothing but compute.
 package lifecycle
 
 import (
