@@ -43,7 +43,7 @@ type Store interface {
 	// task the job does not have.
 	Retry(ctx context.Context, jobID string, taskIDs []string, rule lifecycle.RetryRule, now time.Time) ([]string, error)
 	// Durations returns the running average runtime of each description
-	// that has a history.
+	// that has a history. FinishAttempt folds each measured run into it.
 	Durations(ctx context.Context, descriptions []string) (map[string]time.Duration, error)
 
 	// Backlog returns, for each job with queued attempts waiting for a
@@ -75,8 +75,8 @@ type Store interface {
 	RunningByLease(ctx context.Context, lease string) (model.Attempt, error)
 	// FinishAttempt records the result of the run holding lease; on failure
 	// with a retry left it queues the next attempt in the same transaction
-	// (lifecycle.Finish). Finishing again with the same lease returns the recorded outcome with
-	// Duplicate set; any other lease is ErrConflict.
+	// (lifecycle.Finish). Finishing again with the same lease returns the
+	// recorded outcome with Duplicate set; any other lease is ErrConflict.
 	FinishAttempt(ctx context.Context, lease string, r model.Result, now time.Time) (FinishOutcome, error)
 	// RequeueRun puts a running attempt back to queued (lifecycle.Requeue):
 	// it is not a new attempt and uses no retry. With keepEntry (the slave
@@ -92,7 +92,7 @@ type Store interface {
 	Heartbeat(ctx context.Context, slaveID string, now time.Time) (model.Slave, error)
 	// GetSlave returns one registration. ErrNotFound if there is none.
 	GetSlave(ctx context.Context, slaveID string) (model.Slave, error)
-	// SetSlaveState changes a slave's state.
+	// SetSlaveState changes a slave's state (lifecycle.SetSlave).
 	SetSlaveState(ctx context.Context, slaveID string, state model.SlaveState, now time.Time) error
 	// ListSlaves returns registrations, alive ones first; with alive set,
 	// only those.
