@@ -79,9 +79,10 @@ func (c Counts) Add(d Counts) Counts { return c.combine(d, 1) }
 func (c Counts) Sub(d Counts) Counts { return c.combine(d, -1) }
 
 func (c Counts) combine(d Counts, sign int) Counts {
-	to, from := c.Fields(), d.Fields()
-	for i, p := range to {
-		*p += sign * *from[i]
+	to, from := reflect.ValueOf(&c).Elem(), reflect.ValueOf(&d).Elem()
+	for i := range to.NumField() {
+		f := to.Field(i)
+		f.SetInt(f.Int() + int64(sign)*from.Field(i).Int())
 	}
 	return c
 }
