@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dist-test/dist_test/internal/blob"
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/store"
@@ -30,12 +31,12 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		// Not a conflict: the entry is good and the slave must give it back.
 		return model.Attempt{}, model.Spec{}, fmt.Errorf("%w: slave %s is %s; heartbeat to reset", model.ErrNotFound, sl.ID, sl.State)
 	}
-	sr := store.StartRequest{
+	sr := lifecycle.StartRequest{
 		AttemptID: req.Entry.AttemptID, Token: req.Entry.Token, EntryID: req.EntryID,
 		SlaveID: sl.ID, Slot: req.Slot, Hostname: sl.Hostname,
 	}
 	a, spec, err := m.store.StartAttempt(ctx, sr, m.now())
-	var held *store.HeldError
+	var held *lifecycle.HeldError
 	if errors.As(err, &held) {
 		// The entry's lease ran out in the queue (a restart of beanstalkd
 		// with its binlog does that to every reserved entry). While the
@@ -178,9 +179,12 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 		return out, false, fmt.Errorf("finish: missing: %w", err)
 	}
 	f.Error = model.Clip(f.Error, model.MaxErrorBytes)
+	// The run as it stands, to name its outputs; a lease that is not
+	// current is refused by FinishAttempt (or acknowledged, if the same
+	// finish was recorded already).
+	a, runErr := m.store.RunningByLease(ctx, lease)
 	if f.Infra {
-		a, err := m.store.RunningByLease(ctx, lease)
-		if err == nil && a.Runs < m.cfg.MaxRuns {
+		if runErr == nil && a.Runs < m.cfg.MaxRuns {
 			reason := model.Clip(fmt.Sprintf("infrastructure failure on %s (run %d): %s", a.Hostname, a.Runs, f.Error), model.MaxErrorBytes)
 			if err := m.store.RequeueRun(ctx, lease, reason, true, m.now()); err != nil {
 				return out, false, fmt.Errorf("finish: %w", err)
@@ -195,7 +199,7 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 		Error:    f.Error, Outputs: model.Outputs{Missing: f.Missing},
 		Inputs: f.Inputs.Model(),
 	}
-	if a, err := m.store.RunningByLease(ctx, lease); err == nil {
+	if runErr == nil {
 		for _, name := range f.Outputs {
 			key := OutputKey(a, name)
 			if _, err := m.blobs.Stat(ctx, key); err != nil {

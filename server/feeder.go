@@ -43,14 +43,23 @@ func (m *Master) feed(ctx context.Context) error {
 	}
 }
 
-// FeedOnce puts one batch and returns how many attempts it put.
+// FeedOnce puts one batch, as planFeed and orderFeed decide, and returns
+// how many attempts it put.
 func (m *Master) FeedOnce(ctx context.Context) (int, error) {
-	todo, err := m.store.ToEnqueue(ctx, m.cfg.QueueWindow, feedBatch)
+	backlog, err := m.store.Backlog(ctx)
 	if err != nil {
 		return 0, err
 	}
+	var perJob [][]model.Attempt
+	for _, t := range planFeed(backlog, m.cfg.QueueWindow, feedBatch) {
+		as, err := m.store.Waiting(ctx, t.JobID, t.N)
+		if err != nil {
+			return 0, err
+		}
+		perJob = append(perJob, as)
+	}
 	put := 0
-	for _, a := range interleave(todo) {
+	for _, a := range orderFeed(perJob) {
 		if err := m.enqueue(ctx, a); err != nil {
 			return put, err
 		}
@@ -76,29 +85,6 @@ func (m *Master) enqueue(ctx context.Context, a model.Attempt) error {
 		return nil
 	}
 	return err
-}
-
-// interleave orders attempts of several jobs round-robin, each job's in its
-// own order, so that equal priorities alternate between jobs in the queue.
-func interleave(as []model.Attempt) []model.Attempt {
-	var jobs []string
-	byJob := make(map[string][]model.Attempt)
-	for _, a := range as {
-		if _, ok := byJob[a.JobID]; !ok {
-			jobs = append(jobs, a.JobID)
-		}
-		byJob[a.JobID] = append(byJob[a.JobID], a)
-	}
-	out := make([]model.Attempt, 0, len(as))
-	for len(out) < len(as) {
-		for _, j := range jobs {
-			if q := byJob[j]; len(q) > 0 {
-				out = append(out, q[0])
-				byJob[j] = q[1:]
-			}
-		}
-	}
-	return out
 }
 
 // reconcile finds queued attempts whose queue entry vanished (the queue

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/store"
@@ -209,7 +210,7 @@ func (m *Master) Retry(ctx context.Context, jobID string, taskIDs []string) ([]s
 			return nil, fmt.Errorf("retry in %s: no task %q: %w", jobID, clipID(id), model.ErrNotFound)
 		}
 	}
-	got, err := m.store.Retry(ctx, jobID, taskIDs, m.now())
+	got, err := m.store.Retry(ctx, jobID, taskIDs, lifecycle.RetryFailed, m.now())
 	if err != nil {
 		return nil, fmt.Errorf("retry in %s: %w", jobID, err)
 	}
@@ -227,8 +228,8 @@ func (m *Master) RetryAttempt(ctx context.Context, jobID, taskID string, n int) 
 	if !validTaskID(taskID) {
 		return fmt.Errorf("task %q of job %s: %w", clipID(taskID), jobID, model.ErrNotFound)
 	}
-	queued, err := m.store.RetryAttempt(ctx, jobID, taskID, n, m.now())
-	if queued {
+	queued, err := m.store.Retry(ctx, jobID, []string{taskID}, lifecycle.RetryAfter(n), m.now())
+	if len(queued) > 0 {
 		m.poke()
 	}
 	return err

@@ -44,7 +44,9 @@ func (m *Master) Register(ctx context.Context, r protocol.Register) (model.Slave
 // another slave), or everything if the master had declared it lost. It also
 // reconciles the store with the slave: a run the store has on this slave
 // that the slave neither runs nor holds a result of was lost (the start's
-// answer never reached the slave, say) and is queued again.
+// answer never reached the slave, say) and is queued again. The store's
+// running attempts on the slave answer both: their leases are the slave's
+// current ones.
 func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Heartbeat) (protocol.HeartbeatReply, error) {
 	var reply protocol.HeartbeatReply
 	before, err := m.store.Heartbeat(ctx, slaveID, m.now())
@@ -66,41 +68,17 @@ func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Hear
 		m.log.Warn("lost slave is back; told to reset", "slave", slaveID, "host", before.Hostname)
 		return protocol.HeartbeatReply{Reset: true}, nil
 	}
-	if len(hb.Running) > 0 {
-		current, err := m.store.CurrentLeases(ctx, hb.Running)
-		if err != nil {
-			return reply, err
-		}
-		for _, l := range hb.Running {
-			if !current[l] {
-				reply.Kill = append(reply.Kill, l)
-			}
-		}
-	}
-	return reply, m.reconcileSlave(ctx, slaveID, hb)
-}
-
-// reconcileSlave queues again the runs the store has on a slave that the
-// slave does not know of. A run started moments ago may not be in the
-// heartbeat yet: only runs older than two heartbeat intervals count.
-func (m *Master) reconcileSlave(ctx context.Context, slaveID string, hb protocol.Heartbeat) error {
 	runs, err := m.store.RunningOn(ctx, slaveID)
-	if err != nil || len(runs) == 0 {
-		return err
+	if err != nil {
+		return reply, err
 	}
-	known := make(map[string]bool, len(hb.Running)+len(hb.Pending))
-	for _, l := range append(hb.Running, hb.Pending...) {
-		known[l] = true
-	}
-	cutoff := m.now().Add(-2 * m.cfg.HeartbeatInterval)
+	var lost []model.Attempt
+	reply.Kill, lost = compareRuns(runs, hb, m.now().Add(-2*m.cfg.HeartbeatInterval))
 	n := 0
-	for _, a := range runs {
-		if known[a.Lease] || a.StartedAt.After(cutoff) {
-			continue
-		}
+	for _, a := range lost {
 		err := m.store.RequeueRun(ctx, a.Lease, "its slave does not run it and holds no result of it", false, m.now())
 		if err != nil && !errors.Is(err, model.ErrConflict) {
-			return err
+			return reply, err
 		}
 		n++
 	}
@@ -108,7 +86,36 @@ func (m *Master) reconcileSlave(ctx context.Context, slaveID string, hb protocol
 		m.log.Warn("runs the slave does not know of were queued again", "slave", slaveID, "runs", n)
 		m.poke()
 	}
-	return nil
+	return reply, nil
+}
+
+// compareRuns compares the runs the store has on a slave with those the
+// slave reports. It returns the leases of reported runs that are no longer
+// current (canceled, or handed to another slave), which the slave must
+// kill, and the runs the slave neither runs nor holds a result of: they
+// were lost (the start's answer never reached the slave, say). A run
+// started after cutoff may not be in the heartbeat yet, and is not lost.
+func compareRuns(runs []model.Attempt, hb protocol.Heartbeat, cutoff time.Time) (kill []string, lost []model.Attempt) {
+	current := make(map[string]bool, len(runs))
+	for _, a := range runs {
+		current[a.Lease] = true
+	}
+	known := make(map[string]bool, len(hb.Running)+len(hb.Pending))
+	for _, l := range hb.Running {
+		known[l] = true
+		if !current[l] {
+			kill = append(kill, l)
+		}
+	}
+	for _, l := range hb.Pending {
+		known[l] = true
+	}
+	for _, a := range runs {
+		if !known[a.Lease] && !a.StartedAt.After(cutoff) {
+			lost = append(lost, a)
+		}
+	}
+	return kill, lost
 }
 
 // Deregister ends a slave registration that leaves on its own. Runs it

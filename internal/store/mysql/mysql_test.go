@@ -40,3 +40,13 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Fatalf("Open of a closed port: %v", err)
 	}
 }
+
+// The jobs table has a column for each counter, and no other.
+func TestCounterColumns(t *testing.T) {
+	s, err := mysql.OpenDSN(context.Background(), testenv.MySQL(t), "test database")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CounterColumns(t, s.DB())
+}

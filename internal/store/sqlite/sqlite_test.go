@@ -41,3 +41,13 @@ func TestReopenKeepsState(t *testing.T) {
 		t.Fatalf("after reopening: %+v, %v", got, err)
 	}
 }
+
+// The jobs table has a column for each counter, and no other.
+func TestCounterColumns(t *testing.T) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "dist_test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CounterColumns(t, s.DB())
+}

@@ -20,12 +20,6 @@ func event(ctx context.Context, tx *sql.Tx, e model.Event) error {
 	return err
 }
 
-// attemptEvent is the event of a change of a.
-func attemptEvent(kind model.EventKind, a model.Attempt, detail string, at int64) model.Event {
-	return model.Event{At: fromMS(at), Kind: kind, SlaveID: a.SlaveID, JobID: a.JobID, TaskID: a.TaskID,
-		Attempt: a.Attempt, Detail: detail}
-}
-
 // AddEvent implements store.Store.
 func (s *Store) AddEvent(ctx context.Context, e model.Event) error {
 	return s.tx(ctx, func(tx *sql.Tx) error { return event(ctx, tx, e) })

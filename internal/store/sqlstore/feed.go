@@ -5,79 +5,60 @@ import (
 	"database/sql"
 
 	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/store"
 )
 
-// ToEnqueue implements store.Store. Retries and runs queued again after a
-// lost slave come first and ignore the window: they are late already, and
-// a full window must not hold them back. Then jobs are served oldest first,
-// each with at most window entries in the queue at once, which is what
-// shares the slaves between jobs: a new job's tasks enter the queue beside
-// an older job's instead of behind all of it.
-func (s *Store) ToEnqueue(ctx context.Context, window, limit int) ([]model.Attempt, error) {
-	out, err := queryAttempts(ctx, s.r, `WHERE a.state = ? AND a.enqueued = 0 AND a.priority <= ?
-		ORDER BY a.priority, a.id LIMIT ?`, string(model.Queued), int64(model.RetryBase), limit)
+// Backlog implements store.Store. Each half of the union walks the index
+// attempts_feed (state, enqueued, job_id, priority, id) in its order.
+func (s *Store) Backlog(ctx context.Context) ([]store.JobBacklog, error) {
+	queued := string(model.Queued)
+	rows, err := s.r.QueryContext(ctx, `SELECT job_id, 0, MIN(id), COUNT(*),
+		SUM(CASE WHEN priority <= ? THEN 1 ELSE 0 END) FROM attempts WHERE state = ? AND enqueued = 0 GROUP BY job_id
+		UNION ALL SELECT job_id, 1, 0, COUNT(*), 0 FROM attempts WHERE state = ? AND enqueued = 1 GROUP BY job_id`,
+		int64(model.RetryBase), queued, queued)
 	if err != nil {
 		return nil, s.classify(err)
-	}
-	inQueue, err := s.countEnqueued(ctx)
-	if err != nil {
-		return nil, s.classify(err)
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT job_id, MIN(id) AS first FROM attempts
-		WHERE state = ? AND enqueued = 0 GROUP BY job_id ORDER BY first`, string(model.Queued))
-	if err != nil {
-		return nil, s.classify(err)
-	}
-	var jobs []string
-	for rows.Next() {
-		var j string
-		var first int64
-		if err := rows.Scan(&j, &first); err != nil {
-			rows.Close()
-			return nil, s.classify(err)
-		}
-		jobs = append(jobs, j)
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return nil, s.classify(err)
-	}
-	for _, j := range jobs {
-		room := min(window-inQueue[j], limit-len(out))
-		if room <= 0 {
-			if len(out) >= limit {
-				break
-			}
-			continue
-		}
-		more, err := queryAttempts(ctx, s.r, `WHERE a.state = ? AND a.enqueued = 0 AND a.job_id = ?
-			AND a.priority > ? ORDER BY a.priority, a.id LIMIT ?`, string(model.Queued), j, int64(model.RetryBase), room)
-		if err != nil {
-			return nil, s.classify(err)
-		}
-		out = append(out, more...)
-	}
-	return out, nil
-}
-
-func (s *Store) countEnqueued(ctx context.Context) (map[string]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT job_id, COUNT(*) FROM attempts
-		WHERE state = ? AND enqueued = 1 GROUP BY job_id`, string(model.Queued))
-	if err != nil {
-		return nil, err
 	}
 	defer rows.Close()
-	out := make(map[string]int)
+	byJob := make(map[string]*store.JobBacklog)
+	var out []*store.JobBacklog
 	for rows.Next() {
-		var j string
-		var n int
-		if err := rows.Scan(&j, &n); err != nil {
-			return nil, err
+		var job string
+		var enqueued int
+		var oldest int64
+		var n, retries int
+		if err := rows.Scan(&job, &enqueued, &oldest, &n, &retries); err != nil {
+			return nil, s.classify(err)
 		}
-		out[j] = n
+		b := byJob[job]
+		if b == nil {
+			b = &store.JobBacklog{JobID: job}
+			byJob[job] = b
+			out = append(out, b)
+		}
+		if enqueued == 0 {
+			b.Oldest, b.Waiting, b.Retries = oldest, n, retries
+		} else {
+			b.InQueue = n
+		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, s.classify(err)
+	}
+	var backlog []store.JobBacklog
+	for _, b := range out {
+		if b.Waiting > 0 {
+			backlog = append(backlog, *b)
+		}
+	}
+	return backlog, nil
+}
+
+// Waiting implements store.Store.
+func (s *Store) Waiting(ctx context.Context, jobID string, limit int) ([]model.Attempt, error) {
+	out, err := queryAttempts(ctx, s.r, `WHERE a.state = ? AND a.enqueued = 0 AND a.job_id = ?
+		ORDER BY a.priority, a.id LIMIT ?`, string(model.Queued), jobID, limit)
+	return out, s.classify(err)
 }
 
 // MarkEnqueued implements store.Store.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/store"
 )
@@ -22,27 +23,21 @@ const insertBatch = 500
 
 // CreateJob implements store.Store.
 func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) error {
-	if len(job.Tasks) == 0 {
-		return fmt.Errorf("%w: job %s has no tasks", model.ErrInvalid, job.ID)
-	}
-	var total model.Counts
-	groups := make([]model.Group, len(job.Tasks))
-	for i, t := range job.Tasks {
-		groups[i] = model.Group{MaxRetries: t.Spec.MaxRetries}
-		groups[i].Add(t.Spec.Attempt)
-		total = total.Add(groups[i].Counts())
+	sub, err := lifecycle.Submit(job, now)
+	if err != nil {
+		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		args := append([]any{job.ID, job.User, job.Name, ms(now)}, countsArgs(total)...)
-		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, user, name, submitted_at, `+
-			strings.Join(jobCounterCols, ", ")+`) VALUES (`+placeholders(len(args))+`)`, args...)
+		args := append([]any{job.ID, job.User, job.Name, ms(now)}, counterValues(&sub.Counts)...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, user, name, submitted_at, `+counterCols+
+			`) VALUES (`+placeholders(len(args))+`)`, args...)
 		if err != nil {
 			if s.d.Duplicate(err) {
 				return fmt.Errorf("%w: job %s", model.ErrExists, job.ID)
 			}
 			return err
 		}
-		if err := s.insertTasks(ctx, tx, job, groups); err != nil {
+		if err := s.insertTasks(ctx, tx, job, sub.Groups); err != nil {
 			return err
 		}
 		rows, err := s.taskRows(ctx, tx, job.ID)
@@ -52,8 +47,7 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 		if err := s.insertFirstAttempts(ctx, tx, job, rows, now); err != nil {
 			return err
 		}
-		return event(ctx, tx, model.Event{At: now, Kind: model.EventJobSubmitted, JobID: job.ID, Attempt: -1,
-			Detail: fmt.Sprintf("%d tasks, by %s", len(job.Tasks), job.User)})
+		return event(ctx, tx, sub.Event)
 	})
 }
 
@@ -133,43 +127,42 @@ func (s *Store) insertFirstAttempts(ctx context.Context, tx *sql.Tx, job model.N
 	return nil
 }
 
-// insertAttempt queues attempt n of a task.
-func (s *Store) insertAttempt(ctx context.Context, tx *sql.Tx, taskRow int64, jobID string, n int, prio uint32, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO attempts (task_row, job_id, attempt, state, token,
-		priority, submitted_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, '')`,
-		taskRow, jobID, n, string(model.Queued), s.newID(), int64(prio), ms(now))
+// moveJob applies change c to job jobID's row: read for update, changed
+// by the rule, written back.
+func (s *Store) moveJob(ctx context.Context, tx *sql.Tx, jobID string, c lifecycle.JobChange, now time.Time) error {
+	if c.IsZero() {
+		return nil
+	}
+	j, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+counterCols+` FROM jobs WHERE id = ?`+s.d.ForUpdate, jobID))
+	if err != nil {
+		return fmt.Errorf("job %s: %w", jobID, err)
+	}
+	j = c.Apply(j, now)
+	in := j.Inputs
+	args := append([]any{ms(j.FinishedAt), boolInt(j.Canceled), in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes,
+		in.FetchTime.Milliseconds()}, counterValues(&j.Counts)...)
+	_, err = tx.ExecContext(ctx, `UPDATE jobs SET finished_at = ?, canceled = ?, hot_items = ?, cold_items = ?,
+		hot_bytes = ?, cold_bytes = ?, fetch_ms = ?, `+counterSets+` WHERE id = ?`, append(args, jobID)...)
 	return err
 }
 
-// moveCounters adds after-before to a job's counters and keeps finished_at
-// in step with them: set when the last group finishes, cleared when a
-// retry reopens the job.
-func (s *Store) moveCounters(ctx context.Context, tx *sql.Tx, jobID string, before, after model.Counts, now time.Time) error {
-	d := after.Sub(before)
-	if d != (model.Counts{}) {
-		sets := make([]string, len(jobCounterCols))
-		for i, c := range jobCounterCols {
-			sets[i] = c + " = " + c + " + ?"
-		}
-		args := append(countsArgs(d), jobID)
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...); err != nil {
-			return err
-		}
+// counterSets assigns every counter column.
+var counterSets = strings.Join(model.CounterNames(), " = ?, ") + " = ?"
+
+func counterValues(c *model.Counts) []any {
+	var out []any
+	for _, p := range c.Fields() {
+		out = append(out, *p)
 	}
-	var total, finished int
-	var finishedAt int64
-	err := tx.QueryRowContext(ctx, `SELECT total_groups, finished_groups, finished_at FROM jobs WHERE id = ?`,
-		jobID).Scan(&total, &finished, &finishedAt)
-	if err != nil {
-		return err
+	return out
+}
+
+func counterPointers(c *model.Counts) []any {
+	var out []any
+	for _, p := range c.Fields() {
+		out = append(out, p)
 	}
-	switch {
-	case total == finished && finishedAt == 0:
-		_, err = tx.ExecContext(ctx, `UPDATE jobs SET finished_at = ? WHERE id = ?`, ms(now), jobID)
-	case total != finished && finishedAt != 0:
-		_, err = tx.ExecContext(ctx, `UPDATE jobs SET finished_at = 0 WHERE id = ?`, jobID)
-	}
-	return err
+	return out
 }
 
 const jobCols = `id, user, name, submitted_at, finished_at, canceled,
@@ -181,7 +174,7 @@ func scanJob(r scanner) (model.Job, error) {
 	var canceled int
 	var fetchMS int64
 	dest := append([]any{&j.ID, &j.User, &j.Name, &sub, &fin, &canceled, &j.Inputs.HotItems, &j.Inputs.ColdItems,
-		&j.Inputs.HotBytes, &j.Inputs.ColdBytes, &fetchMS}, countsDest(&j.Counts)...)
+		&j.Inputs.HotBytes, &j.Inputs.ColdBytes, &fetchMS}, counterPointers(&j.Counts)...)
 	if err := r.Scan(dest...); err != nil {
 		return j, err
 	}
@@ -192,7 +185,7 @@ func scanJob(r scanner) (model.Job, error) {
 
 // GetJob implements store.Store.
 func (s *Store) GetJob(ctx context.Context, id string) (model.Job, error) {
-	j, err := scanJob(s.r.QueryRowContext(ctx, `SELECT `+jobCols+strings.Join(jobCounterCols, ", ")+
+	j, err := scanJob(s.r.QueryRowContext(ctx, `SELECT `+jobCols+counterCols+
 		` FROM jobs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return j, fmt.Errorf("job %s: %w", id, model.ErrNotFound)
@@ -205,7 +198,7 @@ func (s *Store) ListJobs(ctx context.Context, since time.Time, limit int) ([]mod
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+jobCols+strings.Join(jobCounterCols, ", ")+
+	rows, err := s.r.QueryContext(ctx, `SELECT `+jobCols+counterCols+
 		` FROM jobs WHERE submitted_at >= ? ORDER BY submitted_at DESC, id DESC LIMIT ?`, ms(since), limit)
 	if err != nil {
 		return nil, s.classify(err)
@@ -220,11 +213,6 @@ func (s *Store) ListJobs(ctx context.Context, since time.Time, limit int) ([]mod
 		out = append(out, j)
 	}
 	return out, s.classify(rows.Err())
-}
-
-// ListAttempts implements store.Store.
-func (s *Store) ListAttempts(ctx context.Context, jobID string, states ...model.State) ([]model.Attempt, error) {
-	return s.PageAttempts(ctx, jobID, store.AttemptPage{States: states})
 }
 
 // PageAttempts implements store.Store. The keyset (t.idx, a.attempt)

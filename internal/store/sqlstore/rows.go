@@ -3,9 +3,12 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 )
 
@@ -67,51 +70,98 @@ func queryAttempts(ctx context.Context, q querier, where string, args ...any) ([
 	return out, rows.Err()
 }
 
-// groupCols are the columns of a task's model.Group, in scanGroup's order.
-const groupCols = `g_attempts, g_finished, g_succeeded, g_failed, g_timedout, g_canceled,
-	g_retried, g_latest, max_retries, g_cancel`
+// taskCols are the columns of a task's row that the rules and a start
+// read, in scanTask's order.
+const taskCols = `id, job_id, task_id, expected_ms, g_attempts, g_finished, g_succeeded, g_failed, g_timedout,
+	g_canceled, g_retried, g_latest, max_retries, g_cancel, timeout_ms, artifact_globs, docker_image`
 
-func scanGroup(r scanner, extra ...any) (model.Group, error) {
-	var g model.Group
+// taskRow is a task's row: what the rules see of it, and the rest of its
+// spec.
+type taskRow struct {
+	lifecycle.Task
+	timeoutMS int64
+	globs     string
+	docker    string
+}
+
+func scanTask(r scanner) (taskRow, error) {
+	var t taskRow
+	var expMS int64
 	var cancel int
-	dest := append([]any{&g.Attempts, &g.Finished, &g.Succeeded, &g.Failed, &g.TimedOut,
-		&g.Canceled, &g.Retried, &g.Latest, &g.MaxRetries, &cancel}, extra...)
-	err := r.Scan(dest...)
+	g := &t.Group
+	err := r.Scan(&t.Row, &t.JobID, &t.TaskID, &expMS, &g.Attempts, &g.Finished, &g.Succeeded, &g.Failed,
+		&g.TimedOut, &g.Canceled, &g.Retried, &g.Latest, &g.MaxRetries, &cancel, &t.timeoutMS, &t.globs, &t.docker)
+	t.Expected = time.Duration(expMS) * time.Millisecond
 	g.Cancel = cancel != 0
-	return g, err
+	return t, err
+}
+
+// spec is what a slave needs to run attempt a of t.
+func (t taskRow) spec(a model.Attempt) (model.Spec, error) {
+	sp := model.Spec{JobID: a.JobID, TaskID: a.TaskID, Attempt: a.Attempt, Description: a.Description,
+		IsolateHash: a.IsolateHash, Timeout: time.Duration(t.timeoutMS) * time.Millisecond, DockerImage: t.docker}
+	if err := json.Unmarshal([]byte(t.globs), &sp.ArtifactGlobs); err != nil {
+		return sp, fmt.Errorf("task %s: artifact globs: %w", a.TaskID, err)
+	}
+	return sp, nil
 }
 
 // saveGroup writes a task's group summary back.
-func saveGroup(ctx context.Context, tx *sql.Tx, taskRow int64, g model.Group) error {
+func saveGroup(ctx context.Context, tx *sql.Tx, t lifecycle.Task) error {
+	g := t.Group
 	_, err := tx.ExecContext(ctx, `UPDATE tasks SET g_attempts = ?, g_finished = ?, g_succeeded = ?,
 		g_failed = ?, g_timedout = ?, g_canceled = ?, g_retried = ?, g_latest = ?, max_retries = ?,
 		g_cancel = ? WHERE id = ?`,
 		g.Attempts, g.Finished, g.Succeeded, g.Failed, g.TimedOut, g.Canceled, g.Retried, g.Latest,
-		g.MaxRetries, boolInt(g.Cancel), taskRow)
+		g.MaxRetries, boolInt(g.Cancel), t.Row)
 	return err
 }
 
-// jobCounterCols are the jobs columns of model.Counts, in countsArgs' order.
-var jobCounterCols = []string{"total_tasks", "finished_tasks", "running_tasks", "retried_tasks",
-	"timedout_tasks", "failed_tasks", "succeeded_tasks", "canceled_tasks", "total_groups",
-	"finished_groups", "failed_groups", "succeeded_groups", "flaky_groups", "flaky_tasks",
-	"canceled_groups"}
-
-func countsArgs(c model.Counts) []any {
-	return []any{c.TotalTasks, c.FinishedTasks, c.RunningTasks, c.RetriedTasks, c.TimedoutTasks,
-		c.FailedTasks, c.SucceededTasks, c.CanceledTasks, c.TotalGroups, c.FinishedGroups,
-		c.FailedGroups, c.SucceededGroups, c.FlakyGroups, c.FlakyTasks, c.CanceledGroups}
+// saveAttempt writes every column of an attempt row that may change.
+func saveAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) error {
+	var exit any
+	if a.ExitCode != nil {
+		exit = *a.ExitCode
+	}
+	in := a.Inputs
+	_, err := tx.ExecContext(ctx, `UPDATE attempts SET state = ?, token = ?, lease = ?, priority = ?,
+		enqueued = ?, entry_id = ?, slave_id = ?, slot = ?, hostname = ?, runs = ?, started_at = ?,
+		finished_at = ?, exit_code = ?, stdout_key = ?, stderr_key = ?, artifact_key = ?, missing = ?,
+		error = ?, hot_items = ?, cold_items = ?, hot_bytes = ?, cold_bytes = ?, fetch_ms = ? WHERE id = ?`,
+		string(a.State), a.Token, nullable(a.Lease), int64(a.Priority), boolInt(a.Enqueued), a.EntryID,
+		a.SlaveID, a.Slot, a.Hostname, a.Runs, ms(a.StartedAt), ms(a.FinishedAt), exit,
+		a.Outputs.Stdout, a.Outputs.Stderr, a.Outputs.Artifacts, strings.Join(a.Outputs.Missing, ","),
+		a.Error, in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(), a.ID)
+	return err
 }
 
-func countsDest(c *model.Counts) []any {
-	return []any{&c.TotalTasks, &c.FinishedTasks, &c.RunningTasks, &c.RetriedTasks, &c.TimedoutTasks,
-		&c.FailedTasks, &c.SucceededTasks, &c.CanceledTasks, &c.TotalGroups, &c.FinishedGroups,
-		&c.FailedGroups, &c.SucceededGroups, &c.FlakyGroups, &c.FlakyTasks, &c.CanceledGroups}
+// insertAttempt writes a new attempt and returns its row id.
+func insertAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) (int64, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO attempts (task_row, job_id, attempt, state, token,
+		priority, submitted_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.TaskRow, a.JobID, a.Attempt, string(a.State), a.Token, int64(a.Priority), ms(a.SubmittedAt), a.Error)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
 }
+
+// counterCols are the jobs columns of the counters: model.Counts names
+// them.
+var counterCols = strings.Join(model.CounterNames(), ", ")
 
 func boolInt(b bool) int {
 	if b {
 		return 1
 	}
 	return 0
+}
+
+// nullable stores "" as NULL, for unique columns that many rows leave
+// empty.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 )
 
@@ -71,10 +72,6 @@ func (s *Store) GetSlave(ctx context.Context, slaveID string) (model.Slave, erro
 // SetSlaveState implements store.Store.
 func (s *Store) SetSlaveState(ctx context.Context, slaveID string, state model.SlaveState, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		ended := int64(0)
-		if state != model.SlaveAlive {
-			ended = ms(now)
-		}
 		var old string
 		err := tx.QueryRowContext(ctx, `SELECT state FROM slaves WHERE id = ?`+s.d.ForUpdate, slaveID).Scan(&old)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -82,15 +79,14 @@ func (s *Store) SetSlaveState(ctx context.Context, slaveID string, state model.S
 		} else if err != nil {
 			return err
 		}
-		if model.SlaveState(old) == state {
+		ended, ev, changed := lifecycle.SetSlave(slaveID, model.SlaveState(old), state, now)
+		if !changed {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE slaves SET state = ?, ended_at = ? WHERE id = ?`, string(state), ended, slaveID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE slaves SET state = ?, ended_at = ? WHERE id = ?`, string(state), ms(ended), slaveID); err != nil {
 			return err
 		}
-		kind := map[model.SlaveState]model.EventKind{model.SlaveLost: model.EventSlaveLost,
-			model.SlaveTerminated: model.EventSlaveTerminated, model.SlaveAlive: model.EventSlaveReset}[state]
-		return event(ctx, tx, model.Event{At: now, Kind: kind, SlaveID: slaveID, Attempt: -1, Detail: "was " + old})
+		return event(ctx, tx, ev)
 	})
 }
 

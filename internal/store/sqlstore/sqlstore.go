@@ -1,6 +1,12 @@
 // Package sqlstore implements store.Store on database/sql. SQLite and MySQL
 // share it: the SQL is written once in the subset both accept, and a Dialect
 // holds the few differences (row locks, upserts, error classes).
+//
+// The rules of a task's life are not here: each change locks its rows,
+// asks package lifecycle what to write, and writes it. What stays in SQL is
+// what one statement does without a read before it: the compare-and-set of
+// MarkEnqueued and Unenqueue, and the running average of runtimes
+// (Dialect.UpsertDuration).
 package sqlstore
 
 import (

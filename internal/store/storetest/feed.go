@@ -12,18 +12,41 @@ import (
 func testFeed(t *testing.T, h *harness) {
 	h.job("old", 5, 0)
 	h.job("new", 3, 0)
-	got, err := h.s.ToEnqueue(h.ctx, 2, 100)
-	if err != nil {
-		t.Fatal(err)
+	backlog := func() map[string]store.JobBacklog {
+		t.Helper()
+		all, err := h.s.Backlog(h.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]store.JobBacklog{}
+		for _, b := range all {
+			out[b.JobID] = b
+		}
+		return out
 	}
-	// Two of each job, oldest job first, each in priority order.
+	waiting := func(jobID string, limit int) []model.Attempt {
+		t.Helper()
+		got, err := h.s.Waiting(h.ctx, jobID, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	b := backlog()
+	if o, n := b["old"], b["new"]; len(b) != 2 || o.Waiting != 5 || o.InQueue != 0 || n.Waiting != 3 || o.Retries != 0 ||
+		o.Oldest >= n.Oldest {
+		t.Fatalf("Backlog of two new jobs = %+v", b)
+	}
+	// Each job's in priority order; at most limit.
+	got := waiting("old", 2)
+	got = append(got, waiting("new", 2)...)
 	want := []string{"old/" + taskID(0), "old/" + taskID(1), "new/" + taskID(0), "new/" + taskID(1)}
 	if len(got) != len(want) {
-		t.Fatalf("ToEnqueue gave %d attempts, want %d", len(got), len(want))
+		t.Fatalf("Waiting gave %d attempts, want %d", len(got), len(want))
 	}
 	for i, a := range got {
 		if a.JobID+"/"+a.TaskID != want[i] {
-			t.Errorf("ToEnqueue[%d] = %s/%s, want %s", i, a.JobID, a.TaskID, want[i])
+			t.Errorf("Waiting[%d] = %s/%s, want %s", i, a.JobID, a.TaskID, want[i])
 		}
 	}
 	for i, a := range got[:3] {
@@ -31,39 +54,49 @@ func testFeed(t *testing.T, h *harness) {
 			t.Fatal(err)
 		}
 	}
-	// old has 2 in the queue: no room; new has 1: room for one more.
-	got, err = h.s.ToEnqueue(h.ctx, 2, 100)
-	if err != nil || len(got) != 1 || got[0].JobID != "new" || got[0].TaskID != taskID(1) {
-		t.Fatalf("ToEnqueue with full windows = %+v, %v", got, err)
+	// old has 2 in the queue, new 1; the next of new is its task 1.
+	b = backlog()
+	if o, n := b["old"], b["new"]; o.Waiting != 3 || o.InQueue != 2 || n.Waiting != 2 || n.InQueue != 1 {
+		t.Fatalf("Backlog with entries = %+v", b)
 	}
-	if got, err := h.s.ToEnqueue(h.ctx, 10, 3); err != nil || len(got) != 3 {
-		t.Errorf("ToEnqueue limit 3 gave %d, %v", len(got), err)
+	if got := waiting("new", 1); len(got) != 1 || got[0].TaskID != taskID(1) {
+		t.Fatalf("Waiting of new = %+v", got)
 	}
-	err = h.s.MarkEnqueued(h.ctx, got[0].ID, "forged", 999)
+	got = waiting("old", 10)
+	if len(got) != 3 {
+		t.Errorf("Waiting of old gave %d, want 3", len(got))
+	}
+	err := h.s.MarkEnqueued(h.ctx, got[0].ID, "forged", 999)
 	wantErr(t, err, model.ErrConflict, "MarkEnqueued with a wrong token")
 
-	// A run queued again after its slave was lost goes in despite a full
-	// window, ahead of everything.
-	for _, a := range got {
+	// A run queued again after its slave was lost waits again, in the
+	// retry band: the feeder puts it despite a full window.
+	for _, a := range append(got, waiting("new", 10)...) {
 		if err := h.s.MarkEnqueued(h.ctx, a.ID, a.Token, 200+uint64(a.ID)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if b := backlog(); len(b) != 0 {
+		t.Fatalf("Backlog with every attempt in the queue = %+v", b)
 	}
 	r := h.start("old", taskID(0), 100)
 	if err := h.s.RequeueRun(h.ctx, r.Lease, "lost", false, h.tick()); err != nil {
 		t.Fatal(err)
 	}
-	got, err = h.s.ToEnqueue(h.ctx, 1, 100)
-	if err != nil || len(got) != 1 || got[0].ID != r.ID {
-		t.Fatalf("ToEnqueue with the requeued run and full windows = %+v, %v", got, err)
+	b = backlog()
+	if o := b["old"]; len(b) != 1 || o.Waiting != 1 || o.Retries != 1 || o.InQueue != 4 || o.Oldest != r.ID {
+		t.Fatalf("Backlog with the requeued run = %+v", b)
+	}
+	if got := waiting("old", 10); len(got) != 1 || got[0].ID != r.ID || got[0].Priority > model.RetryBase {
+		t.Fatalf("Waiting with the requeued run = %+v", got)
 	}
 }
 
 func testEnqueued(t *testing.T, h *harness) {
 	h.job("e", 3, 0)
-	all, err := h.s.ToEnqueue(h.ctx, 10, 10)
+	all, err := h.s.Waiting(h.ctx, "e", 10)
 	if err != nil || len(all) != 3 {
-		t.Fatalf("ToEnqueue = %d, %v", len(all), err)
+		t.Fatalf("Waiting = %d, %v", len(all), err)
 	}
 	for i, a := range all {
 		if err := h.s.MarkEnqueued(h.ctx, a.ID, a.Token, uint64(10+i)); err != nil {
@@ -85,9 +118,9 @@ func testEnqueued(t *testing.T, h *harness) {
 	if err := h.s.Unenqueue(h.ctx, page[1].ID, page[1].EntryID); err != nil {
 		t.Fatal(err)
 	}
-	again, err := h.s.ToEnqueue(h.ctx, 10, 10)
+	again, err := h.s.Waiting(h.ctx, "e", 10)
 	if err != nil || len(again) != 1 || again[0].ID != page[1].ID {
-		t.Fatalf("after Unenqueue, ToEnqueue = %+v, %v", again, err)
+		t.Fatalf("after Unenqueue, Waiting = %+v, %v", again, err)
 	}
 	// A start that races ahead of MarkEnqueued is not a conflict.
 	h.start("e", again[0].TaskID, 50)
@@ -154,13 +187,13 @@ func testList(t *testing.T, h *harness) {
 	if err != nil || len(recent) != 1 {
 		t.Fatalf("ListJobs since = %+v, %v", recent, err)
 	}
-	failed, err := h.s.ListAttempts(h.ctx, "l1", model.Failed, model.TimedOut)
+	failed, err := h.list("l1", model.Failed, model.TimedOut)
 	if err != nil || len(failed) != 1 || failed[0].TaskID != taskID(1) {
-		t.Fatalf("ListAttempts(failed) = %+v, %v", failed, err)
+		t.Fatalf("failed attempts = %+v, %v", failed, err)
 	}
-	all, err := h.s.ListAttempts(h.ctx, "l1")
+	all, err := h.list("l1")
 	if err != nil || len(all) != 2 || all[0].TaskID != taskID(0) || all[0].Description != "test-0" || all[0].IsolateHash != hash {
-		t.Fatalf("ListAttempts = %+v, %v", all, err)
+		t.Fatalf("attempts = %+v, %v", all, err)
 	}
 	_, err = h.s.GetAttempt(h.ctx, "l1", taskID(0), 5)
 	wantErr(t, err, model.ErrNotFound, "GetAttempt of an unknown attempt")

@@ -2,11 +2,12 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
-	"github.com/dist-test/dist_test/internal/store"
 )
 
 func testCreateAndGet(t *testing.T, h *harness) {
@@ -20,8 +21,8 @@ func testCreateAndGet(t *testing.T, h *harness) {
 	} else {
 		wantErr(t, err, model.ErrNotFound, "GetJob unknown")
 	}
-	_, err := h.s.ListAttempts(h.ctx, "nope")
-	wantErr(t, err, model.ErrNotFound, "ListAttempts unknown")
+	_, err := h.list("nope")
+	wantErr(t, err, model.ErrNotFound, "attempts of an unknown job")
 }
 
 func testDuplicateJob(t *testing.T, h *harness) {
@@ -107,9 +108,9 @@ func testTimedOut(t *testing.T, h *harness) {
 func testStale(t *testing.T, h *harness) {
 	h.job("s", 1, 0)
 	a := h.queued("s", taskID(0))
-	_, _, err := h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID, Token: "forged", EntryID: 1, SlaveID: "x"}, h.tick())
+	_, _, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: a.ID, Token: "forged", EntryID: 1, SlaveID: "x"}, h.tick())
 	wantErr(t, err, model.ErrConflict, "start with a forged token")
-	_, _, err = h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID + 1000, Token: a.Token, EntryID: 1}, h.tick())
+	_, _, err = h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: a.ID + 1000, Token: a.Token, EntryID: 1}, h.tick())
 	wantErr(t, err, model.ErrConflict, "start of an unknown attempt")
 	started := h.start("s", taskID(0), 1)
 	_, err = h.s.FinishAttempt(h.ctx, "not-a-lease", model.Result{}, h.tick())
@@ -139,23 +140,30 @@ func testTakeover(t *testing.T, h *harness) {
 	a := h.queuedOrRunning("t")
 	// The same entry delivered again: its TTR ran out. The store says who
 	// holds it, and takes it over only when told to.
-	_, _, err := h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 5, SlaveID: "slave-2"}, h.tick())
-	var held *store.HeldError
+	_, _, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 5, SlaveID: "slave-2"}, h.tick())
+	var held *lifecycle.HeldError
 	if !errors.As(err, &held) || held.SlaveID != "slave-1" || !errors.Is(err, model.ErrConflict) {
 		t.Fatalf("start of a held attempt: %v; want HeldError naming slave-1", err)
 	}
-	again, _, err := h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 5, SlaveID: "slave-2", Takeover: true}, h.tick())
+	again, _, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 5, SlaveID: "slave-2", Takeover: true}, h.tick())
 	if err != nil || again.Lease == first.Lease || again.Runs != 2 || again.SlaveID != "slave-2" {
 		t.Fatalf("takeover start = %+v, %v", again, err)
 	}
 	// A different entry for a running attempt is a duplicate put: refused.
-	_, _, err = h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 6, SlaveID: "slave-3", Takeover: true}, h.tick())
+	_, _, err = h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: 6, SlaveID: "slave-3", Takeover: true}, h.tick())
 	wantErr(t, err, model.ErrConflict, "start from another entry")
 	_, err = h.s.FinishAttempt(h.ctx, first.Lease, model.Result{}, h.tick())
 	wantErr(t, err, model.ErrConflict, "finish by the superseded run")
-	cur, err := h.s.CurrentLeases(h.ctx, []string{first.Lease, again.Lease, "junk"})
-	if err != nil || len(cur) != 1 || !cur[again.Lease] {
-		t.Errorf("CurrentLeases = %v, %v", cur, err)
+	// The superseded lease is no longer current; the new one is.
+	for slave, want := range map[string][]string{"slave-1": nil, "slave-2": {again.Lease}} {
+		runs, err := h.s.RunningOn(h.ctx, slave)
+		var cur []string
+		for _, r := range runs {
+			cur = append(cur, r.Lease)
+		}
+		if err != nil || fmt.Sprint(cur) != fmt.Sprint(want) {
+			t.Errorf("current leases of %s = %v, %v; want %v", slave, cur, err, want)
+		}
 	}
 	h.finish(again.Lease, 0, false)
 	h.counts("t", model.Counts{TotalTasks: 1, FinishedTasks: 1, SucceededTasks: 1, TotalGroups: 1, FinishedGroups: 1, SucceededGroups: 1})
@@ -163,9 +171,9 @@ func testTakeover(t *testing.T, h *harness) {
 
 func (h *harness) queuedOrRunning(jobID string) model.Attempt {
 	h.t.Helper()
-	all, err := h.s.ListAttempts(h.ctx, jobID, model.Queued, model.Running)
+	all, err := h.list(jobID, model.Queued, model.Running)
 	if err != nil || len(all) != 1 {
-		h.t.Fatalf("ListAttempts = %v, %v", all, err)
+		h.t.Fatalf("attempts = %v, %v", all, err)
 	}
 	return all[0]
 }
@@ -182,7 +190,7 @@ func testRequeue(t *testing.T, h *harness) {
 	if q.Token == a.Token || q.Enqueued || q.Attempt != 0 || q.Lease != "" || q.Priority > model.RetryBase || q.Error != "slave lost" {
 		t.Errorf("requeued attempt = %+v", q)
 	}
-	_, _, err = h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: q.ID, Token: a.Token, EntryID: 1}, h.tick())
+	_, _, err = h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: q.ID, Token: a.Token, EntryID: 1}, h.tick())
 	wantErr(t, err, model.ErrConflict, "start with the old token")
 	_, err = h.s.FinishAttempt(h.ctx, a.Lease, model.Result{}, h.tick())
 	wantErr(t, err, model.ErrConflict, "finish by the lost run")
@@ -204,7 +212,7 @@ func testAbort(t *testing.T, h *harness) {
 		t.Fatalf("aborted attempt = %+v", q)
 	}
 	// The released entry is still good: another slot starts it.
-	b, _, err := h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: q.ID, Token: a.Token, EntryID: 9, SlaveID: "slave-2"}, h.tick())
+	b, _, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: q.ID, Token: a.Token, EntryID: 9, SlaveID: "slave-2"}, h.tick())
 	if err != nil || b.Runs != 2 {
 		t.Fatalf("start after abort = %+v, %v", b, err)
 	}
@@ -240,9 +248,9 @@ func testRetry(t *testing.T, h *harness) {
 	h.finish(a.Lease, 1, false)
 	b := h.start("rt", taskID(1), 2)
 	h.finish(b.Lease, 0, false)
-	_, err := h.s.Retry(h.ctx, "rt", []string{"nope"}, h.tick())
+	_, err := h.s.Retry(h.ctx, "rt", []string{"nope"}, lifecycle.RetryFailed, h.tick())
 	wantErr(t, err, model.ErrNotFound, "retry of an unknown task")
-	got, err := h.s.Retry(h.ctx, "rt", nil, h.tick())
+	got, err := h.s.Retry(h.ctx, "rt", nil, lifecycle.RetryFailed, h.tick())
 	if err != nil || len(got) != 1 || got[0] != taskID(0) {
 		t.Fatalf("Retry = %v, %v", got, err)
 	}
@@ -261,11 +269,11 @@ func testLegacyRetry(t *testing.T, h *harness) {
 	h.job("lr", 1, 1)
 	a := h.start("lr", taskID(0), 1)
 	h.finish(a.Lease, 1, false) // the master already queued attempt 1
-	ok, err := h.s.RetryAttempt(h.ctx, "lr", taskID(0), 0, h.tick())
-	if err != nil || ok {
+	got, err := h.s.Retry(h.ctx, "lr", []string{taskID(0)}, lifecycle.RetryAfter(0), h.tick())
+	if ok := len(got) > 0; err != nil || ok {
 		t.Errorf("legacy retry of attempt 0 = %v, %v (attempt 1 exists)", ok, err)
 	}
-	_, err = h.s.RetryAttempt(h.ctx, "lr", "nope", 0, h.tick())
+	_, err = h.s.Retry(h.ctx, "lr", []string{"nope"}, lifecycle.RetryAfter(0), h.tick())
 	wantErr(t, err, model.ErrNotFound, "legacy retry of an unknown task")
 	h.counts("lr", model.Counts{TotalTasks: 2, FinishedTasks: 1, RunningTasks: 1, RetriedTasks: 1, FailedTasks: 1, TotalGroups: 1})
 }
@@ -278,7 +286,7 @@ func testDurations(t *testing.T, h *harness) {
 			t.Fatal(err)
 		}
 		if i == 0 {
-			if _, err := h.s.Retry(h.ctx, "du", nil, h.tick()); err != nil {
+			if _, err := h.s.Retry(h.ctx, "du", nil, lifecycle.RetryFailed, h.tick()); err != nil {
 				t.Fatal(err)
 			}
 		}

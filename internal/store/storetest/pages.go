@@ -19,7 +19,7 @@ func testPages(t *testing.T, h *harness) {
 	}
 	key := func(a model.Attempt) string { return a.TaskID + "/" + string(rune('0'+a.Attempt)) }
 	for _, states := range [][]model.State{nil, {model.Queued}, {model.Failed}} {
-		want, err := h.s.ListAttempts(h.ctx, "pg", states...)
+		want, err := h.list("pg", states...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,9 +46,9 @@ func testPages(t *testing.T, h *harness) {
 			}
 		}
 	}
-	all, _ := h.s.ListAttempts(h.ctx, "pg")
+	all, _ := h.list("pg")
 	if len(all) != 10 || all[2].TaskID != taskID(1) || all[2].Attempt != 1 || all[2].Index != 1 {
-		t.Fatalf("ListAttempts: %d attempts, third %+v", len(all), all[2])
+		t.Fatalf("attempts: %d, third %+v", len(all), all[2])
 	}
 	rest, err := h.s.PageAttempts(h.ctx, "pg", store.AttemptPage{After: &store.Cursor{Index: 6, Attempt: 0}})
 	if err != nil || len(rest) != 1 || rest[0].Index != 6 || rest[0].Attempt != 1 {

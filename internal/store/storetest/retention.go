@@ -57,9 +57,9 @@ func testRetention(t *testing.T, h *harness) {
 	if j := h.counts("new", model.Counts{TotalTasks: 2, RunningTasks: 2, TotalGroups: 2}); j.SubmittedAt != newJob.SubmittedAt {
 		t.Errorf("the new job changed: %+v", j)
 	}
-	todo, err := h.s.ToEnqueue(h.ctx, 10, 10)
-	if err != nil || len(todo) != 2 || todo[0].JobID != "new" {
-		t.Errorf("ToEnqueue after deleting the old jobs = %+v, %v; want the new job's 2 attempts", todo, err)
+	todo, err := h.s.Backlog(h.ctx)
+	if err != nil || len(todo) != 1 || todo[0].JobID != "new" || todo[0].Waiting != 2 {
+		t.Errorf("Backlog after deleting the old jobs = %+v, %v; want the new job's 2 attempts", todo, err)
 	}
 
 	n, err := h.s.PruneBefore(h.ctx, cutoff)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/store"
 )
@@ -92,7 +93,7 @@ func (h *harness) start(jobID, taskID string, entry uint64) model.Attempt {
 	if err := h.s.MarkEnqueued(h.ctx, a.ID, a.Token, entry); err != nil {
 		h.t.Fatalf("MarkEnqueued: %v", err)
 	}
-	got, spec, err := h.s.StartAttempt(h.ctx, store.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: entry,
+	got, spec, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: entry,
 		SlaveID: "slave-1", Slot: 2, Hostname: "host-1"}, h.tick())
 	if err != nil {
 		h.t.Fatalf("StartAttempt: %v", err)
@@ -103,12 +104,17 @@ func (h *harness) start(jobID, taskID string, entry uint64) model.Attempt {
 	return got
 }
 
+// list returns a job's attempts, all or in the given states.
+func (h *harness) list(jobID string, states ...model.State) ([]model.Attempt, error) {
+	return h.s.PageAttempts(h.ctx, jobID, store.AttemptPage{States: states})
+}
+
 // queued returns the queued attempt of a task.
 func (h *harness) queued(jobID, taskID string) model.Attempt {
 	h.t.Helper()
-	all, err := h.s.ListAttempts(h.ctx, jobID, model.Queued)
+	all, err := h.list(jobID, model.Queued)
 	if err != nil {
-		h.t.Fatalf("ListAttempts: %v", err)
+		h.t.Fatalf("attempts: %v", err)
 	}
 	for _, a := range all {
 		if a.TaskID == taskID {
@@ -139,9 +145,9 @@ func (h *harness) counts(jobID string, want model.Counts) model.Job {
 	if j.Counts != want {
 		h.t.Errorf("counts of %s:\n got %+v\nwant %+v", jobID, j.Counts, want)
 	}
-	all, err := h.s.ListAttempts(h.ctx, jobID)
+	all, err := h.list(jobID)
 	if err != nil {
-		h.t.Fatalf("ListAttempts: %v", err)
+		h.t.Fatalf("attempts: %v", err)
 	}
 	if re := model.Recount(all); re != j.Counts {
 		h.t.Errorf("counters of %s differ from a recount of the rows:\ncounters %+v\nrecount  %+v", jobID, j.Counts, re)
