@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/backoff"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -54,7 +55,7 @@ func (s *Slave) deliver(ctx context.Context, c queue.Consumer, entry uint64, r *
 			d.finish.Missing = append(d.finish.Missing, name)
 		}
 	}
-	delay := 200 * time.Millisecond
+	retry := backoff.Backoff{Policy: finishRetry}
 	for {
 		var out protocol.Finished
 		var err error
@@ -78,11 +79,11 @@ func (s *Slave) deliver(ctx context.Context, c queue.Consumer, entry uint64, r *
 		case ctx.Err() != nil:
 			return pending
 		}
+		delay := retry.Next()
 		log.Warn("reporting the result failed; trying again", "err", err, "in", delay)
-		if !sleep(ctx, delay) {
+		if !backoff.Sleep(ctx, delay) {
 			return pending
 		}
-		delay = min(2*delay, 10*time.Second)
 	}
 }
 
@@ -101,7 +102,7 @@ func (s *Slave) forget(d delivery, o outcome, log *slog.Logger, why string) outc
 // is down) count against UploadAttempts.
 func (s *Slave) uploadOutput(ctx context.Context, lease, name, path string) error {
 	failures := 0
-	delay := 500 * time.Millisecond
+	retry := backoff.Backoff{Policy: uploadRetry}
 	for {
 		f, err := os.Open(path)
 		if err != nil {
@@ -123,10 +124,9 @@ func (s *Slave) uploadOutput(ctx context.Context, lease, name, path string) erro
 				return err
 			}
 		}
-		if !sleep(ctx, delay) {
+		if !retry.Wait(ctx) {
 			return ctx.Err()
 		}
-		delay = min(2*delay, 10*time.Second)
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dist-test/dist_test/internal/backoff"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -224,7 +225,7 @@ func (s *Slave) Run(ctx context.Context) error {
 // register makes a new registration, trying until the master answers.
 func (s *Slave) register(ctx context.Context) error {
 	req := protocol.Register{Hostname: s.cfg.Hostname, Slots: s.cfg.Slots, Version: s.cfg.Version, Resources: resources(s.cfg.ScratchDir)}
-	delay := 500 * time.Millisecond
+	retry := backoff.Backoff{Policy: registerRetry}
 	for {
 		reg, err := s.master.Register(ctx, req)
 		if err == nil {
@@ -245,11 +246,11 @@ func (s *Slave) register(ctx context.Context) error {
 		if errors.Is(err, model.ErrInvalid) {
 			return fmt.Errorf("register: %w", err)
 		}
+		delay := retry.Next()
 		s.log.Warn("cannot register with the master; trying again", "err", err, "in", delay)
-		if !sleep(ctx, delay) {
+		if !backoff.Sleep(ctx, delay) {
 			return ctx.Err()
 		}
-		delay = min(2*delay, 10*time.Second)
 	}
 }
 
@@ -271,7 +272,7 @@ func (s *Slave) intervals() (beat, touch time.Duration) {
 func (s *Slave) heartbeats(ctx context.Context) error {
 	for {
 		beat, _ := s.intervals()
-		if !sleep(ctx, beat) {
+		if !backoff.Sleep(ctx, beat) {
 			return nil
 		}
 		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases()})
@@ -296,18 +297,6 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 				s.drop(l, "canceled or handed to another slave")
 			}
 		}
-	}
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
