@@ -155,6 +155,10 @@ type Slave struct {
 
 	spool     *spool
 	sandboxes string // the folder of the tasks' sandboxes
+	// runCommand is process.Run. The unit tests replace it for runs that
+	// must last on testing/synctest's clock, which stands still while a
+	// real process runs.
+	runCommand func(context.Context, process.Command) (process.Result, error)
 
 	mu    sync.Mutex
 	id    string
@@ -169,7 +173,7 @@ func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logg
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Slave{master: master, queue: q, inputs: inputs, cfg: cfg.withDefaults(), log: log,
+	return &Slave{master: master, queue: q, inputs: inputs, cfg: cfg.withDefaults(), log: log, runCommand: process.Run,
 		runs: make(map[string]*run), avoid: make(map[uint64]avoidance)}
 }
 
