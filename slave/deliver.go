@@ -55,17 +55,26 @@ func (s *Slave) deliver(ctx context.Context, c queue.Consumer, entry uint64, r *
 			d.finish.Missing = append(d.finish.Missing, name)
 		}
 	}
+	// The entry is touched while the result waits for the master, however
+	// long: were its lease to run out, the queue would hand the task to
+	// another slot to run a second time.
+	var o outcome
+	s.whileTouching(ctx, c, entry, func() { o = s.report(ctx, r, d, log) })
+	if o == requeued && c != nil {
+		s.avoidFor(entry)
+		s.release(c, entry, model.RetryBase, time.Second)
+	}
+	return o
+}
+
+// report sends the result until the master answers it, the run is
+// dropped, or ctx ends.
+func (s *Slave) report(ctx context.Context, r *run, d delivery, log *slog.Logger) outcome {
 	retry := backoff.Backoff{Policy: finishRetry}
 	for {
-		var out protocol.Finished
-		var err error
-		s.whileTouching(ctx, c, entry, func() { out, err = s.master.Finish(ctx, d.lease, d.finish) })
+		out, err := s.master.Finish(ctx, d.lease, d.finish)
 		switch {
 		case err == nil && out.Requeued:
-			if c != nil {
-				s.avoidFor(entry)
-				s.release(c, entry, model.RetryBase, time.Second)
-			}
 			return s.forget(d, requeued, log, "could not run here; queued again for another slave")
 		case err == nil:
 			if out.Retried {

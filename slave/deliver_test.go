@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
@@ -124,6 +125,96 @@ func TestSpoolReplayAfterRestart(t *testing.T) {
 		}
 		if !slices.Equal(sent, wantSent) {
 			t.Errorf("the next slave sent\n %q, want\n %q", sent, wantSent)
+		}
+		h.checkTidy()
+	})
+}
+
+// The master goes down as a result is reported, and comes back two
+// minutes later, past the entry's TTR. Meanwhile the result waits in the
+// spool and is sent again and again, with capped backoff, its entry held;
+// the other slot cannot start a task (its start is given back). Once the
+// master is back the result lands, once, as it was, and the other task
+// runs.
+func TestMasterDownThenBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 2)
+		finish := h.master.finish
+		var downAt time.Duration
+		wentDown := false
+		h.master.finish = func(lease string, f protocol.Finish) (protocol.Finished, error) {
+			if !wentDown {
+				wentDown, downAt = true, h.now()
+				h.master.setDown(unreachableMaster)
+				return protocol.Finished{}, unreachableMaster
+			}
+			return finish(lease, f)
+		}
+		a := h.task("a", sh(`echo out; echo err >&2; exit 3`), nil)
+		h.start()
+		h.waitFor("the master to go down", func() bool { return len(h.master.made("finish")) > 0 })
+		h.waitFor("ten seconds", func() bool { return h.now() >= downAt+10*time.Second })
+		b := h.task("b", sh(`exit 0`), nil)
+		h.waitFor("two minutes", func() bool { return h.now() >= downAt+2*time.Minute })
+
+		lease := h.master.answered("start")[0].lease
+		spooled := h.spooled()
+		if !slices.Equal(spooled, []string{lease}) {
+			t.Fatalf("spool holds %q, want the result of %s", spooled, lease)
+		}
+		rep, err := os.ReadFile(filepath.Join(h.spoolDir(), lease, "report.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r report
+		if err := json.Unmarshal(rep, &r); err != nil || r.Lease != lease || r.Finish.ExitCode != 3 {
+			t.Errorf("spooled report %s (%v)", rep, err)
+		}
+		pending := false
+		for _, hb := range h.master.made("heartbeat") {
+			pending = pending || slices.Equal(hb.hb.Pending, []string{lease})
+		}
+		if !pending {
+			t.Error("no heartbeat listed the spooled result as pending")
+		}
+		if got := h.q.history(b); len(got) < 2 || got[len(got)-1] != fmt.Sprintf("release(%d, 2s)", entryPrio) {
+			t.Errorf("the other entry while the master is down: %q; want its starts given back", got)
+		}
+
+		h.master.setDown(nil)
+		h.waitFor("both tasks", func() bool { return !h.exists(a) && !h.exists(b) })
+		h.stop()
+
+		tries := h.master.made("finish")
+		if len(tries) < 12 {
+			t.Errorf("%d finishes in two minutes down, want at least one every 10s", len(tries))
+		}
+		var last time.Duration
+		for i, c := range tries {
+			if c.lease != lease {
+				continue
+			}
+			if !reflect.DeepEqual(c.finish, tries[0].finish) {
+				t.Errorf("try %d sent %+v, the first %+v", i+1, c.finish, tries[0].finish)
+			}
+			if i > 0 && c.at-last > 10*time.Second {
+				t.Errorf("%s between tries %d and %d, over the 10s cap", c.at-last, i, i+1)
+			}
+			last = c.at
+		}
+		var landed []string
+		for _, c := range h.master.answered("finish") {
+			landed = append(landed, c.lease)
+		}
+		slices.Sort(landed)
+		if other := h.master.answered("start")[1].lease; !slices.Equal(landed, []string{lease, other}) {
+			t.Errorf("results landed for %q; want %s and %s, once each", landed, lease, other)
+		}
+		if got := h.q.history(a); !slices.Equal(got, []string{"reserve", "delete"}) {
+			t.Errorf("entry of the spooled result: %q; want held until the result landed, then deleted", got)
+		}
+		if up := h.uploads(); !slices.Equal(up, []string{"stderr: err\n", "stdout: out\n"}) {
+			t.Errorf("uploads = %q", up)
 		}
 		h.checkTidy()
 	})
