@@ -61,8 +61,10 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 	}
 	if s.avoiding(res.ID) {
 		// This entry's task could not run here a moment ago: leave it to
-		// another slave for a while.
-		s.release(c, res.ID, e.Priority, time.Second)
+		// another slave for a while. The master queued it again, as a
+		// retry: it keeps the retries' priority that it was given back
+		// with, ahead of first attempts.
+		s.release(c, res.ID, model.RetryBase, time.Second)
 		backoff.Sleep(ctx, 500*time.Millisecond)
 		return
 	}
