@@ -28,7 +28,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -458,25 +457,40 @@ func block(ctx context.Context, c process.Command, running chan<- struct{}) (pro
 
 // ---- the harness ----
 
-// uids hands out the task users of the tests run as root: a range no
-// account has, apart from slave/process's tests' (2e9 + pid%1e5), one per
-// test binary.
-var uids atomic.Uint32
-
-const uidsPerBinary = 64
+// uidPool hands out the task uids of the tests run as root, from a range
+// no account has, apart from slave/process's tests' (2e9 + pid%1e5), one
+// per test binary. A uid serves one harness at a time: after each task
+// every process of its uid is killed.
+var uidPool struct {
+	sync.Mutex
+	busy [64]bool
+}
 
 func taskUsers(t *testing.T, slots int) []taskuser.User {
 	if os.Geteuid() != 0 {
 		return nil
 	}
+	base := 2_100_000_000 + uint32(os.Getpid()%100_000)*uint32(len(uidPool.busy))
+	uidPool.Lock()
+	defer uidPool.Unlock()
 	var users []taskuser.User
-	for i := range slots {
-		n := uids.Add(1)
-		if n >= uidsPerBinary {
-			t.Fatal("out of task uids: raise uidsPerBinary")
+	for n := range uidPool.busy {
+		if len(users) == slots {
+			break
 		}
-		id := 2_100_000_000 + uint32(os.Getpid()%100_000)*uidsPerBinary + n
-		users = append(users, taskuser.User{Name: fmt.Sprintf("slot%d", i), User: process.User{UID: id, GID: id}})
+		if !uidPool.busy[n] {
+			uidPool.busy[n] = true
+			id := base + uint32(n)
+			users = append(users, taskuser.User{Name: fmt.Sprintf("slot%d", len(users)), User: process.User{UID: id, GID: id}})
+			t.Cleanup(func() {
+				uidPool.Lock()
+				defer uidPool.Unlock()
+				uidPool.busy[n] = false
+			})
+		}
+	}
+	if len(users) < slots {
+		t.Fatal("out of task uids: make uidPool larger")
 	}
 	return users
 }
