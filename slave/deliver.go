@@ -149,12 +149,7 @@ func unreachable(err error) bool {
 // replay delivers the results a previous life of this slave spooled and
 // could not report. Their queue entries are gone; the master still counts
 // them if their runs were not handed to another slave meanwhile.
-func (s *Slave) replay(ctx context.Context) error {
-	reports, err := s.spool.load()
-	if err != nil {
-		s.log.Error("cannot read the spool; its results are lost to this run", "dir", s.spool.dir, "err", err)
-		return nil
-	}
+func (s *Slave) replay(ctx context.Context, reports []report) error {
 	for _, rep := range reports {
 		files := map[string]string{}
 		for name, file := range rep.Outputs {

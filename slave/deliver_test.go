@@ -222,3 +222,37 @@ func TestMasterDownThenBack(t *testing.T) {
 		h.checkTidy()
 	})
 }
+
+// The spool is read, and what a save cut short left there removed, before
+// any run of this slave saves a result: a result being saved at that
+// moment was taken for such debris, and its outputs lost.
+func TestSpoolIsReadBeforeAnyRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 1)
+		half := filepath.Join(h.spoolDir(), "lease-half-saved")
+		if err := os.MkdirAll(half, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(half, "stdout"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var atRegister []string
+		register := h.master.register
+		h.master.register = func(r protocol.Register) (protocol.Registered, error) {
+			atRegister = names(t, h.spoolDir())
+			return register(r)
+		}
+		id := h.task("nocmd", inputs{}, nil)
+		h.start()
+		h.waitFor("the run", func() bool { return h.q.settled(id) })
+		h.stop()
+
+		if len(atRegister) != 0 {
+			t.Errorf("the spool held %q when the slave registered, ready to run tasks; want it cleaned first", atRegister)
+		}
+		if f := h.master.made("finish"); len(f) != 1 || !slices.Equal(f[0].finish.Outputs, []string{"stderr"}) {
+			t.Errorf("finishes: %+v; want one, its stderr uploaded", f)
+		}
+		h.checkTidy()
+	})
+}

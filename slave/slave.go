@@ -198,6 +198,13 @@ func (s *Slave) Run(ctx context.Context) error {
 		return err
 	}
 	s.spool = sp
+	// The spool is read, and what a save cut short left there removed,
+	// before any run of this life saves a result in it: a result being
+	// saved must never be taken for such debris.
+	left, err := sp.load()
+	if err != nil {
+		s.log.Error("cannot read the spool; its results are lost to this run", "dir", sp.dir, "err", err)
+	}
 	if err := s.register(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before the master answered
@@ -206,7 +213,7 @@ func (s *Slave) Run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.heartbeats(gctx) })
-	g.Go(func() error { return s.replay(gctx) })
+	g.Go(func() error { return s.replay(gctx, left) })
 	for slot := range s.cfg.Slots {
 		g.Go(func() error { return s.slot(gctx, slot) })
 	}
