@@ -155,7 +155,7 @@ func (s *Slave) replay(ctx context.Context, reports []report) error {
 		for name, file := range rep.Outputs {
 			files[name] = s.spool.path(rep.Lease, file)
 		}
-		log := s.log.With("lease", rep.Lease[:8], "from", "spool")
+		log := s.log.With("lease", leaseTag(rep.Lease), "from", "spool")
 		log.Info("sending a result spooled before the slave restarted")
 		if s.deliver(ctx, nil, 0, nil, delivery{lease: rep.Lease, finish: rep.Finish, files: files, spooled: true}, log) == pending {
 			return nil // shutting down; it stays in the spool

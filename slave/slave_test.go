@@ -335,3 +335,40 @@ func TestRegisterRetriesUntilTheMasterAnswers(t *testing.T) {
 		}
 	})
 }
+
+// A lease is the master's to choose; the slave names runs in its logs by
+// the start of theirs. A short one, from the master or found in the spool,
+// is no reason to crash.
+func TestShortLeases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 1)
+		dir := filepath.Join(h.spoolDir(), "L0")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "report.json"), []byte(`{"lease":"L0","finish":{"exit_code":2}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		start := h.master.start
+		h.master.start = func(s protocol.Start) (protocol.Started, error) {
+			st, err := start(s)
+			st.Lease = "L1"
+			return st, err
+		}
+		h.master.heartbeat = func(_ string, hb protocol.Heartbeat) (protocol.HeartbeatReply, error) {
+			return protocol.HeartbeatReply{Kill: hb.Running}, nil
+		}
+		id := h.task("a", inputs{command: []string{"block"}}, nil)
+		h.start()
+		h.waitFor("the run to be stopped", func() bool { return h.q.settled(id) })
+		h.stop()
+
+		if f := h.master.answered("finish"); len(f) != 1 || f[0].lease != "L0" || f[0].finish.ExitCode != 2 {
+			t.Errorf("finishes: %+v; want the spooled one", f)
+		}
+		if got := h.q.history(id); !slices.Equal(got, []string{"reserve", "delete"}) {
+			t.Errorf("entry: %q, want the run killed and its entry deleted", got)
+		}
+		h.checkTidy()
+	})
+}
