@@ -294,7 +294,12 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 			s.log.Warn("the master does not know this slave; resetting and registering again")
 			s.dropAll()
 			if err := s.register(ctx); err != nil {
-				return nil
+				if ctx.Err() != nil {
+					return nil
+				}
+				// Refused for good: without heartbeats the slave would go
+				// on reserving tasks it may not start. Stop it all.
+				return err
 			}
 		case err != nil:
 			if ctx.Err() == nil {

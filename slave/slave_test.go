@@ -372,3 +372,36 @@ func TestShortLeases(t *testing.T) {
 		h.checkTidy()
 	})
 }
+
+// A master that no longer knows the slave and then refuses to register it
+// again ends Run with its reason: a slave without heartbeats would go on
+// reserving tasks it may not start.
+func TestRegisteringAgainRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 1)
+		h.master.heartbeat = func(id string, hb protocol.Heartbeat) (protocol.HeartbeatReply, error) {
+			return protocol.HeartbeatReply{}, fmt.Errorf("%w: no slave %s", model.ErrNotFound, id)
+		}
+		register := h.master.register
+		h.master.register = func(r protocol.Register) (protocol.Registered, error) {
+			if len(h.master.made("register")) > 0 {
+				return protocol.Registered{}, fmt.Errorf("%w: this version of the slave is no longer accepted", model.ErrInvalid)
+			}
+			return register(r)
+		}
+		h.start()
+		select {
+		case err := <-h.done:
+			if err == nil || !strings.Contains(err.Error(), "no longer accepted") {
+				t.Errorf("Run = %v, want the master's refusal", err)
+			}
+		case <-time.After(time.Hour):
+			t.Error("the slave went on for an hour without heartbeats")
+			h.cancel()
+			<-h.done
+		}
+		if n := len(h.master.made("register")); n != 2 {
+			t.Errorf("%d registrations, want 2", n)
+		}
+	})
+}
