@@ -124,43 +124,40 @@ func (m *fakeMaster) answered(method string) []call {
 	return out
 }
 
-func (m *fakeMaster) Register(ctx context.Context, r protocol.Register) (protocol.Registered, error) {
+// serve answers one call, with the master's error while it is down or
+// else with answer, and records it; note adds what the answer tells.
+func serve[T any](m *fakeMaster, c call, answer func() (T, error), note func(*call, T)) (T, error) {
+	var out T
 	err := m.isDown()
-	var reg protocol.Registered
 	if err == nil {
-		reg, err = m.register(r)
+		out, err = answer()
 	}
-	m.record(call{method: "register", slave: reg.SlaveID, err: err})
-	return reg, err
+	if note != nil {
+		note(&c, out)
+	}
+	c.err = err
+	m.record(c)
+	return out, err
+}
+
+func (m *fakeMaster) Register(ctx context.Context, r protocol.Register) (protocol.Registered, error) {
+	return serve(m, call{method: "register"}, func() (protocol.Registered, error) { return m.register(r) },
+		func(c *call, reg protocol.Registered) { c.slave = reg.SlaveID })
 }
 
 func (m *fakeMaster) Heartbeat(ctx context.Context, slaveID string, hb protocol.Heartbeat) (protocol.HeartbeatReply, error) {
-	err := m.isDown()
-	var reply protocol.HeartbeatReply
-	if err == nil {
-		reply, err = m.heartbeat(slaveID, hb)
-	}
-	m.record(call{method: "heartbeat", slave: slaveID, hb: hb, err: err})
-	return reply, err
+	return serve(m, call{method: "heartbeat", slave: slaveID, hb: hb},
+		func() (protocol.HeartbeatReply, error) { return m.heartbeat(slaveID, hb) }, nil)
 }
 
 func (m *fakeMaster) Deregister(ctx context.Context, slaveID string) error {
-	err := m.isDown()
-	if err == nil {
-		err = m.deregister(slaveID)
-	}
-	m.record(call{method: "deregister", slave: slaveID, err: err})
+	_, err := serve(m, call{method: "deregister", slave: slaveID}, func() (struct{}, error) { return struct{}{}, m.deregister(slaveID) }, nil)
 	return err
 }
 
 func (m *fakeMaster) Start(ctx context.Context, s protocol.Start) (protocol.Started, error) {
-	err := m.isDown()
-	var st protocol.Started
-	if err == nil {
-		st, err = m.start(s)
-	}
-	m.record(call{method: "start", slave: s.SlaveID, start: s, lease: st.Lease, err: err})
-	return st, err
+	return serve(m, call{method: "start", slave: s.SlaveID, start: s}, func() (protocol.Started, error) { return m.start(s) },
+		func(c *call, st protocol.Started) { c.lease = st.Lease })
 }
 
 func (m *fakeMaster) Upload(ctx context.Context, lease, name string, r io.Reader, size int64) error {
@@ -168,31 +165,21 @@ func (m *fakeMaster) Upload(ctx context.Context, lease, name string, r io.Reader
 	if err != nil {
 		return err
 	}
-	if size != int64(len(body)) {
-		err = fmt.Errorf("%w: size %d for %d bytes", model.ErrInvalid, size, len(body))
-	} else if err = m.isDown(); err == nil {
-		err = m.upload(lease, name, body)
-	}
-	m.record(call{method: "upload", lease: lease, output: name, body: string(body), err: err})
+	_, err = serve(m, call{method: "upload", lease: lease, output: name, body: string(body)}, func() (struct{}, error) {
+		if size != int64(len(body)) {
+			return struct{}{}, fmt.Errorf("%w: size %d for %d bytes", model.ErrInvalid, size, len(body))
+		}
+		return struct{}{}, m.upload(lease, name, body)
+	}, nil)
 	return err
 }
 
 func (m *fakeMaster) Finish(ctx context.Context, lease string, f protocol.Finish) (protocol.Finished, error) {
-	err := m.isDown()
-	var out protocol.Finished
-	if err == nil {
-		out, err = m.finish(lease, f)
-	}
-	m.record(call{method: "finish", lease: lease, finish: f, err: err})
-	return out, err
+	return serve(m, call{method: "finish", lease: lease, finish: f}, func() (protocol.Finished, error) { return m.finish(lease, f) }, nil)
 }
 
 func (m *fakeMaster) Abort(ctx context.Context, lease, reason string) error {
-	err := m.isDown()
-	if err == nil {
-		err = m.abort(lease, reason)
-	}
-	m.record(call{method: "abort", lease: lease, reason: reason, err: err})
+	_, err := serve(m, call{method: "abort", lease: lease, reason: reason}, func() (struct{}, error) { return struct{}{}, m.abort(lease, reason) }, nil)
 	return err
 }
 
@@ -683,6 +670,20 @@ func (h *harness) waitFor(what string, cond func() bool) {
 			h.t.Fatalf("waited an hour for %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkRetries asserts that a loop that failed for a while tried again
+// at least every cap: at is when each try was made.
+func checkRetries(t *testing.T, what string, at []time.Duration, atLeast int, cap time.Duration) {
+	t.Helper()
+	if len(at) < atLeast {
+		t.Errorf("%d %s, want at least %d", len(at), what, atLeast)
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i] - at[i-1]; gap > cap {
+			t.Errorf("%s between %s %d and %d, over the %s cap", gap, what, i, i+1, cap)
+		}
 	}
 }
 
