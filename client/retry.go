@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/dist-test/dist_test/internal/backoff"
 )
 
 // retryMode says when a call may be sent again.
@@ -48,14 +49,10 @@ func (c *Client) retry(ctx context.Context, mode retryMode, attempt func(ctx con
 		if n >= c.attempts {
 			return fmt.Errorf("gave up after %d tries: %w", n, err)
 		}
-		d := c.backoff(n)
+		d := c.backoff.Delay(n)
 		c.logf("%v; retrying in %s (%d of %d tries)", err, d.Round(100*time.Millisecond), n+1, c.attempts)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, d) {
 			return fmt.Errorf("%w (while retrying after: %v)", context.Cause(ctx), err)
-		case <-t.C:
 		}
 	}
 }
@@ -103,16 +100,6 @@ func permanent(err error) error {
 		return nil
 	}
 	return &permanentError{err}
-}
-
-// backoff is the wait before try n+1: c.first doubling up to c.max, ±20%.
-func (c *Client) backoff(n int) time.Duration {
-	d := c.first
-	for i := 1; i < n && d < c.max; i++ {
-		d *= 2
-	}
-	d = min(d, c.max)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 // watchdog abandons a request that makes no progress for the client's

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/backoff"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -54,17 +55,26 @@ func (s *Slave) deliver(ctx context.Context, c queue.Consumer, entry uint64, r *
 			d.finish.Missing = append(d.finish.Missing, name)
 		}
 	}
-	delay := 200 * time.Millisecond
+	// The entry is touched while the result waits for the master, however
+	// long: were its lease to run out, the queue would hand the task to
+	// another slot to run a second time.
+	var o outcome
+	s.whileTouching(ctx, c, entry, func() { o = s.report(ctx, r, d, log) })
+	if o == requeued && c != nil {
+		s.avoidFor(entry)
+		s.release(c, entry, model.RetryBase, time.Second)
+	}
+	return o
+}
+
+// report sends the result until the master answers it, the run is
+// dropped, or ctx ends.
+func (s *Slave) report(ctx context.Context, r *run, d delivery, log *slog.Logger) outcome {
+	retry := backoff.Backoff{Policy: finishRetry}
 	for {
-		var out protocol.Finished
-		var err error
-		s.whileTouching(ctx, c, entry, func() { out, err = s.master.Finish(ctx, d.lease, d.finish) })
+		out, err := s.master.Finish(ctx, d.lease, d.finish)
 		switch {
 		case err == nil && out.Requeued:
-			if c != nil {
-				s.avoidFor(entry)
-				s.release(c, entry, model.RetryBase, time.Second)
-			}
 			return s.forget(d, requeued, log, "could not run here; queued again for another slave")
 		case err == nil:
 			if out.Retried {
@@ -78,11 +88,11 @@ func (s *Slave) deliver(ctx context.Context, c queue.Consumer, entry uint64, r *
 		case ctx.Err() != nil:
 			return pending
 		}
+		delay := retry.Next()
 		log.Warn("reporting the result failed; trying again", "err", err, "in", delay)
-		if !sleep(ctx, delay) {
+		if !backoff.Sleep(ctx, delay) {
 			return pending
 		}
-		delay = min(2*delay, 10*time.Second)
 	}
 }
 
@@ -101,7 +111,7 @@ func (s *Slave) forget(d delivery, o outcome, log *slog.Logger, why string) outc
 // is down) count against UploadAttempts.
 func (s *Slave) uploadOutput(ctx context.Context, lease, name, path string) error {
 	failures := 0
-	delay := 500 * time.Millisecond
+	retry := backoff.Backoff{Policy: uploadRetry}
 	for {
 		f, err := os.Open(path)
 		if err != nil {
@@ -123,10 +133,9 @@ func (s *Slave) uploadOutput(ctx context.Context, lease, name, path string) erro
 				return err
 			}
 		}
-		if !sleep(ctx, delay) {
+		if !retry.Wait(ctx) {
 			return ctx.Err()
 		}
-		delay = min(2*delay, 10*time.Second)
 	}
 }
 
@@ -140,18 +149,13 @@ func unreachable(err error) bool {
 // replay delivers the results a previous life of this slave spooled and
 // could not report. Their queue entries are gone; the master still counts
 // them if their runs were not handed to another slave meanwhile.
-func (s *Slave) replay(ctx context.Context) error {
-	reports, err := s.spool.load()
-	if err != nil {
-		s.log.Error("cannot read the spool; its results are lost to this run", "dir", s.spool.dir, "err", err)
-		return nil
-	}
+func (s *Slave) replay(ctx context.Context, reports []report) error {
 	for _, rep := range reports {
 		files := map[string]string{}
 		for name, file := range rep.Outputs {
 			files[name] = s.spool.path(rep.Lease, file)
 		}
-		log := s.log.With("lease", rep.Lease[:8], "from", "spool")
+		log := s.log.With("lease", leaseTag(rep.Lease), "from", "spool")
 		log.Info("sending a result spooled before the slave restarted")
 		if s.deliver(ctx, nil, 0, nil, delivery{lease: rep.Lease, finish: rep.Finish, files: files, spooled: true}, log) == pending {
 			return nil // shutting down; it stays in the spool

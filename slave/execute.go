@@ -177,7 +177,7 @@ func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (Tr
 	if a.user != nil {
 		cmd.User, cmd.Namespaces = &a.user.User, s.cfg.Namespaces
 	}
-	res, err := process.Run(ctx, cmd)
+	res, err := s.runCommand(ctx, cmd)
 	if err != nil && res.Canceled {
 		return tree, res, nil // a killed run is judged by the caller
 	}

@@ -61,10 +61,16 @@ func (s *Slave) drop(lease, why string) {
 	}
 	s.mu.Unlock()
 	if r != nil {
-		s.log.Info("stopping a run", "lease", lease[:8], "why", why)
+		s.log.Info("stopping a run", "lease", leaseTag(lease), "why", why)
 		r.cancel()
 	}
 }
+
+// leaseTag names a run in the logs by the start of its lease, which is
+// enough to tell runs apart without writing down the secret. A lease is
+// the master's to choose: a short one is shown whole rather than crash
+// the slave.
+func leaseTag(lease string) string { return lease[:min(len(lease), 8)] }
 
 func (s *Slave) dropAll() {
 	for _, l := range s.leases() {

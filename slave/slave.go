@@ -34,6 +34,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dist-test/dist_test/internal/backoff"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -154,6 +155,10 @@ type Slave struct {
 
 	spool     *spool
 	sandboxes string // the folder of the tasks' sandboxes
+	// runCommand is process.Run. The unit tests replace it for runs that
+	// must last on testing/synctest's clock, which stands still while a
+	// real process runs.
+	runCommand func(context.Context, process.Command) (process.Result, error)
 
 	mu    sync.Mutex
 	id    string
@@ -168,7 +173,7 @@ func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logg
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Slave{master: master, queue: q, inputs: inputs, cfg: cfg.withDefaults(), log: log,
+	return &Slave{master: master, queue: q, inputs: inputs, cfg: cfg.withDefaults(), log: log, runCommand: process.Run,
 		runs: make(map[string]*run), avoid: make(map[uint64]avoidance)}
 }
 
@@ -193,6 +198,13 @@ func (s *Slave) Run(ctx context.Context) error {
 		return err
 	}
 	s.spool = sp
+	// The spool is read, and what a save cut short left there removed,
+	// before any run of this life saves a result in it: a result being
+	// saved must never be taken for such debris.
+	left, err := sp.load()
+	if err != nil {
+		s.log.Error("cannot read the spool; its results are lost to this run", "dir", sp.dir, "err", err)
+	}
 	if err := s.register(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before the master answered
@@ -201,7 +213,7 @@ func (s *Slave) Run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.heartbeats(gctx) })
-	g.Go(func() error { return s.replay(gctx) })
+	g.Go(func() error { return s.replay(gctx, left) })
 	for slot := range s.cfg.Slots {
 		g.Go(func() error { return s.slot(gctx, slot) })
 	}
@@ -224,7 +236,7 @@ func (s *Slave) Run(ctx context.Context) error {
 // register makes a new registration, trying until the master answers.
 func (s *Slave) register(ctx context.Context) error {
 	req := protocol.Register{Hostname: s.cfg.Hostname, Slots: s.cfg.Slots, Version: s.cfg.Version, Resources: resources(s.cfg.ScratchDir)}
-	delay := 500 * time.Millisecond
+	retry := backoff.Backoff{Policy: registerRetry}
 	for {
 		reg, err := s.master.Register(ctx, req)
 		if err == nil {
@@ -245,11 +257,11 @@ func (s *Slave) register(ctx context.Context) error {
 		if errors.Is(err, model.ErrInvalid) {
 			return fmt.Errorf("register: %w", err)
 		}
+		delay := retry.Next()
 		s.log.Warn("cannot register with the master; trying again", "err", err, "in", delay)
-		if !sleep(ctx, delay) {
+		if !backoff.Sleep(ctx, delay) {
 			return ctx.Err()
 		}
-		delay = min(2*delay, 10*time.Second)
 	}
 }
 
@@ -271,7 +283,7 @@ func (s *Slave) intervals() (beat, touch time.Duration) {
 func (s *Slave) heartbeats(ctx context.Context) error {
 	for {
 		beat, _ := s.intervals()
-		if !sleep(ctx, beat) {
+		if !backoff.Sleep(ctx, beat) {
 			return nil
 		}
 		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases()})
@@ -282,7 +294,12 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 			s.log.Warn("the master does not know this slave; resetting and registering again")
 			s.dropAll()
 			if err := s.register(ctx); err != nil {
-				return nil
+				if ctx.Err() != nil {
+					return nil
+				}
+				// Refused for good: without heartbeats the slave would go
+				// on reserving tasks it may not start. Stop it all.
+				return err
 			}
 		case err != nil:
 			if ctx.Err() == nil {
@@ -296,18 +313,6 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 				s.drop(l, "canceled or handed to another slave")
 			}
 		}
-	}
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/backoff"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -22,14 +23,13 @@ func (s *Slave) slot(ctx context.Context, n int) error {
 			c.Close()
 		}
 	}()
-	backoff := 100 * time.Millisecond
+	retry := backoff.Backoff{Policy: queueRetry}
 	for ctx.Err() == nil {
 		if c == nil {
 			var err error
 			if c, err = s.queue.NewConsumer(ctx); err != nil {
 				s.log.Warn("cannot reach the queue", "slot", n, "err", err)
-				sleep(ctx, backoff)
-				backoff = min(2*backoff, 10*time.Second)
+				retry.Wait(ctx)
 				continue
 			}
 		}
@@ -42,11 +42,10 @@ func (s *Slave) slot(ctx context.Context, n int) error {
 			s.log.Warn("reserve failed", "slot", n, "err", err)
 			c.Close()
 			c = nil
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 10*time.Second)
+			retry.Wait(ctx)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		retry.Reset()
 		s.handle(ctx, c, n, res)
 	}
 	return nil
@@ -62,9 +61,11 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 	}
 	if s.avoiding(res.ID) {
 		// This entry's task could not run here a moment ago: leave it to
-		// another slave for a while.
-		s.release(c, res.ID, e.Priority, time.Second)
-		sleep(ctx, 500*time.Millisecond)
+		// another slave for a while. The master queued it again, as a
+		// retry: it keeps the retries' priority that it was given back
+		// with, ahead of first attempts.
+		s.release(c, res.ID, model.RetryBase, time.Second)
+		backoff.Sleep(ctx, 500*time.Millisecond)
 		return
 	}
 	started, err := s.master.Start(ctx, protocol.Start{SlaveID: s.slaveID(), Slot: slot, EntryID: res.ID, Entry: e})
@@ -86,7 +87,7 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 		}
 		s.release(c, res.ID, e.Priority, 2*time.Second)
 		if errors.Is(err, model.ErrNotFound) {
-			sleep(ctx, 2*time.Second) // until the heartbeat has reset this slave
+			backoff.Sleep(ctx, 2*time.Second) // until the heartbeat has reset this slave
 		}
 		return
 	}

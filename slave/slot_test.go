@@ -1,0 +1,86 @@
+package slave
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+)
+
+// A slot that cannot reach the queue tries again with capped backoff,
+// and runs tasks once it can.
+func TestSlotReconnectsToTheQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 1)
+		h.q.refuse = errors.New("dial tcp: connection refused")
+		id := h.task("a", sh(`exit 0`), nil)
+		h.start()
+		h.waitFor("a minute", func() bool { return h.now() >= time.Minute })
+		h.q.mu.Lock()
+		h.q.refuse = nil
+		h.q.mu.Unlock()
+		h.waitFor("the task", func() bool { return !h.exists(id) })
+		h.stop()
+
+		h.q.mu.Lock()
+		dials := slices.Clone(h.q.dials)
+		h.q.mu.Unlock()
+		var at []time.Duration
+		for _, d := range dials {
+			at = append(at, d.Sub(dials[0]))
+		}
+		checkRetries(t, "connections in a minute", at, 6, 10*time.Second)
+		if fins := h.master.answered("finish"); len(fins) != 1 {
+			t.Errorf("%d results, want 1", len(fins))
+		}
+	})
+}
+
+// A task whose inputs could not be fetched here is queued again for
+// another slave: this slave lets its entry go by a few times before it
+// takes it again (it may be the only slave).
+func TestInfraFailureIsLeftToOtherSlaves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 1)
+		fetch := h.inputs.fetch
+		fetched := 0
+		h.inputs.fetch = func(ctx context.Context, digest, dir string, p Placement) (Tree, error) {
+			if fetched++; fetched == 1 {
+				return Tree{}, errors.New("isolate server: connection reset")
+			}
+			return fetch(ctx, digest, dir, p)
+		}
+		finish := h.master.finish
+		h.master.finish = func(lease string, f protocol.Finish) (protocol.Finished, error) {
+			if f.Infra {
+				return protocol.Finished{State: "queued", Requeued: true}, nil
+			}
+			return finish(lease, f)
+		}
+		id := h.task("flaky", sh(`exit 0`), nil)
+		h.start()
+		h.waitFor("the second run", func() bool { return !h.exists(id) })
+		h.stop()
+
+		back := fmt.Sprintf("release(%d, 1s)", model.RetryBase)
+		want := []string{"reserve", back, "reserve", back, "reserve", back, "reserve", back, "reserve", "delete"}
+		if got := h.q.history(id); !slices.Equal(got, want) {
+			t.Errorf("entry:\n %q, want\n %q", got, want)
+		}
+		starts := h.master.answered("start")
+		if len(starts) != 2 || starts[1].at-starts[0].at < 3*time.Second {
+			t.Errorf("starts: %+v; want a second one after three passes", starts)
+		}
+		fins := h.master.answered("finish")
+		if len(fins) != 2 || !fins[0].finish.Infra || fins[1].finish.ExitCode != 0 || fins[1].finish.Infra {
+			t.Errorf("finishes: %+v", fins)
+		}
+		h.checkTidy()
+	})
+}
