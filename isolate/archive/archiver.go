@@ -90,15 +90,41 @@ type hashed struct {
 // a missing file) is left in its err, and the others go on; the returned
 // error is one that stops them all (the server failing, ctx ending).
 func (a *archiver) run(ctx context.Context, jobs []*archiveJob) (Stats, error) {
-	var st Stats
 	if err := a.each(ctx, jobs, func(j *archiveJob) { j.err = a.walk(j) }); err != nil {
+		return Stats{}, err
+	}
+	byKey, err := a.hashFiles(ctx, ok(jobs))
+	if err != nil {
+		return Stats{}, err
+	}
+	for _, j := range ok(jobs) {
+		j.err = a.finish(j, byKey)
+	}
+	blobs, st := needed(ok(jobs), byKey)
+	if len(blobs) == 0 {
+		return st, nil
+	}
+	fileBlobs, manifests, err := a.missing(ctx, blobs, &st)
+	if err != nil {
 		return st, err
 	}
+	// Manifests only once all files are there: a manifest on the server
+	// promises its files.
+	for _, batch := range [][]string{fileBlobs, manifests} {
+		if err := a.upload(ctx, blobs, batch); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
 
-	// Hash each distinct file once, in parallel.
+// hashFiles hashes each distinct file of the jobs once, in parallel. A
+// file that cannot be read has its error in its result; the error
+// returned stops everything.
+func (a *archiver) hashFiles(ctx context.Context, jobs []*archiveJob) (map[fileKey]hashed, error) {
 	var keys []fileKey
 	seen := map[fileKey]bool{}
-	for _, j := range ok(jobs) {
+	for _, j := range jobs {
 		for _, p := range slices.Sorted(maps.Keys(j.walked)) {
 			f := j.walked[p]
 			if k := (fileKey{f.src, f.size, f.mtime}); !seen[k] {
@@ -122,25 +148,29 @@ func (a *archiver) run(ctx context.Context, jobs []*archiveJob) (Stats, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return st, err
+		return nil, err
 	}
 	byKey := make(map[fileKey]hashed, len(keys))
 	for i, k := range keys {
 		byKey[k] = results[i]
 	}
-	for _, j := range ok(jobs) {
-		j.err = a.finish(j, byKey)
-	}
+	return byKey, nil
+}
 
-	// Every blob the trees need, once: sources of file blobs, then manifests.
-	type blob struct {
-		src  string // file to read, or
-		data []byte // the manifest
-		size int64
-	}
-	blobs := map[string]blob{}
+// source is where the bytes of a blob to upload come from.
+type source struct {
+	src  string // file to read, or
+	data []byte // the manifest
+	size int64
+}
+
+// needed lists every blob the jobs need, once by digest: their files'
+// and their manifests; the stats count the trees and their distinct files.
+func needed(jobs []*archiveJob, byKey map[fileKey]hashed) (map[string]source, Stats) {
+	var st Stats
+	blobs := map[string]source{}
 	files := map[fileKey]bool{}
-	for _, j := range ok(jobs) {
+	for _, j := range jobs {
 		st.Tests++
 		for _, p := range slices.Sorted(maps.Keys(j.walked)) {
 			f := j.walked[p]
@@ -152,25 +182,28 @@ func (a *archiver) run(ctx context.Context, jobs []*archiveJob) (Stats, error) {
 				st.Bytes += h.size
 			}
 			if _, dup := blobs[h.digest]; !dup {
-				blobs[h.digest] = blob{src: f.src, size: h.size}
+				blobs[h.digest] = source{src: f.src, size: h.size}
 			}
 		}
 	}
-	for _, j := range ok(jobs) {
-		blobs[j.digest] = blob{data: j.manifest, size: int64(len(j.manifest))}
+	for _, j := range jobs {
+		blobs[j.digest] = source{data: j.manifest, size: int64(len(j.manifest))}
 	}
-	if len(blobs) == 0 {
-		return st, nil
-	}
+	return blobs, st
+}
+
+// missing asks the CAS which blobs it lacks, counts hits and uploads in
+// st, and returns the file blobs to upload, largest first (so that the big
+// ones do not finish alone at the end), and the manifests.
+func (a *archiver) missing(ctx context.Context, blobs map[string]source, st *Stats) (fileBlobs, manifests []string, err error) {
 	missing, err := a.c.Missing(ctx, slices.Sorted(maps.Keys(blobs)))
 	if err != nil {
-		return st, err
+		return nil, nil, err
 	}
 	st.Hits, st.Uploaded = len(blobs), 0
 	for _, b := range blobs {
 		st.HitBytes += b.size
 	}
-	var fileBlobs, manifests []string
 	for _, d := range missing {
 		b, ok := blobs[d]
 		if !ok {
@@ -186,32 +219,29 @@ func (a *archiver) run(ctx context.Context, jobs []*archiveJob) (Stats, error) {
 			fileBlobs = append(fileBlobs, d)
 		}
 	}
-	// Largest first, so that the big ones do not finish alone at the end.
 	slices.SortFunc(fileBlobs, func(x, y string) int {
 		return cmp.Or(cmp.Compare(blobs[y].size, blobs[x].size), strings.Compare(x, y))
 	})
-	// Manifests only once all files are there: a manifest on the server
-	// promises its files.
-	for _, batch := range [][]string{fileBlobs, manifests} {
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(a.conc)
-		for _, d := range batch {
-			b := blobs[d]
-			g.Go(func() error {
-				if b.data != nil {
-					if err := a.c.Upload(gctx, d, bytes.NewReader(b.data), b.size); err != nil {
-						return fmt.Errorf("manifest: %w", err)
-					}
-					return nil
+	return fileBlobs, manifests, nil
+}
+
+// upload sends the blobs of batch, conc at a time.
+func (a *archiver) upload(ctx context.Context, blobs map[string]source, batch []string) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(a.conc)
+	for _, d := range batch {
+		b := blobs[d]
+		g.Go(func() error {
+			if b.data != nil {
+				if err := a.c.Upload(gctx, d, bytes.NewReader(b.data), b.size); err != nil {
+					return fmt.Errorf("manifest: %w", err)
 				}
-				return a.uploadFile(gctx, d, b.src, b.size)
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return st, err
-		}
+				return nil
+			}
+			return a.uploadFile(gctx, d, b.src, b.size)
+		})
 	}
-	return st, nil
+	return g.Wait()
 }
 
 // each runs fn on every job, conc at a time.

@@ -118,6 +118,8 @@ func (w *treeWalker) add(first walkItem) error {
 	return nil
 }
 
+// step walks one item: it returns the items it leads to (a link's
+// target, a folder's entries), and records the files and links met.
 func (w *treeWalker) step(it walkItem) ([]walkItem, error) {
 	if it.hops > isolate.MaxLinkHops {
 		return nil, fmt.Errorf("%s: too many levels of links", it.listed)
@@ -126,30 +128,8 @@ func (w *treeWalker) step(it walkItem) ([]walkItem, error) {
 		return nil, fmt.Errorf("%s: file name %q is not valid UTF-8", it.listed, it.rel)
 	}
 	if !it.checked && it.rel != "" {
-		// Resolve links among the parent folders first.
-		segs := strings.Split(it.rel, "/")
-		for i := 1; i < len(segs); i++ {
-			prefix := strings.Join(segs[:i], "/")
-			fi, err := os.Lstat(w.abs(prefix))
-			if err != nil {
-				return nil, missingErr(it, err)
-			}
-			if fi.Mode()&fs.ModeSymlink == 0 {
-				continue
-			}
-			target, err := os.Readlink(w.abs(prefix))
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", it.listed, err)
-			}
-			to, ok := w.inTree(prefix, target)
-			if !ok {
-				continue // followed as a plain folder
-			}
-			w.links[prefix] = relTarget(prefix, to)
-			next := it
-			next.rel = path.Join(nonEmpty(to), strings.Join(segs[i:], "/"))
-			next.hops++
-			return []walkItem{next}, nil
+		if next, ok, err := w.throughParentLink(it); err != nil || ok {
+			return next, err
 		}
 	}
 	if w.seen[it.rel] {
@@ -163,25 +143,74 @@ func (w *treeWalker) step(it walkItem) ([]walkItem, error) {
 		return nil, missingErr(it, err)
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		target, err := os.Readlink(abs)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", it.listed, err)
-		}
-		to, ok := w.inTree(it.rel, target)
-		switch {
-		case ok:
-			w.links[it.rel] = relTarget(it.rel, to)
-			// What the link names comes along, as luci does.
-			return []walkItem{{rel: to, listed: it.listed, hops: it.hops + 1}}, nil
-		case !it.direct:
-			return nil, fmt.Errorf("%s: link %s -> %s leads out of the tree rooted at %s",
-				it.listed, it.rel, target, w.root)
-		}
-		// A listed path that is a link out of the tree stands for what it names.
-		if fi, err = os.Stat(abs); err != nil {
-			return nil, missingErr(it, err)
+		var next []walkItem
+		if next, fi, err = w.link(it, abs); err != nil || next != nil {
+			return next, err
 		}
 	}
+	return w.visit(it, abs, fi)
+}
+
+// throughParentLink resolves links among the parent folders of it: the
+// first that leads inside the tree is recorded, and it is walked again
+// through that link's target (ok). Links out of the tree are followed as
+// plain folders.
+func (w *treeWalker) throughParentLink(it walkItem) (next []walkItem, ok bool, err error) {
+	segs := strings.Split(it.rel, "/")
+	for i := 1; i < len(segs); i++ {
+		prefix := strings.Join(segs[:i], "/")
+		fi, err := os.Lstat(w.abs(prefix))
+		if err != nil {
+			return nil, false, missingErr(it, err)
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		target, err := os.Readlink(w.abs(prefix))
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", it.listed, err)
+		}
+		to, inside := w.inTree(prefix, target)
+		if !inside {
+			continue // followed as a plain folder
+		}
+		w.links[prefix] = relTarget(prefix, to)
+		n := it
+		n.rel = path.Join(nonEmpty(to), strings.Join(segs[i:], "/"))
+		n.hops++
+		return []walkItem{n}, true, nil
+	}
+	return nil, false, nil
+}
+
+// link handles an item that is a link: one inside the tree is recorded and
+// its target walked next; a listed one out of the tree stands for what it
+// names, whose FileInfo is returned; one found out of the tree inside a
+// listed folder is an error.
+func (w *treeWalker) link(it walkItem, abs string) ([]walkItem, fs.FileInfo, error) {
+	target, err := os.Readlink(abs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", it.listed, err)
+	}
+	to, ok := w.inTree(it.rel, target)
+	switch {
+	case ok:
+		w.links[it.rel] = relTarget(it.rel, to)
+		// What the link names comes along, as luci does.
+		return []walkItem{{rel: to, listed: it.listed, hops: it.hops + 1}}, nil, nil
+	case !it.direct:
+		return nil, nil, fmt.Errorf("%s: link %s -> %s leads out of the tree rooted at %s",
+			it.listed, it.rel, target, w.root)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, nil, missingErr(it, err)
+	}
+	return nil, fi, nil
+}
+
+// visit records a regular file, or returns the entries of a folder.
+func (w *treeWalker) visit(it walkItem, abs string, fi fs.FileInfo) ([]walkItem, error) {
 	switch {
 	case fi.IsDir():
 		if it.direct && !it.wantDir {
