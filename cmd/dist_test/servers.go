@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/dist-test/dist_test/client/cli"
@@ -359,11 +360,11 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 				return err
 			}
 			defer startSweeper(cmd.Context(), cas.NewService(blobs, cfg.Isolate.RetentionDays), log)()
-			mux := http.NewServeMux()
-			mux.Handle("/", guard.CAS(cas.NewHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))))
-			mux.HandleFunc("GET "+protocol.PathWhoAmI, guard.WhoAmI)
-			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-			l, err := serve(f.listen, http.NewCrossOriginProtection().Handler(mux), cfg, f.urlFile, tc)
+			r := chi.NewRouter()
+			r.Mount(protocol.PathCAS, guard.CAS(cas.NewHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))))
+			r.Get(protocol.PathWhoAmI, guard.WhoAmI)
+			r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+			l, err := serve(f.listen, http.NewCrossOriginProtection().Handler(r), cfg, f.urlFile, tc)
 			if err != nil {
 				return err
 			}

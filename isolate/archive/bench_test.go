@@ -13,7 +13,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/dist-test/dist_test/internal/blob/local"
+	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/isolate/cas"
 	"github.com/dist-test/dist_test/isolate/isolatetest"
 )
@@ -132,7 +135,9 @@ func (bc *benchCAS) useStore(tb testing.TB, dir string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h := cas.NewHandler(st, cas.Options{TempDir: filepath.Join(dir, "tmp")})
+	r := chi.NewRouter()
+	r.Mount(protocol.PathCAS, cas.NewHandler(st, cas.Options{TempDir: filepath.Join(dir, "tmp")}))
+	h := http.Handler(r)
 	bc.handler.Store(&h)
 }
 

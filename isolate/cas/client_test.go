@@ -105,7 +105,7 @@ func TestCASClientUploadRetryRewinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(st, Options{TempDir: t.TempDir()})
+	h := serve(st, Options{TempDir: t.TempDir()})
 	var puts atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut && puts.Add(1)%2 == 1 {

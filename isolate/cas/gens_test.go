@@ -58,7 +58,7 @@ func TestCASRetention(t *testing.T) {
 func testRetention(t *testing.T, store blob.Store) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
-	srv := httptest.NewServer(NewHandler(store, Options{RetentionDays: 30, Now: clk.now, TempDir: t.TempDir()}))
+	srv := httptest.NewServer(serve(store, Options{RetentionDays: 30, Now: clk.now, TempDir: t.TempDir()}))
 	defer srv.Close()
 	client := NewClient(srv.URL, nil)
 	collector := &Service{g: newGens(store, 30, clk.now)}

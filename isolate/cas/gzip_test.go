@@ -46,7 +46,7 @@ func newGzipCAS(t *testing.T, opts Options, oldServer bool) *gzipCAS {
 	g := &gzipCAS{store: st, tempDir: t.TempDir(), putEncoding: map[string]string{}, putBytes: map[string]int64{},
 		getEncoding: map[string]string{}}
 	opts.TempDir = g.tempDir
-	h := NewHandler(st, opts)
+	h := serve(st, opts)
 	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
 		if r.Method == http.MethodPut {
@@ -176,7 +176,7 @@ func TestCASUploadCompressedRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(st, Options{TempDir: t.TempDir()})
+	h := serve(st, Options{TempDir: t.TempDir()})
 	var puts int
 	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dist-test/dist_test/internal/blob"
@@ -122,8 +123,9 @@ type casHandler struct {
 	temp atomic.Int64 // bytes the spools hold on disk
 }
 
-// NewHandler serves the content-addressed store of task inputs under
-// protocol.PathCAS; mount it on a mux at that prefix, with full paths:
+// NewHandler serves the content-addressed store of task inputs. Its
+// routes are relative to where it is mounted, which is protocol.PathCAS
+// (with chi, r.Mount(protocol.PathCAS, h)):
 //
 //	POST /api/v1/cas/missing   {"digests": [...]} -> {"missing": [...]}
 //	PUT  /api/v1/cas/{digest}  the bytes; 201 stored, 200 already there
@@ -158,14 +160,18 @@ func NewHandler(store blob.Store, opts Options) http.Handler {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+protocol.PathCAS+"/missing", h.missing)
-	mux.HandleFunc("PUT "+protocol.PathCAS+"/{digest}", h.put)
-	mux.HandleFunc("GET "+protocol.PathCAS+"/{digest}", h.get) // and HEAD
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Accept-Encoding", "gzip") // RFC 7694: uploads may be compressed
-		mux.ServeHTTP(w, r)
+	r := chi.NewRouter()
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Accept-Encoding", "gzip") // RFC 7694: uploads may be compressed
+			next.ServeHTTP(w, r)
+		})
 	})
+	r.Post("/missing", h.missing)
+	r.Put("/{digest}", h.put)
+	r.Get("/{digest}", h.get)
+	r.Head("/{digest}", h.get)
+	return r
 }
 
 // maxCompressedSize bounds the compressed body of an upload of at most
@@ -210,7 +216,7 @@ func (h *casHandler) missing(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
-	digest := r.PathValue("digest")
+	digest := chi.URLParam(r, "digest")
 	algo, err := isolate.AlgoOf(digest)
 	if err != nil {
 		h.fail(w, r, err)
@@ -381,7 +387,7 @@ func (r *ratioReader) Read(p []byte) (int, error) {
 }
 
 func (h *casHandler) get(w http.ResponseWriter, r *http.Request) {
-	digest := r.PathValue("digest")
+	digest := chi.URLParam(r, "digest")
 	if _, err := isolate.AlgoOf(digest); err != nil {
 		h.fail(w, r, err)
 		return

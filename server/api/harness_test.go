@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/dist-test/dist_test/client"
 	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/blob/local"
@@ -133,7 +135,9 @@ func newHarnessOn(t *testing.T, o harnessOptions, open func(t *testing.T) *sqlst
 	h.digest = isolate.HashBytes(isolate.SHA1, manifest)
 	// Stored through the CAS's own handler, without the guard, so that
 	// every harness has it whoever its guard lets upload.
-	seed := httptest.NewServer(cas.NewHandler(blobs, cas.Options{TempDir: dir, Logger: log}))
+	seedRoutes := chi.NewRouter()
+	seedRoutes.Mount(protocol.PathCAS, cas.NewHandler(blobs, cas.Options{TempDir: dir, Logger: log}))
+	seed := httptest.NewServer(seedRoutes)
 	defer seed.Close()
 	if err := cas.NewClient(seed.URL, nil).Upload(ctx, h.digest, bytes.NewReader(manifest), int64(len(manifest))); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/dist-test/dist_test/internal/blob"
 	"github.com/dist-test/dist_test/internal/blob/local"
 	"github.com/dist-test/dist_test/internal/protocol"
@@ -53,8 +55,8 @@ func New(t testing.TB, opts cas.Options) *CAS {
 		opts.TempDir = t.TempDir()
 	}
 	c := &CAS{Store: st, requests: map[string]int{}, gets: map[string]int{}, cuts: map[string]int{}}
-	mux := http.NewServeMux()
-	mux.Handle(protocol.PathCAS+"/", cas.NewHandler(st, opts))
+	mux := chi.NewRouter()
+	mux.Mount(protocol.PathCAS, cas.NewHandler(st, opts))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		digest := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
 		c.mu.Lock()
