@@ -46,6 +46,10 @@ the URL it prints. State survives a restart with the same --data-dir.
 Stop it with Ctrl-C (SIGINT) or SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Its slots are a slave's.
+			if err := slave.CheckPlatform(); err != nil {
+				return &cli.ExitError{Code: 1, Err: err}
+			}
 			cfg, err := config.Load(*env.ConfigPath, env.Getenv)
 			if err != nil {
 				return err

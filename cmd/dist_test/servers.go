@@ -265,6 +265,9 @@ through the master. SIGTERM stops it cleanly: running tasks are killed and
 given back to the queue without counting as failures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := slave.CheckPlatform(); err != nil {
+				return &cli.ExitError{Code: 1, Err: err}
+			}
 			cfg, err := loadConfig(env)
 			if err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"unicode/utf8"
 
@@ -65,8 +66,9 @@ func (w *treeWalker) abs(rel string) string { return filepath.Join(w.root, filep
 func (w *treeWalker) inTree(linkRel, target string) (string, bool) {
 	if filepath.IsAbs(target) {
 		for _, r := range []string{w.root, w.rootReal} {
-			if rel, err := filepath.Rel(r, filepath.Clean(target)); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-				return rootDot(filepath.ToSlash(rel)), true
+			rel, err := filepath.Rel(r, filepath.Clean(target))
+			if rel = filepath.ToSlash(rel); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+				return rootDot(rel), true
 			}
 		}
 		return "", false
@@ -232,10 +234,20 @@ func (w *treeWalker) visit(it walkItem, abs string, fi fs.FileInfo) ([]walkItem,
 		if it.direct && it.wantDir {
 			return nil, fmt.Errorf("%s is a file, not a folder: remove the trailing slash", it.listed)
 		}
-		w.files[it.rel] = walkedFile{src: abs, mode: int(fi.Mode().Perm()), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+		w.files[it.rel] = walkedFile{src: abs, mode: fileMode(fi), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 		return nil, nil
 	}
 	return nil, fmt.Errorf("%s: %s is a %s, neither a file, a folder nor a link", it.listed, abs, fi.Mode().Type())
+}
+
+// fileMode is the mode a manifest records for a file: its permission bits,
+// but none on Windows, whose modes mean nothing to a slave (luci's isolate
+// leaves them out there too); the slave then uses 0644.
+func fileMode(fi fs.FileInfo) int {
+	if runtime.GOOS == "windows" {
+		return 0
+	}
+	return int(fi.Mode().Perm())
 }
 
 // skipped tells the entries of listed folders that never belong to task

@@ -21,10 +21,6 @@ func onMainThread() bool { return unix.Gettid() == unix.Getpid() }
 
 var errMainThread = errors.New("the main thread may not change its credentials (process.init locks it to the main goroutine)")
 
-// User is the unprivileged account a command runs as: its uid and its one
-// group. Supplementary groups are dropped.
-type User struct{ UID, GID uint32 }
-
 // AsUser runs fn on an OS thread of its own whose credentials are u's
 // alone, so that the kernel judges what fn does (a stat, a lookup, a
 // kill) as it would judge the command's. The caller must be root. The
