@@ -1,7 +1,8 @@
 # dist_test: the commands a developer and CI use.
 #   make demo   run the example suite end to end on the embedded default
-#   make test   lint, a few seconds of each fuzz target, then every test
-#               with the race detector (what CI runs)
+#   make test   lint, the builds for macOS and Windows (make cross), a few
+#               seconds of each fuzz target, then every test with the race
+#               detector (what CI runs)
 #   make fuzz   each fuzz target for FUZZTIME (1m)
 
 GO      ?= go
@@ -20,7 +21,16 @@ FUZZTIME       ?= 1m
 FUZZTIME_SHORT ?= 3s
 FUZZ           ?= Fuzz
 
-.PHONY: all build install test lint fuzz fuzz-short demo bench chaos clean
+# The client commands (submit, watch, fetch, cancel, status, jobs, isolate
+# archive, batcharchive) run on laptops: make cross builds the program for
+# each of CROSS and vets, tests included, the packages that run there. The
+# slave's packages (slave/..., isolate/fetch, isolate/cache) build there
+# too but are Linux's: the slave refuses to start elsewhere.
+CROSS    ?= darwin/amd64 darwin/arm64 windows/amd64
+PORTABLE := ./client/... ./internal/... ./isolate ./isolate/isolatefile/... \
+            ./isolate/archive/... ./isolate/cas/... ./server/... ./web/...
+
+.PHONY: all build install test lint cross fuzz fuzz-short demo bench chaos clean
 
 all: build
 
@@ -42,8 +52,15 @@ lint:
 	$(GO) vet ./...
 	cd examples/suite && $(GO) vet ./...
 
-test: lint fuzz-short
+test: lint cross fuzz-short
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+cross:
+	@set -e; for target in $(CROSS); do \
+		echo "cross: $$target"; \
+		GOOS=$${target%/*} GOARCH=$${target#*/} $(GO) build -o /dev/null ./cmd/dist_test; \
+		GOOS=$${target%/*} GOARCH=$${target#*/} $(GO) vet $(PORTABLE); \
+	done
 
 # go test -fuzz takes one target at a time: every func FuzzXxx of a
 # _test.go file is run in turn. A failure stops the loop and leaves the

@@ -1,7 +1,3 @@
-// Package isolate implements the content-addressed task inputs of dist_test
-// in the luci "isolate" formats: digests, .isolate files (what a user lists),
-// .isolated manifests (what a task runs from), the CAS HTTP service that
-// stores their blobs, its client, and archive/fetch of whole trees.
 package isolate
 
 import (
@@ -52,7 +48,7 @@ func (a Algo) Valid() bool { return a == SHA1 || a == SHA256 }
 
 // New returns a fresh hash of the algorithm. It panics for an unknown
 // algorithm: callers validate algorithms where they enter (ParseIsolated,
-// ArchiveOptions), so reaching it is a programming error.
+// archive.Options), so reaching it is a programming error.
 func (a Algo) New() hash.Hash {
 	switch a {
 	case SHA1:

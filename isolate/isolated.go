@@ -245,15 +245,15 @@ func ParseIsolated(data []byte) (*Isolated, error) {
 		}
 		iso.Files[p] = f
 	}
-	if err := iso.validate(); err != nil {
+	if err := iso.Validate(); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	return iso, nil
 }
 
-// validate checks what ParseIsolated promises; Archive runs it on what it
-// is about to upload, so that it never produces a manifest Fetch refuses.
-func (iso *Isolated) validate() error {
+// Validate checks what ParseIsolated promises; archive runs it on what it
+// is about to upload, so that it never produces a manifest fetch refuses.
+func (iso *Isolated) Validate() error {
 	if !iso.Algo.Valid() {
 		return fmt.Errorf("unknown algo %q (want %s or %s): %w", clip(string(iso.Algo)), SHA1, SHA256, model.ErrInvalid)
 	}
@@ -294,7 +294,7 @@ func (iso *Isolated) validate() error {
 			return fmt.Errorf("%s: negative size %d: %w", p, f.Size, model.ErrInvalid)
 		}
 	}
-	return checkTree(iso.Files)
+	return CheckTree(iso.Files)
 }
 
 // checkPath accepts a clean, relative, slash-separated path.
@@ -318,14 +318,18 @@ func checkPath(p string) error {
 	return nil
 }
 
-// maxLinkHops bounds link resolution as the kernel does (ELOOP).
-const maxLinkHops = 40
+// MaxLinkHops bounds link resolution as the kernel does (ELOOP).
+const MaxLinkHops = 40
 
-// checkTree refuses trees that a fetch could not lay out inside its folder:
+// MaxManifestSize bounds the bytes of one .isolated that fetch downloads
+// and the CAS reads to keep a tree.
+const MaxManifestSize = 64 << 20
+
+// CheckTree refuses trees that a fetch could not lay out inside its folder:
 // a path below a file or a link (writing it would go through the link), or
 // a link that, followed through the other links of the tree, leads out of
 // it. Paths are assumed to have passed checkPath.
-func checkTree(files map[string]File) error {
+func CheckTree(files map[string]File) error {
 	for _, p := range sortedKeys(files) {
 		for i := strings.IndexByte(p, '/'); i >= 0; i = nextSlash(p, i) {
 			if parent, ok := files[p[:i]]; ok {
@@ -386,7 +390,7 @@ func resolveIn(files map[string]File, base []string, rel string, hops *int) ([]s
 		if !ok || !f.IsLink() {
 			continue
 		}
-		if *hops++; *hops > maxLinkHops {
+		if *hops++; *hops > MaxLinkHops {
 			return nil, fmt.Errorf("too many levels of links: %w", model.ErrInvalid)
 		}
 		if path.IsAbs(f.Link) {

@@ -2,12 +2,7 @@ package slave
 
 import (
 	"context"
-	"os"
 	"sort"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/dist-test/dist_test/internal/protocol"
 )
 
 // run is one attempt running in a slot.
@@ -76,26 +71,4 @@ func (s *Slave) dropAll() {
 	for _, l := range s.leases() {
 		s.drop(l, "reset by the master")
 	}
-}
-
-// resources describes this host for the master's slave list.
-func resources(scratch string) protocol.Resources {
-	r := protocol.Resources{CPUs: numCPU()}
-	var si unix.Sysinfo_t
-	if unix.Sysinfo(&si) == nil {
-		r.MemoryBytes = int64(si.Totalram) * int64(si.Unit)
-	}
-	var st unix.Statfs_t
-	if unix.Statfs(scratch, &st) == nil {
-		r.DiskFreeBytes = int64(st.Bavail) * int64(st.Bsize)
-	}
-	return r
-}
-
-func numCPU() int {
-	var set unix.CPUSet
-	if unix.SchedGetaffinity(os.Getpid(), &set) == nil {
-		return set.Count()
-	}
-	return 1
 }

@@ -8,9 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/dist-test/dist_test/slave/process"
 	"github.com/dist-test/dist_test/slave/taskuser"
@@ -76,7 +73,7 @@ func makePrivate(dir string, perm fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
+	if uid, ok := ownerOf(fi); !fi.IsDir() || !ok || uid != os.Geteuid() {
 		return fmt.Errorf("%s is not a folder of this slave's user (uid %d): remove it, or choose another", dir, os.Geteuid())
 	}
 	return os.Chmod(dir, perm)
@@ -116,8 +113,8 @@ func ownFolder(path string) bool {
 	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
 		return false
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Geteuid()
+	uid, ok := ownerOf(fi)
+	return ok && uid == os.Geteuid()
 }
 
 // closedTo names the first folder on the way to dir that one of users
@@ -138,7 +135,7 @@ func closedTo(dir string, users []taskuser.User) string {
 		var blocked string
 		_ = process.AsUser(u.User, func() error {
 			for _, d := range chain {
-				if unix.Access(d, unix.X_OK) != nil {
+				if !mayEnter(d) {
 					blocked = d
 					return nil
 				}

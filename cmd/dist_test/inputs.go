@@ -9,15 +9,16 @@ import (
 	"github.com/dist-test/dist_test/internal/config"
 	"github.com/dist-test/dist_test/internal/httpclient"
 	"github.com/dist-test/dist_test/internal/model"
-	"github.com/dist-test/dist_test/isolate"
 	"github.com/dist-test/dist_test/isolate/cache"
+	"github.com/dist-test/dist_test/isolate/cas"
+	"github.com/dist-test/dist_test/isolate/fetch"
 	"github.com/dist-test/dist_test/slave"
 )
 
 // slaveInputs fetches tasks' inputs from the isolate server through the
 // host's input cache.
 type slaveInputs struct {
-	cas   *isolate.CASClient
+	cas   *cas.Client
 	cache *cache.Cache
 }
 
@@ -36,17 +37,17 @@ func openInputs(cfg *config.Config, casURL, scratch string, cred httpclient.Cred
 	if err != nil {
 		return nil, fmt.Errorf("[isolate] cache_dir: %w", err)
 	}
-	return &slaveInputs{cas: isolate.NewCASClient(casURL, hc), cache: c}, nil
+	return &slaveInputs{cas: cas.NewClient(casURL, hc), cache: c}, nil
 }
 
 // Fetch implements slave.Inputs.
 func (s *slaveInputs) Fetch(ctx context.Context, digest, dir string, p slave.Placement) (slave.Tree, error) {
-	o := isolate.FetchOptions{Copy: p.Copy}
+	o := fetch.Options{Copy: p.Copy}
 	if p.Owner != nil {
 		o.Owner = &cache.Owner{UID: int(p.Owner.UID), GID: int(p.Owner.GID)}
 	}
-	t, st, err := isolate.FetchWith(ctx, s.cas, s.cache, digest, dir, o)
-	if errors.Is(err, isolate.ErrInvalidTree) {
+	t, st, err := fetch.FetchWith(ctx, s.cas, s.cache, digest, dir, o)
+	if errors.Is(err, fetch.ErrInvalidTree) {
 		err = slave.InvalidInputs(err)
 	}
 	return slave.Tree{Command: t.Command, RelativeCwd: t.RelativeCwd, Inputs: model.Inputs{

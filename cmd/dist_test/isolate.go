@@ -11,6 +11,9 @@ import (
 	"github.com/dist-test/dist_test/client/cli"
 	"github.com/dist-test/dist_test/internal/config"
 	"github.com/dist-test/dist_test/isolate"
+	"github.com/dist-test/dist_test/isolate/archive"
+	"github.com/dist-test/dist_test/isolate/cas"
+	"github.com/dist-test/dist_test/isolate/isolatefile"
 )
 
 func isolateCmd(env *cli.Env) *cobra.Command {
@@ -25,7 +28,7 @@ func isolateCmd(env *cli.Env) *cobra.Command {
 // casClient is a client of the server a command talks to: its flag, else
 // $ISOLATE_SERVER, else [isolate] server. It logs in with the account of
 // [dist_test] user and password, as the other client commands do.
-func casClient(env *cli.Env, flag string) (*isolate.CASClient, error) {
+func casClient(env *cli.Env, flag string) (*cas.Client, error) {
 	cfg, err := config.Load(*env.ConfigPath, env.Getenv)
 	if err != nil {
 		return nil, err
@@ -41,7 +44,7 @@ func casClient(env *cli.Env, flag string) (*isolate.CASClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return isolate.NewCASClient(server, hc), nil
+	return cas.NewClient(server, hc), nil
 }
 
 func archiveCmd(env *cli.Env) *cobra.Command {
@@ -67,7 +70,7 @@ The server is --isolate-server, else $ISOLATE_SERVER, else [isolate] server.`,
 			if isolatePath == "" {
 				return &cli.ExitError{Code: 1, Err: fmt.Errorf("--isolate FILE is required")}
 			}
-			var vars isolate.Variables
+			var vars isolatefile.Variables
 			for _, set := range []struct {
 				flag string
 				vals []string
@@ -89,7 +92,7 @@ The server is --isolate-server, else $ISOLATE_SERVER, else [isolate] server.`,
 				return err
 			}
 			algo := algoFlag(sha256)
-			digest, st, err := isolate.Archive(cmd.Context(), cas, isolate.ArchiveOptions{
+			digest, st, err := archive.Archive(cmd.Context(), cas, archive.Options{
 				IsolatePath: isolatePath, Vars: vars, Algo: algo, IsolatedOut: isolatedOut, Concurrency: concurrency,
 			})
 			if err != nil {
@@ -151,12 +154,12 @@ others are archived.`,
 				return err
 			}
 			algo := algoFlag(sha256)
-			digests, st, err := isolate.BatchArchive(cmd.Context(), cas, gens,
-				isolate.BatchOptions{Algo: algo, Concurrency: concurrency})
-			fmt.Fprint(env.Stdout, isolate.DigestLines(digests))
+			digests, st, err := archive.Batch(cmd.Context(), cas, gens,
+				archive.BatchOptions{Algo: algo, Concurrency: concurrency})
+			fmt.Fprint(env.Stdout, archive.DigestLines(digests))
 			if dumpJSON != "" && digests != nil {
 				// The trees archived, even when others failed.
-				err = errors.Join(err, isolate.WriteDumpJSON(dumpJSON, digests))
+				err = errors.Join(err, archive.WriteDumpJSON(dumpJSON, digests))
 			}
 			fmt.Fprintln(env.Stderr, st.Summary())
 			return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/isolate"
+	"github.com/dist-test/dist_test/isolate/cas"
 	"github.com/dist-test/dist_test/slave/process"
 )
 
@@ -269,7 +270,7 @@ exit 1
 // blame.
 func TestInvalidManifestFailsItsTaskAtOnce(t *testing.T) {
 	c := newCluster(t, 1)
-	cas := isolate.NewCASClient(c.url, nil)
+	cas := cas.NewClient(c.url, nil)
 	put := func(data string) string {
 		d := isolate.HashBytes(isolate.SHA1, []byte(data))
 		if err := cas.Upload(context.Background(), d, strings.NewReader(data), int64(len(data))); err != nil {

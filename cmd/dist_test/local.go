@@ -18,7 +18,7 @@ import (
 	"github.com/dist-test/dist_test/internal/httpclient"
 	"github.com/dist-test/dist_test/internal/queue/mem"
 	"github.com/dist-test/dist_test/internal/store/sqlite"
-	"github.com/dist-test/dist_test/isolate"
+	"github.com/dist-test/dist_test/isolate/cas"
 	"github.com/dist-test/dist_test/server"
 	"github.com/dist-test/dist_test/server/api"
 	"github.com/dist-test/dist_test/slave"
@@ -46,6 +46,10 @@ the URL it prints. State survives a restart with the same --data-dir.
 Stop it with Ctrl-C (SIGINT) or SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Its slots are a slave's.
+			if err := slave.CheckPlatform(); err != nil {
+				return &cli.ExitError{Code: 1, Err: err}
+			}
 			cfg, err := config.Load(*env.ConfigPath, env.Getenv)
 			if err != nil {
 				return err
@@ -117,16 +121,16 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	}
 	mcfg := masterConfig(cfg)
 	mcfg.HeartbeatInterval = o.heartbeat
-	cas := isolate.NewCAS(blobs, cfg.Isolate.RetentionDays)
-	m, err := server.New(st, q, blobs, cas, server.Options{Logger: log, Config: mcfg, LinkKey: key})
+	casService := cas.NewService(blobs, cfg.Isolate.RetentionDays)
+	m, err := server.New(st, q, blobs, casService, server.Options{Logger: log, Config: mcfg, LinkKey: key})
 	if err != nil {
 		return err
 	}
-	defer startSweeper(ctx, cas, log)()
+	defer startSweeper(ctx, casService, log)()
 	handler := api.New(m, api.Options{
 		Guard:          guard,
 		OwnersOnly:     cfg.Master.OwnersOnly,
-		CAS:            isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(o.dataDir, "tmp"), log)),
+		CAS:            cas.NewHandler(blobs, casOptions(cfg, filepath.Join(o.dataDir, "tmp"), log)),
 		Pages:          web.New(m, log),
 		Logger:         log,
 		MaxLargeBodies: cfg.Master.MaxLargeBodies,

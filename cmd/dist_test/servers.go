@@ -12,13 +12,14 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/dist-test/dist_test/client/cli"
 	"github.com/dist-test/dist_test/internal/config"
 	"github.com/dist-test/dist_test/internal/httpserver"
 	"github.com/dist-test/dist_test/internal/protocol"
-	"github.com/dist-test/dist_test/isolate"
+	"github.com/dist-test/dist_test/isolate/cas"
 	"github.com/dist-test/dist_test/server"
 	"github.com/dist-test/dist_test/server/api"
 	"github.com/dist-test/dist_test/slave"
@@ -58,28 +59,28 @@ func serverLimits(cfg *config.Config) httpserver.Limits {
 }
 
 // casOptions are the [isolate] bounds of a CAS handler.
-func casOptions(cfg *config.Config, tmp string, log *slog.Logger) isolate.CASOptions {
-	return isolate.CASOptions{TempDir: tmp, Logger: log, MaxBlobSize: cfg.Isolate.MaxBlobBytes,
+func casOptions(cfg *config.Config, tmp string, log *slog.Logger) cas.Options {
+	return cas.Options{TempDir: tmp, Logger: log, MaxBlobSize: cfg.Isolate.MaxBlobBytes,
 		MaxGzipRatio: cfg.Isolate.MaxGzipRatio, MaxTempBytes: cfg.Isolate.MaxTempBytes,
 		RetentionDays: cfg.Isolate.RetentionDays}
 }
 
 // startSweeper runs sweepCAS until the returned stop is called, which
 // waits for it to end.
-func startSweeper(ctx context.Context, cas *isolate.CAS, log *slog.Logger) (stop func()) {
+func startSweeper(ctx context.Context, c *cas.Service, log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); sweepCAS(ctx, cas, log) }()
+	go func() { defer close(done); sweepCAS(ctx, c, log) }()
 	return func() { cancel(); <-done }
 }
 
 // sweepCAS deletes, at start and then every hour until ctx ends, the
 // inputs that [isolate] retention_days lets go. It returns when ctx ends.
-func sweepCAS(ctx context.Context, cas *isolate.CAS, log *slog.Logger) {
+func sweepCAS(ctx context.Context, c *cas.Service, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := cas.Sweep(ctx); err != nil && ctx.Err() == nil {
+		if n, err := c.Sweep(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("deleting old inputs failed; will try again", "err", err)
 		} else if n > 0 {
 			log.Info("old inputs deleted", "blobs", n)
@@ -213,7 +214,7 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 		return err
 	}
 	var inputs server.Inputs
-	var cas http.Handler
+	var casHandler http.Handler
 	if cfg.Isolate.Server != "" {
 		// The master asks the isolate server which inputs it lacks, a read,
 		// with the slaves' credentials, else the [dist_test] account.
@@ -225,11 +226,11 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 		if err != nil {
 			return err
 		}
-		inputs = isolate.NewCASClient(cfg.Isolate.Server, hc)
+		inputs = cas.NewClient(cfg.Isolate.Server, hc)
 	} else {
-		c := isolate.NewCAS(blobs, cfg.Isolate.RetentionDays)
+		c := cas.NewService(blobs, cfg.Isolate.RetentionDays)
 		inputs = c
-		cas = isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))
+		casHandler = cas.NewHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))
 		defer startSweeper(ctx, c, log)()
 	}
 	m, err := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg), LinkKey: key})
@@ -237,7 +238,7 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 		return err
 	}
 	l, err := serve(f.listen, api.New(m, api.Options{Guard: guard, OwnersOnly: cfg.Master.OwnersOnly,
-		CAS: cas, Pages: web.New(m, log), Logger: log, MaxLargeBodies: cfg.Master.MaxLargeBodies}), cfg, f.urlFile, tc)
+		CAS: casHandler, Pages: web.New(m, log), Logger: log, MaxLargeBodies: cfg.Master.MaxLargeBodies}), cfg, f.urlFile, tc)
 	if err != nil {
 		return err
 	}
@@ -264,6 +265,9 @@ through the master. SIGTERM stops it cleanly: running tasks are killed and
 given back to the queue without counting as failures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := slave.CheckPlatform(); err != nil {
+				return &cli.ExitError{Code: 1, Err: err}
+			}
 			cfg, err := loadConfig(env)
 			if err != nil {
 				return err
@@ -359,12 +363,12 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 			if err != nil {
 				return err
 			}
-			defer startSweeper(cmd.Context(), isolate.NewCAS(blobs, cfg.Isolate.RetentionDays), log)()
-			mux := http.NewServeMux()
-			mux.Handle("/", guard.CAS(isolate.NewCASHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))))
-			mux.HandleFunc("GET "+protocol.PathWhoAmI, guard.WhoAmI)
-			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-			l, err := serve(f.listen, http.NewCrossOriginProtection().Handler(mux), cfg, f.urlFile, tc)
+			defer startSweeper(cmd.Context(), cas.NewService(blobs, cfg.Isolate.RetentionDays), log)()
+			r := chi.NewRouter()
+			r.Mount(protocol.PathCAS, guard.CAS(cas.NewHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))))
+			r.Get(protocol.PathWhoAmI, guard.WhoAmI)
+			r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+			l, err := serve(f.listen, http.NewCrossOriginProtection().Handler(r), cfg, f.urlFile, tc)
 			if err != nil {
 				return err
 			}

@@ -45,6 +45,9 @@
 // entry whose file changed since the cache recorded it (see inode) is
 // hashed again before it is handed out: a changed entry is removed, never
 // used.
+//
+// The cache runs on Linux only, as the slave does (sys_linux.go says what
+// it leans on); elsewhere Open refuses.
 package cache
 
 import (

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -151,10 +149,10 @@ func (c *Cache) maybeSync() {
 func (c *Cache) sync() error {
 	c.changes = 0
 	c.lastSync = c.now()
-	if err := unix.Flock(int(c.lock.Fd()), unix.LOCK_EX); err != nil {
+	if err := flock(c.lock); err != nil {
 		return fmt.Errorf("lock %s: %w", c.lock.Name(), err)
 	}
-	defer unix.Flock(int(c.lock.Fd()), unix.LOCK_UN)
+	defer funlock(c.lock)
 	disk, err := readIndex(c.dir)
 	if err != nil {
 		return err

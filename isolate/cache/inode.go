@@ -3,7 +3,6 @@ package cache
 import (
 	"io/fs"
 	"os"
-	"syscall"
 )
 
 // inode is what the cache records of an entry's file when it adds it, and
@@ -24,9 +23,7 @@ type inode struct {
 
 func inodeOf(fi fs.FileInfo) inode {
 	ino := inode{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		ino.ctime = st.Ctim.Nano()
-	}
+	ino.ctime, _ = changeTime(fi)
 	return ino
 }
 
@@ -37,7 +34,7 @@ func (c *Cache) stat(k key) (ino inode, ok bool) {
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != k.perm {
 		return inode{}, false
 	}
-	if st, isStat := fi.Sys().(*syscall.Stat_t); isStat && int(st.Uid) != c.uid {
+	if uid, known := ownerOf(fi); known && uid != c.uid {
 		return inode{}, false
 	}
 	return inodeOf(fi), true

@@ -5,32 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
-
-	"golang.org/x/sys/unix"
 )
-
-// bootIDPath names the boot the kernel is running: it changes on every
-// boot, so a mark recorded under another one was left by a writer whose
-// host went down after it wrote.
-const bootIDPath = "/proc/sys/kernel/random/boot_id"
 
 // unknownBoot is recorded by a writer that cannot read the boot id: it
 // matches no boot, so its unclean end always costs a full verify.
 const unknownBoot = "unknown"
-
-// readBootID returns the current boot id.
-func readBootID() (string, error) {
-	b, err := os.ReadFile(bootIDPath)
-	if err != nil {
-		return "", err
-	}
-	id := strings.TrimSpace(string(b))
-	if id == "" {
-		return "", fmt.Errorf("%s is empty", bootIDPath)
-	}
-	return id, nil
-}
 
 // deadWriters are the marks of Caches that ended without Close, found
 // (and left in place) by cleanTemps.
@@ -75,16 +54,6 @@ func (c *Cache) writeMark(boot string) error {
 		return err
 	}
 	return syncDir(c.dir)
-}
-
-// syncFS writes back everything the page cache holds for the cache's
-// filesystem: one flush for all the entries written since Open, rather
-// than one fsync per entry.
-func (c *Cache) syncFS() error {
-	if err := unix.Syncfs(int(c.lock.Fd())); err != nil {
-		return fmt.Errorf("sync the filesystem of %s: %w", c.dir, err)
-	}
-	return nil
 }
 
 // removeMarks removes marks whose writers' entries are now known durable,

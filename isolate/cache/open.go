@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Open opens the cache folder dir, creating it if needed, for a slave
@@ -32,6 +30,9 @@ func Open(dir string, lim Limits) (*Cache, error) {
 
 // openWith is Open with the boot id read by bootID.
 func openWith(dir string, lim Limits, bootID func() (string, error)) (*Cache, error) {
+	if err := checkPlatform(); err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", dir, err)
+	}
 	if lim.MaxBytes <= 0 {
 		lim.MaxBytes = 20 << 30
 	}
@@ -79,10 +80,10 @@ func openWith(dir string, lim Limits, bootID func() (string, error)) (*Cache, er
 }
 
 func (c *Cache) open(boot string) error {
-	if err := unix.Flock(int(c.lock.Fd()), unix.LOCK_EX); err != nil {
+	if err := flock(c.lock); err != nil {
 		return fmt.Errorf("lock %s: %w", c.lock.Name(), err)
 	}
-	defer unix.Flock(int(c.lock.Fd()), unix.LOCK_UN)
+	defer funlock(c.lock)
 	dead, err := c.cleanTemps(boot)
 	if err != nil {
 		return err
@@ -148,8 +149,8 @@ func (c *Cache) cleanTemps(boot string) (dead deadWriters, err error) {
 		if err != nil {
 			return dead, err
 		}
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
+		locked, err := tryFlock(f)
+		if locked { // else a live Cache's
 			err = os.RemoveAll(strings.TrimSuffix(p, ".lock"))
 			var empty, sameBoot bool
 			if err == nil {
@@ -163,8 +164,6 @@ func (c *Cache) cleanTemps(boot string) (dead deadWriters, err error) {
 				dead.marks = append(dead.marks, p)
 				dead.otherBoot = dead.otherBoot || !sameBoot
 			}
-		} else if errors.Is(err, unix.EWOULDBLOCK) {
-			err = nil // a live Cache's
 		}
 		f.Close()
 		if err != nil {
@@ -200,9 +199,12 @@ func (c *Cache) claimTemp(boot string) error {
 	if err != nil {
 		return err
 	}
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if locked, err := tryFlock(lf); !locked {
 		lf.Close()
 		os.Remove(lf.Name())
+		if err == nil {
+			err = errors.New("held by another process")
+		}
 		return fmt.Errorf("lock %s: %w", lf.Name(), err)
 	}
 	c.tmpLock = lf

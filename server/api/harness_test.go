@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/dist-test/dist_test/client"
 	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/blob/local"
@@ -26,6 +28,7 @@ import (
 	"github.com/dist-test/dist_test/internal/store/sqlstore"
 	"github.com/dist-test/dist_test/internal/testenv"
 	"github.com/dist-test/dist_test/isolate"
+	"github.com/dist-test/dist_test/isolate/cas"
 	"github.com/dist-test/dist_test/server"
 	"github.com/dist-test/dist_test/server/api"
 	"github.com/dist-test/dist_test/web"
@@ -46,7 +49,7 @@ type harness struct {
 	q      queue.Queue
 	api    *client.Client // a user, by its loopback address
 	slave  *client.Client // a slave, by the token
-	cas    *isolate.CASClient
+	cas    *cas.Client
 	blobs  *local.Store
 	digest string // a manifest stored in the CAS
 }
@@ -104,9 +107,9 @@ func newHarnessOn(t *testing.T, o harnessOptions, open func(t *testing.T) *sqlst
 	h := &harness{t: t, st: st, q: q}
 	srv := httptest.NewUnstartedServer(nil)
 	h.url = "http://" + srv.Listener.Addr().String()
-	h.cas = isolate.NewCASClient(h.url, nil)
+	h.cas = cas.NewClient(h.url, nil)
 	h.blobs = blobs
-	if h.m, err = server.New(st, q, blobs, isolate.NewCAS(blobs, 0), server.Options{Logger: log, Now: o.now}); err != nil {
+	if h.m, err = server.New(st, q, blobs, cas.NewService(blobs, 0), server.Options{Logger: log, Now: o.now}); err != nil {
 		t.Fatal(err)
 	}
 	gc := auth.Config{SlaveToken: testToken, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
@@ -120,7 +123,7 @@ func newHarnessOn(t *testing.T, o harnessOptions, open func(t *testing.T) *sqlst
 	srv.Config.Handler = api.New(h.m, api.Options{
 		Guard:      guard,
 		OwnersOnly: o.ownersOnly,
-		CAS:        isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: dir, Logger: log}),
+		CAS:        cas.NewHandler(blobs, cas.Options{TempDir: dir, Logger: log}),
 		Pages:      web.New(h.m, log),
 		Logger:     log,
 	})
@@ -132,9 +135,11 @@ func newHarnessOn(t *testing.T, o harnessOptions, open func(t *testing.T) *sqlst
 	h.digest = isolate.HashBytes(isolate.SHA1, manifest)
 	// Stored through the CAS's own handler, without the guard, so that
 	// every harness has it whoever its guard lets upload.
-	seed := httptest.NewServer(isolate.NewCASHandler(blobs, isolate.CASOptions{TempDir: dir, Logger: log}))
+	seedRoutes := chi.NewRouter()
+	seedRoutes.Mount(protocol.PathCAS, cas.NewHandler(blobs, cas.Options{TempDir: dir, Logger: log}))
+	seed := httptest.NewServer(seedRoutes)
 	defer seed.Close()
-	if err := isolate.NewCASClient(seed.URL, nil).Upload(ctx, h.digest, bytes.NewReader(manifest), int64(len(manifest))); err != nil {
+	if err := cas.NewClient(seed.URL, nil).Upload(ctx, h.digest, bytes.NewReader(manifest), int64(len(manifest))); err != nil {
 		t.Fatal(err)
 	}
 	return h

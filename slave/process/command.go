@@ -1,6 +1,8 @@
 // Package process runs one task command of the dist_test slave in its own
 // process group, caps what it writes to its log files and reports how it
-// ended. It only works on Linux (process groups, waitid, prctl).
+// ended. It only works on Linux (process groups, namespaces, waitid,
+// prctl, setresuid: the _linux.go files); elsewhere Run, AsUser and the
+// others fail with ErrPlatform.
 //
 // Every command starts with no_new_privs set: nothing it runs gains
 // privileges through setuid bits or file capabilities. Run as root, the
@@ -8,7 +10,10 @@
 // PID and mount namespaces under a small init (Namespaces).
 package process
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // Defaults applied to the zero values of Command and Limits.
 const (
@@ -21,6 +26,13 @@ const (
 	// left the group (setsid) can hold them open forever.
 	pipeWait = 2 * time.Second
 )
+
+// ErrPlatform is what the package's functions return off Linux.
+var ErrPlatform = errors.New("task commands run on Linux only")
+
+// User is the unprivileged account a command runs as: its uid and its one
+// group. Supplementary groups are dropped.
+type User struct{ UID, GID uint32 }
 
 // Command describes one command to run.
 type Command struct {
