@@ -150,6 +150,11 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 	return m, nil
 }
 
+// Now reads the master's clock: the handlers and pages that show ages and
+// name jobs by their time use it, so that they agree with the times the
+// master records.
+func (m *Master) Now() time.Time { return m.now() }
+
 // Config returns the master's effective configuration.
 func (m *Master) Config() Config { return m.cfg }
 
