@@ -4,6 +4,9 @@
 // lost slaves and the reconciler of the queue against the store. It speaks
 // neither SQL nor HTTP: the store, queue and blob store are handed in, and
 // server/api puts it on the wire.
+//
+// docs/architecture.md follows one task through the master and the
+// slave, and says where each policy lives.
 package server
 
 import (
