@@ -4,6 +4,9 @@
 // lost slaves and the reconciler of the queue against the store. It speaks
 // neither SQL nor HTTP: the store, queue and blob store are handed in, and
 // server/api puts it on the wire.
+//
+// docs/architecture.md follows one task through the master and the
+// slave, and says where each policy lives.
 package server
 
 import (
@@ -149,6 +152,11 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 	m.born = m.now()
 	return m, nil
 }
+
+// Now reads the master's clock: the handlers and pages that show ages and
+// name jobs by their time use it, so that they agree with the times the
+// master records.
+func (m *Master) Now() time.Time { return m.now() }
 
 // Config returns the master's effective configuration.
 func (m *Master) Config() Config { return m.cfg }

@@ -16,6 +16,9 @@
 // other user, the slave runs tasks as itself and can protect nothing of
 // its own from them; it says so at start, and gives tasks copies of their
 // inputs rather than links into its cache.
+//
+// docs/architecture.md follows one task through the master and the
+// slave, and says where each policy lives.
 package slave
 
 import (

@@ -33,7 +33,7 @@ func (p *Pages) Trace(w http.ResponseWriter, r *http.Request) {
 	if cut {
 		attempts = attempts[:traceLimit]
 	}
-	lanes, span := timeline(attempts, job.SubmittedAt, p.now())
+	lanes, span := timeline(attempts, job.SubmittedAt, p.src.Now())
 	p.render(w, "trace.html", map[string]any{"Job": job, "Lanes": lanes, "Span": span, "Cut": cut, "Limit": traceLimit})
 }
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/httpserver"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -31,6 +32,9 @@ type Source interface {
 	QueueStats(ctx context.Context) (queue.Stats, error)
 	Slaves(ctx context.Context, aliveOnly bool) ([]model.Slave, error)
 	OutputLink(ctx context.Context, base, key string) string
+	// Now is the master's clock, so that the ages and runtimes shown agree
+	// with the times the master records.
+	Now() time.Time
 }
 
 // Pages serves the HTML pages.
@@ -38,7 +42,6 @@ type Pages struct {
 	src  Source
 	tmpl *template.Template
 	log  *slog.Logger
-	now  func() time.Time
 }
 
 // New parses the templates.
@@ -47,7 +50,7 @@ func New(src Source, log *slog.Logger) *Pages {
 		log = slog.Default()
 	}
 	t := template.Must(template.New("").Funcs(template.FuncMap{
-		"ago":      func(t time.Time) string { return ago(time.Now(), t) },
+		"ago":      func(t time.Time) string { return ago(src.Now(), t) },
 		"stamp":    func(t time.Time) string { return stamp(t) },
 		"secs":     func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
 		"pct":      pct,
@@ -55,7 +58,7 @@ func New(src Source, log *slog.Logger) *Pages {
 		"jobURL":   func(id string) string { return "/job?job_id=" + url.QueryEscape(id) },
 		"traceURL": func(id string) string { return "/trace?job_id=" + url.QueryEscape(id) },
 	}).ParseFS(files, "templates/*.html"))
-	return &Pages{src: src, tmpl: t, log: log, now: time.Now}
+	return &Pages{src: src, tmpl: t, log: log}
 }
 
 func stamp(t time.Time) string {
@@ -106,7 +109,7 @@ func (p *Pages) Index(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, err)
 		return
 	}
-	jobs, err := p.src.Jobs(ctx, p.now().Add(-24*time.Hour), 200)
+	jobs, err := p.src.Jobs(ctx, p.src.Now().Add(-24*time.Hour), 200)
 	if err != nil {
 		p.fail(w, err)
 		return
@@ -184,11 +187,8 @@ func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
 		}
 		next = "/job?" + v.Encode()
 	}
-	base := "http://" + r.Host
-	if r.TLS != nil {
-		base = "https://" + r.Host
-	}
-	now := p.now()
+	base := httpserver.BaseURL(r)
+	now := p.src.Now()
 	rows := make([]jobRow, len(attempts))
 	for i, a := range attempts {
 		rows[i] = jobRow{Attempt: a, Class: "task-" + string(a.State), Runtime: a.Duration(now)}

@@ -121,7 +121,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	}
 	mcfg := masterConfig(cfg)
 	mcfg.HeartbeatInterval = o.heartbeat
-	casService := cas.NewService(blobs, cfg.Isolate.RetentionDays)
+	casService := cas.NewService(blobs, cfg.Isolate.RetentionDays, time.Now)
 	m, err := server.New(st, q, blobs, casService, server.Options{Logger: log, Config: mcfg, LinkKey: key})
 	if err != nil {
 		return err

@@ -228,7 +228,7 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 		}
 		inputs = cas.NewClient(cfg.Isolate.Server, hc)
 	} else {
-		c := cas.NewService(blobs, cfg.Isolate.RetentionDays)
+		c := cas.NewService(blobs, cfg.Isolate.RetentionDays, time.Now)
 		inputs = c
 		casHandler = cas.NewHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))
 		defer startSweeper(ctx, c, log)()
@@ -363,7 +363,7 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 			if err != nil {
 				return err
 			}
-			defer startSweeper(cmd.Context(), cas.NewService(blobs, cfg.Isolate.RetentionDays), log)()
+			defer startSweeper(cmd.Context(), cas.NewService(blobs, cfg.Isolate.RetentionDays, time.Now), log)()
 			r := chi.NewRouter()
 			r.Mount(protocol.PathCAS, guard.CAS(cas.NewHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))))
 			r.Get(protocol.PathWhoAmI, guard.WhoAmI)

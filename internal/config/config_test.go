@@ -439,3 +439,99 @@ func TestValuesReadAsWritten(t *testing.T) {
 		}
 	}
 }
+
+// Every check at once, in the order they are told: the whole message is
+// pinned, so that regrouping the checks changes none of its words.
+func TestEveryCheckInOrder(t *testing.T) {
+	c, err := Load("", envOf(map[string]string{"HOME": t.TempDir()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DistTest.Master = "localhost:8081"
+	c.DistTest.URLTimeout = 0
+	c.Isolate.Server = "ftp://isolate"
+	c.MySQL.Port = 0
+	c.MySQL.Host = "db"
+	c.Beanstalk.Tube = "-tube"
+	c.AWS.AccessKey = "AKIA"
+	c.AWS.Endpoint = "http://s3?x=1"
+	c.AWS.LinkTTL = 8 * 24 * time.Hour
+	c.Master.Listen = "8081"
+	c.Master.HeartbeatInterval = 10 * time.Second
+	c.Master.HeartbeatTimeout = 15 * time.Second
+	c.Master.QueueWindow = 0
+	c.Master.MaxTasksPerJob = 0
+	c.Master.TTR = time.Millisecond
+	c.Master.TLSCert = "/etc/cert.pem"
+	c.Isolate.TLSKey = "/etc/key.pem"
+	c.DistTest.Accounts = nil
+	c.Master.Admins = []string{"root"}
+	c.Master.OwnersOnly = true
+	c.Slave.Token = "short"
+	c.Master.ReconcileInterval = 0
+	c.Master.MaxRuns = 0
+	c.Isolate.CacheMaxBytes = 0
+	c.Isolate.CacheMaxItems = 0
+	c.Slave.Slots = 0
+	c.Slave.KillGrace = -time.Second
+	c.Slave.LogHeadBytes = -1
+	c.Slave.LogTailBytes = -1
+	c.Master.RetentionDays = -1
+	c.Isolate.RetentionDays = -1
+	c.Isolate.MaxBlobBytes = 0
+	c.Isolate.MaxGzipRatio = 0
+	c.Master.MaxLargeBodies = 0
+	c.Server.MaxConnections = 0
+	c.Server.MinRate = 0
+	c.Slave.MaxArtifactBytes = 0
+	c.Isolate.MaxTempBytes = -1
+	c.Server.IdleTimeout = 0
+	c.Server.ReadTimeout = 0
+	c.Server.WriteTimeout = 0
+	err = c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil, want every problem")
+	}
+	want := `configuration: [dist_test] master = "localhost:8081" (from default): must be an http:// or https:// URL, e.g. http://dist-test.example.com:8081
+[dist_test] url_timeout = "0s" (from default): must be more than zero
+[isolate] server = "ftp://isolate" (from default): must be an http:// or https:// URL, e.g. http://dist-test.example.com:8081
+[mysql] port = "0" (from default): must be a TCP port, 1 to 65535
+[mysql] database = "" (from default): must be set when [mysql] host is
+[beanstalk] tube = "-tube" (from default): must be 1 to 200 letters, digits or -+/;.$_() and not start with '-'
+[aws] access_key (from default) and secret_key (from default): set both or neither
+[aws] endpoint = "http://s3?x=1" (from default): must not have a query or fragment
+[aws] link_ttl = "192h0m0s" (from default): must be more than zero and at most 168h0m0s, the longest S3 presigns
+[master] listen = "8081" (from default): must be host:port, e.g. 127.0.0.1:8081 or :8081
+[master] heartbeat_timeout = "15s" (from default): must be at least twice [master] heartbeat_interval (10s), or a slave is declared lost between two heartbeats
+[master] queue_window = "0" (from default): must be at least 1
+[master] max_tasks_per_job = "0" (from default): must be at least 1
+[master] ttr = "1ms" (from default): must be at least 1s (the queue counts it in whole seconds)
+[master] tls_cert (from default) and tls_key (from default): set both or neither
+[isolate] tls_cert (from default) and tls_key (from default): set both or neither
+[master] admins = "root" (from default): "root" is not an account of [dist_test] accounts
+[master] owners_only = "true" (from default): jobs are owned by accounts: set [dist_test] accounts too
+[slave] token = "(hidden)" (from default): 5 characters is too short for a secret: use at least 16, e.g. the output of openssl rand -hex 32
+[master] reconcile_interval = "0s" (from default): must be more than zero
+[master] max_runs = "0" (from default): must be at least 1
+[isolate] cache_max_bytes = "0" (from default): must be more than zero
+[isolate] cache_max_items = "0" (from default): must be at least 1
+[slave] slots = "0" (from default): must be at least 1
+[slave] kill_grace = "-1s" (from default): must not be negative
+[slave] log_head_bytes = "-1" (from default): must not be negative
+[slave] log_tail_bytes = "-1" (from default): must not be negative
+[master] retention_days = "-1" (from default): must not be negative
+[isolate] retention_days = "-1" (from default): must not be negative
+[isolate] max_blob_bytes = "0" (from default): must be at least 1
+[isolate] max_gzip_ratio = "0" (from default): must be at least 1
+[master] max_large_bodies = "0" (from default): must be at least 1
+[server] max_connections = "0" (from default): must be at least 1
+[server] min_rate = "0" (from default): must be at least 1
+[slave] max_artifact_bytes = "0" (from default): must be more than zero
+[isolate] max_temp_bytes = "-1" (from default): must be at least [isolate] max_blob_bytes (0), or the largest blob could never be received
+[server] idle_timeout = "0s" (from default): must be more than zero
+[server] read_timeout = "0s" (from default): must be more than zero
+[server] write_timeout = "0s" (from default): must be more than zero`
+	if got := err.Error(); got != want {
+		t.Errorf("Validate() =\n%s\nwant\n%s", got, want)
+	}
+}

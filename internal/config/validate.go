@@ -23,124 +23,178 @@ func (c *Config) Validate() error {
 }
 
 // check returns the problems of the values, leaving out keys in skip (those
-// that did not parse, whose problem is already told).
+// that did not parse, whose problem is already told). The phases run in a
+// fixed order, so that a file with several problems is told them in the same
+// order each time.
 func (c *Config) check(skip map[string]bool) []error {
-	var errs []error
-	bad := func(id string, value any, format string, args ...any) {
-		if skip[id] {
-			return
-		}
-		section, name, _ := strings.Cut(id, ".")
-		errs = append(errs, fmt.Errorf("[%s] %s = %q (from %s): %s", section, name, fmt.Sprint(value), c.source(id), fmt.Sprintf(format, args...)))
-	}
+	p := &problems{c: c, skip: skip}
+	p.checkServices()
+	p.checkScheduling()
+	p.checkTLS()
+	p.checkAccess()
+	p.checkDefaulted()
+	p.checkLimits()
+	p.checkServerTimeouts()
+	return p.errs
+}
 
+// problems collects what check finds.
+type problems struct {
+	c    *Config
+	skip map[string]bool
+	errs []error
+}
+
+// bad tells that the key id holds a value it must not, unless the key did
+// not parse (its problem is told already).
+func (p *problems) bad(id string, value any, format string, args ...any) {
+	if p.skip[id] {
+		return
+	}
+	section, name, _ := strings.Cut(id, ".")
+	p.errs = append(p.errs, fmt.Errorf("[%s] %s = %q (from %s): %s", section, name, fmt.Sprint(value), p.c.source(id), fmt.Sprintf(format, args...)))
+}
+
+// both tells that one of two keys of a section that go together is set
+// without the other. The values are left out: one of the pairs is a secret.
+func (p *problems) both(first, second string, setFirst, setSecond bool) {
+	if setFirst == setSecond {
+		return
+	}
+	section, a, _ := strings.Cut(first, ".")
+	_, b, _ := strings.Cut(second, ".")
+	p.errs = append(p.errs, fmt.Errorf("[%s] %s (from %s) and %s (from %s): set both or neither",
+		section, a, p.c.source(first), b, p.c.source(second)))
+}
+
+// checkServices checks how the client and the master reach the master, the
+// isolate server, the database, the queue and S3.
+func (p *problems) checkServices() {
+	c := p.c
 	if m := c.DistTest.Master; m != "" {
 		if err := CheckURL(m); err != nil {
-			bad("dist_test.master", m, "%v", err)
+			p.bad("dist_test.master", m, "%v", err)
 		}
 	}
 	if c.DistTest.URLTimeout <= 0 {
-		bad("dist_test.url_timeout", c.DistTest.URLTimeout, "must be more than zero")
+		p.bad("dist_test.url_timeout", c.DistTest.URLTimeout, "must be more than zero")
 	}
 	if s := c.Isolate.Server; s != "" {
 		if err := CheckURL(s); err != nil {
-			bad("isolate.server", s, "%v", err)
+			p.bad("isolate.server", s, "%v", err)
 		}
 	}
-	if p := c.MySQL.Port; p < 1 || p > 65535 {
-		bad("mysql.port", p, "must be a TCP port, 1 to 65535")
+	if n := c.MySQL.Port; n < 1 || n > 65535 {
+		p.bad("mysql.port", n, "must be a TCP port, 1 to 65535")
 	}
 	if c.MySQL.Host != "" && c.MySQL.Database == "" {
-		bad("mysql.database", "", "must be set when [mysql] host is")
+		p.bad("mysql.database", "", "must be set when [mysql] host is")
 	}
 	if t := c.Beanstalk.Tube; !validTube(t) {
-		bad("beanstalk.tube", t, "must be 1 to 200 letters, digits or -+/;.$_() and not start with '-'")
+		p.bad("beanstalk.tube", t, "must be 1 to 200 letters, digits or -+/;.$_() and not start with '-'")
 	}
-	if (c.AWS.AccessKey == "") != (c.AWS.SecretKey == "") {
-		errs = append(errs, fmt.Errorf("[aws] access_key (from %s) and secret_key (from %s): set both or neither",
-			c.source("aws.access_key"), c.source("aws.secret_key")))
-	}
+	p.both("aws.access_key", "aws.secret_key", c.AWS.AccessKey != "", c.AWS.SecretKey != "")
 	if e := c.AWS.Endpoint; e != "" {
 		if err := CheckURL(e); err != nil {
-			bad("aws.endpoint", e, "%v", err)
+			p.bad("aws.endpoint", e, "%v", err)
 		}
 	}
 	if d := c.AWS.LinkTTL; d <= 0 || d > maxLinkTTL {
-		bad("aws.link_ttl", d, "must be more than zero and at most %s, the longest S3 presigns", maxLinkTTL)
+		p.bad("aws.link_ttl", d, "must be more than zero and at most %s, the longest S3 presigns", maxLinkTTL)
 	}
-	if _, _, err := net.SplitHostPort(c.Master.Listen); err != nil {
-		bad("master.listen", c.Master.Listen, "must be host:port, e.g. 127.0.0.1:8081 or :8081")
+}
+
+// checkScheduling checks where the master listens and the timings and
+// windows by which it hands tasks out and notices lost slaves.
+func (p *problems) checkScheduling() {
+	m := p.c.Master
+	if _, _, err := net.SplitHostPort(m.Listen); err != nil {
+		p.bad("master.listen", m.Listen, "must be host:port, e.g. 127.0.0.1:8081 or :8081")
 	}
-	if d := c.Master.HeartbeatInterval; d <= 0 {
-		bad("master.heartbeat_interval", d, "must be more than zero")
-	} else if c.Master.HeartbeatTimeout < 2*d {
-		bad("master.heartbeat_timeout", c.Master.HeartbeatTimeout,
+	if d := m.HeartbeatInterval; d <= 0 {
+		p.bad("master.heartbeat_interval", d, "must be more than zero")
+	} else if m.HeartbeatTimeout < 2*d {
+		p.bad("master.heartbeat_timeout", m.HeartbeatTimeout,
 			"must be at least twice [master] heartbeat_interval (%s), or a slave is declared lost between two heartbeats", d)
 	}
-	if n := c.Master.QueueWindow; n < 1 {
-		bad("master.queue_window", n, "must be at least 1")
+	if n := m.QueueWindow; n < 1 {
+		p.bad("master.queue_window", n, "must be at least 1")
 	}
-	if n := c.Master.MaxTasksPerJob; n < 1 {
-		bad("master.max_tasks_per_job", n, "must be at least 1")
+	if n := m.MaxTasksPerJob; n < 1 {
+		p.bad("master.max_tasks_per_job", n, "must be at least 1")
 	}
-	if d := c.Master.TTR; d < time.Second {
-		bad("master.ttr", d, "must be at least 1s (the queue counts it in whole seconds)")
+	if d := m.TTR; d < time.Second {
+		p.bad("master.ttr", d, "must be at least 1s (the queue counts it in whole seconds)")
 	}
-	for _, pair := range [][2]string{{"master.tls_cert", "master.tls_key"}, {"isolate.tls_cert", "isolate.tls_key"}} {
-		cert, key := c.tlsFiles(pair[0])
-		if (cert == "") != (key == "") {
-			errs = append(errs, fmt.Errorf("[%s] tls_cert (from %s) and tls_key (from %s): set both or neither",
-				strings.Split(pair[0], ".")[0], c.source(pair[0]), c.source(pair[1])))
-		}
-	}
+}
+
+// checkTLS checks that each server given a certificate is given its key.
+func (p *problems) checkTLS() {
+	c := p.c
+	p.both("master.tls_cert", "master.tls_key", c.Master.TLSCert != "", c.Master.TLSKey != "")
+	p.both("isolate.tls_cert", "isolate.tls_key", c.Isolate.TLSCert != "", c.Isolate.TLSKey != "")
+}
+
+// checkAccess checks that the roles name accounts that exist and that the
+// slaves' secret is long enough to be one.
+func (p *problems) checkAccess() {
+	c := p.c
 	for _, a := range c.Master.Admins {
 		if _, ok := c.DistTest.Accounts[a]; !ok {
-			bad("master.admins", strings.Join(c.Master.Admins, ", "), "%q is not an account of [dist_test] accounts", a)
+			p.bad("master.admins", strings.Join(c.Master.Admins, ", "), "%q is not an account of [dist_test] accounts", a)
 		}
 	}
 	if c.Master.OwnersOnly && len(c.DistTest.Accounts) == 0 {
-		bad("master.owners_only", true, "jobs are owned by accounts: set [dist_test] accounts too")
+		p.bad("master.owners_only", true, "jobs are owned by accounts: set [dist_test] accounts too")
 	}
 	if t := c.Slave.Token; t != "" && len(t) < MinTokenLength {
-		bad("slave.token", "(hidden)", "%d characters is too short for a secret: use at least %d, e.g. the output of openssl rand -hex 32", len(t), MinTokenLength)
+		p.bad("slave.token", "(hidden)", "%d characters is too short for a secret: use at least %d, e.g. the output of openssl rand -hex 32", len(t), MinTokenLength)
 	}
-	// Their readers would take zero or less for their default, not for
-	// what it says.
+}
+
+// checkDefaulted checks values whose readers would take zero or less for
+// their default, not for what it says.
+func (p *problems) checkDefaulted() {
+	c := p.c
 	if d := c.Master.ReconcileInterval; d <= 0 {
-		bad("master.reconcile_interval", d, "must be more than zero")
+		p.bad("master.reconcile_interval", d, "must be more than zero")
 	}
 	if n := c.Master.MaxRuns; n < 1 {
-		bad("master.max_runs", n, "must be at least 1")
+		p.bad("master.max_runs", n, "must be at least 1")
 	}
 	if n := c.Isolate.CacheMaxBytes; n < 1 {
-		bad("isolate.cache_max_bytes", n, "must be more than zero")
+		p.bad("isolate.cache_max_bytes", n, "must be more than zero")
 	}
 	if n := c.Isolate.CacheMaxItems; n < 1 {
-		bad("isolate.cache_max_items", n, "must be at least 1")
+		p.bad("isolate.cache_max_items", n, "must be at least 1")
 	}
 	if n := c.Slave.Slots; n < 1 {
-		bad("slave.slots", n, "must be at least 1")
+		p.bad("slave.slots", n, "must be at least 1")
 	}
 	if d := c.Slave.KillGrace; d < 0 {
-		bad("slave.kill_grace", d, "must not be negative")
+		p.bad("slave.kill_grace", d, "must not be negative")
 	}
-	for _, s := range []struct {
+}
+
+// checkLimits checks the sizes, counts and ages that bound what the
+// services keep and accept.
+func (p *problems) checkLimits() {
+	c := p.c
+	type limit struct {
 		id string
 		n  int64
-	}{
+	}
+	for _, s := range []limit{
 		{"slave.log_head_bytes", c.Slave.LogHeadBytes},
 		{"slave.log_tail_bytes", c.Slave.LogTailBytes},
 		{"master.retention_days", int64(c.Master.RetentionDays)},
 		{"isolate.retention_days", int64(c.Isolate.RetentionDays)},
 	} {
 		if s.n < 0 {
-			bad(s.id, s.n, "must not be negative")
+			p.bad(s.id, s.n, "must not be negative")
 		}
 	}
-	for _, s := range []struct {
-		id string
-		n  int64
-	}{
+	for _, s := range []limit{
 		{"isolate.max_blob_bytes", c.Isolate.MaxBlobBytes},
 		{"isolate.max_gzip_ratio", int64(c.Isolate.MaxGzipRatio)},
 		{"master.max_large_bodies", int64(c.Master.MaxLargeBodies)},
@@ -148,15 +202,20 @@ func (c *Config) check(skip map[string]bool) []error {
 		{"server.min_rate", c.Server.MinRate},
 	} {
 		if s.n < 1 {
-			bad(s.id, s.n, "must be at least 1")
+			p.bad(s.id, s.n, "must be at least 1")
 		}
 	}
 	if n := c.Slave.MaxArtifactBytes; n < 1 {
-		bad("slave.max_artifact_bytes", n, "must be more than zero")
+		p.bad("slave.max_artifact_bytes", n, "must be more than zero")
 	}
 	if c.Isolate.MaxTempBytes < c.Isolate.MaxBlobBytes {
-		bad("isolate.max_temp_bytes", c.Isolate.MaxTempBytes, "must be at least [isolate] max_blob_bytes (%d), or the largest blob could never be received", c.Isolate.MaxBlobBytes)
+		p.bad("isolate.max_temp_bytes", c.Isolate.MaxTempBytes, "must be at least [isolate] max_blob_bytes (%d), or the largest blob could never be received", c.Isolate.MaxBlobBytes)
 	}
+}
+
+// checkServerTimeouts checks the [server] timeouts every listener applies.
+func (p *problems) checkServerTimeouts() {
+	c := p.c
 	for _, s := range []struct {
 		id string
 		d  time.Duration
@@ -166,21 +225,13 @@ func (c *Config) check(skip map[string]bool) []error {
 		{"server.write_timeout", c.Server.WriteTimeout},
 	} {
 		if s.d <= 0 {
-			bad(s.id, s.d, "must be more than zero")
+			p.bad(s.id, s.d, "must be more than zero")
 		}
 	}
-	return errs
 }
 
 // MinTokenLength is the shortest [slave] token accepted.
 const MinTokenLength = 16
-
-func (c *Config) tlsFiles(id string) (cert, key string) {
-	if id == "master.tls_cert" {
-		return c.Master.TLSCert, c.Master.TLSKey
-	}
-	return c.Isolate.TLSCert, c.Isolate.TLSKey
-}
 
 // CheckURL checks that s is an absolute http or https URL with a host, the
 // form the address of a master, an isolate server or an S3 endpoint takes.

@@ -1,7 +1,8 @@
 // Package httpserver runs the HTTP listeners of dist_test (master,
 // isolate server, local) with bounds that no client can lift: a cap on open
 // connections, a deadline on idle keep-alive connections, and per-request
-// read and write deadlines that grow with the bytes moved.
+// read and write deadlines that grow with the bytes moved. BaseURL tells a
+// handler the URL its caller reached it by, for the links it answers with.
 //
 // One fixed ReadTimeout or WriteTimeout would either cut legitimate long
 // transfers (a 200 MiB artifact upload, a CAS blob of gigabytes, a log

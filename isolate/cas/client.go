@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/backoff"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 )
@@ -29,8 +29,8 @@ import (
 type Client struct {
 	base string // scheme://host[:port][/prefix], no trailing slash
 	hc   *http.Client
-	// attempts and backoff shape retries of transient failures; the tests
-	// shrink the backoff.
+	// attempts and backoff shape retries of transient failures (see
+	// retryPolicy); the tests shrink the backoff.
 	attempts int
 	backoff  time.Duration
 
@@ -52,10 +52,22 @@ func NewClient(baseURL string, hc *http.Client) *Client {
 }
 
 // SetRetries sets how many times a request is tried in all and the first
-// pause between tries, which doubles each time (4 and 250ms by default).
-// Call it before the client is used; tests shorten the pauses.
+// pause between tries, which doubles each time (4 and 250ms by default),
+// up to maxPause. Call it before the client is used; tests shorten the
+// pauses.
 func (c *Client) SetRetries(attempts int, backoff time.Duration) {
 	c.attempts, c.backoff = attempts, backoff
+}
+
+// maxPause caps the pause between two tries of a request.
+const maxPause = 10 * time.Second
+
+// retryPolicy spaces the tries of a request: the first pause is drawn
+// from c.backoff to half as much again, and each further one doubles.
+// The random part keeps the slaves that lost the isolate server at the
+// same moment from all coming back to it at the same moments.
+func (c *Client) retryPolicy() backoff.Policy {
+	return backoff.Policy{First: c.backoff + c.backoff/2, Max: maxPause, Jitter: 1.0 / 3}
 }
 
 // StatusError is a non-2xx answer of the server. It unwraps to the model
@@ -267,17 +279,10 @@ var errNoRetry = errors.New("request body cannot be sent again")
 func (c *Client) do(ctx context.Context, newReq func() (*http.Request, error)) (*http.Response, error) {
 	var last error
 	reauth := false
+	pause := backoff.Backoff{Policy: c.retryPolicy()}
 	for attempt := 0; attempt < c.attempts; attempt++ {
-		if attempt > 0 && !reauth {
-			wait := c.backoff << (attempt - 1)
-			wait += rand.N(wait/2 + 1)
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, fmt.Errorf("%w (last failure: %w)", ctx.Err(), last)
-			case <-t.C:
-			}
+		if attempt > 0 && !reauth && !pause.Wait(ctx) {
+			return nil, fmt.Errorf("%w (last failure: %w)", ctx.Err(), last)
 		}
 		req, err := newReq()
 		if errors.Is(err, errNoRetry) {

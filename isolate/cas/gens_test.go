@@ -61,7 +61,7 @@ func testRetention(t *testing.T, store blob.Store) {
 	srv := httptest.NewServer(serve(store, Options{RetentionDays: 30, Now: clk.now, TempDir: t.TempDir()}))
 	defer srv.Close()
 	client := NewClient(srv.URL, nil)
-	collector := &Service{g: newGens(store, 30, clk.now)}
+	collector := NewService(store, 30, clk.now)
 	upload := func(data []byte) string {
 		t.Helper()
 		d := isolate.HashBytes(isolate.SHA1, data)

@@ -65,9 +65,12 @@ type missingResponse struct {
 type Service struct{ g *gens }
 
 // NewService returns the CAS kept in store, whose blobs live retentionDays
-// after their last use (0: forever).
-func NewService(store blob.Store, retentionDays int) *Service {
-	return &Service{g: newGens(store, retentionDays, time.Now)}
+// after their last use (0: forever) as now tells time (time.Now when nil).
+func NewService(store blob.Store, retentionDays int, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{g: newGens(store, retentionDays, now)}
 }
 
 // Missing returns, once each and in order, the digests that are not

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/backoff"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/isolate"
 	"github.com/dist-test/dist_test/isolate/cache"
@@ -23,7 +24,7 @@ type fetcher struct {
 	cache *cache.Cache // nil: every blob is downloaded into place
 	opts  Options
 	// attempts and backoff shape the retries of a download whose body was
-	// cut; the CAS client already retries failed requests.
+	// cut (see retry); the CAS client already retries failed requests.
 	attempts int
 	backoff  time.Duration
 
@@ -250,21 +251,21 @@ func (b bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// retry runs op again, after a growing pause, while it fails because a
-// download was cut, up to f.attempts times in all.
+// retry runs op again while it fails because a download was cut, up to
+// f.attempts times in all. The pauses double from f.backoff, each
+// shortened by up to half at random: when the isolate server restarts, it
+// cuts the downloads of many slaves at once, which would otherwise all
+// come back at the same moments.
 func (f *fetcher) retry(ctx context.Context, op func() error) error {
+	pause := backoff.Backoff{Policy: backoff.Policy{First: f.backoff, Max: 10 * time.Second, Jitter: 0.5}}
 	for attempt := 1; ; attempt++ {
 		err := op()
 		var cut *bodyCut
 		if err == nil || !errors.As(err, &cut) || attempt >= f.attempts || ctx.Err() != nil {
 			return err
 		}
-		t := time.NewTimer(f.backoff << (attempt - 1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause.Wait(ctx) {
 			return fmt.Errorf("%w (last failure: %w)", ctx.Err(), err)
-		case <-t.C:
 		}
 	}
 }

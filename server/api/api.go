@@ -205,16 +205,3 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	writeJSON(w, status, protocol.Error{Error: msg, Code: code})
 }
-
-// baseURL is the URL the caller reached the master by, for links that it
-// must be able to follow.
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
-		scheme = p
-	}
-	return scheme + "://" + strings.TrimSuffix(r.Host, "/")
-}

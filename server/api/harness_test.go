@@ -109,7 +109,7 @@ func newHarnessOn(t *testing.T, o harnessOptions, open func(t *testing.T) *sqlst
 	h.url = "http://" + srv.Listener.Addr().String()
 	h.cas = cas.NewClient(h.url, nil)
 	h.blobs = blobs
-	if h.m, err = server.New(st, q, blobs, cas.NewService(blobs, 0), server.Options{Logger: log, Now: o.now}); err != nil {
+	if h.m, err = server.New(st, q, blobs, cas.NewService(blobs, 0, o.now), server.Options{Logger: log, Now: o.now}); err != nil {
 		t.Fatal(err)
 	}
 	gc := auth.Config{SlaveToken: testToken, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}

@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/dist-test/dist_test/internal/auth"
+	"github.com/dist-test/dist_test/internal/httpserver"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/store"
@@ -38,7 +39,7 @@ func (a *API) createJob(r *http.Request) (result, error) {
 		return result{}, model.WithKind(model.ErrInvalid, err)
 	}
 	if req.ID == "" {
-		req.ID = fmt.Sprintf("%s%d.%s", prefix(req.Name), time.Now().Unix(), model.NewToken()[:8])
+		req.ID = fmt.Sprintf("%s%d.%s", prefix(req.Name), a.m.Now().Unix(), model.NewToken()[:8])
 	}
 	// The job belongs to the account that submits it; an address in
 	// allowed_ip_ranges submits without one and names its user itself.
@@ -126,7 +127,7 @@ func (a *API) listTasks(r *http.Request) (result, error) {
 		attempts = attempts[:limit]
 		out.Next = formatCursor(store.CursorOf(attempts[limit-1]))
 	}
-	base := baseURL(r)
+	base := httpserver.BaseURL(r)
 	out.Tasks = make([]protocol.Attempt, len(attempts))
 	for i, at := range attempts {
 		out.Tasks[i] = a.attemptJSON(r, base, at)
@@ -270,7 +271,7 @@ func (a *API) attemptJSON(r *http.Request, base string, at model.Attempt) protoc
 		ArtifactArchiveLink: a.m.OutputLink(ctx, base, at.Outputs.Artifacts),
 		State:               string(at.State), IsolateHash: at.IsolateHash, ExitCode: at.ExitCode,
 		Slave: at.SlaveID, Hostname: at.Hostname, SubmittedAt: at.SubmittedAt.UTC(),
-		DurationSeconds: at.Duration(time.Now()).Seconds(), Runs: at.Runs,
+		DurationSeconds: at.Duration(a.m.Now()).Seconds(), Runs: at.Runs,
 		MissingOutputs: at.Outputs.Missing, Error: at.Error, Inputs: protocol.InputsFrom(at.Inputs),
 	}
 	if !at.StartedAt.IsZero() {

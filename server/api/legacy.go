@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/dist-test/dist_test/internal/auth"
+	"github.com/dist-test/dist_test/internal/httpserver"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/store"
@@ -219,7 +220,7 @@ func (a *API) legacyTasks(r *http.Request, status string) (any, error) {
 		return nil, err
 	}
 	return streamed(func(w io.Writer) error {
-		base := baseURL(r)
+		base := httpserver.BaseURL(r)
 		enc := json.NewEncoder(w)
 		io.WriteString(w, "[")
 		page, n := first, 0

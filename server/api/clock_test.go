@@ -1,0 +1,105 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dist-test/dist_test/internal/protocol"
+)
+
+// A job named without an id, the runtimes of the API and the ages and
+// runtimes of the pages are all read from the master's clock, the one that
+// stamps the rows: shown on a master whose clock stands in 2001, a task
+// started 90 seconds ago has run 90 seconds, not a quarter of a century.
+func TestTimesComeFromTheMastersClock(t *testing.T) {
+	clk := &clock{now: time.Unix(1_000_000_000, 0)}
+	h := newHarnessWith(t, harnessOptions{now: clk.Now})
+	ctx := context.Background()
+	job, err := h.api.CreateJob(ctx, protocol.CreateJob{Name: "nightly",
+		Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(job.ID, "nightly.1000000000.") {
+		t.Errorf("job id %q, want nightly.1000000000.<random>", job.ID)
+	}
+	reg, err := h.slave.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.q.NewConsumer(ctx)
+	defer c.Close()
+	res, e := h.reserve(c)
+	if _, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(90 * time.Second)
+
+	tasks, err := h.api.Tasks(ctx, job.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 1 || tasks[0].DurationSeconds != 90 {
+		t.Errorf("tasks = %+v, want one that has run 90 s", tasks)
+	}
+	for _, p := range []struct{ path, want string }{
+		{"/job?job_id=" + job.ID, "Runtime: 1m30s"},            // the job's
+		{"/job?job_id=" + job.ID, "<td>h1</td><td>1m30s</td>"}, // the task's
+		{"/", "<td>1m30s ago</td>"},                            // the slave's last heartbeat
+	} {
+		code, body, _ := h.do("GET", p.path, "", "")
+		if code != 200 || !strings.Contains(body, p.want) {
+			t.Errorf("GET %s: %d, want a page showing %q:\n%s", p.path, code, p.want, body)
+		}
+	}
+}
+
+// Behind a proxy that ends TLS, the links to logs and artifacts say https
+// on the dashboard as in the JSON API, whose base URL they share.
+func TestLinksFollowTheForwardedScheme(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.api.CreateJob(ctx, protocol.CreateJob{ID: "proxied",
+		Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t"}}}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := h.slave.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.q.NewConsumer(ctx)
+	defer c.Close()
+	res, e := h.reserve(c)
+	st, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const log = "the log\n"
+	if err := h.slave.Upload(ctx, st.Lease, "stdout", strings.NewReader(log), int64(len(log))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.slave.Finish(ctx, st.Lease, protocol.Finish{ExitCode: 1, Outputs: []string{"stdout"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	host := strings.TrimPrefix(h.url, "http://")
+	link := regexp.MustCompile(`https?://` + regexp.QuoteMeta(host) + protocol.PathOutputs)
+	for _, p := range []string{"/job?job_id=proxied", "/api/v1/jobs/proxied/tasks", "/tasks?job_id=proxied"} {
+		for _, scheme := range []string{"http", "https"} {
+			code, body, _ := h.doWith(http.Header{"X-Forwarded-Proto": {scheme}}, "GET", p, "", "")
+			links := link.FindAllString(body, -1)
+			if code != 200 || len(links) == 0 {
+				t.Fatalf("GET %s: %d, no link to the log:\n%s", p, code, body)
+			}
+			for _, l := range links {
+				if !strings.HasPrefix(l, scheme+"://") {
+					t.Errorf("GET %s with X-Forwarded-Proto %s: link %s", p, scheme, l)
+				}
+			}
+		}
+	}
+}
