@@ -56,6 +56,9 @@ var (
 	ErrInvalid     = errors.New("invalid input")
 	ErrUnavailable = errors.New("service unavailable")
 	ErrTooLarge    = errors.New("too large")
+	// ErrUnsupported: a request in a form this server does not speak (an
+	// upload's Content-Encoding other than gzip).
+	ErrUnsupported = errors.New("unsupported")
 	// ErrUnauthenticated: the request carries no credentials, or wrong
 	// ones, and needs some. ErrForbidden: the caller is known but its role
 	// may not do this.

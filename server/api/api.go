@@ -15,6 +15,7 @@ import (
 
 	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/requestid"
 	"github.com/dist-test/dist_test/server"
 )
 
@@ -70,7 +71,7 @@ func New(m *server.Master, opt Options) http.Handler {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	a := &API{m: m, opt: opt, log: opt.Logger, large: make(chan struct{}, opt.MaxLargeBodies)}
+	a := &API{m: m, opt: opt, log: requestid.Logger(opt.Logger), large: make(chan struct{}, opt.MaxLargeBodies)}
 	g := opt.Guard
 	read, write, slave := g.Require(auth.Read), g.Require(auth.Write), g.Require(auth.SlaveProtocol)
 	r := chi.NewRouter()
@@ -110,7 +111,7 @@ func New(m *server.Master, opt Options) http.Handler {
 		r.With(read).Get("/job", opt.Pages.Job)
 		r.With(read).Get("/trace", opt.Pages.Trace)
 	}
-	return http.NewCrossOriginProtection().Handler(r)
+	return requestid.Middleware(http.NewCrossOriginProtection().Handler(r))
 }
 
 // noCache: every answer describes state that changes; the original master
@@ -190,20 +191,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// writeError answers with the error's kind. Server faults are logged at
-// error level with the request; a user's bad input only at debug.
+// writeError answers err as a protocol.Error (protocol.WriteError).
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code := protocol.StatusOf(err)
-	msg := err.Error()
-	if status >= 500 {
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-		if status == http.StatusInternalServerError {
-			msg = "internal error; the master's log has the details"
-		}
-	} else {
-		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-	}
-	writeJSON(w, status, protocol.Error{Error: msg, Code: code})
+	protocol.WriteError(w, r, a.log, protocol.JSON, err)
 }
 
 // baseURL is the URL the caller reached the master by, for links that it
