@@ -6,12 +6,13 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/protocol"
@@ -75,7 +76,7 @@ func New(m *server.Master, opt Options) http.Handler {
 	g := opt.Guard
 	read, write, slave := g.Require(auth.Read), g.Require(auth.Write), g.Require(auth.SlaveProtocol)
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(a.recoverer)
 	r.Use(noCache)
 	r.Use(a.admitLarge)
 
@@ -112,6 +113,22 @@ func New(m *server.Master, opt Options) http.Handler {
 		r.With(read).Get("/trace", opt.Pages.Trace)
 	}
 	return requestid.Middleware(http.NewCrossOriginProtection().Handler(r))
+}
+
+// recoverer answers a handler's panic as an internal error, with the
+// request's id, and logs the panic and its stack under that id.
+func (a *API) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v) // the handler cut its answer on purpose
+				}
+				a.writeError(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // noCache: every answer describes state that changes; the original master

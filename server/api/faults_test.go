@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -14,10 +17,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/blob"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/requestid"
+	"github.com/dist-test/dist_test/server/api"
 )
 
 // logBuffer collects the master's log as JSON lines.
@@ -215,4 +220,45 @@ func (h *harness) runWithStdout(stdout string) (job, task string) {
 	}
 	_ = c.Delete(ctx, res.ID)
 	return job, e.TaskID
+}
+
+// panickyPages fail the way a bug does.
+type panickyPages struct{}
+
+func (panickyPages) Index(w http.ResponseWriter, r *http.Request) {
+	panic("index out of range [3] with length 3")
+}
+func (panickyPages) Job(w http.ResponseWriter, r *http.Request)   { panic(http.ErrAbortHandler) }
+func (panickyPages) Trace(w http.ResponseWriter, r *http.Request) {}
+
+// A handler's panic is an internal error like any other: the id in the
+// answer, the panic and its stack in the log.
+func TestPanicShowsTheRequestID(t *testing.T) {
+	h := newHarness(t)
+	logs := &logBuffer{}
+	guard, err := auth.New(auth.Config{AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(h.m, api.Options{Guard: guard, Pages: panickyPages{},
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	id := resp.Header.Get(requestid.Header)
+	if resp.StatusCode != 500 || id == "" || !strings.Contains(string(body), "internal error, request id "+id) || strings.Contains(string(body), "index out of range") {
+		t.Fatalf("a panic answered %d, id %q: %s", resp.StatusCode, id, body)
+	}
+	if errs := logs.errorsOf(id); len(errs) != 1 || !strings.Contains(errs[0], "panic: index out of range") || !strings.Contains(errs[0], "panickyPages.Index") {
+		t.Errorf("log lines of %s: %q; want the panic and its stack", id, errs)
+	}
+	// A handler that cuts its answer on purpose still cuts it.
+	if resp, err := http.Get(srv.URL + "/job"); err == nil {
+		resp.Body.Close()
+		t.Errorf("an aborted answer came whole: %d", resp.StatusCode)
+	}
 }
