@@ -47,8 +47,8 @@ func (s State) Valid() bool {
 	return false
 }
 
-// Errors shared by the store, the master and the API. The API maps each to
-// one HTTP status in one table (internal/protocol/errors.go).
+// Errors shared by the store, the master, the API and its clients. One
+// table maps each to its HTTP status and back (internal/protocol/errors.go).
 var (
 	ErrNotFound    = errors.New("not found")
 	ErrExists      = errors.New("already exists")

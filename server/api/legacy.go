@@ -18,8 +18,9 @@ import (
 	"github.com/dist-test/dist_test/server"
 )
 
-// The endpoints of the original master, with its parameters and answers
-// (COMPAT.md), so that existing scripts keep working against this one.
+// The endpoints of the original master (cloudera/dist_test's
+// infra/server.py), with its parameters and answers, so that existing
+// scripts keep working against this one.
 // Parameters may come in the query string or a form body.
 func (a *API) legacy(r chi.Router, read, write func(http.Handler) http.Handler) {
 	r.With(write).Post("/submit_job", a.legacyJSON(a.submitJobLegacy))
