@@ -106,7 +106,7 @@ func TestDigestLogin(t *testing.T) {
 
 	bad := New(g.URL, WithRetry(3, 0, 0), WithAuth("alice", "wrong"))
 	_, err := bad.Cancel(ctx, "j")
-	var e *Error
+	var e *protocol.StatusError
 	if !errors.As(err, &e) || e.Status != 401 || !strings.Contains(e.Message, `sent user "alice": check DIST_TEST_PASSWORD`) {
 		t.Errorf("wrong password: %v", err)
 	}

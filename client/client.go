@@ -120,25 +120,10 @@ func New(baseURL string, opts ...Option) *Client {
 // BaseURL returns the master's URL, without a trailing slash.
 func (c *Client) BaseURL() string { return c.base }
 
-// Error is a non-2xx answer. Unwrap gives the model error of its code, so
-// that errors.Is(err, model.ErrNotFound) works on the client side.
-type Error struct {
-	Status  int
-	Code    string // from the protocol.Error body; "" when the body was not one
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// Unwrap returns the model error of e.Code, or nil.
-func (e *Error) Unwrap() error { return protocol.KindOf(e.Code) }
-
-// readError builds an Error from a non-2xx answer. A body that is not a
-// protocol.Error (from a proxy, or from something that is not a master) is
-// quoted briefly, so the user can see what answered. A 401 says which
-// credentials were sent and which settings hold them.
-func (c *Client) readError(req *http.Request, resp *http.Response) *Error {
-	e := readError(req, resp)
+// readError builds a protocol.StatusError from a non-2xx answer. A 401
+// says which credentials were sent and which settings hold them.
+func (c *Client) readError(req *http.Request, resp *http.Response) *protocol.StatusError {
+	e := protocol.ReadError(req, resp)
 	if e.Status == http.StatusUnauthorized {
 		switch {
 		case c.cred.Token != "":
@@ -150,36 +135,6 @@ func (c *Client) readError(req *http.Request, resp *http.Response) *Error {
 		}
 	}
 	return e
-}
-
-func readError(req *http.Request, resp *http.Response) *Error {
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &Error{Status: resp.StatusCode}
-	var pe protocol.Error
-	if json.Unmarshal(data, &pe) == nil && pe.Error != "" {
-		e.Code, e.Message = pe.Code, pe.Error
-		return e
-	}
-	e.Message = fmt.Sprintf("%s %s answered %d %s", req.Method, bare(req.URL),
-		resp.StatusCode, http.StatusText(resp.StatusCode))
-	if s := strings.TrimSpace(string(data)); s != "" && !strings.HasPrefix(s, "<") {
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[:i]
-		}
-		if len(s) > 200 {
-			s = s[:200] + "..."
-		}
-		e.Message += ": " + s
-	}
-	return e
-}
-
-// bare is u without credentials or query: the query of a presigned link
-// is its signature, which must not land in CI logs.
-func bare(u *url.URL) string {
-	v := *u
-	v.User, v.RawQuery, v.ForceQuery = nil, "", false
-	return v.String()
 }
 
 // request is one API call.

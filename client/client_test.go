@@ -80,9 +80,9 @@ func TestErrorsMapToKinds(t *testing.T) {
 			if !errors.Is(err, kind) {
 				t.Fatalf("err = %v, want errors.Is %v", err, kind)
 			}
-			var e *Error
+			var e *protocol.StatusError
 			if !errors.As(err, &e) {
-				t.Fatalf("err %T is not a *client.Error", err)
+				t.Fatalf("err %T is not a *protocol.StatusError", err)
 			}
 			wantStatus, wantCode := protocol.StatusOf(kind)
 			if e.Status != wantStatus || e.Code != wantCode || e.Message != "job j1 says no" {
@@ -99,9 +99,9 @@ func TestErrorFromAProxy(t *testing.T) {
 		},
 	})
 	_, err := New(m.URL, WithRetry(1, 0, 0)).ListJobs(t.Context(), 5)
-	var e *Error
+	var e *protocol.StatusError
 	if !errors.As(err, &e) || e.Status != http.StatusBadGateway || e.Code != "" {
-		t.Fatalf("err = %#v, want a 502 *Error without code", err)
+		t.Fatalf("err = %#v, want a 502 *protocol.StatusError without code", err)
 	}
 	if !strings.Contains(e.Message, "502 Bad Gateway: upstream is down") || strings.Contains(e.Message, "more detail") {
 		t.Errorf("message %q should quote the first line of the body", e.Message)

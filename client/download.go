@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+
+	"github.com/dist-test/dist_test/internal/protocol"
 )
 
 // Download saves the object at link (an absolute URL, such as a log or
@@ -44,7 +46,7 @@ func (c *Client) downloadOnce(ctx context.Context, link, path string) (err error
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			ue.URL = bare(req.URL)
+			ue.URL = protocol.BareURL(req.URL)
 		}
 		return w.explain(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+
+	"github.com/dist-test/dist_test/internal/protocol"
 )
 
 func TestDownload(t *testing.T) {
@@ -67,7 +69,7 @@ func TestDownload(t *testing.T) {
 	t.Run("expired link fails at once", func(t *testing.T) {
 		p := filepath.Join(dir, "d.stdout")
 		err := New(m.URL).Download(t.Context(), m.URL+"/logs/expired?X-Amz-Signature=secret", p)
-		var e *Error
+		var e *protocol.StatusError
 		if !errors.As(err, &e) || e.Status != 403 {
 			t.Fatalf("err = %v, want the 403", err)
 		}

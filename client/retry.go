@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dist-test/dist_test/internal/backoff"
+	"github.com/dist-test/dist_test/internal/protocol"
 )
 
 // retryMode says when a call may be sent again.
@@ -37,7 +38,7 @@ func (c *Client) retry(ctx context.Context, mode retryMode, attempt func(ctx con
 	reauth := false
 	for n := 1; ; n++ {
 		err := attempt(ctx, n)
-		var e *Error
+		var e *protocol.StatusError
 		if !reauth && !c.cred.Empty() && errors.As(err, &e) && e.Status == http.StatusUnauthorized && ctx.Err() == nil {
 			reauth = true
 			n--
@@ -65,7 +66,7 @@ func retryable(ctx context.Context, mode retryMode, err error) bool {
 	if errors.As(err, &p) || untrusted(err) {
 		return false
 	}
-	var e *Error
+	var e *protocol.StatusError
 	if !errors.As(err, &e) {
 		return true // no answer, a stall, or a cut-off body
 	}

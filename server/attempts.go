@@ -59,12 +59,12 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		if _, err := m.store.FinishAttempt(ctx, a.Lease, model.Result{ExitCode: -1, Error: reason}, m.now()); err != nil {
 			return model.Attempt{}, model.Spec{}, fmt.Errorf("start: %w", err)
 		}
-		m.log.Warn("attempt failed: it never reported", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "runs", a.Runs-1)
+		m.log.WarnContext(ctx, "attempt failed: it never reported", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "runs", a.Runs-1)
 		m.poke()
 		return model.Attempt{}, model.Spec{}, fmt.Errorf("%w: %s", model.ErrPoison, reason)
 	}
 	if a.Runs > 1 {
-		m.log.Info("attempt started again", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "run", a.Runs, "slave", sl.ID)
+		m.log.InfoContext(ctx, "attempt started again", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "run", a.Runs, "slave", sl.ID)
 	}
 	return a, spec, nil
 }
@@ -189,7 +189,7 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 			if err := m.store.RequeueRun(ctx, lease, reason, true, m.now()); err != nil {
 				return out, false, fmt.Errorf("finish: %w", err)
 			}
-			m.log.Warn("task could not run; queued again for another slave", "job", a.JobID, "task", a.TaskID, "reason", f.Error)
+			m.log.WarnContext(ctx, "task could not run; queued again for another slave", "job", a.JobID, "task", a.TaskID, "reason", f.Error)
 			return out, true, nil
 		}
 	}
@@ -225,7 +225,7 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 	}
 	if !out.Duplicate {
 		a := out.Attempt
-		m.log.Debug("attempt finished", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "state", a.State, "retry", out.Next != nil)
+		m.log.DebugContext(ctx, "attempt finished", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "state", a.State, "retry", out.Next != nil)
 	}
 	return out, false, nil
 }

@@ -67,7 +67,7 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 	if err := m.store.CreateJob(ctx, job, m.now()); err != nil {
 		return model.Job{}, fmt.Errorf("submit %s: %w", sub.ID, err)
 	}
-	m.log.Info("job submitted", "job", sub.ID, "tasks", len(sub.Tasks), "user", sub.User)
+	m.log.InfoContext(ctx, "job submitted", "job", sub.ID, "tasks", len(sub.Tasks), "user", sub.User)
 	m.poke()
 	return m.store.GetJob(ctx, sub.ID)
 }
@@ -190,7 +190,7 @@ func (m *Master) Cancel(ctx context.Context, jobID string) (model.Job, error) {
 		}
 	}
 	if len(canceled) > 0 {
-		m.log.Info("job canceled", "job", jobID, "attempts", len(canceled))
+		m.log.InfoContext(ctx, "job canceled", "job", jobID, "attempts", len(canceled))
 	}
 	return m.store.GetJob(ctx, jobID)
 }

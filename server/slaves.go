@@ -35,7 +35,7 @@ func (m *Master) Register(ctx context.Context, r protocol.Register) (model.Slave
 	if err := m.store.RegisterSlave(ctx, s); err != nil {
 		return model.Slave{}, fmt.Errorf("register slave: %w", err)
 	}
-	m.log.Info("slave started", "slave", s.ID, "host", s.Hostname, "slots", s.Slots, "version", s.Version)
+	m.log.InfoContext(ctx, "slave started", "slave", s.ID, "host", s.Hostname, "slots", s.Slots, "version", s.Version)
 	return s, nil
 }
 
@@ -65,7 +65,7 @@ func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Hear
 		if err := m.store.SetSlaveState(ctx, slaveID, model.SlaveAlive, m.now()); err != nil {
 			return reply, err
 		}
-		m.log.Warn("lost slave is back; told to reset", "slave", slaveID, "host", before.Hostname)
+		m.log.WarnContext(ctx, "lost slave is back; told to reset", "slave", slaveID, "host", before.Hostname)
 		return protocol.HeartbeatReply{Reset: true}, nil
 	}
 	runs, err := m.store.RunningOn(ctx, slaveID)
@@ -83,7 +83,7 @@ func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Hear
 		n++
 	}
 	if n > 0 {
-		m.log.Warn("runs the slave does not know of were queued again", "slave", slaveID, "runs", n)
+		m.log.WarnContext(ctx, "runs the slave does not know of were queued again", "slave", slaveID, "runs", n)
 		m.poke()
 	}
 	return reply, nil
@@ -125,7 +125,7 @@ func (m *Master) Deregister(ctx context.Context, slaveID string) error {
 		return fmt.Errorf("deregister: %w", err)
 	}
 	n, err := m.requeueAll(ctx, slaveID, "slave "+slaveID+" left")
-	m.log.Info("slave terminated", "slave", slaveID, "requeued", n)
+	m.log.InfoContext(ctx, "slave terminated", "slave", slaveID, "requeued", n)
 	return err
 }
 
@@ -172,7 +172,7 @@ func (m *Master) ReapOnce(ctx context.Context) ([]string, error) {
 			continue
 		}
 		n, err := m.requeueAll(ctx, s.ID, fmt.Sprintf("slave %s (%s) lost", s.ID, s.Hostname))
-		m.log.Warn("slave lost", "slave", s.ID, "host", s.Hostname, "silent_for", now.Sub(s.LastHeartbeat).Round(1e6), "requeued", n)
+		m.log.WarnContext(ctx, "slave lost", "slave", s.ID, "host", s.Hostname, "silent_for", now.Sub(s.LastHeartbeat).Round(1e6), "requeued", n)
 		errs = append(errs, err)
 		lost = append(lost, s.ID)
 	}

@@ -34,7 +34,7 @@ func (p *Pages) Trace(w http.ResponseWriter, r *http.Request) {
 		attempts = attempts[:traceLimit]
 	}
 	lanes, span := timeline(attempts, job.SubmittedAt, p.src.Now())
-	p.render(w, "trace.html", map[string]any{"Job": job, "Lanes": lanes, "Span": span, "Cut": cut, "Limit": traceLimit})
+	p.render(w, r, "trace.html", map[string]any{"Job": job, "Lanes": lanes, "Span": span, "Cut": cut, "Limit": traceLimit})
 }
 
 func timeline(attempts []model.Attempt, start, now time.Time) ([]lane, time.Duration) {

@@ -19,6 +19,7 @@ import (
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
+	"github.com/dist-test/dist_test/internal/requestid"
 )
 
 //go:embed templates/*.html
@@ -58,7 +59,7 @@ func New(src Source, log *slog.Logger) *Pages {
 		"jobURL":   func(id string) string { return "/job?job_id=" + url.QueryEscape(id) },
 		"traceURL": func(id string) string { return "/trace?job_id=" + url.QueryEscape(id) },
 	}).ParseFS(files, "templates/*.html"))
-	return &Pages{src: src, tmpl: t, log: log}
+	return &Pages{src: src, tmpl: t, log: requestid.Logger(log)}
 }
 
 func stamp(t time.Time) string {
@@ -82,48 +83,45 @@ func pct(n, total int) string {
 	return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(total))
 }
 
-func (p *Pages) render(w http.ResponseWriter, name string, data any) {
+func (p *Pages) render(w http.ResponseWriter, r *http.Request, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := p.tmpl.ExecuteTemplate(w, name, data); err != nil {
-		p.log.Warn("rendering page", "page", name, "err", err)
+		p.log.WarnContext(r.Context(), "rendering page", "page", name, "err", err)
 	}
 }
 
-func (p *Pages) fail(w http.ResponseWriter, err error) {
-	status, _ := protocol.StatusOf(err)
-	if status >= 500 {
-		p.log.Error("page failed", "err", err)
-	}
-	http.Error(w, err.Error(), status)
+// fail answers err as an HTML page (protocol.WriteError).
+func (p *Pages) fail(w http.ResponseWriter, r *http.Request, err error) {
+	protocol.WriteError(w, r, p.log, protocol.HTML, err)
 }
 
 // Index shows the queue, the slaves and the jobs of the last day.
 func (p *Pages) Index(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/" {
-		http.NotFound(w, r)
+		p.fail(w, r, fmt.Errorf("%w: no page at %s: the pages are /, /job?job_id= and /trace?job_id=", model.ErrNotFound, r.URL.Path))
 		return
 	}
 	ctx := r.Context()
 	stats, err := p.src.QueueStats(ctx)
 	if err != nil {
-		p.fail(w, err)
+		p.fail(w, r, err)
 		return
 	}
 	jobs, err := p.src.Jobs(ctx, p.src.Now().Add(-24*time.Hour), 200)
 	if err != nil {
-		p.fail(w, err)
+		p.fail(w, r, err)
 		return
 	}
 	slaves, err := p.src.Slaves(ctx, true)
 	if err != nil {
-		p.fail(w, err)
+		p.fail(w, r, err)
 		return
 	}
 	tasks := 0
 	for _, j := range jobs {
 		tasks += j.Counts.TotalGroups
 	}
-	p.render(w, "index.html", map[string]any{"Stats": stats, "Jobs": jobs, "Tasks": tasks, "Slaves": slaves})
+	p.render(w, r, "index.html", map[string]any{"Stats": stats, "Jobs": jobs, "Tasks": tasks, "Slaves": slaves})
 }
 
 // jobRow is one attempt on the job page.
@@ -149,13 +147,13 @@ func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
 	case "failed":
 		page.States = []model.State{model.Failed, model.TimedOut, model.Canceled, model.InfraFailed}
 	default:
-		p.fail(w, fmt.Errorf("%w: status must be failed or absent", model.ErrInvalid))
+		p.fail(w, r, fmt.Errorf("%w: status must be failed or absent", model.ErrInvalid))
 		return
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > protocol.MaxPage {
-			p.fail(w, fmt.Errorf("%w: limit must be a number from 1 to %d", model.ErrInvalid, protocol.MaxPage))
+			p.fail(w, r, fmt.Errorf("%w: limit must be a number from 1 to %d", model.ErrInvalid, protocol.MaxPage))
 			return
 		}
 		page.Limit = n
@@ -163,7 +161,7 @@ func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("after"); v != "" {
 		var c model.Cursor
 		if _, err := fmt.Sscanf(v, "%d.%d", &c.Index, &c.Attempt); err != nil || c.Index < 0 || c.Attempt < 0 {
-			p.fail(w, fmt.Errorf("%w: after must be like 499.0", model.ErrInvalid))
+			p.fail(w, r, fmt.Errorf("%w: after must be like 499.0", model.ErrInvalid))
 			return
 		}
 		page.After = &c
@@ -206,7 +204,7 @@ func (p *Pages) Job(w http.ResponseWriter, r *http.Request) {
 	if !job.FinishedAt.IsZero() {
 		runtime = job.FinishedAt.Sub(job.SubmittedAt)
 	}
-	p.render(w, "job.html", map[string]any{"Job": job, "Rows": rows, "Runtime": runtime, "Next": next,
+	p.render(w, r, "job.html", map[string]any{"Job": job, "Rows": rows, "Runtime": runtime, "Next": next,
 		"Failed": status == "failed", "Paged": page.After != nil})
 }
 
@@ -225,7 +223,7 @@ func (p *Pages) jobAndAttempts(w http.ResponseWriter, r *http.Request, page mode
 		attempts, err = p.src.Attempts(r.Context(), id, page)
 	}
 	if err != nil {
-		p.fail(w, err)
+		p.fail(w, r, err)
 		return job, nil, false
 	}
 	return job, attempts, true

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dist-test/dist_test/client/cli"
+	"github.com/dist-test/dist_test/internal/requestid"
 	"github.com/dist-test/dist_test/slave/process"
 )
 
@@ -78,6 +79,7 @@ func setupLogging(level string) error {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return &cli.ExitError{Code: 1, Err: err}
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})))
+	// Lines logged while serving a request carry its id (requestid).
+	slog.SetDefault(slog.New(requestid.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))))
 	return nil
 }

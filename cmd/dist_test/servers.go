@@ -19,6 +19,7 @@ import (
 	"github.com/dist-test/dist_test/internal/config"
 	"github.com/dist-test/dist_test/internal/httpserver"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/requestid"
 	"github.com/dist-test/dist_test/isolate/cas"
 	"github.com/dist-test/dist_test/server"
 	"github.com/dist-test/dist_test/server/api"
@@ -368,7 +369,7 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 			r.Mount(protocol.PathCAS, guard.CAS(cas.NewHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))))
 			r.Get(protocol.PathWhoAmI, guard.WhoAmI)
 			r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-			l, err := serve(f.listen, http.NewCrossOriginProtection().Handler(r), cfg, f.urlFile, tc)
+			l, err := serve(f.listen, requestid.Middleware(http.NewCrossOriginProtection().Handler(r)), cfg, f.urlFile, tc)
 			if err != nil {
 				return err
 			}

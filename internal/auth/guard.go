@@ -327,8 +327,7 @@ func (g *Guard) WhoAmI(w http.ResponseWriter, r *http.Request) {
 // a 401 carries a fresh Digest challenge when the server has accounts, and
 // a Bearer one when it has a slave token.
 func (g *Guard) Refuse(w http.ResponseWriter, r *http.Request, err error) {
-	status, code := protocol.StatusOf(err)
-	if status == http.StatusUnauthorized {
+	if status, _ := protocol.StatusOf(err); status == http.StatusUnauthorized {
 		if g.digest != nil {
 			g.mu.Lock()
 			// NewContext fails to authenticate a request without valid
@@ -343,8 +342,7 @@ func (g *Guard) Refuse(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Add("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q", Realm))
 		}
 	}
-	g.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status, "err", err)
-	writeJSON(w, status, protocol.Error{Error: err.Error(), Code: code})
+	protocol.WriteError(w, r, g.log, protocol.JSON, err)
 }
 
 // withoutAuth is r without credentials: the challenge of a refusal must be

@@ -47,8 +47,8 @@ func (s State) Valid() bool {
 	return false
 }
 
-// Errors shared by the store, the master and the API. The API maps each to
-// one HTTP status in one table (internal/protocol/errors.go).
+// Errors shared by the store, the master, the API and its clients. One
+// table maps each to its HTTP status and back (internal/protocol/errors.go).
 var (
 	ErrNotFound    = errors.New("not found")
 	ErrExists      = errors.New("already exists")
@@ -56,6 +56,9 @@ var (
 	ErrInvalid     = errors.New("invalid input")
 	ErrUnavailable = errors.New("service unavailable")
 	ErrTooLarge    = errors.New("too large")
+	// ErrUnsupported: a request in a form this server does not speak (an
+	// upload's Content-Encoding other than gzip).
+	ErrUnsupported = errors.New("unsupported")
 	// ErrUnauthenticated: the request carries no credentials, or wrong
 	// ones, and needs some. ErrForbidden: the caller is known but its role
 	// may not do this.

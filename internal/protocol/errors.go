@@ -8,8 +8,9 @@ import (
 )
 
 // errorKinds is the one table between error kinds, HTTP statuses and the
-// codes in Error bodies. The master uses it to answer, the client to rebuild
-// the master's error so that errors.Is works across the wire.
+// codes in Error bodies. The servers answer through it (StatusOf, in
+// WriteError); clients rebuild the kind of an answer through it (KindOf, in
+// StatusError), so that errors.Is works across the wire.
 var errorKinds = []struct {
 	err    error
 	status int
@@ -20,6 +21,7 @@ var errorKinds = []struct {
 	{model.ErrExists, http.StatusConflict, "exists"},
 	{model.ErrConflict, http.StatusConflict, "conflict"},
 	{model.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{model.ErrUnsupported, http.StatusUnsupportedMediaType, "unsupported"},
 	{model.ErrPoison, http.StatusGone, "poison"},
 	{model.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
 	{model.ErrForbidden, http.StatusForbidden, "forbidden"},
@@ -37,12 +39,27 @@ func StatusOf(err error) (int, string) {
 	return http.StatusInternalServerError, "internal"
 }
 
-// KindOf returns the model error for a code from an Error body, or nil.
-func KindOf(code string) error {
-	for _, k := range errorKinds {
-		if k.code == code {
-			return k.err
+// KindOf is StatusOf read backwards: the model error of an answer with this
+// status and code. The code decides when it names a kind; an answer
+// without one (from a proxy, or a server that is not dist_test's) gets the
+// kind of its status when a single kind has that status (not 409, which
+// both ErrExists and ErrConflict answer), and nil otherwise.
+func KindOf(status int, code string) error {
+	if code != "" {
+		for _, k := range errorKinds {
+			if k.code == code {
+				return k.err
+			}
 		}
 	}
-	return nil
+	var kind error
+	for _, k := range errorKinds {
+		if k.status == status {
+			if kind != nil {
+				return nil
+			}
+			kind = k.err
+		}
+	}
+	return kind
 }

@@ -31,12 +31,17 @@ type WhoAmI struct {
 	Address bool `json:"address,omitempty"`
 }
 
-// Error is the body of every non-2xx answer of the JSON API.
+// Error is the body of every non-2xx answer of the JSON API and of the
+// isolate server (WriteError writes it).
 type Error struct {
 	Error string `json:"error"`
 	// Code names the error kind: not_found, exists, conflict, invalid,
-	// too_large, poison, unavailable, unauthenticated, forbidden, internal.
+	// too_large, unsupported, poison, unavailable, unauthenticated,
+	// forbidden, internal.
 	Code string `json:"code"`
+	// RequestID is the id the server's log gives the request (also in the
+	// X-Request-Id header).
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Entry is the body of a queue entry: a reference to one queued attempt.

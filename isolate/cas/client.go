@@ -70,39 +70,6 @@ func (c *Client) retryPolicy() backoff.Policy {
 	return backoff.Policy{First: c.backoff + c.backoff/2, Max: maxPause, Jitter: 1.0 / 3}
 }
 
-// StatusError is a non-2xx answer of the server. It unwraps to the model
-// error of its code, so errors.Is(err, model.ErrNotFound) works across the
-// wire.
-type StatusError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *StatusError) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("isolate server: %d %s", e.Status, http.StatusText(e.Status))
-	}
-	return "isolate server: " + e.Message
-}
-
-func (e *StatusError) Unwrap() error {
-	if k := protocol.KindOf(e.Code); k != nil {
-		return k
-	}
-	switch {
-	case e.Status == http.StatusNotFound:
-		return model.ErrNotFound
-	case e.Status == http.StatusRequestEntityTooLarge:
-		return model.ErrTooLarge
-	case e.Status >= 500:
-		return model.ErrUnavailable
-	case e.Status >= 400:
-		return model.ErrInvalid
-	}
-	return nil
-}
-
 func (c *Client) url(digest string) string { return c.base + protocol.PathCAS + "/" + digest }
 
 // Missing returns the digests the server does not hold, asking in batches
@@ -319,15 +286,14 @@ func (c *Client) do(ctx context.Context, newReq func() (*http.Request, error)) (
 	return nil, last
 }
 
+// readStatusError reads a non-2xx answer as a protocol.StatusError, and
+// closes its body. Any 5xx, from the isolate server or a proxy before it,
+// is also model.ErrUnavailable: the server may answer once it is back.
 func readStatusError(resp *http.Response) error {
 	defer resp.Body.Close()
-	se := &StatusError{Status: resp.StatusCode}
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var body protocol.Error
-	if json.Unmarshal(data, &body) == nil && body.Error != "" {
-		se.Message, se.Code = body.Error, body.Code
-	} else if s := strings.TrimSpace(string(data)); s != "" && len(s) < 500 {
-		se.Message = fmt.Sprintf("%d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), s)
+	var err error = protocol.ReadError(resp.Request, resp)
+	if resp.StatusCode >= 500 && !errors.Is(err, model.ErrUnavailable) {
+		err = model.WithKind(model.ErrUnavailable, err)
 	}
-	return se
+	return fmt.Errorf("isolate server: %w", err)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/dist-test/dist_test/internal/blob"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/requestid"
 	"github.com/dist-test/dist_test/isolate"
 )
 
@@ -163,7 +164,11 @@ func NewHandler(store blob.Store, opts Options) http.Handler {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.log = requestid.Logger(h.log)
 	r := chi.NewRouter()
+	// Mounted on the master, a request has its id already; served alone,
+	// it gets one here.
+	r.Use(requestid.Middleware)
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Accept-Encoding", "gzip") // RFC 7694: uploads may be compressed
@@ -255,12 +260,8 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 		}
 		gzipped = true
 	default:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnsupportedMediaType)
-		json.NewEncoder(w).Encode(protocol.Error{
-			Error: fmt.Sprintf("upload of %s: Content-Encoding %q is not supported (send gzip or nothing)", digest, model.Clip(enc, 80)),
-			Code:  "invalid",
-		})
+		h.fail(w, r, model.WithKind(model.ErrUnsupported,
+			fmt.Errorf("upload of %s: Content-Encoding %q is not supported (send gzip or nothing)", digest, model.Clip(enc, 80))))
 		return
 	}
 	size, stored, err := h.receive(r.Context(), digest, algo, r.Body, gzipped, declared)
@@ -272,7 +273,7 @@ func (h *casHandler) put(w http.ResponseWriter, r *http.Request) {
 	if stored {
 		status = http.StatusCreated
 	}
-	h.log.Debug("cas put", "digest", digest, "size", size, "stored", stored)
+	h.log.DebugContext(r.Context(), "cas put", "digest", digest, "size", size, "stored", stored)
 	w.WriteHeader(status)
 }
 
@@ -435,18 +436,18 @@ func (h *casHandler) get(w http.ResponseWriter, r *http.Request) {
 			zw := h.gz.get(w)
 			defer h.gz.put(zw)
 			if _, err := io.Copy(zw, br); err != nil {
-				h.log.Warn("cas get: sending blob", "digest", digest, "err", err)
+				h.log.WarnContext(r.Context(), "cas get: sending blob", "digest", digest, "err", err)
 				return // no gzip trailer: the client sees a broken body
 			}
 			if err := zw.Close(); err != nil {
-				h.log.Warn("cas get: sending blob", "digest", digest, "err", err)
+				h.log.WarnContext(r.Context(), "cas get: sending blob", "digest", digest, "err", err)
 			}
 			return
 		}
 	}
 	if _, err := io.Copy(w, body); err != nil {
 		// Too late for an error body; the short body tells the client.
-		h.log.Warn("cas get: sending blob", "digest", digest, "err", err)
+		h.log.WarnContext(r.Context(), "cas get: sending blob", "digest", digest, "err", err)
 	}
 }
 
@@ -457,16 +458,7 @@ func storeErr(digest string, err error) error {
 	return fmt.Errorf("blob %s: %w", digest, err)
 }
 
-// fail answers with a protocol.Error body, the status from the one table
-// of error kinds; 5xx are logged as errors, 4xx at debug.
+// fail answers err as a protocol.Error (protocol.WriteError).
 func (h *casHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, code := protocol.StatusOf(err)
-	if status >= 500 {
-		h.log.Error("cas request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	} else {
-		h.log.Debug("cas request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(protocol.Error{Error: err.Error(), Code: code})
+	protocol.WriteError(w, r, h.log, protocol.JSON, err)
 }

@@ -6,15 +6,17 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/requestid"
 	"github.com/dist-test/dist_test/server"
 )
 
@@ -70,11 +72,11 @@ func New(m *server.Master, opt Options) http.Handler {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	a := &API{m: m, opt: opt, log: opt.Logger, large: make(chan struct{}, opt.MaxLargeBodies)}
+	a := &API{m: m, opt: opt, log: requestid.Logger(opt.Logger), large: make(chan struct{}, opt.MaxLargeBodies)}
 	g := opt.Guard
 	read, write, slave := g.Require(auth.Read), g.Require(auth.Write), g.Require(auth.SlaveProtocol)
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(a.recoverer)
 	r.Use(noCache)
 	r.Use(a.admitLarge)
 
@@ -110,7 +112,23 @@ func New(m *server.Master, opt Options) http.Handler {
 		r.With(read).Get("/job", opt.Pages.Job)
 		r.With(read).Get("/trace", opt.Pages.Trace)
 	}
-	return http.NewCrossOriginProtection().Handler(r)
+	return requestid.Middleware(http.NewCrossOriginProtection().Handler(r))
+}
+
+// recoverer answers a handler's panic as an internal error, with the
+// request's id, and logs the panic and its stack under that id.
+func (a *API) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v) // the handler cut its answer on purpose
+				}
+				a.writeError(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // noCache: every answer describes state that changes; the original master
@@ -190,18 +208,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// writeError answers with the error's kind. Server faults are logged at
-// error level with the request; a user's bad input only at debug.
+// writeError answers err as a protocol.Error (protocol.WriteError).
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code := protocol.StatusOf(err)
-	msg := err.Error()
-	if status >= 500 {
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-		if status == http.StatusInternalServerError {
-			msg = "internal error; the master's log has the details"
-		}
-	} else {
-		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-	}
-	writeJSON(w, status, protocol.Error{Error: msg, Code: code})
+	protocol.WriteError(w, r, a.log, protocol.JSON, err)
 }

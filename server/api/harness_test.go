@@ -61,6 +61,7 @@ type harnessOptions struct {
 	guard      *auth.Config
 	ownersOnly bool
 	now        func() time.Time // the master's clock
+	log        *slog.Logger     // where the master logs; nowhere when nil
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessOptions{}) }
@@ -78,9 +79,14 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 
 // onEachStore runs fn on a harness over SQLite and one over MariaDB.
 func onEachStore(t *testing.T, fn func(t *testing.T, h *harness)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, newHarness(t)) })
+	onEachStoreWith(t, harnessOptions{}, fn)
+}
+
+// onEachStoreWith is onEachStore with harnesses shaped by o.
+func onEachStoreWith(t *testing.T, o harnessOptions, fn func(t *testing.T, h *harness)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, newHarnessWith(t, o)) })
 	t.Run("mysql", func(t *testing.T) {
-		fn(t, newHarnessOn(t, harnessOptions{}, func(t *testing.T) *sqlstore.Store {
+		fn(t, newHarnessOn(t, o, func(t *testing.T) *sqlstore.Store {
 			st, err := mysql.OpenDSN(context.Background(), testenv.MySQL(t), "test database")
 			if err != nil {
 				t.Fatal(err)
@@ -103,7 +109,10 @@ func newHarnessOn(t *testing.T, o harnessOptions, open func(t *testing.T) *sqlst
 	}
 	q := mem.New()
 	t.Cleanup(func() { q.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := o.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	h := &harness{t: t, st: st, q: q}
 	srv := httptest.NewUnstartedServer(nil)
 	h.url = "http://" + srv.Listener.Addr().String()

@@ -19,13 +19,14 @@ import (
 	"github.com/dist-test/dist_test/server"
 )
 
-// The endpoints of the original master, with its parameters and answers
-// (COMPAT.md), so that existing scripts keep working against this one.
+// The endpoints of the original master (cloudera/dist_test's
+// infra/server.py), with its parameters and answers, so that existing
+// scripts keep working against this one.
 // Parameters may come in the query string or a form body.
 func (a *API) legacy(r chi.Router, read, write func(http.Handler) http.Handler) {
 	r.With(write).Post("/submit_job", a.legacyJSON(a.submitJobLegacy))
 	r.With(write).Post("/retry_task", a.legacyJSON(a.retryTaskLegacy))
-	r.With(sameSiteGet, write).Get("/cancel_job", a.legacyJSON(a.cancelJobLegacy))
+	r.With(a.sameSiteGet, write).Get("/cancel_job", a.legacyJSON(a.cancelJobLegacy))
 	r.With(write).Post("/cancel_job", a.legacyJSON(a.cancelJobLegacy))
 	r.With(read).Get("/job_status", a.legacyJSON(a.jobStatusLegacy))
 	r.With(read).Get("/tasks", a.legacyJSON(a.tasksLegacy))
@@ -41,16 +42,14 @@ func (a *API) legacy(r chi.Router, read, write func(http.Handler) http.Handler) 
 // address or cached login. Clients that send no Sec-Fetch-Site (curl, the
 // original's Python client, ours) are not browsers and pass, as
 // http.CrossOriginProtection lets them pass for the other methods.
-func sameSiteGet(next http.Handler) http.Handler {
+func (a *API) sameSiteGet(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Header.Get("Sec-Fetch-Site") {
 		case "", "same-origin", "none":
 			next.ServeHTTP(w, r)
 		default:
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			_ = json.NewEncoder(w).Encode(map[string]string{"status": "ERROR",
-				"error": "cross-site request refused: cancel from the dashboard's own pages or with dist_test cancel", "code": "forbidden"})
+			a.writeLegacyError(w, r, model.WithKind(model.ErrForbidden,
+				errors.New("cross-site request refused: cancel from the dashboard's own pages or with dist_test cancel")))
 		}
 	})
 }
@@ -82,7 +81,7 @@ func (a *API) legacyJSON(h func(*http.Request) (any, error)) http.HandlerFunc {
 			if err := s(w); err != nil {
 				// Too late for an error status: cut the answer, so the
 				// client sees a broken one rather than a short list.
-				a.log.Warn("streaming an answer", "path", r.URL.Path, "err", err)
+				a.log.WarnContext(r.Context(), "streaming an answer", "path", r.URL.Path, "err", err)
 				panic(http.ErrAbortHandler)
 			}
 			return
@@ -91,15 +90,10 @@ func (a *API) legacyJSON(h func(*http.Request) (any, error)) http.HandlerFunc {
 	}
 }
 
+// writeLegacyError answers err in the original's shape,
+// {"status": "ERROR", "error": ...} (protocol.WriteError).
 func (a *API) writeLegacyError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code := protocol.StatusOf(err)
-	msg := err.Error()
-	if status >= 500 {
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"status": "ERROR", "error": msg, "code": code})
+	protocol.WriteError(w, r, a.log, protocol.Legacy, err)
 }
 
 func required(r *http.Request, name string) (string, error) {
@@ -262,10 +256,7 @@ type streamed func(w io.Writer) error
 // viewLog answers a task's log, HTML-escaped, as the original did.
 func (a *API) viewLog(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	fail := func(err error) {
-		status, _ := protocol.StatusOf(err)
-		http.Error(w, err.Error(), status)
-	}
+	fail := func(err error) { protocol.WriteError(w, r, a.log, protocol.HTML, err) }
 	n, err := strconv.Atoi(q.Get("attempt"))
 	if err != nil {
 		fail(fmt.Errorf("%w: attempt must be a number", model.ErrInvalid))
@@ -301,7 +292,7 @@ func (a *API) viewLog(w http.ResponseWriter, r *http.Request) {
 	// Escaping works character by character, so the log streams through
 	// in chunks instead of being held whole.
 	if _, err := io.Copy(escaper{w}, rc); err != nil {
-		a.log.Warn("serving log", "key", key, "err", err)
+		a.log.WarnContext(r.Context(), "serving log", "key", key, "err", err)
 		return
 	}
 	_, _ = io.WriteString(w, "</pre>")

@@ -176,7 +176,7 @@ func (a *API) output(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := io.Copy(w, rc); err != nil && !errors.Is(err, r.Context().Err()) {
-		a.log.Warn("serving output", "key", key, "err", err)
+		a.log.WarnContext(r.Context(), "serving output", "key", key, "err", err)
 	}
 }
 
