@@ -10,6 +10,8 @@ BIN     := bin/dist_test
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+# Pinned, so that a new release's checks never fail a build by themselves.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCH     ?= .
 COUNT     ?= 6
 
@@ -50,7 +52,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	cd examples/suite && $(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	cd examples/suite && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 test: lint cross fuzz-short
 	$(GO) test -race -count=1 -timeout 20m ./...

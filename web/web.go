@@ -229,20 +229,6 @@ func (p *Pages) jobAndAttempts(w http.ResponseWriter, r *http.Request, page mode
 	return job, attempts, true
 }
 
-func rank(s model.State) int {
-	switch s {
-	case model.Failed, model.TimedOut, model.InfraFailed:
-		return 0
-	case model.Running:
-		return 1
-	case model.Queued:
-		return 2
-	case model.Canceled:
-		return 3
-	}
-	return 4
-}
-
 func viewLink(a model.Attempt, log string) string {
 	v := url.Values{"job_id": {a.JobID}, "task_id": {a.TaskID}, "attempt": {strconv.Itoa(a.Attempt)}, "log": {log}}
 	return "/view_log?" + v.Encode()

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -213,5 +212,3 @@ func counts(total, finished, failed, retried int) model.Counts {
 	return model.Counts{TotalGroups: total, TotalTasks: total + retried, FinishedGroups: finished, FailedGroups: failed,
 		SucceededGroups: finished - failed, RetriedTasks: retried}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -42,9 +42,9 @@ func (l *logLines) with(id string) []map[string]any {
 	return out
 }
 
-// rawFault is how a store's failure reads: a path and a driver's words,
+// errRawFault is how a store's failure reads: a path and a driver's words,
 // which must never reach a user.
-var rawFault = errors.New("open /var/lib/dist_test/blobs/cas/ab/cd: input/output error")
+var errRawFault = errors.New("open /var/lib/dist_test/blobs/cas/ab/cd: input/output error")
 
 func TestWriteError(t *testing.T) {
 	refused := fmt.Errorf("%w: limit must be a number from 1 to 10000 <b>", model.ErrInvalid)
@@ -56,12 +56,12 @@ func TestWriteError(t *testing.T) {
 		ctype  string
 	}{
 		{"json 4xx", JSON, refused, 400, "application/json"},
-		{"json 5xx", JSON, fmt.Errorf("get job: %w", rawFault), 500, "application/json"},
-		{"json 503", JSON, fmt.Errorf("sqlite: %w: %w", model.ErrUnavailable, rawFault), 503, "application/json"},
+		{"json 5xx", JSON, fmt.Errorf("get job: %w", errRawFault), 500, "application/json"},
+		{"json 503", JSON, fmt.Errorf("sqlite: %w: %w", model.ErrUnavailable, errRawFault), 503, "application/json"},
 		{"legacy 4xx", Legacy, refused, 400, "application/json"},
-		{"legacy 5xx", Legacy, rawFault, 500, "application/json"},
+		{"legacy 5xx", Legacy, errRawFault, 500, "application/json"},
 		{"html 4xx", HTML, refused, 400, "text/html; charset=utf-8"},
-		{"html 5xx", HTML, rawFault, 500, "text/html; charset=utf-8"},
+		{"html 5xx", HTML, errRawFault, 500, "text/html; charset=utf-8"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs logLines
@@ -143,7 +143,7 @@ func TestWriteErrorUsesTheRequestsID(t *testing.T) {
 	req := httptest.NewRequest("GET", "/api/v1/jobs/x", nil)
 	req.Header.Set(requestid.Header, "ci-run-42.7")
 	requestid.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, r, log, JSON, rawFault)
+		WriteError(w, r, log, JSON, errRawFault)
 	})).ServeHTTP(rec, req)
 	var e Error
 	_ = json.Unmarshal(rec.Body.Bytes(), &e)
