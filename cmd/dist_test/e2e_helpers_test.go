@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/testlog"
 	"github.com/dist-test/dist_test/slave/process"
 )
 
@@ -63,7 +64,7 @@ type cluster struct {
 	url     string
 	env     []string
 	cmd     *exec.Cmd
-	log     *logBuffer
+	log     *testlog.Buffer
 	extra   []string      // more environment for the local process
 	user    *process.User // runs the local process, when not root
 }
@@ -156,7 +157,7 @@ func (c *cluster) start(slots int) {
 	c.t.Helper()
 	urlFile := filepath.Join(c.dir, "url")
 	os.Remove(urlFile)
-	c.log = &logBuffer{}
+	c.log = &testlog.Buffer{}
 	c.cmd = exec.Command(binary, "local", "--listen", "127.0.0.1:0", "--url-file", urlFile,
 		"--data-dir", c.dataDir, "--slaves", fmt.Sprint(slots))
 	c.cmd.Env = append(append([]string{}, c.env...), c.extra...)

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dist-test/dist_test/internal/testlog"
 )
 
 // proc is one dist_test server process of a test.
@@ -21,7 +21,7 @@ type proc struct {
 	env    []string
 	serves bool
 	cmd    *exec.Cmd
-	log    *logBuffer
+	log    *testlog.Buffer
 	url    string
 }
 
@@ -30,7 +30,7 @@ type proc struct {
 // startProc waits for the URL.
 func startProc(t testing.TB, name string, env []string, serves bool, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, log: &logBuffer{}, args: args, env: env, serves: serves}
+	p := &proc{t: t, name: name, log: &testlog.Buffer{}, args: args, env: env, serves: serves}
 	p.start()
 	t.Cleanup(func() { p.stop() })
 	return p
@@ -48,7 +48,7 @@ func (p *proc) start() {
 		}
 		args = append(args, "--url-file", urlFile)
 	}
-	p.log = &logBuffer{}
+	p.log = &testlog.Buffer{}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = p.env
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -123,23 +123,4 @@ func (p *proc) stop() {
 		<-done
 		p.t.Errorf("%s did not stop within 20 s of SIGTERM:\n%s", p.name, p.log)
 	}
-}
-
-// logBuffer collects a process's output; tests read it while the process
-// writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,37 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/requestid"
+	"github.com/dist-test/dist_test/internal/testlog"
 )
-
-// logLines collects JSON log lines; handlers may write from any goroutine.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) with(id string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(l.buf.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m[requestid.LogKey] == id {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // errRawFault is how a store's failure reads: a path and a driver's words,
 // which must never reach a user.
@@ -64,7 +38,7 @@ func TestWriteError(t *testing.T) {
 		{"html 5xx", HTML, errRawFault, 500, "text/html; charset=utf-8"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs logLines
+			var logs testlog.Buffer
 			log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest("GET", "/job?job_id=j", nil)
@@ -95,9 +69,9 @@ func TestWriteError(t *testing.T) {
 				}
 				msg = body
 			}
-			lines := logs.with(id)
+			lines := logs.Records(id)
 			if len(lines) != 1 {
-				t.Fatalf("%d log lines with the request id, want 1: %s", len(lines), logs.buf.String())
+				t.Fatalf("%d log lines with the request id, want 1: %s", len(lines), logs.String())
 			}
 			line := lines[0]
 			if line["err"] != tt.err.Error() || line["path"] != "/job" || line["status"] != float64(tt.status) {
@@ -137,7 +111,7 @@ func TestWriteError(t *testing.T) {
 // An id given by the caller (or the middleware) is the one the answer and
 // the log use.
 func TestWriteErrorUsesTheRequestsID(t *testing.T) {
-	var logs logLines
+	var logs testlog.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("GET", "/api/v1/jobs/x", nil)
@@ -150,8 +124,8 @@ func TestWriteErrorUsesTheRequestsID(t *testing.T) {
 	if rec.Header().Get(requestid.Header) != "ci-run-42.7" || e.RequestID != "ci-run-42.7" || e.Error != "internal error, request id ci-run-42.7" {
 		t.Fatalf("header %q, body %s", rec.Header().Get(requestid.Header), rec.Body)
 	}
-	if len(logs.with("ci-run-42.7")) != 1 {
-		t.Fatalf("log: %s", logs.buf.String())
+	if len(logs.Records("ci-run-42.7")) != 1 {
+		t.Fatalf("log: %s", logs.String())
 	}
 }
 

@@ -10,40 +10,23 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/dist-test/dist_test/internal/blob"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/requestid"
+	"github.com/dist-test/dist_test/internal/testlog"
 	"github.com/dist-test/dist_test/isolate"
 	"github.com/dist-test/dist_test/isolate/cas"
 	"github.com/dist-test/dist_test/isolate/cas/castest"
 )
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Served alone, the isolate server gives each request an id; a fault of its
 // blob store reaches the client as "internal error, request id X", and the
 // file system's words reach only its log, under that id.
 func TestCASFaultShowsTheRequestID(t *testing.T) {
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	tc := castest.New(t, cas.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	tc.Client.SetRetries(1, 0)
 	ctx := context.Background()
@@ -82,12 +65,8 @@ func TestCASFaultShowsTheRequestID(t *testing.T) {
 		t.Errorf("the body tells the fault: %s", body)
 	}
 	found := false
-	for _, line := range strings.Split(logs.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m[requestid.LogKey] == id {
-			msg, _ := m["err"].(string)
-			found = m["level"] == "ERROR" && strings.Contains(msg, "too many levels of symbolic links")
-		}
+	for _, msg := range logs.Errors(id) {
+		found = found || strings.Contains(msg, "too many levels of symbolic links")
 	}
 	if !found {
 		t.Errorf("no error line with id %s names the fault:\n%s", id, logs.String())

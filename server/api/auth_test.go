@@ -277,24 +277,9 @@ func TestSignedOutputLinks(t *testing.T) {
 		Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t"}}}); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := h.slave.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := h.q.NewConsumer(ctx)
-	defer c.Close()
-	res, e := h.reserve(c)
-	st, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := h.startNext()
 	const log = "the secret log\n"
-	if err := h.slave.Upload(ctx, st.Lease, "stdout", strings.NewReader(log), int64(len(log))); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.slave.Finish(ctx, st.Lease, protocol.Finish{ExitCode: 1, Outputs: []string{"stdout"}}); err != nil {
-		t.Fatal(err)
-	}
+	h.failWithLog(st, log)
 
 	if code, _ := send(t, http.DefaultClient, "GET", h.url+"/tasks?job_id=logs", "", "", nil); code != 401 {
 		t.Fatalf("anonymous task list with read_auth: %d", code)

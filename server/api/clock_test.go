@@ -27,16 +27,7 @@ func TestTimesComeFromTheMastersClock(t *testing.T) {
 	if !strings.HasPrefix(job.ID, "nightly.1000000000.") {
 		t.Errorf("job id %q, want nightly.1000000000.<random>", job.ID)
 	}
-	reg, err := h.slave.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := h.q.NewConsumer(ctx)
-	defer c.Close()
-	res, e := h.reserve(c)
-	if _, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e}); err != nil {
-		t.Fatal(err)
-	}
+	h.startNext()
 	clk.add(90 * time.Second)
 
 	tasks, err := h.api.Tasks(ctx, job.ID, "")
@@ -67,24 +58,9 @@ func TestLinksFollowTheForwardedScheme(t *testing.T) {
 		Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t"}}}); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := h.slave.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := h.q.NewConsumer(ctx)
-	defer c.Close()
-	res, e := h.reserve(c)
-	st, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := h.startNext()
 	const log = "the log\n"
-	if err := h.slave.Upload(ctx, st.Lease, "stdout", strings.NewReader(log), int64(len(log))); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.slave.Finish(ctx, st.Lease, protocol.Finish{ExitCode: 1, Outputs: []string{"stdout"}}); err != nil {
-		t.Fatal(err)
-	}
+	h.failWithLog(st, log)
 
 	host := strings.TrimPrefix(h.url, "http://")
 	link := regexp.MustCompile(`https?://` + regexp.QuoteMeta(host) + protocol.PathOutputs)

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/dist-test/dist_test/internal/auth"
@@ -22,41 +20,15 @@ import (
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/requestid"
+	"github.com/dist-test/dist_test/internal/testlog"
 	"github.com/dist-test/dist_test/server/api"
 )
-
-// logBuffer collects the master's log as JSON lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// errorsOf returns the "err" of the error lines logged with request id.
-func (l *logBuffer) errorsOf(id string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var errs []string
-	for _, line := range strings.Split(l.buf.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m[requestid.LogKey] == id && m["level"] == "ERROR" {
-			e, _ := m["err"].(string)
-			errs = append(errs, e)
-		}
-	}
-	return errs
-}
 
 // A fault of the database or of the blob store reaches the user, in every
 // renderer, as "internal error, request id X"; what the database or the
 // file system said goes to the log under the same id.
 func TestFaultsShowTheRequestIDNotTheirDetails(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	onEachStoreWith(t, harnessOptions{log: log}, func(t *testing.T, h *harness) {
 		ctx := context.Background()
@@ -89,7 +61,7 @@ func TestFaultsShowTheRequestIDNotTheirDetails(t *testing.T) {
 					t.Errorf("GET %s: %s body %s; want a page saying %q", path, rh.Get("Content-Type"), body, want)
 				}
 			}
-			errs := logs.errorsOf(id)
+			errs := logs.Errors(id)
 			if len(errs) != 1 || !strings.Contains(strings.ToLower(errs[0]), raw) {
 				t.Fatalf("GET %s: error lines with id %s: %q; want one that says %q", path, id, errs, raw)
 			}
@@ -235,7 +207,7 @@ func (panickyPages) Trace(w http.ResponseWriter, r *http.Request) {}
 // answer, the panic and its stack in the log.
 func TestPanicShowsTheRequestID(t *testing.T) {
 	h := newHarness(t)
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	guard, err := auth.New(auth.Config{AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +225,7 @@ func TestPanicShowsTheRequestID(t *testing.T) {
 	if resp.StatusCode != 500 || id == "" || !strings.Contains(string(body), "internal error, request id "+id) || strings.Contains(string(body), "index out of range") {
 		t.Fatalf("a panic answered %d, id %q: %s", resp.StatusCode, id, body)
 	}
-	if errs := logs.errorsOf(id); len(errs) != 1 || !strings.Contains(errs[0], "panic: index out of range") || !strings.Contains(errs[0], "panickyPages.Index") {
+	if errs := logs.Errors(id); len(errs) != 1 || !strings.Contains(errs[0], "panic: index out of range") || !strings.Contains(errs[0], "panickyPages.Index") {
 		t.Errorf("log lines of %s: %q; want the panic and its stack", id, errs)
 	}
 	// A handler that cuts its answer on purpose still cuts it.

@@ -223,3 +223,37 @@ func (h *harness) reserve(c queue.Consumer) (queue.Reserved, protocol.Entry) {
 	}
 	return res, e
 }
+
+// startNext registers a slave and starts the next queued entry on it, as a
+// slot would; the entry stays reserved until the test ends.
+func (h *harness) startNext() (protocol.Started, protocol.Entry) {
+	h.t.Helper()
+	ctx := context.Background()
+	reg, err := h.slave.Register(ctx, protocol.Register{Hostname: "h1", Slots: 1})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	c, err := h.q.NewConsumer(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	res, e := h.reserve(c)
+	st, err := h.slave.Start(ctx, protocol.Start{SlaveID: reg.SlaveID, EntryID: res.ID, Entry: e})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return st, e
+}
+
+// failWithLog ends a started run as failed with log as its stdout.
+func (h *harness) failWithLog(st protocol.Started, log string) {
+	h.t.Helper()
+	ctx := context.Background()
+	if err := h.slave.Upload(ctx, st.Lease, "stdout", strings.NewReader(log), int64(len(log))); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.slave.Finish(ctx, st.Lease, protocol.Finish{ExitCode: 1, Outputs: []string{"stdout"}}); err != nil {
+		h.t.Fatal(err)
+	}
+}
