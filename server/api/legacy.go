@@ -153,10 +153,13 @@ func (a *API) cancelJobLegacy(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.mayChange(r, id); err != nil {
-		return nil, err
+	// An unknown job is canceled already, as the original answered: its
+	// client retries any error for 50 s before giving up.
+	err = a.mayChange(r, id)
+	if err == nil {
+		_, err = a.m.Cancel(r.Context(), id)
 	}
-	if _, err := a.m.Cancel(r.Context(), id); err != nil {
+	if err != nil && !errors.Is(err, model.ErrNotFound) {
 		return nil, err
 	}
 	return success, nil
@@ -168,6 +171,11 @@ func (a *API) jobStatusLegacy(r *http.Request) (any, error) {
 		return nil, err
 	}
 	job, err := a.m.Job(r.Context(), id)
+	if errors.Is(err, model.ErrNotFound) {
+		// HTTP 200 with an error, as the original answered: its client
+		// retries any HTTP error for 50 s before giving up.
+		return map[string]string{"error": "Did not fetch any tasks for specified job_id " + id}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -201,8 +209,11 @@ func (a *API) legacyTasks(r *http.Request, status string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The original's answers, all HTTP 200: its client retries any HTTP
+	// error for 50 s, and says "No tasks in specified job, or job does not
+	// exist" of an empty list.
 	if status != "" && status != "failed" && status != "succeeded" && status != "finished" {
-		return nil, fmt.Errorf("%w: unknown status %q: use failed, succeeded or finished", model.ErrInvalid, status)
+		return map[string]string{"error": "Unknown status type " + status}, nil
 	}
 	states, err := statusFilter(status)
 	if err != nil {
@@ -210,6 +221,9 @@ func (a *API) legacyTasks(r *http.Request, status string) (any, error) {
 	}
 	p := store.AttemptPage{States: states, Limit: legacyPage}
 	first, err := a.m.Attempts(r.Context(), id, p)
+	if errors.Is(err, model.ErrNotFound) {
+		return []legacyTask{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -97,8 +97,21 @@ func TestLegacyEndpoints(t *testing.T) {
 			t.Errorf("tasks?status=%s: %s; want %d records", status, body, n)
 		}
 	}
-	if code, _, _ := h.do("GET", "/tasks?job_id=legacy.1&status=bogus", "", ""); code != 400 {
-		t.Errorf("tasks with an unknown status: %d, want 400", code)
+	// Unknown statuses and jobs are answered as the original did, with HTTP
+	// 200: its client retries any HTTP error for 50 s and then dies.
+	if code, body, _ := h.do("GET", "/tasks?job_id=legacy.1&status=bogus", "", ""); code != 200 || body != `{"error":"Unknown status type bogus"}`+"\n" {
+		t.Errorf("tasks with an unknown status: %d %q", code, body)
+	}
+	for _, path := range []string{"/tasks?job_id=nope", "/failed_tasks?job_id=nope", "/tasks?job_id=nope&status=failed"} {
+		if code, body, _ := h.do("GET", path, "", ""); code != 200 || body != "[]\n" {
+			t.Errorf("%s: %d %q; want 200 []", path, code, body)
+		}
+	}
+	if code, body := h.form("/cancel_job", url.Values{"job_id": {"nope"}}); code != 200 || !strings.Contains(body, `"SUCCESS"`) {
+		t.Errorf("cancel_job of an unknown job: %d %s", code, body)
+	}
+	if code, body, _ := h.do("GET", "/cancel_job?job_id=nope", "", ""); code != 200 || !strings.Contains(body, `"SUCCESS"`) {
+		t.Errorf("GET cancel_job of an unknown job: %d %s", code, body)
 	}
 
 	q := url.Values{"job_id": {"legacy.1"}, "task_id": {failed[0]["task_id"].(string)}, "attempt": {"0"}, "log": {"stderr"}}
@@ -108,8 +121,12 @@ func TestLegacyEndpoints(t *testing.T) {
 	}
 
 	code, body, _ = h.do("GET", "/job_status?job_id=nope", "", "")
-	if code != 404 || !strings.Contains(body, `"error"`) {
-		t.Errorf("job_status of an unknown job: %d %s", code, body)
+	if code != 200 || body != `{"error":"Did not fetch any tasks for specified job_id nope"}`+"\n" {
+		t.Errorf("job_status of an unknown job: %d %q", code, body)
+	}
+	// The JSON API keeps its 404.
+	if code, _, _ := h.do("GET", "/api/v1/jobs/nope", "", ""); code != 404 {
+		t.Errorf("/api/v1 of an unknown job: %d, want 404", code)
 	}
 	// retry_task of an attempt that has no retry left is a harmless no-op.
 	code, body = h.form("/retry_task", url.Values{"task_json": {`{"job_id": "legacy.1", "task_id": "` + failed[0]["task_id"].(string) + `", "attempt": 0}`}})
