@@ -50,3 +50,13 @@ func TestCounterColumns(t *testing.T) {
 	defer s.Close()
 	storetest.CounterColumns(t, s.DB())
 }
+
+// BenchmarkTaskLife: the store's work per task on the master's hot path.
+func BenchmarkTaskLife(b *testing.B) {
+	s, err := mysql.OpenDSN(context.Background(), testenv.MySQL(b), "bench database")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchTaskLife(b, s)
+}

@@ -51,3 +51,13 @@ func TestCounterColumns(t *testing.T) {
 	defer s.Close()
 	storetest.CounterColumns(t, s.DB())
 }
+
+// BenchmarkTaskLife: the store's work per task on the master's hot path.
+func BenchmarkTaskLife(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "dist_test.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchTaskLife(b, s)
+}
