@@ -149,7 +149,12 @@ func OpenDSN(ctx context.Context, dsn, where string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	return sqlstore.New(db, db, Dialect), nil
+	s, err := sqlstore.New(ctx, db, db, Dialect)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return s, nil
 }
 
 func createDatabase(ctx context.Context, c Config) error {

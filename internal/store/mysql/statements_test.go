@@ -30,7 +30,10 @@ func TestStatementsPerChange(t *testing.T) {
 	if err := migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	s := sqlstore.New(db, db, Dialect)
+	s, err := sqlstore.New(context.Background(), db, db, Dialect)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer s.Close()
 	storetest.Statements(t, s, &statements, map[string]int64{"submit": 5, "feed": 2, "enqueue": 1, "start": 5,
 		"heartbeat": 3, "finish": 9, "finish+retry": 10, "requeue": 5, "cancel": 8, "retry": 7})

@@ -74,7 +74,13 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 		return nil, fmt.Errorf("sqlite store %s: %w", abs, err)
 	}
 	r.SetMaxOpenConns(4)
-	return sqlstore.New(w, r, Dialect), nil
+	s, err := sqlstore.New(ctx, w, r, Dialect)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite store %s: %w", abs, err)
+	}
+	return s, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

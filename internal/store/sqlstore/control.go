@@ -51,7 +51,7 @@ func (s *Store) CancelJob(ctx context.Context, jobID string, now time.Time) ([]m
 		if err != nil {
 			return err
 		}
-		open, err := queryAttempts(ctx, tx, "WHERE a.job_id = ? AND a.state IN (?, ?)"+s.d.ForUpdate,
+		open, err := s.queryAttempts(ctx, tx, "SELECT "+attemptCols+" WHERE a.job_id = ? AND a.state IN (?, ?)"+s.d.ForUpdate,
 			jobID, string(model.Queued), string(model.Running))
 		if err != nil {
 			return err
@@ -70,7 +70,7 @@ func (s *Store) CancelJob(ctx context.Context, jobID string, now time.Time) ([]m
 			return err
 		}
 		for _, t := range c.Tasks {
-			if err := saveGroup(ctx, tx, t); err != nil {
+			if err := s.saveGroup(ctx, tx, t); err != nil {
 				return err
 			}
 		}
@@ -78,7 +78,7 @@ func (s *Store) CancelJob(ctx context.Context, jobID string, now time.Time) ([]m
 			return err
 		}
 		canceled = c.Attempts
-		return event(ctx, tx, c.Event)
+		return s.event(ctx, tx, c.Event)
 	})
 	return canceled, err
 }
@@ -109,10 +109,10 @@ func (s *Store) Retry(ctx context.Context, jobID string, taskIDs []string, rule 
 		}
 		r := lifecycle.Retry(tasks, rule, s.newID, now)
 		for i, a := range r.New {
-			if _, err := insertAttempt(ctx, tx, a); err != nil {
+			if _, err := s.insertAttempt(ctx, tx, a); err != nil {
 				return err
 			}
-			if err := saveGroup(ctx, tx, r.Tasks[i]); err != nil {
+			if err := s.saveGroup(ctx, tx, r.Tasks[i]); err != nil {
 				return err
 			}
 			retried = append(retried, a.TaskID)

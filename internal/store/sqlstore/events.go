@@ -11,18 +11,17 @@ import (
 // event records e in tx: the state changes of attempts and slaves write
 // their event in their own transaction, so the log never disagrees with
 // the rows.
-func event(ctx context.Context, tx *sql.Tx, e model.Event) error {
+func (s *Store) event(ctx context.Context, tx *sql.Tx, e model.Event) error {
 	// The column holds 1000 characters; a cut inside a character would
 	// leave bytes MySQL refuses.
 	e.Detail = model.Clip(e.Detail, 1000)
-	_, err := tx.ExecContext(ctx, `INSERT INTO events (at, kind, slave_id, job_id, task_id, attempt, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, ms(e.At), string(e.Kind), e.SlaveID, e.JobID, e.TaskID, e.Attempt, e.Detail)
+	_, err := s.exec(ctx, tx, s.q.event, ms(e.At), string(e.Kind), e.SlaveID, e.JobID, e.TaskID, e.Attempt, e.Detail)
 	return err
 }
 
 // AddEvent implements store.Store.
 func (s *Store) AddEvent(ctx context.Context, e model.Event) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return event(ctx, tx, e) })
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.event(ctx, tx, e) })
 }
 
 // Events implements store.Store.

@@ -12,10 +12,7 @@ import (
 // attempts_feed (state, enqueued, job_id, priority, id) in its order.
 func (s *Store) Backlog(ctx context.Context) ([]store.JobBacklog, error) {
 	queued := string(model.Queued)
-	rows, err := s.r.QueryContext(ctx, `SELECT job_id, 0, MIN(id), COUNT(*),
-		SUM(CASE WHEN priority <= ? THEN 1 ELSE 0 END) FROM attempts WHERE state = ? AND enqueued = 0 GROUP BY job_id
-		UNION ALL SELECT job_id, 1, 0, COUNT(*), 0 FROM attempts WHERE state = ? AND enqueued = 1 GROUP BY job_id`,
-		int64(model.RetryBase), queued, queued)
+	rows, err := s.query(ctx, s.r, s.q.backlog, int64(model.RetryBase), queued, queued)
 	if err != nil {
 		return nil, s.classify(err)
 	}
@@ -56,16 +53,14 @@ func (s *Store) Backlog(ctx context.Context) ([]store.JobBacklog, error) {
 
 // Waiting implements store.Store.
 func (s *Store) Waiting(ctx context.Context, jobID string, limit int) ([]model.Attempt, error) {
-	out, err := queryAttempts(ctx, s.r, `WHERE a.state = ? AND a.enqueued = 0 AND a.job_id = ?
-		ORDER BY a.priority, a.id LIMIT ?`, string(model.Queued), jobID, limit)
+	out, err := s.queryAttempts(ctx, s.r, s.q.waiting, string(model.Queued), jobID, limit)
 	return out, s.classify(err)
 }
 
 // MarkEnqueued implements store.Store.
 func (s *Store) MarkEnqueued(ctx context.Context, attemptID int64, token string, entryID uint64) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE attempts SET enqueued = 1, entry_id = ?
-			WHERE id = ? AND token = ? AND state = ?`, entryID, attemptID, token, string(model.Queued))
+		res, err := s.exec(ctx, tx, s.q.markEnqueued, entryID, attemptID, token, string(model.Queued))
 		if err != nil {
 			return err
 		}
@@ -75,7 +70,7 @@ func (s *Store) MarkEnqueued(ctx context.Context, attemptID int64, token string,
 		// A slave may have reserved and started the entry before it was
 		// recorded here: that is the entry doing its job.
 		var state string
-		err = tx.QueryRowContext(ctx, `SELECT state FROM attempts WHERE id = ? AND token = ?`, attemptID, token).Scan(&state)
+		err = s.queryRow(ctx, tx, s.q.enqueuedState, attemptID, token).Scan(&state)
 		if err == nil && model.State(state) == model.Running {
 			return nil
 		}
@@ -88,16 +83,14 @@ func (s *Store) MarkEnqueued(ctx context.Context, attemptID int64, token string,
 
 // Enqueued implements store.Store.
 func (s *Store) Enqueued(ctx context.Context, after int64, limit int) ([]model.Attempt, error) {
-	out, err := queryAttempts(ctx, s.r, `WHERE a.state = ? AND a.enqueued = 1 AND a.id > ? ORDER BY a.id LIMIT ?`,
-		string(model.Queued), after, limit)
+	out, err := s.queryAttempts(ctx, s.r, s.q.enqueued, string(model.Queued), after, limit)
 	return out, s.classify(err)
 }
 
 // Unenqueue implements store.Store.
 func (s *Store) Unenqueue(ctx context.Context, attemptID int64, entryID uint64) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE attempts SET enqueued = 0 WHERE id = ? AND entry_id = ? AND state = ?`,
-			attemptID, entryID, string(model.Queued))
+		_, err := s.exec(ctx, tx, s.q.unenqueue, attemptID, entryID, string(model.Queued))
 		return err
 	})
 }

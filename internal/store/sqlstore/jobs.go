@@ -47,7 +47,7 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 		if err := s.insertFirstAttempts(ctx, tx, job, rows, now); err != nil {
 			return err
 		}
-		return event(ctx, tx, sub.Event)
+		return s.event(ctx, tx, sub.Event)
 	})
 }
 
@@ -133,7 +133,7 @@ func (s *Store) moveJob(ctx context.Context, tx *sql.Tx, jobID string, c lifecyc
 	if c.IsZero() {
 		return nil
 	}
-	j, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+counterCols+` FROM jobs WHERE id = ?`+s.d.ForUpdate, jobID))
+	j, err := scanJob(s.queryRow(ctx, tx, s.q.jobLocked, jobID))
 	if err != nil {
 		return fmt.Errorf("job %s: %w", jobID, err)
 	}
@@ -141,8 +141,7 @@ func (s *Store) moveJob(ctx context.Context, tx *sql.Tx, jobID string, c lifecyc
 	in := j.Inputs
 	args := append([]any{ms(j.FinishedAt), boolInt(j.Canceled), in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes,
 		in.FetchTime.Milliseconds()}, counterValues(&j.Counts)...)
-	_, err = tx.ExecContext(ctx, `UPDATE jobs SET finished_at = ?, canceled = ?, hot_items = ?, cold_items = ?,
-		hot_bytes = ?, cold_bytes = ?, fetch_ms = ?, `+counterSets+` WHERE id = ?`, append(args, jobID)...)
+	_, err = s.exec(ctx, tx, s.q.saveJob, append(args, jobID)...)
 	return err
 }
 
@@ -185,8 +184,7 @@ func scanJob(r scanner) (model.Job, error) {
 
 // GetJob implements store.Store.
 func (s *Store) GetJob(ctx context.Context, id string) (model.Job, error) {
-	j, err := scanJob(s.r.QueryRowContext(ctx, `SELECT `+jobCols+counterCols+
-		` FROM jobs WHERE id = ?`, id))
+	j, err := scanJob(s.queryRow(ctx, s.r, s.q.getJob, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return j, fmt.Errorf("job %s: %w", id, model.ErrNotFound)
 	}
@@ -235,7 +233,7 @@ func (s *Store) PageAttempts(ctx context.Context, jobID string, p store.AttemptP
 		where += " LIMIT ?"
 		args = append(args, p.Limit)
 	}
-	out, err := queryAttempts(ctx, s.r, where, args...)
+	out, err := s.queryAttempts(ctx, s.r, "SELECT "+attemptCols+" "+where, args...)
 	if err != nil {
 		return nil, s.classify(err)
 	}
@@ -249,7 +247,7 @@ func (s *Store) PageAttempts(ctx context.Context, jobID string, p store.AttemptP
 
 // GetAttempt implements store.Store.
 func (s *Store) GetAttempt(ctx context.Context, jobID, taskID string, attempt int) (model.Attempt, error) {
-	out, err := queryAttempts(ctx, s.r, "WHERE a.job_id = ? AND t.task_id = ? AND a.attempt = ?", jobID, taskID, attempt)
+	out, err := s.queryAttempts(ctx, s.r, "SELECT "+attemptCols+" WHERE a.job_id = ? AND t.task_id = ? AND a.attempt = ?", jobID, taskID, attempt)
 	if err != nil {
 		return model.Attempt{}, s.classify(err)
 	}
@@ -298,7 +296,7 @@ func (s *Store) Durations(ctx context.Context, descriptions []string) (map[strin
 // recordDuration folds a finished run's runtime into its description's
 // history.
 func (s *Store) recordDuration(ctx context.Context, tx *sql.Tx, description string, d time.Duration, now time.Time) error {
-	_, err := tx.ExecContext(ctx, s.d.UpsertDuration, descHash(description), description, d.Milliseconds(), 1, ms(now))
+	_, err := s.exec(ctx, tx, s.q.upsertDuration, descHash(description), description, d.Milliseconds(), 1, ms(now))
 	return err
 }
 

@@ -23,7 +23,7 @@ func (s *Store) StartAttempt(ctx context.Context, req lifecycle.StartRequest, no
 	var a model.Attempt
 	var spec model.Spec
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		cur, t, err := s.lockRun(ctx, tx, "a.id = ?", req.AttemptID)
+		cur, t, err := s.lockRun(ctx, tx, false, req.AttemptID)
 		if err != nil {
 			return err
 		}
@@ -32,10 +32,10 @@ func (s *Store) StartAttempt(ctx context.Context, req lifecycle.StartRequest, no
 		if err != nil {
 			return err
 		}
-		if err := saveAttempt(ctx, tx, a); err != nil {
+		if err := s.saveAttempt(ctx, tx, a); err != nil {
 			return err
 		}
-		if err := event(ctx, tx, ev); err != nil {
+		if err := s.event(ctx, tx, ev); err != nil {
 			return err
 		}
 		spec, err = t.spec(a)
@@ -44,22 +44,42 @@ func (s *Store) StartAttempt(ctx context.Context, req lifecycle.StartRequest, no
 	return a, spec, err
 }
 
-// lockRun reads one attempt and its task's row for update, the task's row
-// first.
-func (s *Store) lockRun(ctx context.Context, tx *sql.Tx, where string, args ...any) (model.Attempt, taskRow, error) {
-	found, err := queryAttempts(ctx, tx, "WHERE "+where, args...)
+// lockRun reads one attempt, by its id or (byLease) by its lease, and its
+// task's row for update, the task's row first.
+func (s *Store) lockRun(ctx context.Context, tx *sql.Tx, byLease bool, key any) (model.Attempt, taskRow, error) {
+	if s.d.ForUpdate == "" {
+		// No row locks (the transaction holds the database's only write
+		// lock): one statement reads both rows.
+		text := s.q.runByID
+		if byLease {
+			text = s.q.runByLease
+		}
+		var t taskRow
+		dest, done := t.dest()
+		a, err := scanAttempt(s.queryRow(ctx, tx, text, key), dest...)
+		done()
+		if errors.Is(err, sql.ErrNoRows) {
+			return a, t, conflict("no such attempt")
+		}
+		return a, t, err
+	}
+	text := s.q.attemptByID
+	if byLease {
+		text = s.q.attemptByLease
+	}
+	found, err := s.queryAttempts(ctx, tx, text, key)
 	if err != nil {
 		return model.Attempt{}, taskRow{}, err
 	}
 	if len(found) == 0 {
 		return model.Attempt{}, taskRow{}, conflict("no such attempt")
 	}
-	t, err := scanTask(tx.QueryRowContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = ?`+s.d.ForUpdate, found[0].TaskRow))
-	if err != nil || s.d.ForUpdate == "" {
+	t, err := scanTask(s.queryRow(ctx, tx, s.q.taskLocked, found[0].TaskRow))
+	if err != nil {
 		return found[0], t, err
 	}
 	// Read it again under the lock: it may have changed since.
-	found, err = queryAttempts(ctx, tx, "WHERE a.id = ?"+s.d.ForUpdate, found[0].ID)
+	found, err = s.queryAttempts(ctx, tx, s.q.attemptByIDLocked, found[0].ID)
 	if err != nil {
 		return model.Attempt{}, taskRow{}, err
 	}
@@ -71,7 +91,7 @@ func (s *Store) lockRun(ctx context.Context, tx *sql.Tx, where string, args ...a
 
 // RunningByLease implements store.Store.
 func (s *Store) RunningByLease(ctx context.Context, lease string) (model.Attempt, error) {
-	found, err := queryAttempts(ctx, s.r, "WHERE a.lease = ?", lease)
+	found, err := s.queryAttempts(ctx, s.r, s.q.attemptByLease, lease)
 	if err != nil {
 		return model.Attempt{}, s.classify(err)
 	}
@@ -85,7 +105,7 @@ func (s *Store) RunningByLease(ctx context.Context, lease string) (model.Attempt
 func (s *Store) FinishAttempt(ctx context.Context, lease string, r model.Result, now time.Time) (store.FinishOutcome, error) {
 	var out store.FinishOutcome
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		a, t, err := s.lockRun(ctx, tx, "a.lease = ?", lease)
+		a, t, err := s.lockRun(ctx, tx, true, lease)
 		if errors.Is(err, model.ErrConflict) {
 			return conflict("lease is not current: the run was canceled, lost or handed to another slave")
 		} else if err != nil {
@@ -109,7 +129,7 @@ func (s *Store) FinishAttempt(ctx context.Context, lease string, r model.Result,
 // as it ended, and the retry it queued, if any.
 func (s *Store) finishedBefore(ctx context.Context, tx *sql.Tx, a model.Attempt) (store.FinishOutcome, error) {
 	out := store.FinishOutcome{Attempt: a, Duplicate: true}
-	next, err := queryAttempts(ctx, tx, "WHERE a.task_row = ? AND a.attempt = ?", a.TaskRow, a.Attempt+1)
+	next, err := s.queryAttempts(ctx, tx, s.q.nextAttempt, a.TaskRow, a.Attempt+1)
 	if len(next) > 0 {
 		out.Next = &next[0]
 	}
@@ -120,24 +140,24 @@ func (s *Store) finishedBefore(ctx context.Context, tx *sql.Tx, a model.Attempt)
 // retry it queues, the task's group, the job's counters, the event and the
 // runtime history.
 func (s *Store) saveFinished(ctx context.Context, tx *sql.Tx, t lifecycle.Task, f lifecycle.Finished, now time.Time) error {
-	if err := saveAttempt(ctx, tx, f.Attempt); err != nil {
+	if err := s.saveAttempt(ctx, tx, f.Attempt); err != nil {
 		return err
 	}
 	if f.Next != nil {
-		id, err := insertAttempt(ctx, tx, *f.Next)
+		id, err := s.insertAttempt(ctx, tx, *f.Next)
 		if err != nil {
 			return err
 		}
 		f.Next.ID = id
 	}
 	t.Group = f.Group
-	if err := saveGroup(ctx, tx, t); err != nil {
+	if err := s.saveGroup(ctx, tx, t); err != nil {
 		return err
 	}
 	if err := s.moveJob(ctx, tx, t.JobID, f.Job, now); err != nil {
 		return err
 	}
-	if err := event(ctx, tx, f.Event); err != nil {
+	if err := s.event(ctx, tx, f.Event); err != nil {
 		return err
 	}
 	if f.Runtime > 0 {
@@ -149,7 +169,7 @@ func (s *Store) saveFinished(ctx context.Context, tx *sql.Tx, t lifecycle.Task, 
 // RequeueRun implements store.Store.
 func (s *Store) RequeueRun(ctx context.Context, lease, reason string, keepEntry bool, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		a, t, err := s.lockRun(ctx, tx, "a.lease = ?", lease)
+		a, t, err := s.lockRun(ctx, tx, true, lease)
 		if errors.Is(err, model.ErrConflict) {
 			return conflict("lease is not current")
 		} else if err != nil {
@@ -159,9 +179,9 @@ func (s *Store) RequeueRun(ctx context.Context, lease, reason string, keepEntry 
 		if err != nil {
 			return err
 		}
-		if err := saveAttempt(ctx, tx, a); err != nil {
+		if err := s.saveAttempt(ctx, tx, a); err != nil {
 			return err
 		}
-		return event(ctx, tx, ev)
+		return s.event(ctx, tx, ev)
 	})
 }

@@ -13,16 +13,20 @@ import (
 )
 
 // attemptCols selects an attempt joined with its task; scanAttempt reads it.
-const attemptCols = `a.id, a.task_row, a.job_id, t.task_id, t.idx, a.attempt, t.description, t.isolate_hash,
+const attemptCols = attemptColsOnly + " " + attemptFrom
+
+const attemptColsOnly = `a.id, a.task_row, a.job_id, t.task_id, t.idx, a.attempt, t.description, t.isolate_hash,
 	t.max_retries, a.state, a.token, COALESCE(a.lease, ''), a.priority, a.enqueued, a.entry_id,
 	a.slave_id, a.slot, a.hostname, a.runs, a.submitted_at, a.started_at, a.finished_at,
 	a.exit_code, a.stdout_key, a.stderr_key, a.artifact_key, a.missing, a.error,
-	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms
-	FROM attempts a JOIN tasks t ON t.id = a.task_row`
+	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms`
+
+const attemptFrom = `FROM attempts a JOIN tasks t ON t.id = a.task_row`
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanAttempt(r scanner) (model.Attempt, error) {
+// scanAttempt reads an attempt, then the columns of extra, if any.
+func scanAttempt(r scanner, extra ...any) (model.Attempt, error) {
 	var a model.Attempt
 	var state, missing string
 	var prio int64
@@ -30,11 +34,17 @@ func scanAttempt(r scanner) (model.Attempt, error) {
 	var sub, start, fin int64
 	var exit sql.NullInt64
 	var fetchMS int64
-	err := r.Scan(&a.ID, &a.TaskRow, &a.JobID, &a.TaskID, &a.Index, &a.Attempt, &a.Description, &a.IsolateHash,
+	dest := []any{&a.ID, &a.TaskRow, &a.JobID, &a.TaskID, &a.Index, &a.Attempt, &a.Description, &a.IsolateHash,
 		&a.MaxRetries, &state, &a.Token, &a.Lease, &prio, &enq, &a.EntryID,
 		&a.SlaveID, &a.Slot, &a.Hostname, &a.Runs, &sub, &start, &fin,
 		&exit, &a.Outputs.Stdout, &a.Outputs.Stderr, &a.Outputs.Artifacts, &missing, &a.Error,
-		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS)
+		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS}
+	var err error
+	if len(extra) > 0 {
+		err = r.Scan(append(dest, extra...)...)
+	} else {
+		err = r.Scan(dest...)
+	}
 	if err != nil {
 		return a, err
 	}
@@ -53,8 +63,9 @@ func scanAttempt(r scanner) (model.Attempt, error) {
 	return a, nil
 }
 
-func queryAttempts(ctx context.Context, q querier, where string, args ...any) ([]model.Attempt, error) {
-	rows, err := q.QueryContext(ctx, "SELECT "+attemptCols+" "+where, args...)
+// queryAttempts runs a SELECT of attemptCols.
+func (s *Store) queryAttempts(ctx context.Context, q querier, text string, args ...any) ([]model.Attempt, error) {
+	rows, err := s.query(ctx, q, text, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -86,14 +97,23 @@ type taskRow struct {
 
 func scanTask(r scanner) (taskRow, error) {
 	var t taskRow
+	dest, done := t.dest()
+	err := r.Scan(dest...)
+	done()
+	return t, err
+}
+
+// dest returns where to scan taskCols into t, and what to call after.
+func (t *taskRow) dest() ([]any, func()) {
 	var expMS int64
 	var cancel int
 	g := &t.Group
-	err := r.Scan(&t.Row, &t.JobID, &t.TaskID, &expMS, &g.Attempts, &g.Finished, &g.Succeeded, &g.Failed,
-		&g.TimedOut, &g.Canceled, &g.Retried, &g.Latest, &g.MaxRetries, &cancel, &t.timeoutMS, &t.globs, &t.docker)
-	t.Expected = time.Duration(expMS) * time.Millisecond
-	g.Cancel = cancel != 0
-	return t, err
+	return []any{&t.Row, &t.JobID, &t.TaskID, &expMS, &g.Attempts, &g.Finished, &g.Succeeded, &g.Failed,
+			&g.TimedOut, &g.Canceled, &g.Retried, &g.Latest, &g.MaxRetries, &cancel, &t.timeoutMS, &t.globs, &t.docker},
+		func() {
+			t.Expected = time.Duration(expMS) * time.Millisecond
+			g.Cancel = cancel != 0
+		}
 }
 
 // spec is what a slave needs to run attempt a of t.
@@ -107,27 +127,22 @@ func (t taskRow) spec(a model.Attempt) (model.Spec, error) {
 }
 
 // saveGroup writes a task's group summary back.
-func saveGroup(ctx context.Context, tx *sql.Tx, t lifecycle.Task) error {
+func (s *Store) saveGroup(ctx context.Context, tx *sql.Tx, t lifecycle.Task) error {
 	g := t.Group
-	_, err := tx.ExecContext(ctx, `UPDATE tasks SET g_attempts = ?, g_finished = ?, g_succeeded = ?,
-		g_failed = ?, g_timedout = ?, g_canceled = ?, g_retried = ?, g_latest = ?, max_retries = ?,
-		g_cancel = ? WHERE id = ?`,
+	_, err := s.exec(ctx, tx, s.q.saveGroup,
 		g.Attempts, g.Finished, g.Succeeded, g.Failed, g.TimedOut, g.Canceled, g.Retried, g.Latest,
 		g.MaxRetries, boolInt(g.Cancel), t.Row)
 	return err
 }
 
 // saveAttempt writes every column of an attempt row that may change.
-func saveAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) error {
+func (s *Store) saveAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) error {
 	var exit any
 	if a.ExitCode != nil {
 		exit = *a.ExitCode
 	}
 	in := a.Inputs
-	_, err := tx.ExecContext(ctx, `UPDATE attempts SET state = ?, token = ?, lease = ?, priority = ?,
-		enqueued = ?, entry_id = ?, slave_id = ?, slot = ?, hostname = ?, runs = ?, started_at = ?,
-		finished_at = ?, exit_code = ?, stdout_key = ?, stderr_key = ?, artifact_key = ?, missing = ?,
-		error = ?, hot_items = ?, cold_items = ?, hot_bytes = ?, cold_bytes = ?, fetch_ms = ? WHERE id = ?`,
+	_, err := s.exec(ctx, tx, s.q.saveAttempt,
 		string(a.State), a.Token, nullable(a.Lease), int64(a.Priority), boolInt(a.Enqueued), a.EntryID,
 		a.SlaveID, a.Slot, a.Hostname, a.Runs, ms(a.StartedAt), ms(a.FinishedAt), exit,
 		a.Outputs.Stdout, a.Outputs.Stderr, a.Outputs.Artifacts, strings.Join(a.Outputs.Missing, ","),
@@ -136,9 +151,8 @@ func saveAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) error {
 }
 
 // insertAttempt writes a new attempt and returns its row id.
-func insertAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) (int64, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO attempts (task_row, job_id, attempt, state, token,
-		priority, submitted_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+func (s *Store) insertAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) (int64, error) {
+	res, err := s.exec(ctx, tx, s.q.insertAttempt,
 		a.TaskRow, a.JobID, a.Attempt, string(a.State), a.Token, int64(a.Priority), ms(a.SubmittedAt), a.Error)
 	if err != nil {
 		return 0, err

@@ -38,7 +38,7 @@ func (s *Store) RegisterSlave(ctx context.Context, sl model.Slave) error {
 		} else if err != nil {
 			return err
 		}
-		return event(ctx, tx, model.Event{At: sl.RegisteredAt, Kind: model.EventSlaveStarted, SlaveID: sl.ID, Attempt: -1,
+		return s.event(ctx, tx, model.Event{At: sl.RegisteredAt, Kind: model.EventSlaveStarted, SlaveID: sl.ID, Attempt: -1,
 			Detail: fmt.Sprintf("%s, %d slots, version %s", sl.Hostname, sl.Slots, sl.Version)})
 	})
 }
@@ -48,13 +48,13 @@ func (s *Store) Heartbeat(ctx context.Context, slaveID string, now time.Time) (m
 	var sl model.Slave
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		sl, err = scanSlave(tx.QueryRowContext(ctx, `SELECT `+slaveCols+` FROM slaves s WHERE s.id = ?`+s.d.ForUpdate, slaveID))
+		sl, err = scanSlave(s.queryRow(ctx, tx, s.q.slaveLocked, slaveID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("slave %s: %w", slaveID, model.ErrNotFound)
 		} else if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE slaves SET last_heartbeat = ? WHERE id = ?`, ms(now), slaveID)
+		_, err = s.exec(ctx, tx, s.q.heartbeat, ms(now), slaveID)
 		return err
 	})
 	return sl, err
@@ -62,7 +62,7 @@ func (s *Store) Heartbeat(ctx context.Context, slaveID string, now time.Time) (m
 
 // GetSlave implements store.Store.
 func (s *Store) GetSlave(ctx context.Context, slaveID string) (model.Slave, error) {
-	sl, err := scanSlave(s.r.QueryRowContext(ctx, `SELECT `+slaveCols+` FROM slaves s WHERE s.id = ?`, slaveID))
+	sl, err := scanSlave(s.queryRow(ctx, s.r, s.q.getSlave, slaveID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return sl, fmt.Errorf("slave %s: %w", slaveID, model.ErrNotFound)
 	}
@@ -86,7 +86,7 @@ func (s *Store) SetSlaveState(ctx context.Context, slaveID string, state model.S
 		if _, err := tx.ExecContext(ctx, `UPDATE slaves SET state = ?, ended_at = ? WHERE id = ?`, string(state), ms(ended), slaveID); err != nil {
 			return err
 		}
-		return event(ctx, tx, ev)
+		return s.event(ctx, tx, ev)
 	})
 }
 
@@ -120,6 +120,6 @@ func (s *Store) ListSlaves(ctx context.Context, aliveOnly bool) ([]model.Slave, 
 
 // RunningOn implements store.Store.
 func (s *Store) RunningOn(ctx context.Context, slaveID string) ([]model.Attempt, error) {
-	out, err := queryAttempts(ctx, s.r, `WHERE a.slave_id = ? AND a.state = ? ORDER BY a.id`, slaveID, string(model.Running))
+	out, err := s.queryAttempts(ctx, s.r, s.q.runningOn, slaveID, string(model.Running))
 	return out, s.classify(err)
 }

@@ -47,19 +47,104 @@ type Dialect struct {
 type Store struct {
 	w, r    *sql.DB
 	d       Dialect
+	q       queries
 	newID   func() string
 	retries int
+	// prepared holds the statements of the hot path, prepared once on each
+	// pool: parsing them again on every call was most of the cost of a
+	// start and a finish. Read-only after New.
+	prepared map[string]preparedStmt
 }
+
+// preparedStmt is one statement prepared on the write pool (for
+// transactions) and on the read pool.
+type preparedStmt struct{ w, r *sql.Stmt }
 
 var _ store.Store = (*Store)(nil)
 
-// New returns a Store using w for writes and r for reads.
-func New(w, r *sql.DB, d Dialect) *Store {
-	return &Store{w: w, r: r, d: d, newID: model.NewToken, retries: 5}
+// New returns a Store using w for writes and r for reads, with the
+// statements of the hot path prepared.
+func New(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, error) {
+	s := &Store{w: w, r: r, d: d, q: newQueries(d), newID: model.NewToken, retries: 5,
+		prepared: make(map[string]preparedStmt)}
+	for _, text := range s.q.hot() {
+		if _, ok := s.prepared[text]; ok {
+			continue
+		}
+		var p preparedStmt
+		var err error
+		if p.w, err = w.PrepareContext(ctx, text); err == nil && r != w {
+			p.r, err = r.PrepareContext(ctx, text)
+		} else {
+			p.r = p.w
+		}
+		if err != nil {
+			s.closeStmts()
+			return nil, fmt.Errorf("%s: preparing %q: %w", d.Name, model.Clip(text, 80), err)
+		}
+		s.prepared[text] = p
+	}
+	return s, nil
 }
 
-// Close closes the pools.
+func (s *Store) closeStmts() {
+	for _, p := range s.prepared {
+		p.w.Close()
+		if p.r != nil && p.r != p.w {
+			p.r.Close()
+		}
+	}
+}
+
+// stmt returns the statement prepared for text, bound to q (a transaction
+// or one of the pools), or nil if text is not among the prepared ones.
+func (s *Store) stmt(ctx context.Context, q querier, text string) *sql.Stmt {
+	p, ok := s.prepared[text]
+	if !ok {
+		return nil
+	}
+	switch q := q.(type) {
+	case *sql.Tx:
+		// Reuses the statement where it is prepared on the transaction's
+		// connection already; prepares it there otherwise.
+		return q.StmtContext(ctx, p.w)
+	case *sql.DB:
+		if q == s.r {
+			return p.r
+		}
+		if q == s.w {
+			return p.w
+		}
+	}
+	return nil
+}
+
+// exec, query and queryRow run text on q, prepared when it is one of the
+// hot statements.
+func (s *Store) exec(ctx context.Context, q querier, text string, args ...any) (sql.Result, error) {
+	if st := s.stmt(ctx, q, text); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return q.ExecContext(ctx, text, args...)
+}
+
+func (s *Store) query(ctx context.Context, q querier, text string, args ...any) (*sql.Rows, error) {
+	if st := s.stmt(ctx, q, text); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return q.QueryContext(ctx, text, args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, q querier, text string, args ...any) *sql.Row {
+	if st := s.stmt(ctx, q, text); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.QueryRowContext(ctx, text, args...)
+}
+
+// Close closes the statements and the pools.
 func (s *Store) Close() error {
+	s.closeStmts()
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())

@@ -49,6 +49,42 @@ type countingConn struct {
 	n *atomic.Int64
 }
 
+// PrepareContext counts the runs of a prepared statement, not its
+// preparation: that happens once per connection.
+func (c countingConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	st, err := c.fullConn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	full, ok := st.(fullStmt)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("statement %T lacks the context methods", st)
+	}
+	return countingStmt{full, c.n}, nil
+}
+
+type fullStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
+	driver.StmtQueryContext
+}
+
+type countingStmt struct {
+	fullStmt
+	n *atomic.Int64
+}
+
+func (s countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	s.n.Add(1)
+	return s.fullStmt.ExecContext(ctx, args)
+}
+
+func (s countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	s.n.Add(1)
+	return s.fullStmt.QueryContext(ctx, args)
+}
+
 func (c countingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
 	c.n.Add(1)
 	return c.fullConn.ExecContext(ctx, q, args)

@@ -1,0 +1,94 @@
+package sqlstore
+
+import "strings"
+
+// queries are the statements of the hot path (a task's feed, start and
+// finish, a slave's heartbeat, the feeder's reads), as one dialect writes
+// them. Each is prepared once, in New; the call sites use these very
+// strings, which is how they find the prepared statement.
+type queries struct {
+	attemptByID, attemptByLease, attemptByIDLocked string
+	// runByID and runByLease read an attempt with its task's row in one
+	// statement, where no row locks are needed (SQLite).
+	runByID, runByLease string
+	taskLocked          string
+	nextAttempt         string
+	saveAttempt         string
+	insertAttempt       string
+	saveGroup           string
+	event               string
+	jobLocked, getJob   string
+	saveJob             string
+	upsertDuration      string
+	slaveLocked         string
+	getSlave            string
+	heartbeat           string
+	runningOn           string
+	markEnqueued        string
+	enqueuedState       string
+	backlog             string
+	waiting             string
+	enqueued            string
+	unenqueue           string
+}
+
+func newQueries(d Dialect) queries {
+	attempts := "SELECT " + attemptCols + " "
+	run := "SELECT " + attemptColsOnly + ", " + taskColsOf("t") + " " + attemptFrom + " "
+	return queries{
+		attemptByID:       attempts + "WHERE a.id = ?",
+		attemptByLease:    attempts + "WHERE a.lease = ?",
+		attemptByIDLocked: attempts + "WHERE a.id = ?" + d.ForUpdate,
+		runByID:           run + "WHERE a.id = ?",
+		runByLease:        run + "WHERE a.lease = ?",
+		taskLocked:        "SELECT " + taskCols + " FROM tasks WHERE id = ?" + d.ForUpdate,
+		nextAttempt:       attempts + "WHERE a.task_row = ? AND a.attempt = ?",
+		saveAttempt: `UPDATE attempts SET state = ?, token = ?, lease = ?, priority = ?,
+		enqueued = ?, entry_id = ?, slave_id = ?, slot = ?, hostname = ?, runs = ?, started_at = ?,
+		finished_at = ?, exit_code = ?, stdout_key = ?, stderr_key = ?, artifact_key = ?, missing = ?,
+		error = ?, hot_items = ?, cold_items = ?, hot_bytes = ?, cold_bytes = ?, fetch_ms = ? WHERE id = ?`,
+		insertAttempt: `INSERT INTO attempts (task_row, job_id, attempt, state, token,
+		priority, submitted_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		saveGroup: `UPDATE tasks SET g_attempts = ?, g_finished = ?, g_succeeded = ?,
+		g_failed = ?, g_timedout = ?, g_canceled = ?, g_retried = ?, g_latest = ?, max_retries = ?,
+		g_cancel = ? WHERE id = ?`,
+		event: `INSERT INTO events (at, kind, slave_id, job_id, task_id, attempt, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		jobLocked: `SELECT ` + jobCols + counterCols + ` FROM jobs WHERE id = ?` + d.ForUpdate,
+		getJob:    `SELECT ` + jobCols + counterCols + ` FROM jobs WHERE id = ?`,
+		saveJob: `UPDATE jobs SET finished_at = ?, canceled = ?, hot_items = ?, cold_items = ?,
+		hot_bytes = ?, cold_bytes = ?, fetch_ms = ?, ` + counterSets + ` WHERE id = ?`,
+		upsertDuration: d.UpsertDuration,
+		slaveLocked:    `SELECT ` + slaveCols + ` FROM slaves s WHERE s.id = ?` + d.ForUpdate,
+		getSlave:       `SELECT ` + slaveCols + ` FROM slaves s WHERE s.id = ?`,
+		heartbeat:      `UPDATE slaves SET last_heartbeat = ? WHERE id = ?`,
+		runningOn:      attempts + `WHERE a.slave_id = ? AND a.state = ? ORDER BY a.id`,
+		markEnqueued: `UPDATE attempts SET enqueued = 1, entry_id = ?
+			WHERE id = ? AND token = ? AND state = ?`,
+		enqueuedState: `SELECT state FROM attempts WHERE id = ? AND token = ?`,
+		backlog: `SELECT job_id, 0, MIN(id), COUNT(*),
+		SUM(CASE WHEN priority <= ? THEN 1 ELSE 0 END) FROM attempts WHERE state = ? AND enqueued = 0 GROUP BY job_id
+		UNION ALL SELECT job_id, 1, 0, COUNT(*), 0 FROM attempts WHERE state = ? AND enqueued = 1 GROUP BY job_id`,
+		waiting: attempts + `WHERE a.state = ? AND a.enqueued = 0 AND a.job_id = ?
+		ORDER BY a.priority, a.id LIMIT ?`,
+		enqueued:  attempts + `WHERE a.state = ? AND a.enqueued = 1 AND a.id > ? ORDER BY a.id LIMIT ?`,
+		unenqueue: `UPDATE attempts SET enqueued = 0 WHERE id = ? AND entry_id = ? AND state = ?`,
+	}
+}
+
+// hot lists the statements to prepare.
+func (q queries) hot() []string {
+	return []string{q.attemptByID, q.attemptByLease, q.attemptByIDLocked, q.runByID, q.runByLease,
+		q.taskLocked, q.nextAttempt, q.saveAttempt, q.insertAttempt, q.saveGroup, q.event, q.jobLocked,
+		q.getJob, q.saveJob, q.upsertDuration, q.slaveLocked, q.getSlave, q.heartbeat, q.runningOn,
+		q.markEnqueued, q.enqueuedState, q.backlog, q.waiting, q.enqueued, q.unenqueue}
+}
+
+// taskColsOf is taskCols with each column qualified by alias.
+func taskColsOf(alias string) string {
+	cols := strings.Split(taskCols, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
