@@ -38,11 +38,13 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 	a, spec, err := m.store.StartAttempt(ctx, sr, m.now())
 	var held *lifecycle.HeldError
 	if errors.As(err, &held) {
-		// The entry's lease ran out in the queue (a restart of beanstalkd
-		// with its binlog does that to every reserved entry). While the
-		// slave that runs it is alive, it is still running: refuse, so that
-		// no task runs twice. A dead holder's run is taken over.
-		if m.slaveAlive(ctx, held.SlaveID) {
+		// The queue handed the entry on while its holder ran it: the
+		// holder's connection to the queue dropped (its process died), its
+		// lease ran out, or the queue restarted (beanstalkd with its binlog
+		// does that to every reserved entry). While the holder is alive it
+		// still runs the task: refuse, so that no task runs twice. A dead
+		// holder's run is taken over.
+		if !m.holderGone(ctx, held.SlaveID) {
 			return a, spec, fmt.Errorf("start: %w", err)
 		}
 		sr.Takeover = true
@@ -69,11 +71,52 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 	return a, spec, nil
 }
 
-// slaveAlive: registered, not lost or gone, and heard from within the
-// heartbeat timeout.
-func (m *Master) slaveAlive(ctx context.Context, id string) bool {
-	s, err := m.store.GetSlave(ctx, id)
-	return err == nil && s.State == model.SlaveAlive && m.now().Sub(s.LastHeartbeat) <= m.cfg.HeartbeatTimeout
+// holderGone reports whether the slave that holds a run whose queue entry
+// came back is gone, so that the run may be taken over. A slave is gone if
+// it is lost, has ended, or has been silent past the heartbeat timeout.
+//
+// The entry coming back is evidence already (the queue ended the holder's
+// reservation), so less silence is asked of the holder than of a slave the
+// reaper declares lost: a live slave heartbeats every interval, so a holder
+// silent for one and a half intervals is taken to be dead, and its run
+// starts elsewhere seconds after a SIGKILL rather than after the heartbeat
+// timeout. If the holder has not been silent that long yet, Start waits
+// until it has, and looks again: a holder that heartbeats meanwhile is
+// alive, and the entry is refused. Were a live holder taken for dead (a
+// heartbeat very late), the task would run twice but count once: the
+// superseded run's lease is no longer current, its result is refused, and
+// its slave is told to kill it at its next heartbeat.
+//
+// Within StartGrace of the master's start or of a store outage, heartbeats
+// may not have been recorded, and only the heartbeat timeout counts.
+func (m *Master) holderGone(ctx context.Context, id string) bool {
+	for waited := false; ; waited = true {
+		s, err := m.store.GetSlave(ctx, id)
+		if err != nil || s.State != model.SlaveAlive {
+			return true
+		}
+		silent := m.now().Sub(s.LastHeartbeat)
+		if silent > m.cfg.HeartbeatTimeout {
+			return true
+		}
+		if m.inGrace() {
+			return false
+		}
+		wait := m.cfg.HeartbeatInterval*3/2 - silent
+		if wait < 0 {
+			return true
+		}
+		if waited {
+			return false
+		}
+		t := time.NewTimer(wait + 10*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 // OutputKey is where an output of a run is stored. The lease makes it

@@ -365,6 +365,62 @@ func TestRedeliveryDoesNotRunTwice(t *testing.T) {
 	}
 }
 
+// Once the queue has handed a running attempt's entry to another slave, a
+// holder silent for one and a half heartbeat intervals (short of the
+// heartbeat timeout) is taken for dead and its run taken over; one heard
+// from more recently is not. The superseded run's finish is refused, and
+// its slave is told to kill it.
+func TestRedeliveryTakesOverSilentHolder(t *testing.T) {
+	f := newFixture(t, server.Config{HeartbeatInterval: time.Second}) // timeout 3 s
+	holder, other := f.slave(), f.slave()
+	f.clock.Add(4 * time.Second) // past the master's start grace
+	for _, s := range []string{holder, other} {
+		if _, err := f.m.Heartbeat(f.ctx, s, protocol.Heartbeat{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.submit("r", "t")
+	f.m.FeedOnce(f.ctx)
+	c, _ := f.q.NewConsumer(f.ctx)
+	res, e := f.reserve(c)
+	first, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: holder, EntryID: res.ID, Entry: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // the holder's connection to the queue drops: the entry is ready again
+	c2, _ := f.q.NewConsumer(f.ctx)
+	defer c2.Close()
+	res2, e2 := f.reserve(c2)
+	if res2.ID != res.ID {
+		t.Fatalf("second delivery: %+v", res2)
+	}
+
+	f.clock.Add(time.Second) // the holder's next heartbeat is not late yet
+	if _, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: other, EntryID: res2.ID, Entry: e2}); !errors.Is(err, model.ErrConflict) {
+		t.Fatalf("start while the holder was heard from 1 s ago: %v; want conflict", err)
+	}
+	f.clock.Add(600 * time.Millisecond) // 1.6 intervals of silence
+	second, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: other, EntryID: res2.ID, Entry: e2})
+	if err != nil || second.Lease == first.Lease || second.SlaveID != other || second.Runs != 2 {
+		t.Fatalf("start after 1.6 intervals of silence: %+v, %v; want a takeover by the other slave", second, err)
+	}
+	if _, _, err := f.m.Finish(f.ctx, first.Lease, protocol.Finish{}); !errors.Is(err, model.ErrConflict) {
+		t.Errorf("finish by the superseded run: %v; want conflict", err)
+	}
+	reply, err := f.m.Heartbeat(f.ctx, holder, protocol.Heartbeat{Running: []string{first.Lease}})
+	if err != nil || len(reply.Kill) != 1 || reply.Kill[0] != first.Lease {
+		t.Errorf("the holder's late heartbeat: %+v, %v; want its superseded run killed", reply, err)
+	}
+	out, _, err := f.m.Finish(f.ctx, second.Lease, protocol.Finish{})
+	if err != nil || out.Attempt.State != model.Passed {
+		t.Fatalf("finish of the run that took over: %+v, %v", out, err)
+	}
+	job, _ := f.m.Job(f.ctx, "r")
+	if job.Counts.TotalTasks != 1 || job.Counts.SucceededTasks != 1 || job.Counts.FinishedTasks != 1 {
+		t.Errorf("counters: %+v; want one task, passed once", job.Counts)
+	}
+}
+
 // A run the store has on a slave that the slave does not report (running
 // or pending) is queued again at the slave's heartbeat, once it is older
 // than two heartbeat intervals; one it reports, or a pending result, stays.

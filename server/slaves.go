@@ -154,7 +154,7 @@ func (m *Master) reap(ctx context.Context) error {
 // master's, not the slaves'.
 func (m *Master) ReapOnce(ctx context.Context) ([]string, error) {
 	now := m.now()
-	if now.Sub(m.born) < m.cfg.StartGrace || now.Sub(m.lastOutage()) < m.cfg.StartGrace {
+	if m.inGrace() {
 		return nil, nil
 	}
 	alive, err := m.store.ListSlaves(ctx, true)
@@ -177,6 +177,14 @@ func (m *Master) ReapOnce(ctx context.Context) ([]string, error) {
 		lost = append(lost, s.ID)
 	}
 	return lost, errors.Join(errs...)
+}
+
+// inGrace: the master started, or could not record a heartbeat, less than
+// StartGrace ago. Silences that began then were the master's, not the
+// slaves'.
+func (m *Master) inGrace() bool {
+	now := m.now()
+	return now.Sub(m.born) < m.cfg.StartGrace || now.Sub(m.lastOutage()) < m.cfg.StartGrace
 }
 
 // noteOutage records that a heartbeat could not be recorded now.

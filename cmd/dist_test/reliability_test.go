@@ -93,6 +93,18 @@ func (r *reliability) pid(task string) int {
 	return pid
 }
 
+// process returns the slave process that registered as slaveID.
+func (r *reliability) process(slaveID string) *proc {
+	r.t.Helper()
+	for _, sl := range r.stack.slaves {
+		if strings.Contains(sl.log.String(), slaveID) {
+			return sl
+		}
+	}
+	r.t.Fatalf("no slave process logged registration %s", slaveID)
+	return nil
+}
+
 // Case 0: a slave starts; the master records it, with its resources, and
 // its heartbeats.
 func TestCase0SlaveStarts(t *testing.T) {
@@ -232,20 +244,7 @@ func TestCase3SlaveSuspended(t *testing.T) {
 	job := r.submit([]jobTask{{IsolateHash: r.archive("once", "ARG=x"), Description: "x"}})
 	run := r.running(job, 1)[0]
 	stale := r.pid("x")
-	var victim *proc
-	for _, s := range r.registrations() {
-		if s.ID == run.Slave {
-			// Registrations and processes were started in the same order.
-			for i, sl := range r.stack.slaves {
-				if strings.Contains(sl.log.String(), s.ID) {
-					victim = r.stack.slaves[i]
-				}
-			}
-		}
-	}
-	if victim == nil {
-		t.Fatalf("no slave process logged registration %s", run.Slave)
-	}
+	victim := r.process(run.Slave)
 	victim.signal(syscall.SIGSTOP)
 	stopped := time.Now()
 	var j protocol.Job
@@ -293,5 +292,58 @@ func TestCase3SlaveSuspended(t *testing.T) {
 		if s.State != "alive" {
 			t.Errorf("slave %s is %s; the reset one is a slave like any other", s.ID, s.State)
 		}
+	}
+}
+
+// Case 4: a slave is killed (SIGKILL) while it runs a task. Its queue
+// connection drops, so the queue hands the entry to the other slave at
+// once, and the master lets that slave take the run over as soon as the
+// dead one has missed a heartbeat: before the heartbeat timeout, when the
+// reaper declares the dead slave lost. The task is run again and counts
+// once; the reaper finds no run left to queue again.
+func TestCase4SlaveKilled(t *testing.T) {
+	r := newReliability(t, 2, 1, "")
+	job := r.submit([]jobTask{{IsolateHash: r.archive("once", "ARG=k"), Description: "k"}})
+	run := r.running(job, 1)[0]
+	stale := r.pid("k")
+	// The killed slave cannot kill its task: that is left to the test.
+	t.Cleanup(func() { _ = syscall.Kill(stale, syscall.SIGKILL) })
+	r.process(run.Slave).kill()
+	killed := time.Now()
+
+	var j protocol.Job
+	waitFor(t, 60*time.Second, "the task to finish elsewhere", func() bool {
+		r.get("/api/v1/jobs/"+job, &j)
+		return j.Status == "finished"
+	})
+	evs := r.events("job=" + job)
+	if got := kinds(evs); got != "job_submitted attempt_started attempt_started attempt_finished" {
+		t.Fatalf("events of the job: %s; want the run taken over, not queued again", got)
+	}
+	takeover := evs[2]
+	if takeover.SlaveID == run.Slave || !strings.Contains(takeover.Detail, "taking over from "+run.Slave) {
+		t.Errorf("second start: %+v; want the other slave taking over from %s", takeover, run.Slave)
+	}
+	if got := kinds(r.events("slave=" + run.Slave)); got != "slave_started attempt_started" {
+		t.Errorf("events of the killed slave when its run was taken over: %s; want it not declared lost yet", got)
+	}
+	t.Logf("killed at %s; running elsewhere %s later", killed.Format(time.TimeOnly), takeover.At.Sub(killed).Round(time.Millisecond))
+
+	// The reaper declares the dead slave lost later, and has nothing to
+	// queue again: the run moved.
+	waitFor(t, 60*time.Second, "the killed slave to be declared lost", func() bool {
+		return strings.Contains(kinds(r.events("slave="+run.Slave)), "slave_lost")
+	})
+	if got := kinds(r.events("slave=" + run.Slave)); got != "slave_started attempt_started slave_lost" {
+		t.Errorf("events of the killed slave: %s", got)
+	}
+	r.get("/api/v1/jobs/"+job, &j)
+	a := r.attempts(job)
+	if j.TotalTasks != 1 || j.SucceededTasks != 1 || j.FinishedTasks != 1 || j.FailedTasks != 0 || j.RetriedTasks != 0 ||
+		len(a) != 1 || a[0].Runs != 2 || a[0].Slave == run.Slave || a[0].State != "passed" {
+		t.Errorf("job %+v, attempts %+v; want one attempt, passed on the other slave in its second run", j.Counts, a)
+	}
+	if got := kinds(r.events("job=" + job)); got != "job_submitted attempt_started attempt_started attempt_finished" {
+		t.Errorf("events of the job after the reaper: %s", got)
 	}
 }
