@@ -23,6 +23,7 @@ import (
 var Dialect = sqlstore.Dialect{
 	Name:      "mysql",
 	ForUpdate: " FOR UPDATE",
+	Explain:   "EXPLAIN",
 	UpsertDuration: `INSERT INTO durations (desc_hash, description, avg_ms, samples, updated_at)
 		VALUES (?, ?, ?, ?, ?)
 		ON DUPLICATE KEY UPDATE

@@ -60,3 +60,21 @@ func BenchmarkTaskLife(b *testing.B) {
 	defer s.Close()
 	storetest.BenchTaskLife(b, s)
 }
+
+// A page of 500 attempts of a 10,000-task job is read through the indexes
+// (attempts_page), in their order: no table
+// scan, no sort.
+func TestPageUsesIndexes(t *testing.T) {
+	s, err := mysql.OpenDSN(context.Background(), testenv.MySQL(t), "test database")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, plan := range storetest.PagePlans(t, s) {
+		all := strings.Join(plan, "\n")
+		if strings.Contains(all, "type=ALL") || strings.Contains(all, "filesort") || strings.Contains(all, "temporary") ||
+			!strings.Contains(all, "key=attempts_page") {
+			t.Errorf("plan of a page (%s):\n%s\nwant both tables read through their indexes, in order", name, all)
+		}
+	}
+}

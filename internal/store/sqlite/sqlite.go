@@ -23,6 +23,7 @@ import (
 var Dialect = sqlstore.Dialect{
 	Name:      "sqlite",
 	ForUpdate: "",
+	Explain:   "EXPLAIN QUERY PLAN",
 	UpsertDuration: `INSERT INTO durations (desc_hash, description, avg_ms, samples, updated_at)
 		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (desc_hash) DO UPDATE SET

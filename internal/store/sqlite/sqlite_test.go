@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dist-test/dist_test/internal/store"
@@ -60,4 +61,22 @@ func BenchmarkTaskLife(b *testing.B) {
 	}
 	defer s.Close()
 	storetest.BenchTaskLife(b, s)
+}
+
+// A page of 500 attempts of a 10,000-task job is read through the indexes
+// (attempts_page), in their
+// order: no table scan, no sort.
+func TestPageUsesIndexes(t *testing.T) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "dist_test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, plan := range storetest.PagePlans(t, s) {
+		all := strings.Join(plan, "\n")
+		if strings.Contains(all, "SCAN") || strings.Contains(all, "TEMP B-TREE") ||
+			!strings.Contains(all, "SEARCH a USING INDEX attempts_page") {
+			t.Errorf("plan of a page (%s):\n%s\nwant both tables searched through their indexes, in order", name, all)
+		}
+	}
 }

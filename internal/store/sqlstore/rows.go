@@ -153,7 +153,7 @@ func (s *Store) saveAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) er
 // insertAttempt writes a new attempt and returns its row id.
 func (s *Store) insertAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) (int64, error) {
 	res, err := s.exec(ctx, tx, s.q.insertAttempt,
-		a.TaskRow, a.JobID, a.Attempt, string(a.State), a.Token, int64(a.Priority), ms(a.SubmittedAt), a.Error)
+		a.TaskRow, a.TaskRow, a.JobID, a.Attempt, string(a.State), a.Token, int64(a.Priority), ms(a.SubmittedAt), a.Error)
 	if err != nil {
 		return 0, err
 	}

@@ -26,6 +26,8 @@ type Dialect struct {
 	// ForUpdate is appended to a SELECT that reads a row it will change in
 	// the same transaction. SQLite needs none: its writers are serialised.
 	ForUpdate string
+	// Explain prefixes a SELECT to have its plan described.
+	Explain string
 	// UpsertDuration inserts (desc_hash, description, avg_ms, samples,
 	// updated_at) or folds avg_ms into the existing running average.
 	UpsertDuration string
