@@ -2,14 +2,18 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/dist-test/dist_test/internal/blob/local"
 	"github.com/dist-test/dist_test/internal/model"
+	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/queue"
 	"github.com/dist-test/dist_test/internal/queue/mem"
 	"github.com/dist-test/dist_test/internal/store"
 	"github.com/dist-test/dist_test/internal/store/mysql"
@@ -37,7 +41,7 @@ var benchStores = map[string]func(b *testing.B) store.Store{
 }
 
 // benchMaster is a master over st with an in-process queue.
-func benchMaster(b *testing.B, st store.Store) *server.Master {
+func benchMaster(b *testing.B, st store.Store) (*server.Master, queue.Queue) {
 	blobs, _ := local.New(b.TempDir())
 	q := mem.New()
 	b.Cleanup(func() { q.Close() })
@@ -45,7 +49,7 @@ func benchMaster(b *testing.B, st store.Store) *server.Master {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return m
+	return m, q
 }
 
 func benchTasks(n int) []model.TaskSpec {
@@ -64,7 +68,7 @@ func BenchmarkTasksPage(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			st := benchStores[name](b)
 			defer st.Close()
-			m := benchMaster(b, st)
+			m, _ := benchMaster(b, st)
 			tasks := benchTasks(10_000)
 			for _, id := range []string{"big", "other"} {
 				if _, err := m.Submit(context.Background(), server.Submission{ID: id, Tasks: tasks}); err != nil {
@@ -89,13 +93,67 @@ func BenchmarkSubmit10k(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			st := benchStores[name](b)
 			defer st.Close()
-			m := benchMaster(b, st)
+			m, _ := benchMaster(b, st)
 			tasks := benchTasks(10_000)
 			for i := 0; b.Loop(); i++ {
 				if _, err := m.Submit(context.Background(), server.Submission{ID: fmt.Sprintf("bench.%d", i), Tasks: tasks}); err != nil {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkFirstStart10k measures the time from the submission of a
+// 10,000-task job to the start of its first task: the submit, the
+// feeder's first round up to its first put, a slot's reserve and start.
+// Each round has a master of its own over an empty store.
+func BenchmarkFirstStart10k(b *testing.B) {
+	for _, name := range []string{"sqlite", "mysql"} {
+		b.Run(name, func(b *testing.B) {
+			tasks := benchTasks(10_000)
+			var submit time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				st := benchStores[name](b)
+				m, q := benchMaster(b, st)
+				slave, err := m.Register(context.Background(), protocol.Register{Hostname: "h", Slots: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- m.Run(ctx) }()
+				c, err := q.NewConsumer(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				t0 := time.Now()
+				if _, err := m.Submit(ctx, server.Submission{ID: fmt.Sprintf("first.%d", i), Tasks: tasks}); err != nil {
+					b.Fatal(err)
+				}
+				submit += time.Since(t0)
+				res, err := c.Reserve(ctx, time.Minute)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var e protocol.Entry
+				if err := json.Unmarshal(res.Body, &e); err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := m.Start(ctx, protocol.Start{SlaveID: slave.ID, EntryID: res.ID, Entry: e}); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				cancel()
+				<-done
+				c.Close()
+				st.Close()
+			}
+			// The part of the time spent in Submit; the rest is the
+			// feeder's first round, the reserve and the start.
+			b.ReportMetric(float64(submit.Milliseconds())/float64(b.N), "submit-ms/op")
 		})
 	}
 }

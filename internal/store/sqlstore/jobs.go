@@ -21,6 +21,38 @@ import (
 // submission a few dozen statements.
 const insertBatch = 500
 
+// The multi-row statements of a submission, for n rows. Those of
+// insertBatch rows are prepared: a large job runs them again and again.
+func insertTasksSQL(n int) string {
+	return `INSERT INTO tasks (job_id, task_id, idx, isolate_hash, description, timeout_ms, max_retries,
+		artifact_globs, docker_image, expected_ms, g_attempts, g_retried, g_latest) VALUES ` + rowsOf(n, taskInsertCols)
+}
+
+func insertAttemptsSQL(n int) string {
+	return `INSERT INTO attempts (task_row, task_idx, job_id, attempt, state, token, priority, submitted_at, error) VALUES ` +
+		rowsOf(n, attemptInsertCols)
+}
+
+func durationsSQL(n int) string {
+	return `SELECT desc_hash, avg_ms FROM durations WHERE desc_hash IN (` + placeholders(n) + `)`
+}
+
+const taskInsertCols, attemptInsertCols = 13, 9
+
+// rowsOf is "(?,...,?),...,(?,...,?)": n rows of cols marks.
+func rowsOf(n, cols int) string {
+	row := "(" + placeholders(cols) + ")"
+	var b strings.Builder
+	b.Grow(n * (len(row) + 1))
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
 // CreateJob implements store.Store.
 func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) error {
 	sub, err := lifecycle.Submit(job, now)
@@ -52,29 +84,20 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 }
 
 func (s *Store) insertTasks(ctx context.Context, tx *sql.Tx, job model.NewJob, groups []model.Group) error {
-	const cols = `(job_id, task_id, idx, isolate_hash, description, timeout_ms, max_retries,
-		artifact_globs, docker_image, expected_ms, g_attempts, g_retried, g_latest)`
-	const n = 13
 	for start := 0; start < len(job.Tasks); start += insertBatch {
 		end := min(start+insertBatch, len(job.Tasks))
-		var q strings.Builder
-		q.WriteString("INSERT INTO tasks " + cols + " VALUES ")
-		args := make([]any, 0, (end-start)*n)
+		args := make([]any, 0, (end-start)*taskInsertCols)
 		for i := start; i < end; i++ {
 			t := job.Tasks[i]
 			globs, err := json.Marshal(nonNil(t.Spec.ArtifactGlobs))
 			if err != nil {
 				return err
 			}
-			if i > start {
-				q.WriteString(",")
-			}
-			q.WriteString("(" + placeholders(n) + ")")
 			args = append(args, job.ID, t.TaskID, t.Index, t.Spec.IsolateHash, t.Spec.Description,
 				t.Spec.Timeout.Milliseconds(), t.Spec.MaxRetries, string(globs), t.Spec.DockerImage,
 				t.Expected.Milliseconds(), groups[i].Attempts, groups[i].Retried, groups[i].Latest)
 		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		if _, err := s.exec(ctx, tx, insertTasksSQL(end-start), args...); err != nil {
 			if s.d.Duplicate(err) {
 				return fmt.Errorf("%w: job %s lists a task id twice", model.ErrInvalid, job.ID)
 			}
@@ -104,23 +127,15 @@ func (s *Store) taskRows(ctx context.Context, q querier, jobID string) (map[stri
 }
 
 func (s *Store) insertFirstAttempts(ctx context.Context, tx *sql.Tx, job model.NewJob, taskRows map[string]int64, now time.Time) error {
-	const cols = `(task_row, task_idx, job_id, attempt, state, token, priority, submitted_at, error)`
-	const n = 9
 	for start := 0; start < len(job.Tasks); start += insertBatch {
 		end := min(start+insertBatch, len(job.Tasks))
-		var q strings.Builder
-		q.WriteString("INSERT INTO attempts " + cols + " VALUES ")
-		args := make([]any, 0, (end-start)*n)
+		args := make([]any, 0, (end-start)*attemptInsertCols)
 		for i := start; i < end; i++ {
 			t := job.Tasks[i]
-			if i > start {
-				q.WriteString(",")
-			}
-			q.WriteString("(" + placeholders(n) + ")")
 			args = append(args, taskRows[t.TaskID], t.Index, job.ID, t.Spec.Attempt, string(model.Queued),
 				s.newID(), int64(t.Priority), ms(now), "")
 		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		if _, err := s.exec(ctx, tx, insertAttemptsSQL(end-start), args...); err != nil {
 			return err
 		}
 	}
@@ -310,8 +325,7 @@ func (s *Store) Durations(ctx context.Context, descriptions []string) (map[strin
 	}
 	for start := 0; start < len(hashes); start += insertBatch {
 		part := hashes[start:min(start+insertBatch, len(hashes))]
-		rows, err := s.r.QueryContext(ctx, `SELECT desc_hash, avg_ms FROM durations WHERE desc_hash IN (`+
-			placeholders(len(part))+`)`, part...)
+		rows, err := s.query(ctx, s.r, durationsSQL(len(part)), part...)
 		if err != nil {
 			return nil, s.classify(err)
 		}

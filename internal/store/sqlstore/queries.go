@@ -81,7 +81,8 @@ func (q queries) hot() []string {
 	return []string{q.attemptByID, q.attemptByLease, q.attemptByIDLocked, q.runByID, q.runByLease,
 		q.taskLocked, q.nextAttempt, q.saveAttempt, q.insertAttempt, q.saveGroup, q.event, q.jobLocked,
 		q.getJob, q.saveJob, q.upsertDuration, q.slaveLocked, q.getSlave, q.heartbeat, q.runningOn,
-		q.markEnqueued, q.enqueuedState, q.backlog, q.waiting, q.enqueued, q.unenqueue}
+		q.markEnqueued, q.enqueuedState, q.backlog, q.waiting, q.enqueued, q.unenqueue,
+		insertTasksSQL(insertBatch), insertAttemptsSQL(insertBatch), durationsSQL(insertBatch)}
 }
 
 // taskColsOf is taskCols with each column qualified by alias.
