@@ -76,6 +76,9 @@ func BenchmarkTasksPage(b *testing.B) {
 				}
 			}
 			p := store.AttemptPage{Limit: 500, After: &store.Cursor{Index: 5000}}
+			var cpu testenv.CPUMeter
+			cpu.Start()
+			defer func() { cpu.Stop(); cpu.Report(b) }()
 			for b.Loop() {
 				page, err := m.Attempts(context.Background(), "big", p)
 				if err != nil || len(page) != 500 || page[0].Index != 5001 {
@@ -95,6 +98,9 @@ func BenchmarkSubmit10k(b *testing.B) {
 			defer st.Close()
 			m, _ := benchMaster(b, st)
 			tasks := benchTasks(10_000)
+			var cpu testenv.CPUMeter
+			cpu.Start()
+			defer func() { cpu.Stop(); cpu.Report(b) }()
 			for i := 0; b.Loop(); i++ {
 				if _, err := m.Submit(context.Background(), server.Submission{ID: fmt.Sprintf("bench.%d", i), Tasks: tasks}); err != nil {
 					b.Fatal(err)
@@ -113,6 +119,7 @@ func BenchmarkFirstStart10k(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			tasks := benchTasks(10_000)
 			var submit time.Duration
+			var cpu testenv.CPUMeter
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				st := benchStores[name](b)
@@ -129,6 +136,7 @@ func BenchmarkFirstStart10k(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
+				cpu.Start()
 				t0 := time.Now()
 				if _, err := m.Submit(ctx, server.Submission{ID: fmt.Sprintf("first.%d", i), Tasks: tasks}); err != nil {
 					b.Fatal(err)
@@ -145,6 +153,7 @@ func BenchmarkFirstStart10k(b *testing.B) {
 				if _, _, err := m.Start(ctx, protocol.Start{SlaveID: slave.ID, EntryID: res.ID, Entry: e}); err != nil {
 					b.Fatal(err)
 				}
+				cpu.Stop()
 				b.StopTimer()
 				cancel()
 				<-done
@@ -154,6 +163,7 @@ func BenchmarkFirstStart10k(b *testing.B) {
 			// The part of the time spent in Submit; the rest is the
 			// feeder's first round, the reserve and the start.
 			b.ReportMetric(float64(submit.Milliseconds())/float64(b.N), "submit-ms/op")
+			cpu.Report(b)
 		})
 	}
 }

@@ -21,9 +21,10 @@ import (
 
 // Dialect is SQLite's part of sqlstore.
 var Dialect = sqlstore.Dialect{
-	Name:      "sqlite",
-	ForUpdate: "",
-	Explain:   "EXPLAIN QUERY PLAN",
+	Name:        "sqlite",
+	ForUpdate:   "",
+	Explain:     "EXPLAIN QUERY PLAN",
+	GroupCommit: true,
 	UpsertDuration: `INSERT INTO durations (desc_hash, description, avg_ms, samples, updated_at)
 		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (desc_hash) DO UPDATE SET

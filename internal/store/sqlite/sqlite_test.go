@@ -80,3 +80,13 @@ func TestPageUsesIndexes(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTaskLifeParallel: the same with 32 slots at once.
+func BenchmarkTaskLifeParallel(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "dist_test.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchTaskLifeParallel(b, s)
+}

@@ -15,7 +15,7 @@ import (
 
 // lockTasks reads, for update, the rows of a job's tasks that match where.
 func (s *Store) lockTasks(ctx context.Context, tx *sql.Tx, jobID, where string, args ...any) ([]lifecycle.Task, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks
+	rows, err := s.query(ctx, tx, `SELECT `+taskCols+` FROM tasks
 		WHERE job_id = ? `+where+` ORDER BY id`+s.d.ForUpdate, append([]any{jobID}, args...)...)
 	if err != nil {
 		return nil, err
@@ -33,9 +33,9 @@ func (s *Store) lockTasks(ctx context.Context, tx *sql.Tx, jobID, where string, 
 }
 
 // jobExists is ErrNotFound for a job id that names no job.
-func jobExists(ctx context.Context, tx *sql.Tx, jobID string) error {
+func (s *Store) jobExists(ctx context.Context, tx *sql.Tx, jobID string) error {
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ?`, jobID).Scan(&one)
+	err := s.queryRow(ctx, tx, `SELECT 1 FROM jobs WHERE id = ?`, jobID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("job %s: %w", jobID, model.ErrNotFound)
 	}
@@ -58,12 +58,12 @@ func (s *Store) CancelJob(ctx context.Context, jobID string, now time.Time) ([]m
 		}
 		if len(open) == 0 {
 			// Nothing to cancel: the job is over, or there is no such job.
-			return jobExists(ctx, tx, jobID)
+			return s.jobExists(ctx, tx, jobID)
 		}
 		c := lifecycle.Cancel(jobID, tasks, open, now)
 		// One statement ends them all, however many: the rows are locked
 		// above, so it meets exactly the attempts of c.Attempts.
-		_, err = tx.ExecContext(ctx, `UPDATE attempts SET state = ?, finished_at = ?, error = ?, lease = NULL
+		_, err = s.exec(ctx, tx, `UPDATE attempts SET state = ?, finished_at = ?, error = ?, lease = NULL
 			WHERE job_id = ? AND state IN (?, ?)`, string(c.End.State), ms(c.End.FinishedAt), c.End.Error,
 			jobID, string(model.Queued), string(model.Running))
 		if err != nil {
@@ -100,7 +100,7 @@ func (s *Store) Retry(ctx context.Context, jobID string, taskIDs []string, rule 
 			return err
 		}
 		if len(tasks) == 0 {
-			if err := jobExists(ctx, tx, jobID); err != nil {
+			if err := s.jobExists(ctx, tx, jobID); err != nil {
 				return err
 			}
 		}

@@ -61,7 +61,7 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		args := append([]any{job.ID, job.User, job.Name, ms(now)}, counterValues(&sub.Counts)...)
-		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, user, name, submitted_at, `+counterCols+
+		_, err := s.exec(ctx, tx, `INSERT INTO jobs (id, user, name, submitted_at, `+counterCols+
 			`) VALUES (`+placeholders(len(args))+`)`, args...)
 		if err != nil {
 			if s.d.Duplicate(err) {
@@ -109,7 +109,7 @@ func (s *Store) insertTasks(ctx context.Context, tx *sql.Tx, job model.NewJob, g
 
 // taskRows maps task id → row id for a job's tasks.
 func (s *Store) taskRows(ctx context.Context, q querier, jobID string) (map[string]int64, error) {
-	rows, err := q.QueryContext(ctx, `SELECT task_id, id FROM tasks WHERE job_id = ?`, jobID)
+	rows, err := s.query(ctx, q, `SELECT task_id, id FROM tasks WHERE job_id = ?`, jobID)
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ func (s *Store) OldJobs(ctx context.Context, before time.Time, limit int) ([]str
 // keys; the job's row goes last.
 func (s *Store) DeleteJob(ctx context.Context, id string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := jobExists(ctx, tx, id); err != nil {
+		if err := s.jobExists(ctx, tx, id); err != nil {
 			return err
 		}
 		for _, q := range []string{
@@ -41,7 +41,7 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 			`DELETE FROM events WHERE job_id = ?`,
 			`DELETE FROM jobs WHERE id = ?`,
 		} {
-			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			if _, err := s.exec(ctx, tx, q, id); err != nil {
 				return fmt.Errorf("deleting job %s: %w", id, err)
 			}
 		}
@@ -61,7 +61,7 @@ func (s *Store) PruneBefore(ctx context.Context, before time.Time) (int64, error
 			{`DELETE FROM events WHERE at < ?`, []any{ms(before)}},
 			{`DELETE FROM slaves WHERE state <> ? AND ended_at > 0 AND ended_at < ?`, []any{string(model.SlaveAlive), ms(before)}},
 		} {
-			res, err := tx.ExecContext(ctx, q.sql, q.args...)
+			res, err := s.exec(ctx, tx, q.sql, q.args...)
 			if err != nil {
 				return err
 			}

@@ -18,12 +18,12 @@ func (s *Store) Secret(ctx context.Context, name string, fresh []byte) ([]byte, 
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// Masters starting at once all insert; the first wins and every
 		// one of them reads its value.
-		_, err := tx.ExecContext(ctx, `INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?)`,
+		_, err := s.exec(ctx, tx, `INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?)`,
 			name, fresh, time.Now().UnixMilli())
 		if err != nil && !s.d.Duplicate(err) {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = ?`, name).Scan(&out)
+		return s.queryRow(ctx, tx, `SELECT value FROM secrets WHERE name = ?`, name).Scan(&out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", name, err)

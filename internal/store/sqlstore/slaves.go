@@ -29,7 +29,7 @@ func scanSlave(r scanner, extra ...any) (model.Slave, error) {
 // RegisterSlave implements store.Store.
 func (s *Store) RegisterSlave(ctx context.Context, sl model.Slave) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO slaves (id, hostname, slots, version, state, cpus,
+		_, err := s.exec(ctx, tx, `INSERT INTO slaves (id, hostname, slots, version, state, cpus,
 			memory_bytes, disk_free_bytes, registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sl.ID, sl.Hostname, sl.Slots, sl.Version, string(model.SlaveAlive), sl.CPUs, sl.MemoryBytes,
 			sl.DiskFreeBytes, ms(sl.RegisteredAt), ms(sl.RegisteredAt))
@@ -73,7 +73,7 @@ func (s *Store) GetSlave(ctx context.Context, slaveID string) (model.Slave, erro
 func (s *Store) SetSlaveState(ctx context.Context, slaveID string, state model.SlaveState, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var old string
-		err := tx.QueryRowContext(ctx, `SELECT state FROM slaves WHERE id = ?`+s.d.ForUpdate, slaveID).Scan(&old)
+		err := s.queryRow(ctx, tx, `SELECT state FROM slaves WHERE id = ?`+s.d.ForUpdate, slaveID).Scan(&old)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("slave %s: %w", slaveID, model.ErrNotFound)
 		} else if err != nil {
@@ -83,7 +83,7 @@ func (s *Store) SetSlaveState(ctx context.Context, slaveID string, state model.S
 		if !changed {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE slaves SET state = ?, ended_at = ? WHERE id = ?`, string(state), ms(ended), slaveID); err != nil {
+		if _, err := s.exec(ctx, tx, `UPDATE slaves SET state = ?, ended_at = ? WHERE id = ?`, string(state), ms(ended), slaveID); err != nil {
 			return err
 		}
 		return s.event(ctx, tx, ev)

@@ -38,6 +38,9 @@ type Dialect struct {
 	Unavailable func(error) bool
 	// Duplicate reports a unique key violation.
 	Duplicate func(error) bool
+	// GroupCommit runs the write transactions that wait for each other
+	// as one (see groupcommit.go): for a database with a single writer.
+	GroupCommit bool
 	// Invalid reports a value the database refuses to store or compare
 	// (too long for its column, not in its character set); nil when the
 	// database takes any value. Such an error is the caller's bad input.
@@ -56,6 +59,7 @@ type Store struct {
 	// pool: parsing them again on every call was most of the cost of a
 	// start and a finish. Read-only after New.
 	prepared map[string]preparedStmt
+	group    *committer // with Dialect.GroupCommit
 }
 
 // preparedStmt is one statement prepared on the write pool (for
@@ -69,7 +73,11 @@ var _ store.Store = (*Store)(nil)
 func New(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, error) {
 	s := &Store{w: w, r: r, d: d, q: newQueries(d), newID: model.NewToken, retries: 5,
 		prepared: make(map[string]preparedStmt)}
-	for _, text := range s.q.hot() {
+	hot := s.q.hot()
+	if d.GroupCommit {
+		hot = append(hot, "SAVEPOINT change", "ROLLBACK TO change", "RELEASE change")
+	}
+	for _, text := range hot {
 		if _, ok := s.prepared[text]; ok {
 			continue
 		}
@@ -85,6 +93,9 @@ func New(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, error) {
 			return nil, fmt.Errorf("%s: preparing %q: %w", d.Name, model.Clip(text, 80), err)
 		}
 		s.prepared[text] = p
+	}
+	if d.GroupCommit {
+		s.startCommitter()
 	}
 	return s, nil
 }
@@ -122,8 +133,9 @@ func (s *Store) stmt(ctx context.Context, q querier, text string) *sql.Stmt {
 }
 
 // exec, query and queryRow run text on q, prepared when it is one of the
-// hot statements.
+// hot statements. Every statement of a write transaction goes through them.
 func (s *Store) exec(ctx context.Context, q querier, text string, args ...any) (sql.Result, error) {
+	ctx = s.stmtContext(ctx, q)
 	if st := s.stmt(ctx, q, text); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -131,6 +143,7 @@ func (s *Store) exec(ctx context.Context, q querier, text string, args ...any) (
 }
 
 func (s *Store) query(ctx context.Context, q querier, text string, args ...any) (*sql.Rows, error) {
+	ctx = s.stmtContext(ctx, q)
 	if st := s.stmt(ctx, q, text); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -138,14 +151,26 @@ func (s *Store) query(ctx context.Context, q querier, text string, args ...any) 
 }
 
 func (s *Store) queryRow(ctx context.Context, q querier, text string, args ...any) *sql.Row {
+	ctx = s.stmtContext(ctx, q)
 	if st := s.stmt(ctx, q, text); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return q.QueryRowContext(ctx, text, args...)
 }
 
+// stmtContext is the context of a statement on q. In a group commit the
+// transaction is shared: a caller's context that ends must not interrupt a
+// statement, which would make SQLite roll back every change of the group.
+func (s *Store) stmtContext(ctx context.Context, q querier) context.Context {
+	if _, ok := q.(*sql.Tx); ok && s.group != nil {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 // Close closes the statements and the pools.
 func (s *Store) Close() error {
+	s.stopCommitter()
 	s.closeStmts()
 	err := s.w.Close()
 	if s.r != s.w {
@@ -160,6 +185,9 @@ func (s *Store) DB() *sql.DB { return s.w }
 // tx runs fn in a write transaction, running it again after a deadlock or a
 // busy database. fn must not have effects outside the transaction.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if s.group != nil {
+		return s.groupTx(ctx, fn)
+	}
 	var err error
 	for try := 0; ; try++ {
 		err = s.tx1(ctx, fn)

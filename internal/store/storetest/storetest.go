@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EnqueuedAndUnenqueue", testEnqueued},
 		{"Slaves", testSlaves},
 		{"ConcurrentFinishes", testConcurrent},
+		{"ConcurrentFinishesAndStale", testConcurrentStale},
 		{"ListAndFilter", testList},
 		{"Events", testEvents},
 		{"Pages", testPages},
@@ -194,4 +195,62 @@ func testConcurrent(t *testing.T, h *harness) {
 	// Odd tasks failed once and were queued again: 30 retries pending.
 	h.counts("conc", model.Counts{TotalTasks: 90, FinishedTasks: 60, RunningTasks: 30, RetriedTasks: 30,
 		FailedTasks: 30, SucceededTasks: 30, TotalGroups: 60, FinishedGroups: 30, SucceededGroups: 30})
+}
+
+// Finishes that arrive together, half of them with leases that are not
+// current, and submissions refused after their first rows were written,
+// each get their own answer: every stale finish a conflict that changes
+// nothing, every refused job absent, every other finish recorded (a store
+// that commits them together must keep them apart).
+func testConcurrentStale(t *testing.T, h *harness) {
+	const n = 40
+	h.job("mix", n, 0)
+	var leases []string
+	for i := range n {
+		leases = append(leases, h.start("mix", taskID(i), uint64(i+1)).Lease)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2*n)
+	for i := range 2 * n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lease := "stale-lease-" + fmt.Sprint(i)
+			if i%2 == 0 {
+				lease = leases[i/2]
+			}
+			_, errs[i] = h.s.FinishAttempt(h.ctx, lease, model.Result{ExitCode: (i / 2) % 2, Duration: time.Second}, h.now)
+		}()
+	}
+	bad := make([]error, 5)
+	for k := range bad {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j := model.NewJob{ID: fmt.Sprint("twice-", k), User: "u"}
+			for range 2 { // the same task id twice: refused at the tasks' insert, after the job's
+				j.Tasks = append(j.Tasks, model.NewTask{TaskID: taskID(0), Spec: model.TaskSpec{IsolateHash: hash}})
+			}
+			bad[k] = h.s.CreateJob(h.ctx, j, h.now)
+		}()
+	}
+	wg.Wait()
+	for k, err := range bad {
+		if !errors.Is(err, model.ErrInvalid) {
+			t.Errorf("job with a task id twice: %v; want invalid", err)
+		}
+		if _, err := h.s.GetJob(h.ctx, fmt.Sprint("twice-", k)); !errors.Is(err, model.ErrNotFound) {
+			t.Errorf("refused job twice-%d: %v; want it not written", k, err)
+		}
+	}
+	for i, err := range errs {
+		if i%2 == 0 && err != nil {
+			t.Errorf("finish %d: %v", i/2, err)
+		}
+		if i%2 == 1 && !errors.Is(err, model.ErrConflict) {
+			t.Errorf("finish with a stale lease: %v; want a conflict", err)
+		}
+	}
+	h.counts("mix", model.Counts{TotalTasks: n, FinishedTasks: n, FailedTasks: n / 2, SucceededTasks: n / 2,
+		TotalGroups: n, FinishedGroups: n, SucceededGroups: n / 2, FailedGroups: n / 2})
 }

@@ -1,0 +1,32 @@
+package testenv
+
+import (
+	"syscall"
+	"testing"
+	"time"
+)
+
+// CPUTime is the CPU time (user and system) the process has used so far.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// CPUMeter reports, as the metric cpu-ms/op, the CPU time the process
+// spends in a benchmark's measured parts: a figure that the other loads of
+// a shared machine disturb far less than the wall time of ns/op.
+type CPUMeter struct {
+	start, total time.Duration
+}
+
+// Start and Stop bracket a measured part.
+func (m *CPUMeter) Start() { m.start = CPUTime() }
+func (m *CPUMeter) Stop()  { m.total += CPUTime() - m.start }
+
+// Report reports the metric for b.N operations.
+func (m *CPUMeter) Report(b *testing.B) {
+	b.ReportMetric(float64(m.total.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
