@@ -28,8 +28,10 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		args := append([]any{job.ID, job.User, job.Name, ms(now)}, counterValues(&sub.Counts)...)
-		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, user, name, submitted_at, `+counterCols+
+		// A job whose every task was refused is finished as it is written.
+		finished := lifecycle.JobChange{Counts: sub.Counts}.Apply(model.Job{}, now).FinishedAt
+		args := append([]any{job.ID, job.User, job.Name, ms(now), ms(finished)}, counterValues(&sub.Counts)...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, user, name, submitted_at, finished_at, `+counterCols+
 			`) VALUES (`+placeholders(len(args))+`)`, args...)
 		if err != nil {
 			if s.d.Duplicate(err) {
@@ -53,8 +55,8 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 
 func (s *Store) insertTasks(ctx context.Context, tx *sql.Tx, job model.NewJob, groups []model.Group) error {
 	const cols = `(job_id, task_id, idx, isolate_hash, description, timeout_ms, max_retries,
-		artifact_globs, docker_image, expected_ms, g_attempts, g_retried, g_latest)`
-	const n = 13
+		artifact_globs, docker_image, expected_ms, g_attempts, g_retried, g_latest, g_finished, g_failed)`
+	const n = 15
 	for start := 0; start < len(job.Tasks); start += insertBatch {
 		end := min(start+insertBatch, len(job.Tasks))
 		var q strings.Builder
@@ -72,7 +74,8 @@ func (s *Store) insertTasks(ctx context.Context, tx *sql.Tx, job model.NewJob, g
 			q.WriteString("(" + placeholders(n) + ")")
 			args = append(args, job.ID, t.TaskID, t.Index, t.Spec.IsolateHash, t.Spec.Description,
 				t.Spec.Timeout.Milliseconds(), t.Spec.MaxRetries, string(globs), t.Spec.DockerImage,
-				t.Expected.Milliseconds(), groups[i].Attempts, groups[i].Retried, groups[i].Latest)
+				t.Expected.Milliseconds(), groups[i].Attempts, groups[i].Retried, groups[i].Latest,
+				groups[i].Finished, groups[i].Failed)
 		}
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			if s.d.Duplicate(err) {
@@ -104,8 +107,8 @@ func (s *Store) taskRows(ctx context.Context, q querier, jobID string) (map[stri
 }
 
 func (s *Store) insertFirstAttempts(ctx context.Context, tx *sql.Tx, job model.NewJob, taskRows map[string]int64, now time.Time) error {
-	const cols = `(task_row, job_id, attempt, state, token, priority, submitted_at, error)`
-	const n = 8
+	const cols = `(task_row, job_id, attempt, state, token, priority, submitted_at, finished_at, stderr_key, error)`
+	const n = 10
 	for start := 0; start < len(job.Tasks); start += insertBatch {
 		end := min(start+insertBatch, len(job.Tasks))
 		var q strings.Builder
@@ -117,8 +120,12 @@ func (s *Store) insertFirstAttempts(ctx context.Context, tx *sql.Tx, job model.N
 				q.WriteString(",")
 			}
 			q.WriteString("(" + placeholders(n) + ")")
-			args = append(args, taskRows[t.TaskID], job.ID, t.Spec.Attempt, string(model.Queued),
-				s.newID(), int64(t.Priority), ms(now), "")
+			state, finished, stderr, why := model.Queued, int64(0), "", ""
+			if r := t.Refused; r != nil {
+				state, finished, stderr, why = model.Failed, ms(now), r.Stderr, r.Error
+			}
+			args = append(args, taskRows[t.TaskID], job.ID, t.Spec.Attempt, string(state),
+				s.newID(), int64(t.Priority), ms(now), finished, stderr, why)
 		}
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return err
