@@ -238,6 +238,12 @@ func TestLegacyMissingInputs(t *testing.T) {
 			}
 		}
 
+		for _, p := range []string{"/job?job_id=miss.1", "/trace?job_id=miss.1"} {
+			if code, body, _ := h.do("GET", p, "", ""); code != 200 || !strings.Contains(body, "miss.1") {
+				t.Errorf("%s: %d with the refused tasks", p, code)
+			}
+		}
+
 		// Only the task whose inputs are there reaches the queue; it passes
 		// and the job ends with the two failures.
 		st, _ := h.startNext()
