@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
@@ -20,6 +23,15 @@ type Submission struct {
 	User  string
 	Name  string
 	Tasks []model.TaskSpec
+	// FailMissingInputs accepts a job naming inputs that the isolate server
+	// lacks, and fails those tasks at once with the reason in their stderr,
+	// rather than refusing the job. It is for the legacy /submit_job: the
+	// original client hides an error answer and retries it for 50 s, but
+	// shows the logs of failed tasks.
+	FailMissingInputs bool
+	// IsolateServer is the isolate server's URL as the user reaches it,
+	// which those logs name.
+	IsolateServer string
 }
 
 // Submit checks a submission and writes it in one transaction; the feeder
@@ -42,8 +54,18 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 		return model.Job{}, fmt.Errorf("%w: job %s has %d tasks; this master accepts at most %d per job",
 			model.ErrTooLarge, sub.ID, len(sub.Tasks), m.cfg.MaxTasksPerJob)
 	}
-	if err := m.checkInputs(ctx, sub.Tasks); err != nil {
+	missing, err := m.missingInputs(ctx, sub.Tasks)
+	if err != nil {
 		return model.Job{}, err
+	}
+	var refused map[string]*model.Refusal
+	if len(missing) > 0 {
+		if !sub.FailMissingInputs {
+			return model.Job{}, missingError(missing)
+		}
+		if refused, err = m.refuse(ctx, sub, missing); err != nil {
+			return model.Job{}, err
+		}
 	}
 	descs := make([]string, len(sub.Tasks))
 	for i, t := range sub.Tasks {
@@ -63,9 +85,20 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 			Expected: expected[i],
 			Priority: model.Priority(expected[i], t.Attempt > 0),
 		}
+		if r := refused[t.IsolateHash]; r != nil {
+			// Running it again cannot help until someone archives the
+			// inputs, and then `dist_test retry` can.
+			job.Tasks[i].Spec.MaxRetries = min(t.MaxRetries, t.Attempt)
+			job.Tasks[i].Refused = r
+		}
 	}
 	if err := m.store.CreateJob(ctx, job, m.now()); err != nil {
+		m.dropRefusals(refused)
 		return model.Job{}, fmt.Errorf("submit %s: %w", sub.ID, err)
+	}
+	if len(refused) > 0 {
+		m.log.InfoContext(ctx, "tasks failed at submission: inputs not on the isolate server", "job", sub.ID,
+			"inputs", len(refused), "isolate_server", sub.IsolateServer)
 	}
 	m.log.InfoContext(ctx, "job submitted", "job", sub.ID, "tasks", len(sub.Tasks), "user", sub.User)
 	m.poke()
@@ -108,11 +141,12 @@ func validTaskID(id string) bool {
 
 func clipID(id string) string { return model.Clip(id, 60) }
 
-// checkInputs refuses a job whose inputs are not all on the isolate server:
-// such a task could only fail, on a slave, minutes later.
-func (m *Master) checkInputs(ctx context.Context, tasks []model.TaskSpec) error {
+// missingInputs returns the isolate hashes of tasks whose inputs are not
+// all on the isolate server: such a task could only fail, on a slave,
+// minutes later.
+func (m *Master) missingInputs(ctx context.Context, tasks []model.TaskSpec) ([]string, error) {
 	if m.inputs == nil {
-		return nil
+		return nil, nil
 	}
 	seen := make(map[string]bool)
 	var digests []string
@@ -124,19 +158,77 @@ func (m *Master) checkInputs(ctx context.Context, tasks []model.TaskSpec) error 
 	}
 	missing, err := m.inputs.UseManifests(ctx, digests)
 	if err != nil {
-		return fmt.Errorf("%w: cannot ask the isolate server about the inputs: %v", model.ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: cannot ask the isolate server about the inputs: %v", model.ErrUnavailable, err)
 	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		more := ""
-		if len(missing) > 5 {
-			more = fmt.Sprintf(" and %d more", len(missing)-5)
-			missing = missing[:5]
+	// Only hashes the job named count: the answer of a remote server is
+	// not trusted to name blob keys.
+	known := missing[:0]
+	for _, d := range missing {
+		if seen[d] {
+			known = append(known, d)
 		}
-		return fmt.Errorf("%w: isolate_hash %s%s not on the isolate server; archive the inputs first (dist_test isolate archive)",
-			model.ErrInvalid, strings.Join(missing, ", "), more)
 	}
-	return nil
+	sort.Strings(known)
+	return known, nil
+}
+
+// missingError refuses a job for its missing inputs.
+func missingError(missing []string) error {
+	more := ""
+	if len(missing) > 5 {
+		more = fmt.Sprintf(" and %d more", len(missing)-5)
+		missing = missing[:5]
+	}
+	return fmt.Errorf("%w: isolate_hash %s%s not on the isolate server; archive the inputs first (dist_test isolate archive)",
+		model.ErrInvalid, strings.Join(missing, ", "), more)
+}
+
+// refusalWrites bounds the stderr logs refuse writes at once.
+const refusalWrites = 8
+
+// refuse stores, for each missing input, the stderr log its tasks are
+// failed with. The keys are under the job's outputs, so retention deletes
+// them with it, and unique to this submission, so that dropRefusals never
+// deletes the logs of a job that had the same id.
+func (m *Master) refuse(ctx context.Context, sub Submission, missing []string) (map[string]*model.Refusal, error) {
+	nonce := make([]byte, 6)
+	rand.Read(nonce)
+	where := "the isolate server"
+	if sub.IsolateServer != "" {
+		where += " " + sub.IsolateServer
+	}
+	refused := make(map[string]*model.Refusal, len(missing))
+	for _, d := range missing {
+		refused[d] = &model.Refusal{
+			Error:  fmt.Sprintf("inputs %s are not on %s: archive them first", d, where),
+			Stderr: fmt.Sprintf("outputs/%s/missing-inputs.%s.%x.stderr", keySafe(sub.ID), d, nonce),
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(refusalWrites)
+	for _, r := range refused {
+		g.Go(func() error {
+			text := r.Error + "\n"
+			return m.blobs.Put(gctx, r.Stderr, strings.NewReader(text), int64(len(text)))
+		})
+	}
+	if err := g.Wait(); err != nil {
+		m.dropRefusals(refused)
+		return nil, fmt.Errorf("%w: storing the logs of tasks whose inputs are missing: %v", model.ErrUnavailable, err)
+	}
+	return refused, nil
+}
+
+// dropRefusals deletes the logs of a submission that was not written.
+// Best effort: a log left behind is a few bytes under outputs/.
+func (m *Master) dropRefusals(refused map[string]*model.Refusal) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, r := range refused {
+		if err := m.blobs.Delete(ctx, r.Stderr); err != nil {
+			m.log.Warn("deleting the log of a refused task", "key", r.Stderr, "err", err)
+		}
+	}
 }
 
 // Job returns a job with its counters.

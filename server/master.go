@@ -50,6 +50,10 @@ type Config struct {
 	// slaves died or were lost each time) before it is failed and its queue
 	// entry buried (5).
 	MaxRuns int
+	// IsolateServer is the URL of the isolate server users archive inputs
+	// to ([isolate] server), named in the logs of tasks failed because
+	// their inputs are missing; empty when the master serves it itself.
+	IsolateServer string
 }
 
 func (c Config) withDefaults() Config {

@@ -137,6 +137,10 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 		f.ExitCode, f.Error, f.Infra = -1, runErr.Error(), errors.As(runErr, &infra)
 		log.Warn("task could not run", "err", runErr, "infrastructure", f.Infra)
 		writeNote(a.stderr, runErr)
+	} else if res.TimedOut {
+		// As the original dist_test's slave did: a timed-out test always
+		// has a stderr log that says so, even when it printed nothing.
+		appendLog(a.stderr, timeoutNote(spec.TimeoutMS))
 	}
 	d := delivery{lease: st.Lease, finish: f, files: map[string]string{}}
 	s.whileTouching(ctx, c, entry, func() { s.collectOutputs(ctx, a, spec, &d, log) })
@@ -232,12 +236,27 @@ func newRunID() string {
 
 // writeNote puts why a task could not run into its stderr log.
 func writeNote(path string, err error) {
-	f, ferr := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if ferr != nil {
+	appendLog(path, fmt.Sprintf("\n[dist_test] the task could not run: %v\n", err))
+}
+
+// timeoutNote is the line the original dist_test's slave added to the
+// stderr of a task it killed for its timeout; users and their scripts
+// look for it. A timeout in a whole number of seconds is written as one.
+func timeoutNote(timeoutMS int64) string {
+	secs := strconv.FormatFloat(float64(timeoutMS)/1000, 'f', -1, 64)
+	return "\n------\nKilling task after " + secs + " seconds\n"
+}
+
+// appendLog adds text at the end of a log file, after the task's own
+// output. The log is the slave's, so the task cannot have swapped it for a
+// link; a failure only loses the note.
+func appendLog(path, text string) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
 		return
 	}
 	defer f.Close()
-	fmt.Fprintf(f, "\n[dist_test] the task could not run: %v\n", err)
+	_, _ = f.WriteString(text)
 }
 
 // collectOutputs picks what the master keeps: the logs of a run that did

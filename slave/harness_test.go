@@ -413,12 +413,17 @@ func (r *runner) ran() ([]process.Command, []process.Result) {
 
 // block stands for a command that runs until it is stopped, reporting as
 // process.Run would: past its Timeout, timed out and ended by SIGTERM;
-// when ctx ends, canceled. It writes a line to each log first.
+// when ctx ends, canceled. It writes a line to each log first, unless it
+// is "block quiet", whose logs stay empty.
 func block(ctx context.Context, c process.Command, running chan<- struct{}) (process.Result, error) {
-	if err := os.WriteFile(c.Stdout, []byte("blocking\n"), 0o600); err != nil {
+	out, errOut := "blocking\n", "still blocking\n"
+	if len(c.Args) > 1 && c.Args[1] == "quiet" {
+		out, errOut = "", ""
+	}
+	if err := os.WriteFile(c.Stdout, []byte(out), 0o600); err != nil {
 		return process.Result{}, err
 	}
-	if err := os.WriteFile(c.Stderr, []byte("still blocking\n"), 0o600); err != nil {
+	if err := os.WriteFile(c.Stderr, []byte(errOut), 0o600); err != nil {
 		return process.Result{}, err
 	}
 	if running != nil {
@@ -431,7 +436,7 @@ func block(ctx context.Context, c process.Command, running chan<- struct{}) (pro
 		defer t.Stop()
 		timeout = t.C
 	}
-	res := process.Result{ExitCode: -int(syscall.SIGTERM), StdoutBytes: 9, StderrBytes: 15}
+	res := process.Result{ExitCode: -int(syscall.SIGTERM), StdoutBytes: int64(len(out)), StderrBytes: int64(len(errOut))}
 	select {
 	case <-ctx.Done():
 		res.Canceled = true

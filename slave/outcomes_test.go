@@ -63,7 +63,7 @@ func TestRunOutcomes(t *testing.T) {
 		},
 		finish: &protocol.Finish{ExitCode: -15, TimedOut: true, DurationMS: 300_000, Outputs: []string{"stderr", "stdout"},
 			Inputs: protocol.Inputs{FetchSeconds: 1.5}},
-		uploads: []string{"stderr: still blocking\n", "stdout: blocking\n"},
+		uploads: []string{"stderr: still blocking\n\n------\nKilling task after 300 seconds\n", "stdout: blocking\n"},
 		history: []string{"reserve", "delete"},
 		runs:    1,
 		check: func(t *testing.T, h *harness, id uint64) {
@@ -76,6 +76,16 @@ func TestRunOutcomes(t *testing.T) {
 				t.Errorf("%d starts, want 1", len(starts))
 			}
 		},
+	}, {
+		name: "a silent timeout still leaves a stderr, which says so; the empty stdout is not sent",
+		setup: func(h *harness) uint64 {
+			return h.task("silent", inputs{command: []string{"block", "quiet"}}, func(s *protocol.Spec) { s.TimeoutMS = 1500 })
+		},
+		finish: &protocol.Finish{ExitCode: -15, TimedOut: true, DurationMS: 1500, Outputs: []string{"stderr"},
+			Inputs: protocol.Inputs{FetchSeconds: 1.5}},
+		uploads: []string{"stderr: \n------\nKilling task after 1.5 seconds\n"},
+		history: []string{"reserve", "delete"},
+		runs:    1,
 	}, {
 		name:  "a command that cannot start is the task's failure, said in its stderr",
 		setup: func(h *harness) uint64 { return h.task("nostart", inputs{command: []string{"./no-such-program"}}, nil) },

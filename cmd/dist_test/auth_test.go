@@ -89,12 +89,7 @@ func httpDo(t *testing.T, base string, cred httpclient.Credentials, caFile, meth
 // submitted, 3 HTTP error) and the output.
 func pythonSubmit(t *testing.T, master, user, password, jobID, jobJSON, caFile string) (int, string) {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 is needed to test the original client's Digest handshake")
-		}
-		t.Skip("no python3")
-	}
+	py := needPython(t, "to test the original client's Digest handshake")
 	const script = `
 import ssl, sys, urllib.error, urllib.parse, urllib.request
 url, user, password, job_id, job_json, cafile = sys.argv[1:7]
@@ -111,7 +106,7 @@ except urllib.error.HTTPError as e:
     print("HTTP %d" % e.code)
     sys.exit(3)
 `
-	cmd := exec.Command("python3", "-c", script, master, user, password, jobID, jobJSON, caFile)
+	cmd := exec.Command(py, "-c", script, master, user, password, jobID, jobJSON, caFile)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {

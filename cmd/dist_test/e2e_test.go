@@ -83,8 +83,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("/tasks lists %d attempts (want 54), failed %d (want 16)", len(all), len(failed))
 	}
 	for _, r := range failed {
+		// A failure writes both logs, and a timed-out task's stderr says
+		// it was killed; flaky tasks write no stderr.
 		d := r["description"].(string)
-		if r["stdout_link"] == nil || (r["stderr_link"] == nil) == strings.HasPrefix(d, "fail-") {
+		if r["stdout_link"] == nil || (r["stderr_link"] == nil) == (strings.HasPrefix(d, "fail-") || strings.HasPrefix(d, "hang-")) {
 			t.Errorf("failed attempt %v lacks its log links", r)
 		}
 	}
@@ -149,6 +151,9 @@ func TestEndToEnd(t *testing.T) {
 	if got := byName[hang+".stdout"]; got != "hanging h2\n" {
 		t.Errorf("%s.stdout = %q", hang, got)
 	}
+	if got := byName[hang+".stderr"]; got != "\n------\nKilling task after 1 seconds\n" {
+		t.Errorf("%s.stderr = %q, want the note of the timeout", hang, got)
+	}
 	flaky := safe(taskOf(t, all, "flaky-1", 0))
 	if got := byName[flaky+".0.flaky_1.stdout"]; got != "flaky k1 attempt 0\n" {
 		t.Errorf("flaky attempt 0 stdout = %q", got)
@@ -162,9 +167,9 @@ func TestEndToEnd(t *testing.T) {
 			logs++
 		}
 	}
-	// 8 failures × 2 logs, 4 flaky failures × 1 (no stderr), 4 hangs × 1.
-	if logs != 24 {
-		t.Errorf("fetched %d logs, want 24: %v", logs, keys(byName))
+	// 8 failures × 2 logs, 4 flaky failures × 1 (no stderr), 4 hangs × 2.
+	if logs != 28 {
+		t.Errorf("fetched %d logs, want 28: %v", logs, keys(byName))
 	}
 	art := filepath.Join(results, safe(taskOf(t, all, "artifacts-3", 0))+".0.artifacts_3")
 	if b, err := os.ReadFile(filepath.Join(art, "out", "deep", "a.txt")); err != nil || string(b) != "artifact a3\n" {

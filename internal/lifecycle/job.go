@@ -15,20 +15,34 @@ type Submitted struct {
 	Event  model.Event
 }
 
-// Submit returns the groups and counters of a new job: one queued attempt
-// per task. A job without tasks is model.ErrInvalid.
+// Submit returns the groups and counters of a new job: one attempt per
+// task, queued, or failed for a refused task (model.NewTask.Refused), which
+// must have no retry left: retrying it cannot help. A job without tasks,
+// or a refused task with retries, is model.ErrInvalid.
 func Submit(job model.NewJob, now time.Time) (Submitted, error) {
 	if len(job.Tasks) == 0 {
 		return Submitted{}, fmt.Errorf("%w: job %s has no tasks", model.ErrInvalid, job.ID)
 	}
 	s := Submitted{Groups: make([]model.Group, len(job.Tasks))}
+	refused := 0
 	for i, t := range job.Tasks {
-		s.Groups[i] = model.Group{MaxRetries: t.Spec.MaxRetries}
-		s.Groups[i].Add(t.Spec.Attempt)
-		s.Counts = s.Counts.Add(s.Groups[i].Counts())
+		g := model.Group{MaxRetries: t.Spec.MaxRetries}
+		g.Add(t.Spec.Attempt)
+		if t.Refused != nil {
+			if g.RetriesLeft() {
+				return Submitted{}, fmt.Errorf("%w: refused task %s has retries left", model.ErrInvalid, t.TaskID)
+			}
+			g.End(model.Failed)
+			refused++
+		}
+		s.Groups[i] = g
+		s.Counts = s.Counts.Add(g.Counts())
 	}
-	s.Event = model.Event{At: now, Kind: model.EventJobSubmitted, JobID: job.ID, Attempt: -1,
-		Detail: fmt.Sprintf("%d tasks, by %s", len(job.Tasks), job.User)}
+	detail := fmt.Sprintf("%d tasks, by %s", len(job.Tasks), job.User)
+	if refused > 0 {
+		detail += fmt.Sprintf("; %d failed at once, unrun", refused)
+	}
+	s.Event = model.Event{At: now, Kind: model.EventJobSubmitted, JobID: job.ID, Attempt: -1, Detail: detail}
 	return s, nil
 }
 

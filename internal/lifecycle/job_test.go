@@ -31,6 +31,32 @@ func TestSubmit(t *testing.T) {
 	}
 }
 
+// A refused task's group is failed from the start, with no retry left; a
+// refused task that still has retries is a mistake of the caller.
+func TestSubmitRefused(t *testing.T) {
+	refused := &model.Refusal{Error: "inputs missing", Stderr: "k"}
+	job := model.NewJob{ID: "j", User: "alice", Tasks: []model.NewTask{
+		{Spec: model.TaskSpec{MaxRetries: 2}},
+		{Spec: model.TaskSpec{Attempt: 3, MaxRetries: 3}, Refused: refused},
+	}}
+	s, err := Submit(job, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := model.Counts{TotalTasks: 2, FinishedTasks: 1, RunningTasks: 1, RetriedTasks: 1, FailedTasks: 1,
+		TotalGroups: 2, FinishedGroups: 1, FailedGroups: 1}
+	if s.Counts != want || !s.Groups[1].IsFailed() || s.Groups[0].IsFinished() {
+		t.Errorf("submitted %+v; want counts %+v", s, want)
+	}
+	if s.Event.Detail != "2 tasks, by alice; 1 failed at once, unrun" {
+		t.Errorf("event detail %q", s.Event.Detail)
+	}
+	job.Tasks[1].Spec.MaxRetries = 4
+	if _, err := Submit(job, now); !errors.Is(err, model.ErrInvalid) {
+		t.Errorf("a refused task with a retry left: %v; want invalid", err)
+	}
+}
+
 // openTask is task i of job j with one open attempt (latest), after
 // failures of the earlier ones.
 func openTask(i, maxRetries, latest int) Task {

@@ -89,6 +89,17 @@ type NewTask struct {
 	Spec     TaskSpec
 	Expected time.Duration // expected runtime used for priority; 0 = none known
 	Priority uint32
+	// Refused, when set, ends the task at submission without running it:
+	// its first attempt is written failed, with no retry left.
+	Refused *Refusal
+}
+
+// Refusal is why a task is failed at submission: its Error, and the blob
+// key of the stderr log that tells the user (the original client shows
+// users logs, not errors).
+type Refusal struct {
+	Error  string
+	Stderr string
 }
 
 // NewJob is a whole submission, written in one transaction.

@@ -36,6 +36,9 @@ func TestBadSubmissionsChangeNothing(t *testing.T) {
 		{"task without description", "j6", `{"tasks": [{"isolate_hash": "` + h.digest + `"}]}`, 400, `missing "description"`},
 		{"hash that is not hex", "j7", `{"tasks": [{"isolate_hash": "xyz", "description": "x"}]}`, 400, "hex SHA-1"},
 		{"unknown hash", "j8", `{"tasks": [{"isolate_hash": "` + unknown + `", "description": "x"}]}`, 400, "not on the isolate server"},
+		{"hash one digit short", "j8s", `{"tasks": [{"isolate_hash": "` + unknown[1:] + `", "description": "x"}]}`, 400, "hex SHA-1"},
+		{"hash that is a path", "j8p", `{"tasks": [{"isolate_hash": "../../` + unknown[6:] + `", "description": "x"}]}`, 400, "hex SHA-1"},
+		{"hash with a slash", "j8q", `{"tasks": [{"isolate_hash": "` + unknown[:20] + `/` + unknown[21:] + `", "description": "x"}]}`, 400, "hex SHA-1"},
 		{"non-numeric timeout", "j9", h.jobJSON(1, `, "timeout": "abc"`), 400, `"timeout" must be a number of seconds`},
 		{"negative timeout", "j10", h.jobJSON(1, `, "timeout": -5`), 400, `"timeout" must be a number`},
 		{"fractional retries", "j11", h.jobJSON(1, `, "max_retries": 1.5`), 400, `"max_retries" must be a whole number`},
@@ -45,9 +48,13 @@ func TestBadSubmissionsChangeNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, body := h.form("/submit_job", url.Values{"job_id": {c.id}, "job_json": {c.doc}})
-			if code != c.status || !strings.Contains(message(body), c.says) {
-				t.Errorf("legacy submit: %d %s; want %d saying %q", code, body, c.status, c.says)
+			// Well-formed hashes of inputs the isolate server lacks are
+			// accepted there, their tasks failed (TestLegacyMissingInputs).
+			if c.id != "j8" {
+				code, body := h.form("/submit_job", url.Values{"job_id": {c.id}, "job_json": {c.doc}})
+				if code != c.status || !strings.Contains(message(body), c.says) {
+					t.Errorf("legacy submit: %d %s; want %d saying %q", code, body, c.status, c.says)
+				}
 			}
 			// The JSON API refuses the same input the same way.
 			var doc map[string]json.RawMessage

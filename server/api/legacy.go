@@ -117,10 +117,21 @@ func (a *API) submitJobLegacy(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, model.WithKind(model.ErrInvalid, err)
 	}
-	if _, err := a.m.Submit(r.Context(), server.Submission{ID: id, User: auth.IdentityOf(r.Context()).Name, Tasks: specs}); err != nil {
+	sub := server.Submission{ID: id, User: auth.IdentityOf(r.Context()).Name, Tasks: specs,
+		FailMissingInputs: true, IsolateServer: a.isolateServer(r)}
+	if _, err := a.m.Submit(r.Context(), sub); err != nil {
 		return nil, err
 	}
 	return success, nil
+}
+
+// isolateServer is the isolate server's URL as the caller reaches it: this
+// master's, when it serves the isolate server itself.
+func (a *API) isolateServer(r *http.Request) string {
+	if a.opt.CAS != nil {
+		return httpserver.BaseURL(r)
+	}
+	return a.m.Config().IsolateServer
 }
 
 // retryTaskLegacy serves the original slaves' retry request. This master

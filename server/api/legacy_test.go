@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dist-test/dist_test/internal/blob"
 	"github.com/dist-test/dist_test/internal/protocol"
 )
 
@@ -175,4 +176,109 @@ func TestCancel(t *testing.T) {
 	if stats.Ready != 0 {
 		t.Errorf("%d entries still ready after cancel", stats.Ready)
 	}
+}
+
+// A job naming inputs the isolate server lacks is accepted by the legacy
+// /submit_job (the original client hides error answers and retries them
+// for 50 s), and those tasks fail at once, unrun and without retries, with
+// the reason as their stderr, which /failed_tasks links and /view_log
+// shows. The other tasks run.
+func TestLegacyMissingInputs(t *testing.T) {
+	onEachStore(t, func(t *testing.T, h *harness) {
+		ctx := context.Background()
+		absent := strings.Repeat("0f", 20)
+		doc := `{"tasks": [{"isolate_hash": "` + absent + `", "description": "gone-a", "max_retries": 3},
+			{"isolate_hash": "` + h.digest + `", "description": "here"},
+			{"isolate_hash": "` + strings.ToUpper(absent) + `", "description": "gone-b"}]}`
+		code, body := h.form("/submit_job", url.Values{"job_id": {"miss.1"}, "job_json": {doc}})
+		if code != 200 || strings.TrimSpace(body) != `{"status":"SUCCESS"}` {
+			t.Fatalf("submit_job: %d %s", code, body)
+		}
+		note := "inputs " + absent + " are not on the isolate server " + h.url + ": archive them first\n"
+
+		job, err := h.api.GetJob(ctx, "miss.1")
+		if err != nil || job.TotalTasks != 3 || job.FinishedTasks != 2 || job.FailedTasks != 2 || job.FailedGroups != 2 ||
+			job.RetriedTasks != 0 || job.Status != "running" {
+			t.Fatalf("job = %+v, %v", job, err)
+		}
+		var failed []map[string]any
+		code, body, _ = h.do("GET", "/failed_tasks?job_id=miss.1", "", "")
+		if err := json.Unmarshal([]byte(body), &failed); code != 200 || err != nil || len(failed) != 2 {
+			t.Fatalf("failed_tasks: %d %s", code, body)
+		}
+		for _, f := range failed {
+			link, _ := f["stderr_link"].(string)
+			resp, err := http.Get(link)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(raw) != note || f["stdout_link"] != nil {
+				t.Errorf("%v: stderr %d %q; want %q and no stdout", f, resp.StatusCode, raw, note)
+			}
+			q := url.Values{"job_id": {"miss.1"}, "task_id": {f["task_id"].(string)}, "attempt": {"0"}, "log": {"stderr"}}
+			if code, body, _ := h.do("GET", "/view_log?"+q.Encode(), "", ""); code != 200 || body != "<pre>"+note+"</pre>" {
+				t.Errorf("view_log: %d %q", code, body)
+			}
+			// Asking for a retry, as the original client did after each
+			// failure, queues nothing: none is left.
+			code, body := h.form("/retry_task", url.Values{"task_json": {`{"job_id": "miss.1", "task_id": "` + f["task_id"].(string) + `", "attempt": 0}`}})
+			if code != 200 || !strings.Contains(body, "SUCCESS") {
+				t.Errorf("retry_task: %d %s", code, body)
+			}
+		}
+		var list protocol.AttemptList
+		if code, body, _ := h.do("GET", "/api/v1/jobs/miss.1/tasks?status=failed", "", ""); code != 200 || json.Unmarshal([]byte(body), &list) != nil {
+			t.Fatalf("API tasks: %d %s", code, body)
+		}
+		for _, a := range list.Tasks {
+			if a.Error != strings.TrimSpace(note) || a.ExitCode != nil || a.Slave != "" {
+				t.Errorf("refused attempt %+v; want its error, no exit code, no slave", a)
+			}
+		}
+
+		for _, p := range []string{"/job?job_id=miss.1", "/trace?job_id=miss.1"} {
+			if code, body, _ := h.do("GET", p, "", ""); code != 200 || !strings.Contains(body, "miss.1") {
+				t.Errorf("%s: %d with the refused tasks", p, code)
+			}
+		}
+
+		// Only the task whose inputs are there reaches the queue; it passes
+		// and the job ends with the two failures.
+		st, _ := h.startNext()
+		if _, err := h.slave.Finish(ctx, st.Lease, protocol.Finish{ExitCode: 0}); err != nil {
+			t.Fatal(err)
+		}
+		if stats, _ := h.q.Stats(ctx); stats.Ready != 0 || stats.Delayed != 0 {
+			t.Errorf("queue after the one runnable task: %+v", stats)
+		}
+		job, err = h.api.GetJob(ctx, "miss.1")
+		if err != nil || job.Status != "finished" || job.TotalTasks != 3 || job.FailedGroups != 2 || job.SucceededGroups != 1 {
+			t.Errorf("finished job = %+v, %v", job, err)
+		}
+
+		// A submission that is refused all the same (its id is taken)
+		// leaves none of its logs behind.
+		before := h.outputs("miss.1")
+		code, body = h.form("/submit_job", url.Values{"job_id": {"miss.1"}, "job_json": {doc}})
+		if code != 409 || h.outputs("miss.1") != before || before != 1 {
+			t.Errorf("resubmitted id: %d %s; outputs %d → %d, want 1 kept", code, body, before, h.outputs("miss.1"))
+		}
+		// The JSON API still refuses such a job outright.
+		req := `{"id": "miss.2", "tasks": [{"isolate_hash": "` + absent + `", "description": "x"}]}`
+		if code, body, _ := h.do("POST", "/api/v1/jobs", "application/json", req); code != 400 || !strings.Contains(body, "not on the isolate server") {
+			t.Errorf("API submit: %d %s; want 400", code, body)
+		}
+	})
+}
+
+// outputs counts the blobs stored under a job's outputs.
+func (h *harness) outputs(jobID string) int {
+	h.t.Helper()
+	n := 0
+	if err := h.blobs.List(context.Background(), "outputs/"+jobID+"/", func(string, blob.Info) error { n++; return nil }); err != nil {
+		h.t.Fatal(err)
+	}
+	return n
 }

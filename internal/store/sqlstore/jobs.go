@@ -25,11 +25,12 @@ const insertBatch = 500
 // insertBatch rows are prepared: a large job runs them again and again.
 func insertTasksSQL(n int) string {
 	return `INSERT INTO tasks (job_id, task_id, idx, isolate_hash, description, timeout_ms, max_retries,
-		artifact_globs, docker_image, expected_ms, g_attempts, g_retried, g_latest) VALUES ` + rowsOf(n, taskInsertCols)
+		artifact_globs, docker_image, expected_ms, g_attempts, g_retried, g_latest, g_finished, g_failed) VALUES ` + rowsOf(n, taskInsertCols)
 }
 
 func insertAttemptsSQL(n int) string {
-	return `INSERT INTO attempts (task_row, task_idx, job_id, attempt, state, token, priority, submitted_at, error) VALUES ` +
+	return `INSERT INTO attempts (task_row, task_idx, job_id, attempt, state, token, priority, submitted_at,
+		finished_at, stderr_key, error) VALUES ` +
 		rowsOf(n, attemptInsertCols)
 }
 
@@ -37,7 +38,7 @@ func durationsSQL(n int) string {
 	return `SELECT desc_hash, avg_ms FROM durations WHERE desc_hash IN (` + placeholders(n) + `)`
 }
 
-const taskInsertCols, attemptInsertCols = 13, 9
+const taskInsertCols, attemptInsertCols = 15, 11
 
 // rowsOf is "(?,...,?),...,(?,...,?)": n rows of cols marks.
 func rowsOf(n, cols int) string {
@@ -60,8 +61,10 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		args := append([]any{job.ID, job.User, job.Name, ms(now)}, counterValues(&sub.Counts)...)
-		_, err := s.exec(ctx, tx, `INSERT INTO jobs (id, user, name, submitted_at, `+counterCols+
+		// A job whose every task was refused is finished as it is written.
+		finished := lifecycle.JobChange{Counts: sub.Counts}.Apply(model.Job{}, now).FinishedAt
+		args := append([]any{job.ID, job.User, job.Name, ms(now), ms(finished)}, counterValues(&sub.Counts)...)
+		_, err := s.exec(ctx, tx, `INSERT INTO jobs (id, user, name, submitted_at, finished_at, `+counterCols+
 			`) VALUES (`+placeholders(len(args))+`)`, args...)
 		if err != nil {
 			if s.d.Duplicate(err) {
@@ -95,7 +98,8 @@ func (s *Store) insertTasks(ctx context.Context, tx *sql.Tx, job model.NewJob, g
 			}
 			args = append(args, job.ID, t.TaskID, t.Index, t.Spec.IsolateHash, t.Spec.Description,
 				t.Spec.Timeout.Milliseconds(), t.Spec.MaxRetries, string(globs), t.Spec.DockerImage,
-				t.Expected.Milliseconds(), groups[i].Attempts, groups[i].Retried, groups[i].Latest)
+				t.Expected.Milliseconds(), groups[i].Attempts, groups[i].Retried, groups[i].Latest,
+				groups[i].Finished, groups[i].Failed)
 		}
 		if _, err := s.exec(ctx, tx, insertTasksSQL(end-start), args...); err != nil {
 			if s.d.Duplicate(err) {
@@ -132,8 +136,12 @@ func (s *Store) insertFirstAttempts(ctx context.Context, tx *sql.Tx, job model.N
 		args := make([]any, 0, (end-start)*attemptInsertCols)
 		for i := start; i < end; i++ {
 			t := job.Tasks[i]
-			args = append(args, taskRows[t.TaskID], t.Index, job.ID, t.Spec.Attempt, string(model.Queued),
-				s.newID(), int64(t.Priority), ms(now), "")
+			state, finished, stderr, why := model.Queued, int64(0), "", ""
+			if r := t.Refused; r != nil {
+				state, finished, stderr, why = model.Failed, ms(now), r.Stderr, r.Error
+			}
+			args = append(args, taskRows[t.TaskID], t.Index, job.ID, t.Spec.Attempt, string(state),
+				s.newID(), int64(t.Priority), ms(now), finished, stderr, why)
 		}
 		if _, err := s.exec(ctx, tx, insertAttemptsSQL(end-start), args...); err != nil {
 			return err

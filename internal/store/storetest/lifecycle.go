@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,6 +32,69 @@ func testDuplicateJob(t *testing.T, h *harness) {
 	err := h.s.CreateJob(h.ctx, j, h.tick())
 	wantErr(t, err, model.ErrExists, "second CreateJob")
 	h.counts("dup", model.Counts{TotalTasks: 2, RunningTasks: 2, TotalGroups: 2})
+}
+
+// A refused task is written failed at submission: never queued, never
+// fed, counted as a failed group; a job of refused tasks alone is finished
+// as it is written. Its spec's retries are the master's to take away.
+func testRefused(t *testing.T, h *harness) {
+	refuse := func(j *model.NewJob, i int) {
+		j.Tasks[i].Spec.MaxRetries = 0
+		j.Tasks[i].Refused = &model.Refusal{Error: "inputs missing", Stderr: "outputs/r/missing.stderr"}
+	}
+	j := model.NewJob{ID: "r", User: "alice"}
+	for i := range 3 {
+		j.Tasks = append(j.Tasks, model.NewTask{TaskID: taskID(i), Index: i,
+			Spec: model.TaskSpec{IsolateHash: hash, Description: fmt.Sprintf("test-%d", i), MaxRetries: 2}})
+	}
+	refuse(&j, 1)
+	if err := h.s.CreateJob(h.ctx, j, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	j1 := h.counts("r", model.Counts{TotalTasks: 3, FinishedTasks: 1, RunningTasks: 2, FailedTasks: 1,
+		TotalGroups: 3, FinishedGroups: 1, FailedGroups: 1})
+	if !j1.FinishedAt.IsZero() {
+		t.Errorf("job with queued tasks has finished_at %v", j1.FinishedAt)
+	}
+	got, err := h.s.GetAttempt(h.ctx, "r", taskID(1), 0)
+	if err != nil || got.State != model.Failed || got.Error != "inputs missing" || got.Outputs.Stderr != "outputs/r/missing.stderr" ||
+		got.ExitCode != nil || got.FinishedAt.IsZero() || !got.StartedAt.IsZero() || got.MaxRetries != 0 {
+		t.Errorf("refused attempt = %+v, %v", got, err)
+	}
+	waiting, err := h.s.Waiting(h.ctx, "r", 10)
+	if err != nil || len(waiting) != 2 {
+		t.Errorf("Waiting = %d attempts, %v; want the 2 not refused", len(waiting), err)
+	}
+	for _, a := range waiting {
+		if a.TaskID == taskID(1) {
+			t.Errorf("the refused task waits for the queue: %+v", a)
+		}
+	}
+
+	all := model.NewJob{ID: "r-all", User: "alice", Tasks: slices.Clone(j.Tasks[:2])}
+	refuse(&all, 0)
+	if err := h.s.CreateJob(h.ctx, all, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	j2 := h.counts("r-all", model.Counts{TotalTasks: 2, FinishedTasks: 2, FailedTasks: 2,
+		TotalGroups: 2, FinishedGroups: 2, FailedGroups: 2})
+	if j2.FinishedAt.IsZero() || j2.Counts.Status() != "finished" {
+		t.Errorf("a job of refused tasks alone is not finished: %+v", j2)
+	}
+	// The user may still run it again, once the inputs are there.
+	ids, err := h.s.Retry(h.ctx, "r-all", []string{taskID(0)}, lifecycle.RetryFailed, h.tick())
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("Retry of a refused task = %v, %v", ids, err)
+	}
+	h.counts("r-all", model.Counts{TotalTasks: 3, FinishedTasks: 2, RunningTasks: 1, RetriedTasks: 1, FailedTasks: 2,
+		TotalGroups: 2, FinishedGroups: 1, FailedGroups: 1})
+
+	bad := model.NewJob{ID: "r-bad", User: "alice", Tasks: []model.NewTask{j.Tasks[0]}}
+	bad.Tasks[0].Refused = &model.Refusal{Error: "x"} // MaxRetries 2
+	wantErr(t, h.s.CreateJob(h.ctx, bad, h.tick()), model.ErrInvalid, "a refused task with retries left")
+	if _, err := h.s.GetJob(h.ctx, "r-bad"); !errors.Is(err, model.ErrNotFound) {
+		t.Errorf("the refused submission wrote a job: %v", err)
+	}
 }
 
 func testPass(t *testing.T, h *harness) {

@@ -23,6 +23,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"CreateAndGet", testCreateAndGet},
 		{"DuplicateJob", testDuplicateJob},
+		{"RefusedTasks", testRefused},
 		{"PassFirstTime", testPass},
 		{"FailThenRetryThenPass", testFlaky},
 		{"FailWithoutRetries", testFail},
