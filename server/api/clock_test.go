@@ -79,3 +79,35 @@ func TestLinksFollowTheForwardedScheme(t *testing.T) {
 		}
 	}
 }
+
+// Attempts still to run carry the runtime expected of their description,
+// which clients estimate the time left from; finished ones do not.
+func TestTasksCarryExpectedRuntimes(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.api.CreateJob(ctx, protocol.CreateJob{ID: "first",
+		Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := h.startNext()
+	if _, err := h.slave.Finish(ctx, st.Lease, protocol.Finish{DurationMS: 42_000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.api.CreateJob(ctx, protocol.CreateJob{ID: "second",
+		Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t"}, {IsolateHash: h.digest, Description: "new"}}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := h.api.Tasks(ctx, "first", "")
+	if err != nil || len(first) != 1 || first[0].ExpectedSeconds != 0 {
+		t.Errorf("finished attempts = %+v, %v: want no expected runtime", first, err)
+	}
+	second, err := h.api.Tasks(ctx, "second", "")
+	if err != nil || len(second) != 2 {
+		t.Fatalf("tasks = %+v, %v", second, err)
+	}
+	// A description without history gets the mean of the known ones, and a
+	// step more (model.ExpectedRuntimes).
+	if second[0].ExpectedSeconds != 42 || second[1].ExpectedSeconds != 42.1 {
+		t.Errorf("expected runtimes %v and %v, want 42 and 42.1", second[0].ExpectedSeconds, second[1].ExpectedSeconds)
+	}
+}

@@ -129,8 +129,21 @@ func (a *API) listTasks(r *http.Request) (result, error) {
 	}
 	base := httpserver.BaseURL(r)
 	out.Tasks = make([]protocol.Attempt, len(attempts))
+	var pending []int // attempts not finished, whose expected runtime clients want
+	var descs []string
 	for i, at := range attempts {
 		out.Tasks[i] = a.attemptJSON(r, base, at)
+		if !at.State.Final() {
+			pending = append(pending, i)
+			descs = append(descs, at.Description)
+		}
+	}
+	expected, err := a.m.ExpectedRuntimes(r.Context(), descs)
+	if err != nil {
+		return result{}, err
+	}
+	for k, i := range pending {
+		out.Tasks[i].ExpectedSeconds = expected[k].Seconds()
 	}
 	return result{value: out}, nil
 }
