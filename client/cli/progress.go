@@ -25,7 +25,7 @@ const (
 	heartbeat = 30 * time.Second
 	// tasksEvery is how often at most the attempts left are read for the
 	// ETA and the running count.
-	tasksEvery = 5 * time.Second
+	tasksEvery = 2 * time.Second
 	barWidth   = 24
 )
 
