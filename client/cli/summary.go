@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -34,7 +35,8 @@ func failedState(s string) bool {
 
 // summary says what failed in a finished job that did not pass, and where
 // to see more: each failed test with its outcome and attempts and the
-// last lines of its stderr, then the flaky ones.
+// last lines of its stderr (or stdout when it wrote no stderr), then the
+// flaky ones.
 func (s *session) summary(ctx context.Context, j protocol.Job, o watchOptions) {
 	if j.FailedGroups == 0 && !j.Canceled {
 		return
@@ -80,8 +82,10 @@ func (s *session) summary(ctx context.Context, j protocol.Job, o watchOptions) {
 		}
 		last := t.last()
 		fmt.Fprintf(w, "%s %s: %s%s\n", s.red("FAIL"), printable(t.desc, lineRunes), outcome(last), attemptsNote(t))
-		if o.tail > 0 && last.StderrLink != "" {
-			s.printTail(ctx, last.StderrLink, o.tail)
+		// A test that wrote no stderr may have said why on stdout, as Go
+		// tests do.
+		if log := cmp.Or(last.StderrLink, last.StdoutLink); o.tail > 0 && log != "" {
+			s.printTail(ctx, log, o.tail)
 		}
 	}
 	for i, t := range flaky {

@@ -16,9 +16,10 @@ import (
 
 func exit(n int) *int { return &n }
 
-// failedJob is a finished job of five tests: one passed, one failed with
+// failedJob is a finished job of seven tests: one passed, one failed with
 // an exit code and a long stderr, one killed by a signal, one timed out
-// after a retry, one that could not run, and one flaky.
+// after a retry, one that could not run, one that wrote only stdout, and
+// one flaky.
 func failedJob(fm *fakeMaster) {
 	att := func(task, desc string, n int, state string, code *int, dur float64, stderr string) protocol.Attempt {
 		a := protocol.Attempt{TaskID: task, Attempt: n, Description: desc, State: state, ExitCode: code, DurationSeconds: dur}
@@ -41,11 +42,14 @@ func failedJob(fm *fakeMaster) {
 		att("h.3", "hangs", 0, "timed_out", exit(-9), 30.04, ""),
 		att("h.3", "hangs", 1, "timed_out", exit(-9), 30.01, "still hanging\n"),
 		att("h.4", "no inputs", 0, "infra_failed", nil, 0, ""),
+		att("h.6", "go test", 0, "failed", exit(1), 1, ""),
 		att("h.5", "flaky", 0, "failed", exit(1), 1, "first try\n"),
 		att("h.5", "flaky", 1, "passed", exit(0), 1, ""),
 	}
 	tasks[5].Error = "inputs abc are not on the isolate server"
-	c := model.Counts{TotalGroups: 6, FinishedGroups: 6, FailedGroups: 4, SucceededGroups: 2, FlakyGroups: 1, RetriedTasks: 2}
+	fm.files["h.6.stdout"] = "=== RUN TestX\n    x_test.go:9: want 1, got 2\n--- FAIL: TestX\nFAIL\n"
+	tasks[6].StdoutLink = "http://master/files/h.6.stdout"
+	c := model.Counts{TotalGroups: 7, FinishedGroups: 7, FailedGroups: 5, SucceededGroups: 2, FlakyGroups: 1, RetriedTasks: 2}
 	fm.jobs["j1"] = &fakeJob{polls: []model.Counts{c}, tasks: tasks}
 }
 
@@ -60,7 +64,7 @@ func TestSummarySaysWhatFailed(t *testing.T) {
 		t.Fatalf("exit %d, want 88; stderr %s", code, h.stderr.String())
 	}
 	_, summary, _ := strings.Cut(h.stdout.String(), "(2 retries)\n")
-	want := `4 of 6 tests failed, 1 flaky:
+	want := `5 of 7 tests failed, 1 flaky:
 FAIL fails: failed with exit code 3 (1 attempt)
     assertion failed: want 42
     ?[2Jgot 41    done
@@ -69,6 +73,9 @@ FAIL crashes: killed by signal SIGSEGV (11) (1 attempt)
 FAIL hangs: timed out after 30.0 s (2 attempts)
     still hanging
 FAIL no inputs: infra failure: inputs abc are not on the isolate server (1 attempt)
+FAIL go test: failed with exit code 1 (1 attempt)
+    --- FAIL: TestX
+    FAIL
 FLAKY flaky: passed on attempt 2 of 2 after it failed with exit code 1
 Details: http://master/job?job_id=j1
 `
@@ -177,14 +184,14 @@ func TestTasksCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, h.stderr.String())
 	}
 	var got protocol.AttemptList
-	if err := json.Unmarshal(h.stdout.Bytes(), &got); err != nil || len(got.Tasks) != 8 || got.Tasks[1].Description != "fails" || *got.Tasks[1].ExitCode != 3 {
+	if err := json.Unmarshal(h.stdout.Bytes(), &got); err != nil || len(got.Tasks) != 9 || got.Tasks[1].Description != "fails" || *got.Tasks[1].ExitCode != 3 {
 		t.Errorf("--json: %v %+v", err, got)
 	}
 	if code := h.run("jobs", "-o", "json"); code != 0 {
 		t.Fatalf("jobs: exit %d: %s", code, h.stderr.String())
 	}
 	var jobs protocol.JobList
-	if err := json.Unmarshal(h.stdout.Bytes(), &jobs); err != nil || len(jobs.Jobs) != 1 || jobs.Jobs[0].ID != "j1" || jobs.Jobs[0].FailedGroups != 4 {
+	if err := json.Unmarshal(h.stdout.Bytes(), &jobs); err != nil || len(jobs.Jobs) != 1 || jobs.Jobs[0].ID != "j1" || jobs.Jobs[0].FailedGroups != 5 {
 		t.Errorf("jobs --json: %v %+v", err, jobs)
 	}
 }
