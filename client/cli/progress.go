@@ -23,10 +23,15 @@ const (
 	// heartbeat is the longest a log goes without a progress line: CI
 	// systems kill jobs that print nothing for ten minutes.
 	heartbeat = 30 * time.Second
-	// tasksEvery is how often at most the attempts left are read for the
-	// ETA and the running count.
-	tasksEvery = 2 * time.Second
-	barWidth   = 24
+	// runningEvery is how often at most the running attempts (as many
+	// as the slots, at most) are read for the running count and the ETA.
+	runningEvery = 2 * time.Second
+	// queuedEvery is how often at most the queued attempts are read, per
+	// page of them: a job of 100,000 tasks costs its master 100 pages a
+	// read, which a watch should not ask for every few seconds. In
+	// between, the work queued is scaled by how many are left.
+	queuedEvery = 10 * time.Second
+	barWidth    = 24
 )
 
 // progress shows how a job is going. On a terminal it redraws one line, a
@@ -42,18 +47,26 @@ type progress struct {
 	printed  bool
 	lastKey  string
 	lastLine time.Time
-	left     *workLeft // nil until the attempts were read
-	readAt   time.Time
+	running  *runningWork // nil until read
+	queued   *queuedWork  // nil until read
 	readKey  string
 }
 
-// workLeft is what the attempts of a job not yet finished say of the time
-// it needs, as read at a moment.
-type workLeft struct {
-	at       time.Time
-	running  int
-	expected time.Duration // the work of queued attempts and the rest of running ones
-	known    bool          // every attempt left has an expected runtime
+// runningWork is what the running attempts say of the work left, as read
+// at a moment.
+type runningWork struct {
+	at    time.Time
+	n     int
+	work  time.Duration // the rest of their expected runtimes
+	known bool          // every one has an expected runtime
+}
+
+// queuedWork is the expected runtime of the queued attempts, as read.
+type queuedWork struct {
+	at    time.Time
+	n     int
+	work  time.Duration
+	known bool
 }
 
 func (s *session) newProgress() *progress {
@@ -73,12 +86,11 @@ func (p *progress) on(esc string) string {
 func (p *progress) update(ctx context.Context, j protocol.Job, final bool) {
 	now := p.s.env.now()
 	key := fmt.Sprint(j.FinishedGroups, j.FailedGroups, j.RetriedTasks, j.Canceled)
-	if !final && (p.left == nil || key != p.readKey) && now.Sub(p.readAt) >= tasksEvery {
-		p.readLeft(ctx, j.ID, now)
-		p.readKey = key
+	if !final {
+		p.read(ctx, j.ID, key, now)
 	}
-	if p.left != nil {
-		key += fmt.Sprint(" ", p.left.running)
+	if p.running != nil {
+		key += fmt.Sprint(" ", p.running.n)
 	}
 	if !p.tty && p.printed && !final && key == p.lastKey && now.Sub(p.lastLine) < heartbeat {
 		return
@@ -122,10 +134,10 @@ func (p *progress) counts(j protocol.Job, now time.Time, final bool) string {
 	if j.Canceled {
 		line += p.on(yellow) + " (canceled)" + p.on(reset)
 	}
-	if final || p.left == nil {
+	if final || p.running == nil {
 		return line
 	}
-	line += fmt.Sprintf(", %d running", p.left.running)
+	line += fmt.Sprintf(", %d running", p.running.n)
 	if eta, ok := p.eta(j, now); ok {
 		line += ", ETA " + roundETA(eta)
 	}
@@ -153,39 +165,68 @@ func (p *progress) paint(esc, s string) string {
 	return p.on(esc) + s + p.on(reset)
 }
 
-// readLeft reads the attempts not yet finished. A failure only leaves the
-// ETA out: the counters are what the watch is about.
-func (p *progress) readLeft(ctx context.Context, id string, now time.Time) {
-	p.readAt = now
-	w := &workLeft{at: now, known: true}
-	for _, state := range []string{"queued", "running"} {
-		atts, err := p.s.api.Tasks(ctx, id, state)
+// read reads the running attempts when the counts changed, and the
+// queued ones now and then. A failure only leaves the ETA and the running
+// count out: the counters are what the watch is about.
+func (p *progress) read(ctx context.Context, id, key string, now time.Time) {
+	if p.running == nil || key != p.readKey && now.Sub(p.running.at) >= runningEvery {
+		p.readKey = key
+		atts, err := p.s.api.Tasks(ctx, id, "running")
 		if err != nil {
-			p.left = nil
+			p.running = nil
 			return
 		}
+		r := &runningWork{at: now, n: len(atts), known: true}
 		for _, a := range atts {
-			exp := time.Duration(a.ExpectedSeconds * float64(time.Second))
-			if exp <= 0 {
-				w.known = false
+			if a.ExpectedSeconds <= 0 {
+				r.known = false
 			}
-			if state == "running" {
-				w.running++
-				exp -= time.Duration(a.DurationSeconds * float64(time.Second))
-			}
-			w.expected += max(exp, 0)
+			r.work += max(seconds(a.ExpectedSeconds)-seconds(a.DurationSeconds), 0)
 		}
+		p.running = r
 	}
-	p.left = w
+	pages := 1
+	if p.queued != nil {
+		pages += p.queued.n / protocol.DefaultPage
+	}
+	if p.queued == nil || now.Sub(p.queued.at) >= time.Duration(pages)*queuedEvery {
+		atts, err := p.s.api.Tasks(ctx, id, "queued")
+		if err != nil {
+			p.queued = nil
+			return
+		}
+		q := &queuedWork{at: now, n: len(atts), known: true}
+		for _, a := range atts {
+			if a.ExpectedSeconds <= 0 {
+				q.known = false
+			}
+			q.work += seconds(a.ExpectedSeconds)
+		}
+		p.queued = q
+	}
 }
 
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
 // eta estimates the time left: the expected work left shared by the slots
-// in use, less the time since it was read. Without expected runtimes it
+// in use, less the time since the running attempts were read. The work
+// queued is that read last, scaled to the attempts queued now (the job's
+// unfinished attempts less the running ones). Without expected runtimes it
 // extrapolates the pace so far.
 func (p *progress) eta(j protocol.Job, now time.Time) (time.Duration, bool) {
-	l := p.left
-	if l.known && l.running > 0 {
-		return max(l.expected/time.Duration(l.running)-now.Sub(l.at), 0), true
+	r, q := p.running, p.queued
+	if r != nil && q != nil && r.known && q.known && r.n > 0 {
+		queuedNow := max(j.RunningTasks-r.n, 0)
+		var queued time.Duration
+		switch {
+		case q.n > 0:
+			queued = q.work * time.Duration(queuedNow) / time.Duration(q.n)
+		case queuedNow > 0:
+			queued = -1 // queued since the read, of no known runtime
+		}
+		if queued >= 0 {
+			return max((r.work+queued)/time.Duration(r.n)-now.Sub(r.at), 0), true
+		}
 	}
 	if j.FinishedGroups == 0 {
 		return 0, false

@@ -18,7 +18,9 @@ import (
 func TestProgressETAFromExpectedRuntimes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fm := newFakeMaster()
-		fm.jobs["j1"] = &fakeJob{polls: []model.Counts{counts(5, 1, 0, 0), counts(5, 5, 0, 0)}, tasks: []protocol.Attempt{
+		c := counts(5, 1, 0, 0)
+		c.RunningTasks = 4 // not finished: running or queued
+		fm.jobs["j1"] = &fakeJob{polls: []model.Counts{c, counts(5, 5, 0, 0)}, tasks: []protocol.Attempt{
 			{TaskID: "h.0", State: "passed"},
 			{TaskID: "h.1", State: "running", ExpectedSeconds: 60, DurationSeconds: 20},
 			{TaskID: "h.2", State: "running", ExpectedSeconds: 60, DurationSeconds: 20},
@@ -53,6 +55,18 @@ func TestProgressHeartbeatInLogs(t *testing.T) {
 		}
 		if got := strings.Join(stamps, " "); got != "0.0s 30.0s 60.0s 90.0s 95.0s" {
 			t.Errorf("lines at %s, want every 30 s and the end:\n%s", got, h.stdout.String())
+		}
+		// The running attempts are read again only when the counts change,
+		// the queued ones every 10 s: not at each of the 190 polls.
+		reads := map[string]int{}
+		for _, r := range fm.requests {
+			reads[r]++
+		}
+		if n := reads["GET /api/v1/jobs/j1/tasks?status=running"]; n != 1 {
+			t.Errorf("running attempts read %d times, want once", n)
+		}
+		if n := reads["GET /api/v1/jobs/j1/tasks?status=queued"]; n != 10 {
+			t.Errorf("queued attempts read %d times in 95 s, want 10", n)
 		}
 	})
 }
