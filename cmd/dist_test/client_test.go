@@ -53,7 +53,7 @@ func TestClientSaysWhatFailed(t *testing.T) {
 FAIL fails: failed with exit code 3 \(1 attempt\)
     stderr of failure f0
 FAIL hangs: timed out after \d+\.\d s \(1 attempt\)
-FLAKY flaky: passed on attempt 2 of 2 after it failed with exit code 1
+(    .*\n)?FLAKY flaky: passed on attempt 2 of 2 after it failed with exit code 1
 Details: ` + regexp.QuoteMeta(c.url+"/job?job_id="+id) + "\n$")
 	if !want.MatchString(summary[1]) {
 		t.Errorf("summary:\n%s\nwant it to match:\n%s", summary[1], want)
@@ -115,8 +115,11 @@ func TestClientCtrlC(t *testing.T) {
 		{IsolateHash: c.archive("nap", "ARG=1"), Description: "nap-1", Timeout: 120}}
 	job := c.writeJob("nap.json", tasks)
 
-	interrupt := func(args ...string) (int, string, string) {
+	interrupt := func(presses int, args ...string) (int, string, string) {
 		t.Helper()
+		if args[0] == "submit" {
+			os.Remove(c.dir + "/last-job") // wait for this job's tasks
+		}
 		cmd := exec.Command(binary, args...)
 		cmd.Env, cmd.Dir = c.env, c.dir
 		var out, errb bytes.Buffer
@@ -133,7 +136,10 @@ func TestClientCtrlC(t *testing.T) {
 			c.get("/api/v1/jobs/"+string(b)+"/tasks?status=running", &running)
 			return len(running.Tasks) > 0 && strings.Contains(out.String(), "tests complete")
 		})
-		cmd.Process.Signal(syscall.SIGINT)
+		for range presses {
+			cmd.Process.Signal(syscall.SIGINT)
+			time.Sleep(20 * time.Millisecond)
+		}
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
 		select {
@@ -146,7 +152,7 @@ func TestClientCtrlC(t *testing.T) {
 		return cmd.ProcessState.ExitCode(), out.String(), errb.String()
 	}
 
-	code, stdout, stderr := interrupt("submit", job)
+	code, stdout, stderr := interrupt(1, "submit", job)
 	id := lastJob(t, c)
 	var got protocol.Job
 	c.get("/api/v1/jobs/"+id, &got)
@@ -161,19 +167,37 @@ func TestClientCtrlC(t *testing.T) {
 	if code, _, stderr := c.run("submit", "--no-wait", job); code != 0 {
 		t.Fatalf("submit --no-wait: %s", stderr)
 	}
-	code, _, stderr = interrupt("watch")
+	code, _, stderr = interrupt(1, "watch")
 	id = lastJob(t, c)
 	c.get("/api/v1/jobs/"+id, &got)
 	if code != 130 || got.Canceled || got.Status != "running" || !strings.Contains(stderr, "keeps running") {
 		t.Errorf("watch + SIGINT: exit %d, job canceled %v status %s; want 130 and the job running\nstderr: %s", code, got.Canceled, got.Status, stderr)
 	}
 	c.run("cancel", id)
+
+	// A second Ctrl-C leaves at once, whether the cancel was sent or not.
+	code, stdout, stderr = interrupt(2, "submit", job)
+	if code != 130 || !strings.Contains(stderr, "Interrupted: canceling job") || strings.Contains(stdout, "was canceled") ||
+		!strings.Contains(stderr, "Stopped watching job") && !strings.Contains(stderr, "as it was") {
+		t.Errorf("submit + 2 SIGINTs: exit %d, want 130 without waiting for the job to end\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	c.run("cancel")
 }
 
 // A read-only command against a master that is not there fails at once,
-// naming the URL it tried.
+// naming the URL it tried; a watch retries for --retry-for.
 func TestClientDeadMasterFailsFast(t *testing.T) {
 	dir := t.TempDir()
+	cmd := exec.Command(binary, "watch", "--retry-for", "3s", "j")
+	cmd.Env = append(os.Environ(), "DIST_TEST_MASTER=http://127.0.0.1:1", "DIST_TEST_CNF=/dev/null", "HOME="+dir)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	start := time.Now()
+	cmd.Run()
+	if took := time.Since(start); cmd.ProcessState.ExitCode() != 1 || !strings.Contains(errb.String(), "retrying in") ||
+		!strings.Contains(errb.String(), "gave up after") || took > 20*time.Second {
+		t.Errorf("watch --retry-for 3s: exit %d after %s\n%s", cmd.ProcessState.ExitCode(), took, errb.String())
+	}
 	for _, args := range [][]string{{"status", "j"}, {"jobs"}, {"tasks", "j"}} {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = append(os.Environ(), "DIST_TEST_MASTER=http://127.0.0.1:1", "DIST_TEST_CNF=/dev/null", "HOME="+dir)
