@@ -131,9 +131,15 @@ func (c *Client) Tail(ctx context.Context, link string, n int64) ([]byte, error)
 		case resp.StatusCode/100 != 2:
 			return c.readError(req, resp)
 		}
+		// A server that ignores the range sends the whole log, which is
+		// read through up to a bound.
 		tail := &tailWriter{n: int(n)}
-		if _, err := io.Copy(tail, progressReader{resp.Body, w}); err != nil {
+		read, err := io.Copy(tail, io.LimitReader(progressReader{resp.Body, w}, maxTailRead+1))
+		if err != nil {
 			return w.explain(err)
+		}
+		if read > maxTailRead {
+			return permanent(fmt.Errorf("the log is over %d MiB and its server sends no ranges of it", maxTailRead>>20))
 		}
 		out = tail.buf[max(0, len(tail.buf)-int(n)):]
 		return nil
@@ -143,6 +149,9 @@ func (c *Client) Tail(ctx context.Context, link string, n int64) ([]byte, error)
 	}
 	return out, nil
 }
+
+// maxTailRead bounds what Tail reads of a log whose server ignores ranges.
+const maxTailRead = 64 << 20
 
 // tailWriter keeps the last n bytes written to it.
 type tailWriter struct {
