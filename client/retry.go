@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"syscall"
 	"time"
 
 	"github.com/dist-test/dist_test/internal/backoff"
@@ -52,7 +51,7 @@ func (c *Client) retry(ctx context.Context, mode retryMode, attempt func(ctx con
 		if err == nil || !retryable(ctx, mode, err) {
 			return err
 		}
-		if n == 1 && c.failFast && mode == reading && errors.Is(err, syscall.ECONNREFUSED) {
+		if n == 1 && c.failFast && mode == reading && refused(err) {
 			return fmt.Errorf("no master answers at %s (check DIST_TEST_MASTER, [dist_test] master or --master): %w", c.base, err)
 		}
 		d := c.backoff.Delay(n)
