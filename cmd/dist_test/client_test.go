@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/internal/testlog"
 )
 
 // What a user of the CLI sees when tests fail, through the real binary
@@ -122,7 +123,8 @@ func TestClientCtrlC(t *testing.T) {
 		}
 		cmd := exec.Command(binary, args...)
 		cmd.Env, cmd.Dir = c.env, c.dir
-		var out, errb bytes.Buffer
+		// Read while the command writes.
+		var out, errb testlog.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
