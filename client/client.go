@@ -30,6 +30,8 @@ type Client struct {
 	cred     httpclient.Credentials
 	attempts int
 	backoff  backoff.Policy
+	retryFor time.Duration // > 0: retries are bounded by this time, not by attempts
+	failFast bool
 	logf     func(format string, args ...any)
 }
 
@@ -78,6 +80,25 @@ func WithRetry(attempts int, first, max time.Duration) Option {
 	return func(c *Client) {
 		c.attempts, c.backoff.First, c.backoff.Max = max1(attempts), first, max
 	}
+}
+
+// WithRetryFor bounds the retries of a call by time rather than by count:
+// tries go on, with the backoff, until d has passed since the first. It
+// suits a long watch that should ride out a master's restart.
+func WithRetryFor(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.retryFor = d
+		}
+	}
+}
+
+// WithFailFast makes a call that only reads fail at once when its first
+// try finds nothing listening at the master's address: a wrong
+// DIST_TEST_MASTER then costs no retries. Calls that change state, and
+// later tries, still retry: a master that was reached may be restarting.
+func WithFailFast() Option {
+	return func(c *Client) { c.failFast = true }
 }
 
 // WithLogf receives a line each time a call is retried.

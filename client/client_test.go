@@ -413,3 +413,47 @@ func TestStallMessage(t *testing.T) {
 		}
 	})
 }
+
+// A read-only call of a fail-fast client gives up at once when nothing
+// listens at the master's address, naming it; a write still retries.
+func TestFailFastOnRefusedConnection(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	synctest.Test(t, func(t *testing.T) {
+		var logs []string
+		logf := func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }
+		c := New(dead.URL, WithFailFast(), WithRetry(3, time.Second, time.Second), WithLogf(logf))
+		_, err := c.GetJob(t.Context(), "j")
+		if err == nil || !strings.Contains(err.Error(), "no master answers at "+dead.URL) || !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("read: err = %v", err)
+		}
+		if len(logs) != 0 {
+			t.Errorf("read retried: %q", logs)
+		}
+		_, err = c.Cancel(t.Context(), "j")
+		if err == nil || !strings.Contains(err.Error(), "gave up after 3 tries") || len(logs) != 2 {
+			t.Errorf("write: err = %v after %d retries, want 3 tries", err, len(logs))
+		}
+	})
+}
+
+// WithRetryFor bounds the retries by time: 0.5 s, 1 s, 2 s, 4 s, 4 s ...
+// fit 10 s until the next wait would pass it.
+func TestRetryForBoundsByTime(t *testing.T) {
+	m := newMaster(t, map[string]http.HandlerFunc{"GET /api/v1/jobs/{id}": flaky(1000, nil)})
+	synctest.Test(t, func(t *testing.T) {
+		c := New(m.URL, WithHTTPClient(noKeepAlive()), WithRetry(3, 500*time.Millisecond, 4*time.Second), WithRetryFor(10*time.Second))
+		start := time.Now()
+		_, err := c.GetJob(t.Context(), "j")
+		spent := time.Since(start)
+		if !errors.Is(err, model.ErrUnavailable) || !strings.Contains(err.Error(), "gave up after") {
+			t.Errorf("err = %v", err)
+		}
+		if n := m.count("GET /api/v1/jobs/{id}"); n <= 3 {
+			t.Errorf("%d tries: --retry-for must allow more than the count", n)
+		}
+		if spent > 10*time.Second {
+			t.Errorf("retried for %s, beyond 10 s", spent)
+		}
+	})
+}

@@ -99,3 +99,70 @@ func (o writerOnly) Write(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Tail returns at most the last n bytes of the object at link (a log link
+// of a task). It asks for only those bytes; a server that ignores the
+// range sends all of it, of which only the end is kept.
+func (c *Client) Tail(ctx context.Context, link string, n int64) ([]byte, error) {
+	var out []byte
+	err := c.retry(ctx, fetch, func(ctx context.Context, _ int) error {
+		ctx, w := c.watch(ctx)
+		defer w.stop()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+		if err != nil {
+			return permanent(fmt.Errorf("bad link %q: %w", link, err))
+		}
+		req.Header.Set("User-Agent", "dist_test-client")
+		req.Header.Set("Range", fmt.Sprintf("bytes=-%d", n))
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				ue.URL = protocol.BareURL(req.URL)
+			}
+			return w.explain(err)
+		}
+		defer resp.Body.Close()
+		w.kick()
+		switch {
+		case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+			out = nil // an empty object
+			return nil
+		case resp.StatusCode/100 != 2:
+			return c.readError(req, resp)
+		}
+		// A server that ignores the range sends the whole log, which is
+		// read through up to a bound.
+		tail := &tailWriter{n: int(n)}
+		read, err := io.Copy(tail, io.LimitReader(progressReader{resp.Body, w}, maxTailRead+1))
+		if err != nil {
+			return w.explain(err)
+		}
+		if read > maxTailRead {
+			return permanent(fmt.Errorf("the log is over %d MiB and its server sends no ranges of it", maxTailRead>>20))
+		}
+		out = tail.buf[max(0, len(tail.buf)-int(n)):]
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the end of a log: %w", err)
+	}
+	return out, nil
+}
+
+// maxTailRead bounds what Tail reads of a log whose server ignores ranges.
+const maxTailRead = 64 << 20
+
+// tailWriter keeps the last n bytes written to it.
+type tailWriter struct {
+	n   int
+	buf []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2*t.n {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.n:]...)
+	}
+	return len(p), nil
+}

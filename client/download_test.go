@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/dist-test/dist_test/internal/protocol"
 )
@@ -112,4 +114,29 @@ func TestDownload(t *testing.T) {
 			}
 		})
 	})
+}
+
+// Tail asks for the end of a log; from a server that ignores the range it
+// keeps the end of the whole.
+func TestTail(t *testing.T) {
+	body := strings.Repeat("x", 100) + "the end\n"
+	m := newMaster(t, map[string]http.HandlerFunc{
+		"GET /ranged": func(w http.ResponseWriter, r *http.Request) {
+			http.ServeContent(w, r, "", time.Time{}, strings.NewReader(body))
+		},
+		"GET /whole": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) },
+		"GET /empty": func(w http.ResponseWriter, r *http.Request) {
+			http.ServeContent(w, r, "", time.Time{}, strings.NewReader(""))
+		},
+	})
+	c := New(m.URL)
+	for _, path := range []string{"/ranged", "/whole"} {
+		got, err := c.Tail(t.Context(), m.URL+path, 8)
+		if err != nil || string(got) != "the end\n" {
+			t.Errorf("%s: %q, %v", path, got, err)
+		}
+	}
+	if got, err := c.Tail(t.Context(), m.URL+"/empty", 8); err != nil || len(got) != 0 {
+		t.Errorf("empty: %q, %v", got, err)
+	}
 }

@@ -46,7 +46,7 @@ func (c *Client) CreateJob(ctx context.Context, j protocol.CreateJob) (protocol.
 // GetJob returns a job and its counters.
 func (c *Client) GetJob(ctx context.Context, id string) (protocol.Job, error) {
 	var out protocol.Job
-	if err := c.call(ctx, request{method: http.MethodGet, path: jobPath(id, ""), out: &out, mode: idempotent}); err != nil {
+	if err := c.call(ctx, request{method: http.MethodGet, path: jobPath(id, ""), out: &out, mode: reading}); err != nil {
 		return protocol.Job{}, fmt.Errorf("get job %s: %w", id, err)
 	}
 	return out, nil
@@ -60,7 +60,7 @@ func (c *Client) ListJobs(ctx context.Context, limit int) ([]protocol.Job, error
 		q.Set("limit", strconv.Itoa(limit))
 	}
 	var out protocol.JobList
-	if err := c.call(ctx, request{method: http.MethodGet, path: protocol.PathJobs, query: q, out: &out, mode: idempotent}); err != nil {
+	if err := c.call(ctx, request{method: http.MethodGet, path: protocol.PathJobs, query: q, out: &out, mode: reading}); err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	return out.Jobs, nil
@@ -81,7 +81,7 @@ func (c *Client) Tasks(ctx context.Context, jobID, status string) ([]protocol.At
 			q.Set("after", after)
 		}
 		var out protocol.AttemptList
-		if err := c.call(ctx, request{method: http.MethodGet, path: jobPath(jobID, "/tasks"), query: q, out: &out, mode: idempotent}); err != nil {
+		if err := c.call(ctx, request{method: http.MethodGet, path: jobPath(jobID, "/tasks"), query: q, out: &out, mode: reading}); err != nil {
 			return nil, fmt.Errorf("list tasks of job %s: %w", jobID, err)
 		}
 		all = append(all, out.Tasks...)

@@ -23,6 +23,9 @@ const (
 	never retryMode = iota
 	// idempotent: network errors, stalls, and 502/503/504 are retried.
 	idempotent
+	// reading: as idempotent, for a call that only reads; a fail-fast
+	// client gives it up when its first try is refused.
+	reading
 	// fetch: as idempotent, and any 5xx or 429, as object stores answer
 	// when busy.
 	fetch
@@ -36,6 +39,7 @@ const (
 // challenge (the old one was forgotten) that the next try answers.
 func (c *Client) retry(ctx context.Context, mode retryMode, attempt func(ctx context.Context, n int) error) error {
 	reauth := false
+	start := time.Now()
 	for n := 1; ; n++ {
 		err := attempt(ctx, n)
 		var e *protocol.StatusError
@@ -47,11 +51,21 @@ func (c *Client) retry(ctx context.Context, mode retryMode, attempt func(ctx con
 		if err == nil || !retryable(ctx, mode, err) {
 			return err
 		}
-		if n >= c.attempts {
-			return fmt.Errorf("gave up after %d tries: %w", n, err)
+		if n == 1 && c.failFast && mode == reading && refused(err) {
+			return fmt.Errorf("no master answers at %s (check DIST_TEST_MASTER, [dist_test] master or --master): %w", c.base, err)
 		}
 		d := c.backoff.Delay(n)
-		c.logf("%v; retrying in %s (%d of %d tries)", err, d.Round(100*time.Millisecond), n+1, c.attempts)
+		if c.retryFor > 0 {
+			if spent := time.Since(start); spent+d > c.retryFor {
+				return fmt.Errorf("gave up after %d tries in %s: %w", n, spent.Round(100*time.Millisecond), err)
+			}
+			c.logf("%v; retrying in %s (try %d, for up to %s)", err, d.Round(100*time.Millisecond), n+1, c.retryFor)
+		} else {
+			if n >= c.attempts {
+				return fmt.Errorf("gave up after %d tries: %w", n, err)
+			}
+			c.logf("%v; retrying in %s (%d of %d tries)", err, d.Round(100*time.Millisecond), n+1, c.attempts)
+		}
 		if !backoff.Sleep(ctx, d) {
 			return fmt.Errorf("%w (while retrying after: %v)", context.Cause(ctx), err)
 		}

@@ -38,7 +38,19 @@ type Env struct {
 	// HTTPClient carries the requests to the master and the downloads;
 	// nil: a default client.
 	HTTPClient *http.Client
+	// Interrupts delivers the Ctrl-C presses that come after the first,
+	// which ends the command's context with ErrInterrupted: submit, asked
+	// to stop, cancels its job unless a second one comes. nil: none come.
+	Interrupts <-chan os.Signal
 }
+
+// ErrInterrupted is the cause of a command's context ended by Ctrl-C.
+// Commands exit ExitInterrupted for it.
+var ErrInterrupted = errors.New("interrupted")
+
+// ExitInterrupted is the exit code after Ctrl-C, as shells report a
+// process ended by SIGINT.
+const ExitInterrupted = 130
 
 // ExitError ends the program with Code. A nil Err means there is nothing
 // to print: the command already said what happened (a job with failed
@@ -68,6 +80,9 @@ func ExitCode(err error) int {
 	if errors.As(err, &e) {
 		return e.Code
 	}
+	if errors.Is(err, ErrInterrupted) {
+		return ExitInterrupted
+	}
 	return 1
 }
 
@@ -92,7 +107,7 @@ func IsTerminal(w io.Writer) bool {
 func Commands(env *Env) []*cobra.Command {
 	return []*cobra.Command{
 		submitCmd(env), watchCmd(env), cancelCmd(env), fetchCmd(env),
-		statusCmd(env), jobsCmd(env), retryCmd(env),
+		statusCmd(env), jobsCmd(env), tasksCmd(env), retryCmd(env),
 	}
 }
 
@@ -124,9 +139,11 @@ type session struct {
 	api *client.Client
 }
 
-// open loads the configuration (flag > environment > file > default) and
-// makes a client of the master.
-func (e *Env) open(masterFlag string) (*session, error) {
+// LoadConfig reads the configuration (environment > file > default) and
+// warns on stderr of each key of the file that nothing reads, with the
+// known key closest to it: every command that reads the file, client or
+// server, warns the same way.
+func (e *Env) LoadConfig() (*config.Config, error) {
 	path := ""
 	if e.ConfigPath != nil {
 		path = *e.ConfigPath
@@ -137,8 +154,39 @@ func (e *Env) open(masterFlag string) (*session, error) {
 	}
 	for _, k := range cfg.Unknown() {
 		section, name, _ := strings.Cut(k, ".")
-		e.logf("warning: %s: unknown key [%s] %s is ignored", cfg.File(), section, name)
+		hint := ""
+		if near := config.Closest(k); near != "" {
+			_, n, _ := strings.Cut(near, ".")
+			hint = fmt.Sprintf(" (did you mean %s?)", n)
+		}
+		e.logf("warning: %s: unknown key [%s] %s is ignored%s", cfg.File(), section, name, hint)
 	}
+	return cfg, nil
+}
+
+// conn are the flags of every command that talks to the master.
+type conn struct {
+	master   string
+	retryFor time.Duration
+}
+
+func (c *conn) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.master, "master", "", "URL of the master (overrides DIST_TEST_MASTER and the configuration file)")
+	cmd.Flags().DurationVar(&c.retryFor, "retry-for", 0, "keep retrying a master that does not answer for this long, e.g. 10m (default: 10 tries over about 50 s)")
+}
+
+// open loads the configuration (flag > environment > file > default) and
+// makes a client of the master. A readOnly command gives up at once when
+// nothing listens at the master's address.
+func (e *Env) open(c conn, readOnly bool) (*session, error) {
+	if c.retryFor < 0 {
+		return nil, fmt.Errorf("--retry-for %s: must not be negative", c.retryFor)
+	}
+	cfg, err := e.LoadConfig()
+	if err != nil {
+		return nil, err
+	}
+	masterFlag := c.master
 	if masterFlag != "" {
 		if err := config.CheckURL(masterFlag); err != nil {
 			return nil, fmt.Errorf("--master %q: %w", masterFlag, err)
@@ -160,11 +208,17 @@ func (e *Env) open(masterFlag string) (*session, error) {
 		}
 		hc = &http.Client{Transport: t}
 	}
-	api := client.New(cfg.DistTest.Master,
+	opts := []client.Option{
 		client.WithHTTPClient(hc),
 		client.WithTimeout(cfg.DistTest.URLTimeout),
 		client.WithAuth(cfg.Account()),
-		client.WithLogf(e.logf))
+		client.WithLogf(e.logf),
+		client.WithRetryFor(c.retryFor),
+	}
+	if readOnly {
+		opts = append(opts, client.WithFailFast())
+	}
+	api := client.New(cfg.DistTest.Master, opts...)
 	return &session{env: e, cfg: cfg, api: api}, nil
 }
 
@@ -192,10 +246,6 @@ func (s *session) saveJobID(id string) error {
 // dashboard is the URL of a job's page.
 func (s *session) dashboard(id string) string {
 	return s.api.BaseURL() + "/job?job_id=" + url.QueryEscape(id)
-}
-
-func masterFlag(cmd *cobra.Command, dst *string) {
-	cmd.Flags().StringVar(dst, "master", "", "URL of the master (overrides DIST_TEST_MASTER and the configuration file)")
 }
 
 // quiet stops cobra printing the usage for errors past argument parsing:

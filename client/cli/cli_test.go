@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,8 +96,26 @@ func TestSubmitNoWait(t *testing.T) {
 	if h.stderr.String() != wantErr {
 		t.Errorf("stderr = %q, want %q", h.stderr.String(), wantErr)
 	}
-	if h.stdout.Len() != 0 {
-		t.Errorf("stdout = %q, want nothing with --no-wait", h.stdout.String())
+	if h.stdout.String() != "job_id="+id+"\n" {
+		t.Errorf("stdout = %q, want job_id=%s", h.stdout.String(), id)
+	}
+
+	// --json (or -o json) says the same as JSON.
+	id = fmt.Sprintf("alice.1700000000.%d", os.Getpid())
+	for _, flag := range [][]string{{"--json"}, {"-o", "json"}} {
+		if code := h.run(append([]string{"submit", "--no-wait"}, append(flag, writeJobFile(t, goodJob))...)...); code != 0 {
+			t.Fatalf("%v: exit %d, stderr:\n%s", flag, code, h.stderr.String())
+		}
+		var got map[string]string
+		if err := json.Unmarshal(h.stdout.Bytes(), &got); err != nil || got["job_id"] != id || got["url"] != srv.URL+"/job?job_id="+url.QueryEscape(id) {
+			t.Errorf("%v: stdout %q (%v), want job_id and url", flag, h.stdout.String(), err)
+		}
+	}
+	// JSON without --no-wait, or an unknown format, is a usage error.
+	for _, args := range [][]string{{"submit", "--json"}, {"submit", "--no-wait", "-o", "yaml"}} {
+		if code := h.run(append(args, writeJobFile(t, goodJob))...); code != 1 || len(fm.created) != 3 {
+			t.Errorf("%v: exit %d, %d jobs created; want a usage error before any", args, code, len(fm.created))
+		}
 	}
 }
 
@@ -212,15 +231,21 @@ func TestWatchProgress(t *testing.T) {
 		tty  bool
 		want string
 	}{
+		// A bar of passed (=) and failed (x) tests, redrawn at each poll;
+		// the ETA extrapolates the pace, as no attempt has an expected
+		// runtime; then the summary.
 		{"terminal", true, "" +
-			" 0.0s\t 0/3 tests complete\n" +
-			"\x1b[F\x1b[2K 0.5s\t 1/3 tests complete\x1b[33m (1 retries)\x1b[m\n" +
-			"\x1b[F\x1b[2K 1.0s\t 1/3 tests complete\x1b[33m (1 retries)\x1b[m\n" +
-			"\x1b[F\x1b[2K\x1b[31m 1.5s\t 3/3 tests complete\x1b[m\x1b[31m (1 failed)\x1b[m\x1b[33m (1 retries)\x1b[m\n"},
+			"[                        ]  0.0s\t 0/3 tests complete, 0 running\n" +
+			"\x1b[F\x1b[2K[\x1b[32m========\x1b[m                ]  0.5s\t 1/3 tests complete\x1b[33m (1 retries)\x1b[m, 0 running, ETA 1s\n" +
+			"\x1b[F\x1b[2K[\x1b[32m========\x1b[m                ]  1.0s\t 1/3 tests complete\x1b[33m (1 retries)\x1b[m, 0 running, ETA 2s\n" +
+			"\x1b[F\x1b[2K[\x1b[32m================\x1b[m\x1b[31mxxxxxxxx\x1b[m] \x1b[31m 1.5s\t 3/3 tests complete\x1b[m\x1b[31m (1 failed)\x1b[m\x1b[33m (1 retries)\x1b[m\n" +
+			"1 of 3 tests failed:\nDetails: http://master/job?job_id=j1\n"},
+		// A line when the counts change, none for the poll at 1.0 s.
 		{"log", false, "" +
-			" 0.0s\t 0/3 tests complete\n" +
-			" 0.5s\t 1/3 tests complete (1 retries)\n" +
-			" 1.5s\t 3/3 tests complete (1 failed) (1 retries)\n"},
+			" 0.0s\t 0/3 tests complete, 0 running\n" +
+			" 0.5s\t 1/3 tests complete (1 retries), 0 running, ETA 1s\n" +
+			" 1.5s\t 3/3 tests complete (1 failed) (1 retries)\n" +
+			"1 of 3 tests failed:\nDetails: http://master/job?job_id=j1\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,7 +277,8 @@ func TestWatchPassedIsGreenAndExitsZero(t *testing.T) {
 		if code := h.run("watch", "j1"); code != 0 {
 			t.Errorf("exit %d, want 0", code)
 		}
-		want := " 0.0s\t 0/2 tests complete\n\x1b[F\x1b[2K\x1b[32m 0.5s\t 2/2 tests complete\x1b[m\n"
+		want := "[                        ]  0.0s\t 0/2 tests complete, 0 running\n" +
+			"\x1b[F\x1b[2K[\x1b[32m========================\x1b[m] \x1b[32m 0.5s\t 2/2 tests complete\x1b[m\n"
 		if got := h.stdout.String(); got != want {
 			t.Errorf("stdout = %q, want %q", got, want)
 		}
@@ -298,12 +324,16 @@ func TestSubmitWatchesAndPrintsJobID(t *testing.T) {
 					t.Errorf("exit %d, want %d; stderr %s", code, tt.code, h.stderr.String())
 				}
 				lines := strings.Split(strings.TrimSuffix(h.stdout.String(), "\n"), "\n")
-				if len(lines) != 3 || lines[0] != " 0.0s\t 0/2 tests complete" ||
+				if len(lines) < 3 || lines[0] != " 0.0s\t 0/2 tests complete, 0 running" ||
 					!strings.HasPrefix(lines[1], " 1.5s\t 2/2 tests complete") {
 					t.Fatalf("stdout = %q", h.stdout.String())
 				}
-				if lines[2] != "job_id="+id {
-					t.Errorf("last line %q, want job_id=%s", lines[2], id)
+				// A failed job is summed up before the job id.
+				if summary := tt.code != 0; summary != (len(lines) == 5) || summary && lines[3] != "Details: http://master/job?job_id="+url.QueryEscape(id) {
+					t.Errorf("stdout = %q", h.stdout.String())
+				}
+				if last := lines[len(lines)-1]; last != "job_id="+id {
+					t.Errorf("last line %q, want job_id=%s", last, id)
 				}
 
 				// A later watch without an id finds the job again.
@@ -331,10 +361,13 @@ func TestCancelStatusJobsRetry(t *testing.T) {
 		t.Error("the job was not canceled")
 	}
 
-	if code := h.run("status", "j1"); code != 0 {
+	if code := h.run("status", "j1"); code != 0 || h.stdout.String() != "j1: canceled, 3/4 tests complete: 2 passed, 1 failed (2 retries)\n" {
+		t.Fatalf("status: exit %d, stdout %q, stderr %q", code, h.stdout.String(), h.stderr.String())
+	}
+	if code := h.run("status", "--json", "j1"); code != 0 {
 		t.Fatalf("status: exit %d, stderr %q", code, h.stderr.String())
 	}
-	for _, want := range []string{`"total_groups": 4`, `"finished_groups": 3`, `"failed_groups": 1`, `"retried_tasks": 2`, `"status": "running"`} {
+	for _, want := range []string{`"total_groups": 4`, `"finished_groups": 3`, `"failed_groups": 1`, `"retried_tasks": 2`, `"status": "running"`, `"id": "j1"`, `"canceled": true`} {
 		if !strings.Contains(h.stdout.String(), want) {
 			t.Errorf("status output lacks %s:\n%s", want, h.stdout.String())
 		}
@@ -369,7 +402,7 @@ func TestUnknownConfigKeyWarns(t *testing.T) {
 	if code := h.run("status", "--config", cnf, "j"); code != 0 {
 		t.Fatalf("exit %d: %s", code, h.stderr.String())
 	}
-	if want := "warning: " + cnf + ": unknown key [dist_test] mastr is ignored\n"; h.stderr.String() != want {
+	if want := "warning: " + cnf + ": unknown key [dist_test] mastr is ignored (did you mean master?)\n"; h.stderr.String() != want {
 		t.Errorf("stderr = %q, want %q", h.stderr.String(), want)
 	}
 }

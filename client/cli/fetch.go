@@ -20,8 +20,8 @@ import (
 
 func fetchCmd(env *Env) *cobra.Command {
 	var (
-		master string
-		opts   fetchOptions
+		c    conn
+		opts fetchOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "fetch [-d DIR] [-l] [-a] [-f] [JOB_ID]",
@@ -36,7 +36,7 @@ into a folder of its name. Files already there are kept.`,
 				return fmt.Errorf("need --logs (-l) or --artifacts (-a), or both")
 			}
 			cmd.SilenceUsage = true
-			s, err := env.open(master)
+			s, err := env.open(c, true)
 			if err != nil {
 				return err
 			}
@@ -49,7 +49,7 @@ into a folder of its name. Files already there are kept.`,
 	}
 	opts.flags(cmd)
 	cmd.Flags().BoolVarP(&opts.failedOnly, "failed-only", "f", false, "download only from failed tasks")
-	masterFlag(cmd, &master)
+	c.flags(cmd)
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -169,6 +170,7 @@ type harness struct {
 	home           string
 	master         string
 	tty            bool
+	ctx            context.Context // nil: the test's
 }
 
 // newHarness points the commands at master; a nil client means a real
@@ -205,7 +207,11 @@ func (h *harness) run(args ...string) int {
 	root.SetArgs(args)
 	root.SetOut(&h.stderr)
 	root.SetErr(&h.stderr)
-	return Report(&h.stderr, root.ExecuteContext(h.t.Context()))
+	ctx := h.ctx
+	if ctx == nil {
+		ctx = h.t.Context()
+	}
+	return Report(&h.stderr, root.ExecuteContext(ctx))
 }
 
 func counts(total, finished, failed, retried int) model.Counts {

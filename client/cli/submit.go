@@ -53,29 +53,44 @@ func (s *sizeFlag) Set(v string) error {
 
 func submitCmd(env *Env) *cobra.Command {
 	var (
-		master string
+		c      conn
 		name   string
 		noWait bool
 		fetch  fetchOptions
+		watch  watchOptions
+		out    output
 	)
 	cmd := &cobra.Command{
-		Use:   "submit [-n NAME] [-d DIR] [-l] [-a] [--no-wait] JOB.json",
+		Use:   "submit [-n NAME] [-d DIR] [-l] [-a] [--no-wait [--json]] [--fail-fast] JOB.json",
 		Short: "Submit a JSON file listing tasks, and watch the job run",
 		Long: `Submit a job: a JSON file {"tasks": [...]} of tasks, each with isolate_hash and
-description. Then watch it (unless --no-wait), download what -l and -a ask
-for, and print job_id=<id> on stdout. Exits 0 when every task passed, 88 when
-some failed, and 1 when the job could not be submitted.`,
+description. Then watch it (unless --no-wait), say what failed, download what
+-l and -a ask for, and print job_id=<id> on stdout. Exits 0 when every task
+passed, 88 when some failed, and 1 when the job could not be submitted.
+Ctrl-C cancels the job (exit 130); a second Ctrl-C leaves it running.`,
 		Args: cobra.ExactArgs(1),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(cmd, args); err != nil {
+				return err
+			}
+			if j, _ := out.asJSON(); j && !noWait {
+				return fmt.Errorf("--json goes with --no-wait: a watched job prints progress")
+			}
+			return watch.check(cmd, args)
+		},
 		RunE: quiet(func(ctx context.Context, cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
 			if err != nil {
 				return fmt.Errorf("reading the job file: %w", err)
 			}
-			specs, err := protocol.ParseJobJSON(data, 0)
+			specs, unknown, err := protocol.ParseJobJSONChecked(data, 0)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
-			s, err := env.open(master)
+			for _, u := range unknown {
+				env.logf("warning: %s: %s is ignored", args[0], u)
+			}
+			s, err := env.open(c, false)
 			if err != nil {
 				return err
 			}
@@ -90,13 +105,18 @@ some failed, and 1 when the job could not be submitted.`,
 			env.logf("Submitted job %s", id)
 			env.logf("Watch your results at %s", s.dashboard(id))
 			if noWait {
+				if asJSON, _ := out.asJSON(); asJSON {
+					return env.printJSON(map[string]string{"job_id": id, "url": s.dashboard(id)})
+				}
+				fmt.Fprintf(env.Stdout, "job_id=%s\n", id)
 				return nil
 			}
-			code, err := s.watch(ctx, id)
+			watch.cancelOnInterrupt = true
+			code, err := s.watch(ctx, id, watch)
 			if err != nil {
 				return err
 			}
-			if fetch.logs || fetch.artifacts {
+			if (fetch.logs || fetch.artifacts) && code != ExitInterrupted {
 				// The tests' verdict stands whatever the download does.
 				if err := s.fetch(ctx, id, fetch); err != nil {
 					env.logf("warning: %v", err)
@@ -112,7 +132,9 @@ some failed, and 1 when the job could not be submitted.`,
 	cmd.Flags().StringVarP(&name, "name", "n", "", "job name prefix, made unique by the user, time and process id")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "exit after submitting the job, rather than waiting for it to finish")
 	fetch.flags(cmd)
-	masterFlag(cmd, &master)
+	watch.flags(cmd)
+	out.flags(cmd)
+	c.flags(cmd)
 	return cmd
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,16 +16,42 @@ import (
 // original client did.
 const pollInterval = 500 * time.Millisecond
 
+// watchOptions are the flags of submit and watch about watching.
+type watchOptions struct {
+	failFast bool
+	tail     int
+	// cancelOnInterrupt: Ctrl-C cancels the job (submit); otherwise it
+	// only stops watching (watch).
+	cancelOnInterrupt bool
+}
+
+func (o *watchOptions) flags(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&o.failFast, "fail-fast", false, "cancel the job as soon as a test has failed for good (no retries left)")
+	cmd.Flags().IntVar(&o.tail, "tail", 5, "lines of each failed test's stderr to print in the summary (0: none)")
+}
+
+func (o *watchOptions) check(*cobra.Command, []string) error {
+	if o.tail < 0 || o.tail > 1000 {
+		return fmt.Errorf("--tail %d: give 0 to 1000 lines", o.tail)
+	}
+	return nil
+}
+
 func watchCmd(env *Env) *cobra.Command {
-	var master string
+	var (
+		c    conn
+		opts watchOptions
+	)
 	cmd := &cobra.Command{
 		Use:   "watch [JOB_ID]",
 		Short: "Watch a submitted job until it finishes",
-		Long: `Watch a job (by default the last one submitted from here) until it finishes.
-Exits 0 when every task passed and 88 when some failed.`,
-		Args: cobra.MaximumNArgs(1),
+		Long: `Watch a job (by default the last one submitted from here) until it finishes,
+then say what failed. Exits 0 when every task passed and 88 when some failed.
+Ctrl-C stops watching (exit 130) and leaves the job running.`,
+		Args:    cobra.MaximumNArgs(1),
+		PreRunE: opts.check,
 		RunE: quiet(func(ctx context.Context, cmd *cobra.Command, args []string) error {
-			s, err := env.open(master)
+			s, err := env.open(c, false)
 			if err != nil {
 				return err
 			}
@@ -35,7 +60,7 @@ Exits 0 when every task passed and 88 when some failed.`,
 				return err
 			}
 			env.logf("Watch your results at %s", s.dashboard(id))
-			code, err := s.watch(ctx, id)
+			code, err := s.watch(ctx, id, opts)
 			if err != nil {
 				return err
 			}
@@ -45,33 +70,97 @@ Exits 0 when every task passed and 88 when some failed.`,
 			return nil
 		}),
 	}
-	masterFlag(cmd, &master)
+	opts.flags(cmd)
+	c.flags(cmd)
 	return cmd
 }
 
-// watch polls the job until it finishes, printing progress, and returns
-// the exit code of its result.
-func (s *session) watch(ctx context.Context, id string) (int, error) {
-	p := progress{w: s.env.Stdout, tty: s.env.terminal(s.env.Stdout), start: s.env.now()}
+// watch follows the job until it finishes, printing progress and then a
+// summary of what failed, and returns the exit code of its result.
+func (s *session) watch(ctx context.Context, id string, o watchOptions) (int, error) {
+	p := s.newProgress()
+	job, err := s.follow(ctx, id, o, p)
+	if err != nil && errors.Is(context.Cause(ctx), ErrInterrupted) {
+		p.interrupted()
+		if !o.cancelOnInterrupt {
+			s.env.logf("Stopped watching; job %s keeps running (dist_test watch %s, dist_test cancel %s)", id, id, id)
+			return ExitInterrupted, nil
+		}
+		return s.cancelInterrupted(ctx, id, o, p)
+	}
+	if err != nil {
+		return 1, err
+	}
+	s.summary(ctx, job, o)
+	return resultCode(job), nil
+}
+
+// cancelInterrupted cancels a job whose submit was interrupted, and
+// watches it end, unless a second Ctrl-C comes first.
+func (s *session) cancelInterrupted(parent context.Context, id string, o watchOptions, p *progress) (int, error) {
+	s.env.logf("Interrupted: canceling job %s (press Ctrl-C again to leave it running)", id)
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-s.env.Interrupts:
+			cancel(ErrInterrupted)
+		case <-done:
+		}
+	}()
+	if _, err := s.api.Cancel(ctx, id); err != nil {
+		if ctx.Err() != nil {
+			s.env.logf("Left job %s as it was", id)
+			return ExitInterrupted, nil
+		}
+		s.env.logf("could not cancel job %s: %v", id, err)
+		return ExitInterrupted, nil
+	}
+	o.failFast = false
+	job, err := s.follow(ctx, id, o, p)
+	if err != nil {
+		if ctx.Err() != nil {
+			s.env.logf("Stopped watching job %s, which was canceled", id)
+		} else {
+			s.env.logf("%v", err)
+		}
+		return ExitInterrupted, nil
+	}
+	s.summary(ctx, job, o)
+	return ExitInterrupted, nil
+}
+
+// follow polls the job until it finishes or ctx ends, showing progress.
+// With o.failFast it cancels the job once a test has failed for good.
+func (s *session) follow(ctx context.Context, id string, o watchOptions, p *progress) (protocol.Job, error) {
+	canceled := false
 	for {
 		job, err := s.api.GetJob(ctx, id)
 		if errors.Is(err, model.ErrNotFound) {
-			return 1, fmt.Errorf("job %s is not known to the master at %s", id, s.api.BaseURL())
+			return job, fmt.Errorf("job %s is not known to the master at %s", id, s.api.BaseURL())
 		}
 		if err != nil {
-			return 1, err
+			return job, err
 		}
 		done := job.Status == "finished"
-		code := resultCode(job)
-		p.show(job, s.env.now(), done, code)
+		p.update(ctx, job, done)
 		if done {
-			return code, nil
+			return job, nil
+		}
+		if o.failFast && !canceled && !job.Canceled && job.FailedGroups > 0 {
+			canceled = true
+			s.env.logf("--fail-fast: a test failed; canceling job %s", id)
+			if _, err := s.api.Cancel(ctx, id); err != nil {
+				return job, err
+			}
 		}
 		t := time.NewTimer(pollInterval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return 1, context.Cause(ctx)
+			return job, context.Cause(ctx)
 		case <-t.C:
 		}
 	}
@@ -82,59 +171,4 @@ func resultCode(j protocol.Job) int {
 		return ExitFailed
 	}
 	return 0
-}
-
-// Terminal escapes of the original client.
-const (
-	red       = "\x1b[31m"
-	yellow    = "\x1b[33m"
-	green     = "\x1b[32m"
-	reset     = "\x1b[m"
-	lineAbove = "\x1b[F\x1b[2K" // move up a line and clear it
-)
-
-// progress prints the progress line. On a terminal it rewrites one line
-// in colour at every poll; elsewhere (a CI log) it adds a line only when
-// the number of finished groups changes, and the final line.
-type progress struct {
-	w       io.Writer
-	tty     bool
-	start   time.Time
-	printed bool
-	last    int // finished groups on the last line printed
-}
-
-func (p *progress) show(j protocol.Job, now time.Time, final bool, code int) {
-	if !p.tty && p.printed && !final && j.FinishedGroups == p.last {
-		return
-	}
-	on := func(esc string) string {
-		if p.tty {
-			return esc
-		}
-		return ""
-	}
-	line := ""
-	if p.printed {
-		line += on(lineAbove)
-	}
-	if final {
-		if code == 0 {
-			line += on(green)
-		} else {
-			line += on(red)
-		}
-	}
-	line += fmt.Sprintf(" %.1fs\t %d/%d tests complete", now.Sub(p.start).Seconds(), j.FinishedGroups, j.TotalGroups)
-	if final {
-		line += on(reset)
-	}
-	if j.FailedGroups > 0 {
-		line += on(red) + fmt.Sprintf(" (%d failed)", j.FailedGroups) + on(reset)
-	}
-	if j.RetriedTasks > 0 {
-		line += on(yellow) + fmt.Sprintf(" (%d retries)", j.RetriedTasks) + on(reset)
-	}
-	io.WriteString(p.w, line+"\n")
-	p.printed, p.last = true, j.FinishedGroups
 }

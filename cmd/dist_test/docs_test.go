@@ -221,3 +221,53 @@ func checkDocName(root, s string, pkgs map[string]*docPackage, byName map[string
 	}
 	return false, true
 }
+
+// The README's "Running it yourself" walks a newcomer through files of
+// examples/: each path it names must exist, and each test its job runs
+// (`archive go PKG TEST`, `archive script NAME`) must be in the suite.
+func TestReadmeWalkthroughFilesExist(t *testing.T) {
+	root := filepath.Join("..", "..")
+	data, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	start := strings.Index(text, "\n## Running it yourself\n")
+	if start < 0 {
+		t.Fatal(`README.md has no "## Running it yourself"`)
+	}
+	section := text[start+1:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	paths := regexp.MustCompile(`examples/[A-Za-z0-9_./-]*[A-Za-z0-9_]`).FindAllString(section, -1)
+	if len(paths) < 5 {
+		t.Errorf("the walkthrough names %d files of examples/: %v", len(paths), paths)
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("README.md's walkthrough names %s: %v", p, err)
+		}
+	}
+	tests := regexp.MustCompile(`archive go (\w+) (\w+)`).FindAllStringSubmatch(section, -1)
+	scriptsRun := regexp.MustCompile(`archive script (\w+)`).FindAllStringSubmatch(section, -1)
+	if len(tests) == 0 || len(scriptsRun) == 0 {
+		t.Fatalf("the walkthrough's job runs no Go test or no script of the suite")
+	}
+	for _, m := range tests {
+		files, _ := filepath.Glob(filepath.Join(root, "examples", "suite", m[1], "*_test.go"))
+		found := false
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			found = found || strings.Contains(string(b), "\nfunc "+m[2]+"(t *testing.T)")
+		}
+		if !found {
+			t.Errorf("the walkthrough runs %s.%s, which examples/suite/%s does not have", m[1], m[2], m[1])
+		}
+	}
+	for _, m := range scriptsRun {
+		if _, err := os.Stat(filepath.Join(root, "examples", "scripts", m[1]+".sh")); err != nil {
+			t.Errorf("the walkthrough runs the script %s: %v", m[1], err)
+		}
+	}
+}

@@ -50,7 +50,7 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM.`,
 			if err := slave.CheckPlatform(); err != nil {
 				return &cli.ExitError{Code: 1, Err: err}
 			}
-			cfg, err := config.Load(*env.ConfigPath, env.Getenv)
+			cfg, err := env.LoadConfig()
 			if err != nil {
 				return err
 			}

@@ -68,9 +68,24 @@ func run(args []string) int {
 	root.SetOut(os.Stdout)
 	root.SetErr(os.Stderr)
 	// SIGINT and SIGTERM end the context: servers shut down in order and
-	// clients stop polling.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// clients stop polling. Ctrl-C ends it with cli.ErrInterrupted, and
+	// the presses after the first go to the command: submit cancels its
+	// job on the first unless a second comes.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	interrupts := make(chan os.Signal, 1)
+	signal.Notify(interrupts, os.Interrupt)
+	defer signal.Stop(interrupts)
+	env.Interrupts = interrupts
+	go func() {
+		select {
+		case <-interrupts:
+			cancel(cli.ErrInterrupted)
+		case <-ctx.Done():
+		}
+	}()
 	return cli.Report(os.Stderr, root.ExecuteContext(ctx))
 }
 

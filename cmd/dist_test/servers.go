@@ -134,7 +134,7 @@ func (f *serverFlags) load(cmd *cobra.Command, env *cli.Env, where serverSection
 }
 
 func loadConfig(env *cli.Env) (*config.Config, error) {
-	return config.Load(*env.ConfigPath, env.Getenv)
+	return env.LoadConfig()
 }
 
 func masterConfig(cfg *config.Config) server.Config {

@@ -535,3 +535,17 @@ func TestEveryCheckInOrder(t *testing.T) {
 		t.Errorf("Validate() =\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestClosestKey(t *testing.T) {
+	for id, want := range map[string]string{
+		"dist_test.mastr":          "dist_test.master",
+		"master.heartbeat_intrval": "master.heartbeat_interval",
+		"slave.kill_grce":          "slave.kill_grace",
+		"dist_test.colour_theme":   "",
+		"master.mastr":             "", // keys of another section are not offered
+	} {
+		if got := Closest(id); got != want {
+			t.Errorf("Closest(%q) = %q, want %q", id, got, want)
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dist-test/dist_test/internal/model"
 )
 
 // key is one configuration key: where it lives, its environment variable,
@@ -374,4 +376,20 @@ func validEnvName(s string) bool {
 		}
 	}
 	return true
+}
+
+// Closest returns the known key ("section.key") of the same section that
+// an unknown one (as Unknown lists it) most likely misspells, or "".
+func Closest(id string) string {
+	section, name, _ := strings.Cut(id, ".")
+	var names []string
+	for _, k := range keys {
+		if k.section == section {
+			names = append(names, k.name)
+		}
+	}
+	if near := model.Closest(name, names); near != "" {
+		return section + "." + near
+	}
+	return ""
 }

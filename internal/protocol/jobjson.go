@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,16 +39,73 @@ const (
 // and checks every task (see ParseTasks). maxTasks bounds the job's size (0 =
 // no bound). Errors name the task and the field, and say what was expected.
 func ParseJobJSON(data []byte, maxTasks int) ([]model.TaskSpec, error) {
+	specs, _, err := ParseJobJSONChecked(data, maxTasks)
+	return specs, err
+}
+
+// ParseJobJSONChecked is ParseJobJSON, and also returns the fields of the
+// tasks that nothing reads (see ParseTasksChecked).
+func ParseJobJSONChecked(data []byte, maxTasks int) ([]model.TaskSpec, []UnknownField, error) {
 	var doc struct {
 		Tasks *json.RawMessage `json:"tasks"`
 	}
 	if err := strictObject(data, &doc); err != nil {
-		return nil, fmt.Errorf("job JSON: %w", err)
+		return nil, nil, fmt.Errorf("job JSON: %w", err)
 	}
 	if doc.Tasks == nil {
-		return nil, fmt.Errorf(`job JSON: missing "tasks": expected {"tasks": [...]}`)
+		return nil, nil, fmt.Errorf(`job JSON: missing "tasks": expected {"tasks": [...]}`)
 	}
-	return ParseTasks(*doc.Tasks, maxTasks)
+	return ParseTasksChecked(*doc.Tasks, maxTasks)
+}
+
+// TaskFields are the fields of a task that ParseTasks reads.
+var TaskFields = []string{"isolate_hash", "description", "timeout", "max_retries", "attempt",
+	"artifact_archive_globs", "docker_image"}
+
+// UnknownField is a field that tasks of a submission have and nothing
+// reads: most likely a typo.
+type UnknownField struct {
+	Field string
+	Near  string // the known field it most likely misspells, or ""
+	First int    // the first task that has it
+	Tasks int    // how many tasks have it
+}
+
+func (u UnknownField) String() string {
+	s := fmt.Sprintf("unknown field %q", clipString(u.Field))
+	if u.Near != "" {
+		s += fmt.Sprintf(" (did you mean %q?)", u.Near)
+	}
+	if u.Tasks == 1 {
+		return fmt.Sprintf("task %d: %s", u.First, s)
+	}
+	return fmt.Sprintf("%d tasks, the first task %d: %s", u.Tasks, u.First, s)
+}
+
+// maxUnknownFields bounds the distinct unknown fields reported: a job of
+// 100,000 tasks each with a field of its own name says enough in a few.
+const maxUnknownFields = 20
+
+// ParseTasksChecked is ParseTasks, and also returns the fields of the tasks
+// that nothing reads, each once, in the order they were first found, with
+// the known field each most likely misspells.
+func ParseTasksChecked(data json.RawMessage, maxTasks int) ([]model.TaskSpec, []UnknownField, error) {
+	var unknown []UnknownField
+	specs, err := parseTasks(data, maxTasks, func(task int, field string) {
+		for i := range unknown {
+			if unknown[i].Field == field {
+				unknown[i].Tasks++
+				return
+			}
+		}
+		if len(unknown) < maxUnknownFields {
+			unknown = append(unknown, UnknownField{Field: field, Near: model.Closest(field, TaskFields), First: task, Tasks: 1})
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return specs, unknown, nil
 }
 
 // ParseTasks parses and checks a JSON array of legacy tasks:
@@ -56,6 +114,12 @@ func ParseJobJSON(data []byte, maxTasks int) ([]model.TaskSpec, error) {
 // artifact_archive_globs and docker_image. Unknown fields are ignored, as the
 // original did.
 func ParseTasks(data json.RawMessage, maxTasks int) ([]model.TaskSpec, error) {
+	return parseTasks(data, maxTasks, nil)
+}
+
+// parseTasks parses tasks; unknown, if not nil, hears of each field of a
+// task that nothing reads.
+func parseTasks(data json.RawMessage, maxTasks int, unknown func(task int, field string)) ([]model.TaskSpec, error) {
 	// The tasks are decoded one at a time rather than into a slice of
 	// them first: a job of 100,000 tasks is tens of megabytes, and each
 	// step that holds all of it at once multiplies what a submission costs.
@@ -76,7 +140,7 @@ func ParseTasks(data json.RawMessage, maxTasks int) ([]model.TaskSpec, error) {
 		if err := dec.Decode(&r); err != nil {
 			return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
 		}
-		s, err := parseTask(r)
+		s, err := parseTask(r, i, unknown)
 		if err != nil {
 			return nil, fmt.Errorf("job JSON: task %d%s: %w", i, describe(r), err)
 		}
@@ -94,10 +158,22 @@ func ParseTasks(data json.RawMessage, maxTasks int) ([]model.TaskSpec, error) {
 	return specs, nil
 }
 
-func parseTask(data json.RawMessage) (model.TaskSpec, error) {
+func parseTask(data json.RawMessage, index int, unknown func(task int, field string)) (model.TaskSpec, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
 		return model.TaskSpec{}, fmt.Errorf("must be an object, got %s", clip(data))
+	}
+	if unknown != nil {
+		var names []string
+		for k := range fields {
+			if !slices.Contains(TaskFields, k) {
+				names = append(names, k)
+			}
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			unknown(index, k)
+		}
 	}
 	var s model.TaskSpec
 	var err error

@@ -139,10 +139,13 @@ type Attempt struct {
 	StartedAt           *time.Time `json:"started_at,omitempty"`
 	FinishedAt          *time.Time `json:"finished_at,omitempty"`
 	DurationSeconds     float64    `json:"duration_s"`
-	Runs                int        `json:"runs"`
-	MissingOutputs      []string   `json:"missing_outputs,omitempty"`
-	Error               string     `json:"error,omitempty"`
-	Inputs              Inputs     `json:"inputs"`
+	// ExpectedSeconds is the runtime expected of a queued or running
+	// attempt, from its description's history (0: none known).
+	ExpectedSeconds float64  `json:"expected_s,omitempty"`
+	Runs            int      `json:"runs"`
+	MissingOutputs  []string `json:"missing_outputs,omitempty"`
+	Error           string   `json:"error,omitempty"`
+	Inputs          Inputs   `json:"inputs"`
 }
 
 // AttemptList is the answer of GET /api/v1/jobs/{id}/tasks?status=&limit=&after=:

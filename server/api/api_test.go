@@ -158,3 +158,36 @@ func (h *harness) dump() string {
 	_ = h.st.DB().QueryRow(`SELECT total_tasks || '/' || finished_tasks || '/' || failed_tasks FROM jobs`).Scan(&counters)
 	return b.String() + " jobs:" + counters
 }
+
+// A misspelt field is refused by /api/v1 with the field it most likely
+// means, and ignored by the legacy /submit_job, as the original did.
+func TestUnknownFieldsRefusedByTheAPIOnly(t *testing.T) {
+	h := newHarness(t)
+	typo := h.jobJSON(1, `, "timout": 30, "max_retires": 2`)
+	if code, body := h.form("/submit_job", url.Values{"job_id": {"legacy"}, "job_json": {typo}}); code != 200 {
+		t.Errorf("legacy submit with unknown fields: %d %s, want 200", code, body)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(typo), &doc); err != nil {
+		t.Fatal(err)
+	}
+	jobs := h.count("jobs")
+	tasks := `[{"isolate_hash": "` + h.digest + `", "description": "d"}]`
+	for _, c := range []struct{ name, body, says string }{
+		{"task field", `{"id": "a1", "tasks": ` + string(doc["tasks"]) + `}`, `task 0: unknown field "max_retires" (did you mean "max_retries"?)`},
+		{"job field", `{"id": "a2", "nmae": "x", "tasks": ` + tasks + `}`, `unknown field "nmae"`},
+		{"data after the object", `{"id": "a3", "tasks": ` + tasks + `}}`, "data after the top-level value"},
+		{"hostile field name", `{"id": "a4", "tasks": [{"isolate_hash": "` + h.digest + `", "description": "d", "\u001b[2J` + strings.Repeat("x", 5000) + `": 1}]}`, `unknown field "\x1b[2J`},
+	} {
+		code, body, _ := h.do("POST", "/api/v1/jobs", "application/json", c.body)
+		if code != 400 || !strings.Contains(message(body), c.says) {
+			t.Errorf("%s: %d %s; want 400 saying %q", c.name, code, body, c.says)
+		}
+		if len(body) > 2000 {
+			t.Errorf("%s: an answer of %d bytes; the field name must be clipped", c.name, len(body))
+		}
+	}
+	if h.count("jobs") != jobs {
+		t.Errorf("a refused submission wrote a job")
+	}
+}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -76,6 +77,85 @@ func TestLinksFollowTheForwardedScheme(t *testing.T) {
 					t.Errorf("GET %s with X-Forwarded-Proto %s: link %s", p, scheme, l)
 				}
 			}
+		}
+	}
+}
+
+// Attempts still to run carry the runtime expected of their description,
+// which clients estimate the time left from; finished ones do not.
+func TestTasksCarryExpectedRuntimes(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.api.CreateJob(ctx, protocol.CreateJob{ID: "first",
+		Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := h.startNext()
+	if _, err := h.slave.Finish(ctx, st.Lease, protocol.Finish{DurationMS: 42_000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.api.CreateJob(ctx, protocol.CreateJob{ID: "second",
+		Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t"}, {IsolateHash: h.digest, Description: "new"}}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := h.api.Tasks(ctx, "first", "")
+	if err != nil || len(first) != 1 || first[0].ExpectedSeconds != 0 {
+		t.Errorf("finished attempts = %+v, %v: want no expected runtime", first, err)
+	}
+	second, err := h.api.Tasks(ctx, "second", "")
+	if err != nil || len(second) != 2 {
+		t.Fatalf("tasks = %+v, %v", second, err)
+	}
+	// A description without history gets the mean of the known ones, and a
+	// step more (model.ExpectedRuntimes).
+	if second[0].ExpectedSeconds != 42 || second[1].ExpectedSeconds != 42.1 {
+		t.Errorf("expected runtimes %v and %v, want 42 and 42.1", second[0].ExpectedSeconds, second[1].ExpectedSeconds)
+	}
+}
+
+// A log is served in ranges, so that the client reads only the end of a
+// failed test's; a whole GET and HEAD answer as before.
+func TestOutputRanges(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.api.CreateJob(ctx, protocol.CreateJob{ID: "ranged",
+		Tasks: []protocol.Task{{IsolateHash: h.digest, Description: "t"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := h.startNext()
+	h.failWithLog(st, "first line\nlast line\n")
+	tasks, err := h.api.Tasks(ctx, "ranged", "")
+	if err != nil || len(tasks) != 1 || tasks[0].StdoutLink == "" {
+		t.Fatalf("tasks = %+v, %v", tasks, err)
+	}
+	tail, err := h.api.Tail(ctx, tasks[0].StdoutLink, 10)
+	if err != nil || string(tail) != "last line\n" {
+		t.Errorf("Tail = %q, %v", tail, err)
+	}
+	for _, c := range []struct {
+		rng, want string
+		status    int
+	}{
+		{"", "first line\nlast line\n", 200},
+		{"bytes=-10", "last line\n", 206},
+		{"bytes=0-4", "first", 206},
+		{"bytes=100-", "", 416},
+	} {
+		req, _ := http.NewRequest("GET", tasks[0].StdoutLink, nil)
+		if c.rng != "" {
+			req.Header.Set("Range", c.rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || c.status != 416 && string(body) != c.want {
+			t.Errorf("Range %q: %d %q, want %d %q", c.rng, resp.StatusCode, body, c.status, c.want)
+		}
+		if resp.Header.Get("Content-Disposition") == "" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Errorf("Range %q: headers %v", c.rng, resp.Header)
 		}
 	}
 }

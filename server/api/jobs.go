@@ -28,15 +28,20 @@ func (a *API) createJob(r *http.Request) (result, error) {
 		User  string          `json:"user"`
 		Tasks json.RawMessage `json:"tasks"`
 	}
-	if err := a.decode(r, &req); err != nil {
+	// Unlike the legacy /submit_job, which ignores unknown fields as the
+	// original did, the API refuses them: a "timout" is a timeout lost.
+	if err := a.decodeStrict(r, &req); err != nil {
 		return result{}, err
 	}
 	if len(req.Tasks) == 0 {
 		return result{}, fmt.Errorf(`%w: missing "tasks"`, model.ErrInvalid)
 	}
-	specs, err := protocol.ParseTasks(req.Tasks, a.m.Config().MaxTasksPerJob)
+	specs, unknown, err := protocol.ParseTasksChecked(req.Tasks, a.m.Config().MaxTasksPerJob)
 	if err != nil {
 		return result{}, model.WithKind(model.ErrInvalid, err)
+	}
+	if len(unknown) > 0 {
+		return result{}, fmt.Errorf("%w: job JSON: %s", model.ErrInvalid, unknown[0])
 	}
 	if req.ID == "" {
 		req.ID = fmt.Sprintf("%s%d.%s", prefix(req.Name), a.m.Now().Unix(), model.NewToken()[:8])
@@ -61,7 +66,12 @@ func prefix(name string) string {
 }
 
 // decode reads a bounded JSON body into v.
-func (a *API) decode(r *http.Request, v any) error {
+func (a *API) decode(r *http.Request, v any) error { return a.decodeBody(r, v, false) }
+
+// decodeStrict is decode that refuses fields v does not have.
+func (a *API) decodeStrict(r *http.Request, v any) error { return a.decodeBody(r, v, true) }
+
+func (a *API) decodeBody(r *http.Request, v any, strict bool) error {
 	body := http.MaxBytesReader(nil, r.Body, a.opt.MaxBodyBytes)
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n <= a.opt.MaxBodyBytes {
@@ -76,8 +86,15 @@ func (a *API) decode(r *http.Request, v any) error {
 	if err != nil {
 		return fmt.Errorf("%w: reading the request body: %v", model.ErrInvalid, err)
 	}
-	if err := json.Unmarshal(data, v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: malformed JSON: %v", model.ErrInvalid, err)
+	}
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+		return fmt.Errorf("%w: malformed JSON: data after the top-level value", model.ErrInvalid)
 	}
 	return nil
 }
@@ -129,8 +146,21 @@ func (a *API) listTasks(r *http.Request) (result, error) {
 	}
 	base := httpserver.BaseURL(r)
 	out.Tasks = make([]protocol.Attempt, len(attempts))
+	var pending []int // attempts not finished, whose expected runtime clients want
+	var descs []string
 	for i, at := range attempts {
 		out.Tasks[i] = a.attemptJSON(r, base, at)
+		if !at.State.Final() {
+			pending = append(pending, i)
+			descs = append(descs, at.Description)
+		}
+	}
+	expected, err := a.m.ExpectedRuntimes(r.Context(), descs)
+	if err != nil {
+		return result{}, err
+	}
+	for k, i := range pending {
+		out.Tasks[i].ExpectedSeconds = expected[k].Seconds()
 	}
 	return result{value: out}, nil
 }
