@@ -105,9 +105,8 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 	if a != nil {
 		defer func() {
 			if !s.cfg.KeepSandboxes {
-				s.cleanup(a.dir, log)
-			}
-			if tree.Release != nil {
+				s.remover.discard(a.dir, tree.Release, log)
+			} else if tree.Release != nil {
 				tree.Release()
 			}
 		}()
@@ -284,18 +283,5 @@ func (s *Slave) abort(lease, why string, log *slog.Logger) {
 	defer cancel()
 	if err := s.master.Abort(ctx, lease, why); err != nil {
 		log.Warn("could not tell the master the run was aborted; deregistering will", "err", err)
-	}
-}
-
-func (s *Slave) cleanup(dir string, log *slog.Logger) {
-	// A task may leave read-only folders behind; make them writable first.
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o755)
-		}
-		return nil
-	})
-	if err := os.RemoveAll(dir); err != nil {
-		log.Warn("could not remove a sandbox", "dir", dir, "err", err)
 	}
 }

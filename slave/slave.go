@@ -157,7 +157,8 @@ type Slave struct {
 	log    *slog.Logger
 
 	spool     *spool
-	sandboxes string // the folder of the tasks' sandboxes
+	sandboxes string   // the folder of the tasks' sandboxes
+	remover   *remover // removes them off the slots' way; nil: at once
 	// runCommand is process.Run. The unit tests replace it for runs that
 	// must last on testing/synctest's clock, which stands still while a
 	// real process runs.
@@ -196,6 +197,10 @@ func (s *Slave) Run(ctx context.Context) error {
 	}
 	s.sandboxes = sandboxes
 	s.clearSandboxes()
+	if s.remover, err = startRemover(sandboxes, s.log); err != nil {
+		return fmt.Errorf("sandboxes: %w", err)
+	}
+	defer s.remover.stop()
 	sp, err := openSpool(filepath.Join(s.cfg.ScratchDir, "spool"))
 	if err != nil {
 		return err
@@ -221,6 +226,7 @@ func (s *Slave) Run(ctx context.Context) error {
 		g.Go(func() error { return s.slot(gctx, slot) })
 	}
 	err = g.Wait()
+	s.remover.stop()
 	if s.sandboxes != filepath.Join(s.cfg.ScratchDir, "sandboxes") {
 		os.Remove(s.sandboxes) // the folder in $TMPDIR, once empty
 	}
