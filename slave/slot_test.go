@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -80,6 +81,55 @@ func TestInfraFailureIsLeftToOtherSlaves(t *testing.T) {
 		fins := h.master.answered("finish")
 		if len(fins) != 2 || !fins[0].finish.Infra || fins[1].finish.ExitCode != 0 || fins[1].finish.Infra {
 			t.Errorf("finishes: %+v", fins)
+		}
+		h.checkTidy()
+	})
+}
+
+// A slot does not wait for the master's answer to one result before it
+// starts its next task: the result is sent meanwhile.
+func TestSlotStartsNextTaskWhileResultIsSent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 1)
+		a := h.task("a", sh(`exit 0`), nil)
+		b := h.task("b", sh(`exit 1`), nil)
+		startedB := make(chan struct{})
+		start := h.master.start
+		h.master.start = func(s protocol.Start) (protocol.Started, error) {
+			if s.Entry.TaskID == "b" {
+				close(startedB)
+			}
+			return start(s)
+		}
+		finish := h.master.finish
+		var mu sync.Mutex
+		finishes := 0
+		h.master.finish = func(lease string, f protocol.Finish) (protocol.Finished, error) {
+			mu.Lock()
+			finishes++
+			first := finishes == 1
+			mu.Unlock()
+			if first {
+				select {
+				case <-startedB:
+				case <-time.After(time.Minute):
+					return protocol.Finished{}, errors.New("the slot waited for this answer before its next start")
+				}
+			}
+			return finish(lease, f)
+		}
+		h.start()
+		h.waitFor("both tasks", func() bool { return !h.exists(a) && !h.exists(b) })
+		h.stop()
+
+		fins := h.master.made("finish")
+		if len(fins) != 2 || fins[0].finish.ExitCode != 0 || fins[1].finish.ExitCode != 1 {
+			t.Errorf("finishes %+v; want a's (sent once, while b started) then b's", fins)
+		}
+		for _, id := range []uint64{a, b} {
+			if got := h.q.history(id); !slices.Equal(got, []string{"reserve", "delete"}) {
+				t.Errorf("entry %d: %q, want reserved and deleted", id, got)
+			}
 		}
 		h.checkTidy()
 	})
