@@ -141,7 +141,7 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 		return abandoned, nil
 	}
 	f := protocol.Finish{ExitCode: res.ExitCode, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
-		Inputs: protocol.InputsFrom(tree.Inputs)}
+		Inputs: protocol.InputsFrom(tree.Inputs), CPUMS: res.CPUTime.Milliseconds(), PeakMemoryBytes: res.PeakMemory}
 	if runErr != nil {
 		// The task could not run at all: say why, where users look first.
 		var infra infraError

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
+	"github.com/dist-test/dist_test/slave/process"
 )
 
 // A slot that cannot reach the queue tries again with capped backoff,
@@ -132,5 +133,20 @@ func TestSlotStartsNextTaskWhileResultIsSent(t *testing.T) {
 			}
 		}
 		h.checkTidy()
+	})
+}
+
+// What the run's processes used is reported with its result.
+func TestUsageIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 1)
+		h.runner.usage = process.Result{CPUTime: 1500 * time.Millisecond, PeakMemory: 64 << 20}
+		id := h.task("a", sh(`exit 0`), nil)
+		h.start()
+		h.waitFor("the task", func() bool { return !h.exists(id) })
+		h.stop()
+		if fins := h.master.made("finish"); len(fins) != 1 || fins[0].finish.CPUMS != 1500 || fins[0].finish.PeakMemoryBytes != 64<<20 {
+			t.Errorf("finishes %+v; want one with cpu_ms 1500 and peak_memory_bytes %d", fins, 64<<20)
+		}
 	})
 }
