@@ -189,7 +189,7 @@ func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (Tr
 	cmd := process.Command{
 		Args: tree.Command, Dir: filepath.Join(a.sandbox, filepath.FromSlash(tree.RelativeCwd)), Env: s.environment(a, spec),
 		Timeout: time.Duration(spec.TimeoutMS) * time.Millisecond, KillGrace: s.cfg.KillGrace,
-		Stdout: a.stdout, Stderr: a.stderr, LogLimits: s.cfg.LogLimits, Tag: newRunID(),
+		Stdout: a.stdout, Stderr: a.stderr, LogLimits: s.cfg.LogLimits, Tag: newRunID(), MemoryLimit: s.cfg.MemoryLimit,
 	}
 	if a.user != nil {
 		cmd.User, cmd.Namespaces = &a.user.User, s.cfg.Namespaces

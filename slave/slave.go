@@ -119,6 +119,9 @@ type Config struct {
 	// Namespaces runs each task in PID and mount namespaces of its own
 	// (root only; see process.Command).
 	Namespaces bool
+	// MemoryLimit caps the memory of each task's processes, in bytes, in
+	// its cgroup; 0 is none. Run refuses to start where it cannot.
+	MemoryLimit int64
 	// TaskEnv is added to each task's environment: NAME=VALUE entries.
 	TaskEnv []string
 	// Getenv reads the slave's environment for what the tasks' allowlist
@@ -341,6 +344,11 @@ func (s *Slave) checkIsolation() error {
 	case s.cfg.Namespaces:
 		if err := process.CheckNamespaces(); err != nil {
 			return fmt.Errorf("[slave] namespaces = true, but this kernel refuses them: %w", err)
+		}
+	}
+	if s.cfg.MemoryLimit > 0 {
+		if err := process.CheckMemoryLimit(); err != nil {
+			return fmt.Errorf("[slave] memory_limit = %d, but this slave cannot enforce it: %w", s.cfg.MemoryLimit, err)
 		}
 	}
 	if !root {

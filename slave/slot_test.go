@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -149,4 +150,29 @@ func TestUsageIsReported(t *testing.T) {
 			t.Errorf("finishes %+v; want one with cpu_ms 1500 and peak_memory_bytes %d", fins, 64<<20)
 		}
 	})
+}
+
+// A memory limit the host cannot enforce stops the slave at start rather
+// than let tasks run without it.
+func TestMemoryLimitNeedsTheHost(t *testing.T) {
+	h := newHarness(t, 1)
+	cfg := h.cfg
+	cfg.MemoryLimit = 1 << 30
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	s := New(h.master, h.q, h.inputs, cfg, nil)
+	go func() { done <- s.Run(ctx) }()
+	if perr := process.CheckMemoryLimit(); perr != nil {
+		err := <-done
+		if err == nil || !strings.Contains(err.Error(), "[slave] memory_limit") {
+			t.Errorf("Run = %v; want a refusal naming [slave] memory_limit (%v)", err, perr)
+		}
+		return
+	}
+	h.waitFor("registration", func() bool { return len(h.master.made("register")) > 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
 }

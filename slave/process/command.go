@@ -68,6 +68,11 @@ type Command struct {
 	// process running as User.UID is killed, so the uid must serve this
 	// command alone.
 	User *User
+	// MemoryLimit, when positive, caps the memory of all the command's
+	// processes together, in bytes: the kernel's OOM killer ends them
+	// beyond it. It needs a Tag and a cgroup v2 with the memory controller
+	// (CheckMemoryLimit); Run fails without.
+	MemoryLimit int64
 	// Namespaces runs the command, as User, under an init in new PID and
 	// mount namespaces (see MaybeInit, which the program must call first
 	// thing in main): the task sees only its own processes, and every

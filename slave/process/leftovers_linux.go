@@ -325,6 +325,43 @@ func newTaskCgroup(tag string) *taskCgroup {
 	return &taskCgroup{dir: dir, fd: fd}
 }
 
+// CheckMemoryLimit tells whether Run can enforce Command.MemoryLimit: a
+// writable cgroup v2 whose memory controller this process may hand to its
+// tasks' cgroups.
+func CheckMemoryLimit() error {
+	root, err := cgroupRoot()
+	if err != nil {
+		return err
+	}
+	if cgroups.off.Load() {
+		return errNoCgroup
+	}
+	memory.once.Do(func() {
+		// The tasks' cgroups get the controller from their parent.
+		err := os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+memory"), 0)
+		if err != nil {
+			have, _ := os.ReadFile(filepath.Join(root, "cgroup.controllers"))
+			memory.err = fmt.Errorf("the memory controller is not available to cgroup %s (it has %q): %w",
+				root, strings.TrimSpace(string(have)), err)
+		}
+	})
+	return memory.err
+}
+
+// memory is the outcome of enabling the memory controller, once.
+var memory struct {
+	once sync.Once
+	err  error
+}
+
+// limitMemory sets the cgroup's memory.max.
+func (cg *taskCgroup) limitMemory(n int64) error {
+	if err := CheckMemoryLimit(); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(cg.dir, "memory.max"), []byte(strconv.FormatInt(n, 10)), 0)
+}
+
 // noCgroups stops putting commands in cgroups: the kernel refuses.
 func noCgroups() { cgroups.off.Store(true) }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func gone(pid int) bool {
 }
 
 // withoutCgroups runs the test as on a host without a writable cgroup v2.
-func withoutCgroups(t *testing.T) {
+func withoutCgroups(t testing.TB) {
 	cgroupRoot()
 	was := cgroups.off.Swap(true)
 	t.Cleanup(func() { cgroups.off.Store(was) })
@@ -134,5 +135,46 @@ func TestRunKillsDaemonThroughCgroup(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "run-"+c.Tag)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the task's cgroup is left: %v", err)
+	}
+}
+
+// BenchmarkRunSubreaper is BenchmarkRun/tagged on a host without a
+// writable cgroup v2: the slave finds leftovers among its own children.
+func BenchmarkRunSubreaper(b *testing.B) {
+	withoutCgroups(b)
+	dir := b.TempDir()
+	c := Command{Args: []string{"/bin/true"}, Dir: dir,
+		Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr")}
+	cpu := cpuTime()
+	for i := range b.N {
+		c.Tag = "bench-" + strconv.Itoa(i)
+		if _, err := Run(b.Context(), c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
+}
+
+// A memory limit is enforced in the command's cgroup where the memory
+// controller can be had, and refused where it cannot: never ignored.
+func TestRunMemoryLimit(t *testing.T) {
+	c := shell(t, `touch ran; x=$(head -c 200000000 /dev/zero | tr '\0' a); echo survived`)
+	c.Tag = "mem-" + strconv.Itoa(os.Getpid())
+	c.MemoryLimit = 32 << 20
+	res, err := Run(t.Context(), c)
+	if cerr := CheckMemoryLimit(); cerr != nil {
+		if err == nil || !strings.Contains(err.Error(), "memory") {
+			t.Errorf("Run = %+v, %v; want an error about the memory limit (%v)", res, err, cerr)
+		}
+		if _, serr := os.Stat(filepath.Join(c.Dir, "ran")); serr == nil {
+			t.Error("the command ran without its memory limit")
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := readFile(t, c.Stdout); strings.Contains(out, "survived") || res.PeakMemory <= 0 || res.PeakMemory > 40<<20 {
+		t.Errorf("got %+v, stdout %q; want the command killed at 32 MiB", res, out)
 	}
 }

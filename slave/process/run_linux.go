@@ -100,6 +100,21 @@ func Run(ctx context.Context, c Command) (Result, error) {
 	if c.Tag != "" {
 		cg = newTaskCgroup(c.Tag)
 	}
+	if c.MemoryLimit > 0 {
+		err := errors.New("a memory limit needs a Tag")
+		if cg != nil {
+			err = cg.limitMemory(c.MemoryLimit)
+		} else if c.Tag != "" {
+			err = CheckMemoryLimit()
+		}
+		if err != nil {
+			if cg != nil {
+				cg.remove()
+			}
+			closeStreams(streams)
+			return Result{}, fmt.Errorf("limit the task's memory: %w", err)
+		}
+	}
 	start := time.Now()
 	cmd := newCmd(cg)
 	err = startOwned(func() error { return startNoNewPrivs(cmd) }, func() int { return cmd.Process.Pid })
