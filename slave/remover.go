@@ -34,7 +34,7 @@ type removal struct {
 // put there; stop ends it.
 func startRemover(sandboxes string, log *slog.Logger) (*remover, error) {
 	trash := filepath.Join(sandboxes, ".trash")
-	if err := os.Mkdir(trash, 0o700); err != nil {
+	if err := makePrivate(trash, 0o700); err != nil {
 		return nil, err
 	}
 	r := &remover{trash: trash, log: log, queue: make(chan removal, removalQueue)}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -175,4 +177,31 @@ func TestMemoryLimitNeedsTheHost(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)
 	}
+}
+
+// A finished task's folder leaves the folder of sandboxes at once, for a
+// trash that only the slave may enter, and is removed from there in the
+// background: the slot's next task, run by the same user, cannot reach it
+// while it is being removed.
+func TestSandboxGoesToTheTrash(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 1)
+		id := h.task("a", sh(`mkdir -p ro/deep && chmod 500 ro; exit 0`), nil)
+		h.start()
+		h.waitFor("the task", func() bool { return !h.exists(id) })
+		synctest.Wait()
+		trash := filepath.Join(h.sandboxesDir(), ".trash")
+		fi, err := os.Lstat(trash)
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Fatalf("trash: %v, %v; want a folder of mode 0700", fi, err)
+		}
+		if uid, ok := ownerOf(fi); !ok || uid != os.Geteuid() {
+			t.Errorf("trash owned by %d, want the slave's uid %d", uid, os.Geteuid())
+		}
+		if s := names(t, h.sandboxesDir()); !slices.Equal(s, []string{".trash"}) {
+			t.Errorf("sandboxes hold %q once the task is done, want the trash alone", s)
+		}
+		h.stop()
+		h.checkTidy()
+	})
 }

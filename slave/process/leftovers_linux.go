@@ -28,6 +28,13 @@ import (
 //
 // Only when the kernel refuses to make the slave a subreaper does Run read
 // the environment of every process of the host.
+//
+// A subreaper must reap its orphans. The slave reaps only those it knows
+// to be its tasks' (by their tag, their uid or their cgroup), never a
+// child that another part of the process started and will wait for: an
+// orphan that cleared its environment, on a host with neither cgroups nor
+// task users, is left to run, and once it ends, a zombie until the slave
+// exits.
 
 // kids is the state of this process as the subreaper of its tasks.
 var kids struct {
