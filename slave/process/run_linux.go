@@ -101,11 +101,12 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		cg = newTaskCgroup(c.Tag)
 	}
 	if c.MemoryLimit > 0 {
-		err := errors.New("a memory limit needs a Tag")
-		if cg != nil {
+		err := CheckMemoryLimit()
+		switch {
+		case err == nil && cg == nil:
+			err = errors.New("the command has no cgroup (it needs a Tag)")
+		case err == nil:
 			err = cg.limitMemory(c.MemoryLimit)
-		} else if c.Tag != "" {
-			err = CheckMemoryLimit()
 		}
 		if err != nil {
 			if cg != nil {
@@ -118,10 +119,11 @@ func Run(ctx context.Context, c Command) (Result, error) {
 	start := time.Now()
 	cmd := newCmd(cg)
 	err = startOwned(func() error { return startNoNewPrivs(cmd) }, func() int { return cmd.Process.Pid })
-	if err != nil && cg != nil {
+	if err != nil && cg != nil && c.MemoryLimit <= 0 {
 		// The kernel may refuse to start a process into a cgroup (clone3
 		// filtered out): if it starts without, this host has the
-		// subreaper alone.
+		// subreaper alone. Not a command with a memory limit, which only
+		// its cgroup enforces.
 		cmd = newCmd(nil)
 		if err = startOwned(func() error { return startNoNewPrivs(cmd) }, func() int { return cmd.Process.Pid }); err == nil {
 			noCgroups()
@@ -136,6 +138,9 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		f.Close()
 	}
 	if err != nil {
+		if cg != nil {
+			cg.remove()
+		}
 		closeStreams(streams)
 		return Result{}, fmt.Errorf("start task command: %w", err)
 	}
