@@ -240,7 +240,7 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 		ExitCode: f.ExitCode, TimedOut: f.TimedOut, Infra: f.Infra,
 		Duration: time.Duration(f.DurationMS) * time.Millisecond,
 		Error:    f.Error, Outputs: model.Outputs{Missing: f.Missing},
-		Inputs: f.Inputs.Model(),
+		Inputs: f.Inputs.Model(), Usage: usage(f),
 	}
 	if runErr == nil {
 		for _, name := range f.Outputs {
@@ -271,6 +271,26 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 		m.log.DebugContext(ctx, "attempt finished", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "state", a.State, "retry", out.Next != nil)
 	}
 	return out, false, nil
+}
+
+// Bounds of the usage a slave reports: a figure outside them (negative, or
+// beyond any run) is a slave's mistake, recorded as unknown.
+const (
+	maxCPUMS      = int64(100 * 365 * 24 * time.Hour / time.Millisecond)
+	maxPeakMemory = int64(1) << 50 // a pebibyte
+)
+
+// usage is what a finish says the run used, each figure that cannot be
+// true dropped.
+func usage(f protocol.Finish) model.Usage {
+	var u model.Usage
+	if f.CPUMS > 0 && f.CPUMS <= maxCPUMS {
+		u.CPUTime = time.Duration(f.CPUMS) * time.Millisecond
+	}
+	if f.PeakMemoryBytes > 0 && f.PeakMemoryBytes <= maxPeakMemory {
+		u.PeakMemory = f.PeakMemoryBytes
+	}
+	return u
 }
 
 // Abort takes back a run that its slave gives up unfinished (it is shutting

@@ -89,6 +89,11 @@ func TestSpoolReplayAfterRestart(t *testing.T) {
 		if err := os.Chmod(left, 0o500); err != nil {
 			t.Fatal(err)
 		}
+		// And what the remover had not removed yet.
+		trashed := filepath.Join(h.sandboxesDir(), ".trash", "task-trashed", "sandbox")
+		if err := os.MkdirAll(trashed, 0o700); err != nil {
+			t.Fatal(err)
+		}
 
 		// The master is back, and has queued the run again under a new
 		// token: the old entry is stale.

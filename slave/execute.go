@@ -91,30 +91,39 @@ type infraError struct{ err error }
 func (e infraError) Error() string { return e.err.Error() }
 func (e infraError) Unwrap() error { return e.err }
 
-// execute runs one started attempt, spools its result and delivers it.
-func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slot int, st protocol.Started) outcome {
+// execute runs one started attempt and spools its result. When there is
+// a result to send it returns deliver, which sends it and tells the
+// outcome: the slot may run its next task meanwhile. Otherwise it returns
+// the outcome.
+func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slot int, st protocol.Started) (o outcome, deliver func() outcome) {
 	spec := st.Spec
 	log := s.log.With("job", spec.JobID, "task", spec.TaskID, "attempt", spec.Attempt, "slot", slot)
 	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	r := s.add(st.Lease, cancel)
-	defer s.remove(st.Lease)
-
 	var tree Tree
 	a, err := newAttempt(s.sandboxes, s.userOf(slot))
-	if a != nil {
-		defer func() {
-			if !s.cfg.KeepSandboxes {
-				s.cleanup(a.dir, log)
-			}
-			if tree.Release != nil {
-				tree.Release()
-			}
-		}()
+	// done ends the run, once its result is delivered (or there is none).
+	done := func() {
+		cancel()
+		s.remove(st.Lease)
+		if a == nil {
+			return
+		}
+		if !s.cfg.KeepSandboxes {
+			s.remover.discard(a.dir, tree.Release, log)
+		} else if tree.Release != nil {
+			tree.Release()
+		}
+	}
+	later := func(d delivery) func() outcome {
+		return func() outcome {
+			defer done()
+			return s.deliver(ctx, c, entry, r, d, log)
+		}
 	}
 	if err != nil {
 		f := protocol.Finish{ExitCode: -1, Infra: true, Error: err.Error()}
-		return s.deliver(ctx, c, entry, r, delivery{lease: st.Lease, finish: f}, log)
+		return 0, later(delivery{lease: st.Lease, finish: f})
 	}
 	var res process.Result
 	var runErr error
@@ -123,14 +132,16 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 	})
 	if s.isDropped(r) {
 		log.Info("run stopped at the master's word; not reporting it")
-		return dropped
+		done()
+		return dropped, nil
 	}
 	if ctx.Err() != nil {
 		s.abort(st.Lease, "the slave shut down", log)
-		return abandoned
+		done()
+		return abandoned, nil
 	}
 	f := protocol.Finish{ExitCode: res.ExitCode, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
-		Inputs: protocol.InputsFrom(tree.Inputs)}
+		Inputs: protocol.InputsFrom(tree.Inputs), CPUMS: res.CPUTime.Milliseconds(), PeakMemoryBytes: res.PeakMemory}
 	if runErr != nil {
 		// The task could not run at all: say why, where users look first.
 		var infra infraError
@@ -145,15 +156,21 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 	d := delivery{lease: st.Lease, finish: f, files: map[string]string{}}
 	s.whileTouching(ctx, c, entry, func() { s.collectOutputs(ctx, a, spec, &d, log) })
 	if err := s.spool.save(report{Lease: d.lease, Finish: d.finish}, d.files); err != nil {
-		// The result is still sent; it just would not survive a restart.
+		// The result is still sent, from the attempt's folder; it just
+		// would not survive a restart.
 		log.Error("could not spool the result", "err", err)
-	} else {
-		for name := range d.files {
-			d.files[name] = s.spool.path(d.lease, name)
-		}
-		d.spooled = true
+		return 0, later(d)
 	}
-	return s.deliver(ctx, c, entry, r, d, log)
+	for name := range d.files {
+		d.files[name] = s.spool.path(d.lease, name)
+	}
+	d.spooled = true
+	if !s.cfg.KeepSandboxes {
+		// The outputs are in the spool: the sandbox can go now.
+		s.remover.discard(a.dir, tree.Release, log)
+		a = nil
+	}
+	return 0, later(d)
 }
 
 // runTask fetches the inputs and runs the command. Failing to place the
@@ -176,7 +193,7 @@ func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (Tr
 	cmd := process.Command{
 		Args: tree.Command, Dir: filepath.Join(a.sandbox, filepath.FromSlash(tree.RelativeCwd)), Env: s.environment(a, spec),
 		Timeout: time.Duration(spec.TimeoutMS) * time.Millisecond, KillGrace: s.cfg.KillGrace,
-		Stdout: a.stdout, Stderr: a.stderr, LogLimits: s.cfg.LogLimits, Tag: newRunID(),
+		Stdout: a.stdout, Stderr: a.stderr, LogLimits: s.cfg.LogLimits, Tag: newRunID(), MemoryLimit: s.cfg.MemoryLimit,
 	}
 	if a.user != nil {
 		cmd.User, cmd.Namespaces = &a.user.User, s.cfg.Namespaces
@@ -303,18 +320,5 @@ func (s *Slave) abort(lease, why string, log *slog.Logger) {
 	defer cancel()
 	if err := s.master.Abort(ctx, lease, why); err != nil {
 		log.Warn("could not tell the master the run was aborted; deregistering will", "err", err)
-	}
-}
-
-func (s *Slave) cleanup(dir string, log *slog.Logger) {
-	// A task may leave read-only folders behind; make them writable first.
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o755)
-		}
-		return nil
-	})
-	if err := os.RemoveAll(dir); err != nil {
-		log.Warn("could not remove a sandbox", "dir", dir, "err", err)
 	}
 }

@@ -166,6 +166,6 @@ func (s *Slave) clearSandboxes() {
 		}
 	}
 	for _, e := range entries {
-		s.cleanup(filepath.Join(s.sandboxes, e.Name()), s.log)
+		removeTree(filepath.Join(s.sandboxes, e.Name()), s.log)
 	}
 }

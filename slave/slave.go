@@ -119,6 +119,9 @@ type Config struct {
 	// Namespaces runs each task in PID and mount namespaces of its own
 	// (root only; see process.Command).
 	Namespaces bool
+	// MemoryLimit caps the memory of each task's processes, in bytes, in
+	// its cgroup; 0 is none. Run refuses to start where it cannot.
+	MemoryLimit int64
 	// TaskEnv is added to each task's environment: NAME=VALUE entries.
 	TaskEnv []string
 	// Getenv reads the slave's environment for what the tasks' allowlist
@@ -157,7 +160,8 @@ type Slave struct {
 	log    *slog.Logger
 
 	spool     *spool
-	sandboxes string // the folder of the tasks' sandboxes
+	sandboxes string   // the folder of the tasks' sandboxes
+	remover   *remover // removes them off the slots' way; nil: at once
 	// runCommand is process.Run. The unit tests replace it for runs that
 	// must last on testing/synctest's clock, which stands still while a
 	// real process runs.
@@ -196,6 +200,10 @@ func (s *Slave) Run(ctx context.Context) error {
 	}
 	s.sandboxes = sandboxes
 	s.clearSandboxes()
+	if s.remover, err = startRemover(sandboxes, s.log); err != nil {
+		return fmt.Errorf("sandboxes: %w", err)
+	}
+	defer s.remover.stop()
 	sp, err := openSpool(filepath.Join(s.cfg.ScratchDir, "spool"))
 	if err != nil {
 		return err
@@ -221,6 +229,7 @@ func (s *Slave) Run(ctx context.Context) error {
 		g.Go(func() error { return s.slot(gctx, slot) })
 	}
 	err = g.Wait()
+	s.remover.stop()
 	if s.sandboxes != filepath.Join(s.cfg.ScratchDir, "sandboxes") {
 		os.Remove(s.sandboxes) // the folder in $TMPDIR, once empty
 	}
@@ -335,6 +344,11 @@ func (s *Slave) checkIsolation() error {
 	case s.cfg.Namespaces:
 		if err := process.CheckNamespaces(); err != nil {
 			return fmt.Errorf("[slave] namespaces = true, but this kernel refuses them: %w", err)
+		}
+	}
+	if s.cfg.MemoryLimit > 0 {
+		if err := process.CheckMemoryLimit(); err != nil {
+			return fmt.Errorf("[slave] memory_limit = %d, but this slave cannot enforce it: %w", s.cfg.MemoryLimit, err)
 		}
 	}
 	if !root {

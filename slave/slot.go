@@ -15,12 +15,23 @@ import (
 // reserveWait bounds one Reserve so that the slot notices shutdown soon.
 const reserveWait = time.Second
 
-// slot runs tasks one after another until ctx ends.
+// slot runs tasks one after another until ctx ends. A result is sent to
+// the master while the slot reserves, starts and runs its next task, on a
+// consumer of its own (an entry is deleted by the consumer that reserved
+// it): the slot does not wait for the master between tasks. At most one
+// result per slot is on its way: the next waits for it.
 func (s *Slave) slot(ctx context.Context, n int) error {
-	var c queue.Consumer
+	var c, spare queue.Consumer
+	var behind chan struct{} // closed once the previous result is delivered
+	var behindC queue.Consumer
 	defer func() {
-		if c != nil {
-			c.Close()
+		if behind != nil {
+			<-behind
+		}
+		for _, c := range []queue.Consumer{c, spare, behindC} {
+			if c != nil {
+				c.Close()
+			}
 		}
 	}()
 	retry := backoff.Backoff{Policy: queueRetry}
@@ -46,18 +57,34 @@ func (s *Slave) slot(ctx context.Context, n int) error {
 			continue
 		}
 		retry.Reset()
-		s.handle(ctx, c, n, res)
+		tail := s.handle(ctx, c, n, res)
+		if tail == nil {
+			continue
+		}
+		if behind != nil {
+			<-behind
+			spare, behindC = behindC, nil
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tail()
+		}()
+		behind, behindC = done, c
+		c, spare = spare, nil
 	}
 	return nil
 }
 
-// handle takes one reserved entry through its whole life on this slot.
-func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queue.Reserved) {
+// handle takes one reserved entry through its life on this slot. When the
+// run has a result to deliver, handle returns tail, which delivers it and
+// settles the entry, and which alone uses c meanwhile.
+func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queue.Reserved) (tail func()) {
 	var e protocol.Entry
 	if err := json.Unmarshal(res.Body, &e); err != nil || e.AttemptID == 0 || e.Token == "" {
 		s.log.Warn("burying an entry that is not a dist_test task", "entry", res.ID)
 		_ = c.Bury(ctx, res.ID, 0)
-		return
+		return nil
 	}
 	if s.avoiding(res.ID) {
 		// This entry's task could not run here a moment ago: leave it to
@@ -66,20 +93,20 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 		// with, ahead of first attempts.
 		s.release(c, res.ID, model.RetryBase, time.Second)
 		backoff.Sleep(ctx, 500*time.Millisecond)
-		return
+		return nil
 	}
 	started, err := s.master.Start(ctx, protocol.Start{SlaveID: s.slaveID(), Slot: slot, EntryID: res.ID, Entry: e})
 	switch {
 	case errors.Is(err, model.ErrConflict):
 		// Stale: canceled, queued again under a new token, or a duplicate.
 		_ = c.Delete(ctx, res.ID)
-		return
+		return nil
 	case errors.Is(err, model.ErrPoison):
 		// It crashed slaves before: set it aside where an operator can
 		// look at it (beanstalkd's "kick" brings it back).
 		s.log.Warn("burying a task that keeps crashing slaves", "job", e.JobID, "task", e.TaskID, "err", err)
 		_ = c.Bury(ctx, res.ID, e.Priority)
-		return
+		return nil
 	case err != nil:
 		// Give up fast: the entry goes back for this or another slave.
 		if ctx.Err() == nil {
@@ -89,19 +116,27 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 		if errors.Is(err, model.ErrNotFound) {
 			backoff.Sleep(ctx, 2*time.Second) // until the heartbeat has reset this slave
 		}
-		return
+		return nil
 	}
-	switch s.execute(ctx, c, res.ID, slot, started) {
-	case reported, dropped:
-		_ = c.Delete(ctx, res.ID)
-	case abandoned, pending:
-		// Shutting down: the entry goes back at once. An aborted run is
-		// queued again with it; a result in the spool is sent by the next
-		// life of this slave.
-		s.release(c, res.ID, model.RetryBase, 0)
-	case requeued:
-		// Released already, with a delay, for another slave.
+	settle := func(o outcome) {
+		switch o {
+		case reported, dropped:
+			_ = c.Delete(ctx, res.ID)
+		case abandoned, pending:
+			// Shutting down: the entry goes back at once. An aborted run is
+			// queued again with it; a result in the spool is sent by the next
+			// life of this slave.
+			s.release(c, res.ID, model.RetryBase, 0)
+		case requeued:
+			// Released already, with a delay, for another slave.
+		}
 	}
+	o, deliver := s.execute(ctx, c, res.ID, slot, started)
+	if deliver == nil {
+		settle(o)
+		return nil
+	}
+	return func() { settle(deliver()) }
 }
 
 // avoidFor remembers an entry whose task could not run on this slave, so

@@ -58,8 +58,12 @@ func (sp *spool) save(r report, files map[string]string) error {
 	if err != nil {
 		return err
 	}
+	// Not synced: the spool is there for a slave process that dies, and the
+	// page cache outlives it. A host that crashes loses what it had not
+	// written back (docs/reliability.md), and the master queues those
+	// runs again.
 	tmp := filepath.Join(dir, "report.json.tmp")
-	if err := writeSynced(tmp, b); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, "report.json")); err != nil {
@@ -69,21 +73,6 @@ func (sp *spool) save(r report, files map[string]string) error {
 	sp.pending[r.Lease] = true
 	sp.mu.Unlock()
 	return nil
-}
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if serr := f.Sync(); err == nil {
-		err = serr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // path is where an output of a spooled result is.

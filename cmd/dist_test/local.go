@@ -155,16 +155,14 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 
 	scratch := filepath.Join(o.dataDir, "scratch")
 	cred := httpclient.Credentials{Token: token}
-	mc, err := masterClient(url, cfg, cred)
-	if err != nil {
-		return err
-	}
 	inputs, err := openInputs(cfg, url, scratch, cred)
 	if err != nil {
 		return err
 	}
 	defer inputs.Close()
-	sl := slave.New(mc, q, inputs, slaveConfig(cfg, o.slots, scratch, users.Users), log)
+	// The slave calls the master in this process directly, without HTTP
+	// and JSON; it fetches inputs from the isolate server over HTTP.
+	sl := slave.New(server.Direct{M: m}, q, inputs, slaveConfig(cfg, o.slots, scratch, users.Users), log)
 	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
 	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)
 

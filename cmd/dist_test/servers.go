@@ -154,6 +154,7 @@ func slaveConfig(cfg *config.Config, slots int, scratch string, users []taskuser
 		LogLimits:        process.Limits{Head: cfg.Slave.LogHeadBytes, Tail: cfg.Slave.LogTailBytes},
 		MaxArtifactBytes: cfg.Slave.MaxArtifactBytes,
 		Users:            users, Namespaces: cfg.Slave.Namespaces, TaskEnv: cfg.Slave.TaskEnvironment(os.LookupEnv),
+		MemoryLimit: cfg.Slave.MemoryLimit,
 	}
 }
 

@@ -138,6 +138,7 @@ type Slave struct {
 	TaskUsers        []string // task_users: names or uid[:gid], one per slot
 	TaskEnv          []string // task_env: NAME or NAME=VALUE
 	Namespaces       bool     // namespaces
+	MemoryLimit      int64    // memory_limit: 0 is none
 }
 
 // TaskEnvironment is task_env with each bare NAME given its value from

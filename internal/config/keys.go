@@ -173,6 +173,9 @@ var keys = []key{
 			"(tasks get only PATH, LANG, HOME, TMPDIR, TEST_TMPDIR, USER, LOGNAME, DIST_TEST_* and these)"},
 	{section: "slave", name: "namespaces", def: "false", set: boolean(func(c *Config) *bool { return &c.Slave.Namespaces }),
 		doc: "(root) run each task in PID and mount namespaces of its own: it sees only its own processes, and they all die with it"},
+	{section: "slave", name: "memory_limit", def: "0", set: size(func(c *Config) *int64 { return &c.Slave.MemoryLimit }),
+		doc: "most memory a task's processes may use together (0: no limit); enforced in the task's cgroup (memory.max), " +
+			"which needs a writable cgroup v2 with the memory controller: the slave refuses to start when it cannot enforce it"},
 
 	{section: "server", name: "max_connections", def: "1024", set: integer(func(c *Config) *int { return &c.Server.MaxConnections }),
 		doc: "(master, isolate server) connections served at once; more wait until one closes"},

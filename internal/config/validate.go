@@ -205,6 +205,9 @@ func (p *problems) checkLimits() {
 			p.bad(s.id, s.n, "must be at least 1")
 		}
 	}
+	if n := c.Slave.MemoryLimit; n < 0 {
+		p.bad("slave.memory_limit", n, "must be 0 (no limit) or more")
+	}
 	if n := c.Slave.MaxArtifactBytes; n < 1 {
 		p.bad("slave.max_artifact_bytes", n, "must be more than zero")
 	}

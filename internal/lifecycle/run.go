@@ -109,7 +109,7 @@ func Finish(a model.Attempt, t Task, r model.Result, newID func() string, now ti
 func end(a model.Attempt, r model.Result, now time.Time) model.Attempt {
 	code := r.ExitCode
 	a.State, a.FinishedAt, a.ExitCode = r.State(), now, &code
-	a.Outputs, a.Error, a.Inputs = r.Outputs, r.Error, r.Inputs
+	a.Outputs, a.Error, a.Inputs, a.Usage = r.Outputs, r.Error, r.Inputs, r.Usage
 	return a
 }
 

@@ -149,6 +149,7 @@ type Attempt struct {
 	ExitCode    *int
 	Outputs     Outputs
 	Inputs      Inputs
+	Usage       Usage
 	Error       string // why the run failed to produce a result, if it did
 }
 
@@ -181,6 +182,14 @@ type Inputs struct {
 	FetchTime           time.Duration
 }
 
+// Usage is what a run's processes used, as its slave measured it in the
+// run's own cgroup: CPU time (user and system) and peak memory in bytes.
+// Zero is unknown (no cgroup v2 on that slave, or no memory controller).
+type Usage struct {
+	CPUTime    time.Duration
+	PeakMemory int64
+}
+
 // Add returns i + o.
 func (i Inputs) Add(o Inputs) Inputs {
 	return Inputs{i.HotItems + o.HotItems, i.ColdItems + o.ColdItems, i.HotBytes + o.HotBytes,
@@ -207,6 +216,7 @@ type Result struct {
 	Duration time.Duration
 	Outputs  Outputs
 	Inputs   Inputs
+	Usage    Usage
 	Error    string
 }
 

@@ -146,6 +146,11 @@ type Attempt struct {
 	MissingOutputs  []string `json:"missing_outputs,omitempty"`
 	Error           string   `json:"error,omitempty"`
 	Inputs          Inputs   `json:"inputs"`
+	// CPUSeconds (user and system) and PeakMemoryBytes of the run's
+	// processes, as its slave measured them in the run's cgroup; absent
+	// when unknown.
+	CPUSeconds      float64 `json:"cpu_s,omitempty"`
+	PeakMemoryBytes int64   `json:"peak_memory_bytes,omitempty"`
 }
 
 // AttemptList is the answer of GET /api/v1/jobs/{id}/tasks?status=&limit=&after=:
@@ -302,6 +307,10 @@ type Finish struct {
 	// fetched, say); Error says why. The master queues the attempt again
 	// for another slave, or ends it as infra_failed after several such runs.
 	Infra bool `json:"infra,omitempty"`
+	// CPUMS and PeakMemoryBytes are what the run's processes used, when
+	// the slave ran it in a cgroup of its own; 0 is unknown.
+	CPUMS           int64 `json:"cpu_ms,omitempty"`
+	PeakMemoryBytes int64 `json:"peak_memory_bytes,omitempty"`
 }
 
 // Abort is the body of POST /api/v1/attempts/{lease}/abort: the slave

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -189,5 +191,52 @@ func TestUnknownFieldsRefusedByTheAPIOnly(t *testing.T) {
 	}
 	if h.count("jobs") != jobs {
 		t.Errorf("a refused submission wrote a job")
+	}
+}
+
+// What a run used, as its slave reports it, is shown on its attempt; a
+// figure that cannot be true (negative, beyond any run) is dropped as
+// unknown rather than recorded.
+func TestAttemptUsage(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	tasks := make([]protocol.Task, 4)
+	for i := range tasks {
+		tasks[i] = protocol.Task{IsolateHash: h.digest, Description: "t" + strconv.Itoa(i)}
+	}
+	if _, err := h.api.CreateJob(ctx, protocol.CreateJob{ID: "usage", Tasks: tasks}); err != nil {
+		t.Fatal(err)
+	}
+	reports := map[string]protocol.Finish{
+		"true":      {CPUMS: 1500, PeakMemoryBytes: 64 << 20},
+		"negative":  {CPUMS: -1, PeakMemoryBytes: -5},
+		"huge":      {CPUMS: math.MaxInt64, PeakMemoryBytes: math.MaxInt64},
+		"not given": {},
+	}
+	want := map[string][2]any{
+		"true": {1.5, int64(64 << 20)}, "negative": {0.0, int64(0)}, "huge": {0.0, int64(0)}, "not given": {0.0, int64(0)},
+	}
+	byTask := map[string]string{}
+	for name, f := range reports {
+		st, _ := h.startNext()
+		if _, err := h.slave.Finish(ctx, st.Lease, f); err != nil {
+			t.Fatalf("finish %s: %v", name, err)
+		}
+		byTask[st.Spec.TaskID] = name
+	}
+	got, err := h.api.Tasks(ctx, "usage", "")
+	if err != nil || len(got) != len(tasks) {
+		t.Fatalf("tasks: %d, %v", len(got), err)
+	}
+	for _, a := range got {
+		name := byTask[a.TaskID]
+		if w := want[name]; a.CPUSeconds != w[0] || a.PeakMemoryBytes != w[1] {
+			t.Errorf("%s: cpu_s %v, peak_memory_bytes %d; want %v, %v", name, a.CPUSeconds, a.PeakMemoryBytes, w[0], w[1])
+		}
+	}
+	// Unknown figures are left out of the JSON.
+	_, body, _ := h.do("GET", "/api/v1/jobs/usage/tasks", "", "")
+	if n := strings.Count(body, `"cpu_s"`); n != 1 {
+		t.Errorf("cpu_s appears %d times in %s; want once, for the run that reported it", n, body)
 	}
 }

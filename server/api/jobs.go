@@ -303,6 +303,7 @@ func (a *API) attemptJSON(r *http.Request, base string, at model.Attempt) protoc
 		Slave: at.SlaveID, Hostname: at.Hostname, SubmittedAt: at.SubmittedAt.UTC(),
 		DurationSeconds: at.Duration(a.m.Now()).Seconds(), Runs: at.Runs,
 		MissingOutputs: at.Outputs.Missing, Error: at.Error, Inputs: protocol.InputsFrom(at.Inputs),
+		CPUSeconds: at.Usage.CPUTime.Seconds(), PeakMemoryBytes: at.Usage.PeakMemory,
 	}
 	if !at.StartedAt.IsZero() {
 		t := at.StartedAt.UTC()

@@ -54,10 +54,13 @@ type Command struct {
 	Stdout, Stderr string
 	// LogLimits applies to each stream.
 	LogLimits Limits
-	// Tag, when set, marks every process of the command, through the
-	// environment variable TagVar, so that a daemon that left the process
-	// group (setsid) is found and killed with the rest. It must be unique
-	// to this run. It is not a secret: the task can read it.
+	// Tag, when set, makes sure that a daemon that left the process group
+	// (setsid) is killed with the rest: the command runs in a cgroup of its
+	// own where cgroup v2 is writable; otherwise every process of the
+	// command is marked through the environment variable TagVar and found
+	// among the orphans re-parented to this process, its child subreaper
+	// (see leftovers_linux.go). It must be unique to this run. It is not a
+	// secret: the task can read it.
 	Tag string
 	// User, when set, runs the command as that uid and gid, without
 	// supplementary groups; the caller must be root. The program is looked
@@ -65,6 +68,11 @@ type Command struct {
 	// process running as User.UID is killed, so the uid must serve this
 	// command alone.
 	User *User
+	// MemoryLimit, when positive, caps the memory of all the command's
+	// processes together, in bytes: the kernel's OOM killer ends them
+	// beyond it. It needs a Tag and a cgroup v2 with the memory controller
+	// (CheckMemoryLimit); Run fails without.
+	MemoryLimit int64
 	// Namespaces runs the command, as User, under an init in new PID and
 	// mount namespaces (see MaybeInit, which the program must call first
 	// thing in main): the task sees only its own processes, and every
@@ -107,4 +115,10 @@ type Result struct {
 	// StdoutBytes and StderrBytes count what the command wrote, before the
 	// log files were capped.
 	StdoutBytes, StderrBytes int64
+	// CPUTime (user and system) and PeakMemory of all the command's
+	// processes, when it ran in a cgroup of its own (a Tag, and a
+	// writable cgroup v2); PeakMemory needs the memory controller too.
+	// Zero when unknown.
+	CPUTime    time.Duration
+	PeakMemory int64
 }

@@ -16,5 +16,8 @@ func Run(context.Context, Command) (Result, error) { return Result{}, ErrPlatfor
 // AsUser fails off Linux.
 func AsUser(User, func() error) error { return ErrPlatform }
 
+// CheckMemoryLimit fails off Linux.
+func CheckMemoryLimit() error { return ErrPlatform }
+
 // KillUser fails off Linux.
 func KillUser(User) error { return ErrPlatform }

@@ -59,19 +59,8 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		}
 		env = append(env[:len(env):len(env)], TagVar+"="+c.Tag)
 	}
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        c.Args,
-		Dir:         c.Dir,
-		Env:         env,
-		Stdout:      streams[0].w,
-		Stderr:      streams[len(streams)-1].w,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
 	var status *os.File // the init's answer, with Namespaces
-	if c.User != nil {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: c.User.UID, Gid: c.User.GID, Groups: []uint32{}}
-	}
+	var extra []*os.File
 	if c.Namespaces {
 		r, w, err := os.Pipe()
 		if err != nil {
@@ -80,20 +69,78 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		}
 		status = r
 		defer r.Close()
-		cmd.Path, cmd.Args, cmd.ExtraFiles = "/proc/self/exe", initArgs(*c.User, path, c.Args), []*os.File{w}
-		// The init is root in its namespaces; it starts the command as
-		// the user.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: namespaceFlags}
+		extra = []*os.File{w}
+	}
+	// newCmd makes the command, started into the cgroup cg unless nil.
+	newCmd := func(cg *taskCgroup) *exec.Cmd {
+		cmd := &exec.Cmd{
+			Path:        path,
+			Args:        c.Args,
+			Dir:         c.Dir,
+			Env:         env,
+			Stdout:      streams[0].w,
+			Stderr:      streams[len(streams)-1].w,
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		}
+		if c.User != nil {
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: c.User.UID, Gid: c.User.GID, Groups: []uint32{}}
+		}
+		if c.Namespaces {
+			cmd.Path, cmd.Args, cmd.ExtraFiles = "/proc/self/exe", initArgs(*c.User, path, c.Args), extra
+			// The init is root in its namespaces; it starts the command as
+			// the user.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: namespaceFlags}
+		}
+		if cg != nil {
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cg.fd
+		}
+		return cmd
+	}
+	var cg *taskCgroup
+	if c.Tag != "" {
+		cg = newTaskCgroup(c.Tag)
+	}
+	if c.MemoryLimit > 0 {
+		err := CheckMemoryLimit()
+		switch {
+		case err == nil && cg == nil:
+			err = errors.New("the command has no cgroup (it needs a Tag)")
+		case err == nil:
+			err = cg.limitMemory(c.MemoryLimit)
+		}
+		if err != nil {
+			if cg != nil {
+				cg.remove()
+			}
+			closeStreams(streams)
+			return Result{}, fmt.Errorf("limit the task's memory: %w", err)
+		}
 	}
 	start := time.Now()
-	err = startNoNewPrivs(cmd)
+	cmd := newCmd(cg)
+	err = startOwned(func() error { return startNoNewPrivs(cmd) }, func() int { return cmd.Process.Pid })
+	if err != nil && cg != nil && c.MemoryLimit <= 0 {
+		// The kernel may refuse to start a process into a cgroup (clone3
+		// filtered out): if it starts without, this host has the
+		// subreaper alone. Not a command with a memory limit, which only
+		// its cgroup enforces.
+		cmd = newCmd(nil)
+		if err = startOwned(func() error { return startNoNewPrivs(cmd) }, func() int { return cmd.Process.Pid }); err == nil {
+			noCgroups()
+		}
+		cg.remove()
+		cg = nil
+	}
 	for _, s := range streams {
 		s.w.Close() // the child holds its own copies
 	}
-	for _, f := range cmd.ExtraFiles {
+	for _, f := range extra {
 		f.Close()
 	}
 	if err != nil {
+		if cg != nil {
+			cg.remove()
+		}
 		closeStreams(streams)
 		return Result{}, fmt.Errorf("start task command: %w", err)
 	}
@@ -104,19 +151,30 @@ func Run(ctx context.Context, c Command) (Result, error) {
 	var res Result
 	res.Duration, res.TimedOut, res.Canceled = supervise(ctx, pid, start, c.Timeout, grace)
 	killGroup(pid, unix.SIGKILL)
-	if c.Tag != "" {
-		killTagged(c.Tag)
-	}
 	var errs []error
-	if c.User != nil {
+	switch {
+	case cg != nil:
+		cg.kill(&res)
+	case c.User != nil:
 		// The user is this command's alone: whatever still runs as it
 		// was started by the task, setsid and a cleared environment
 		// notwithstanding.
 		if err := KillUser(*c.User); err != nil {
 			errs = append(errs, err)
 		}
+		reapUser(c.User.UID)
+	case c.Tag != "":
+		killTagged(c.Tag)
 	}
-	if err := cmd.Wait(); err != nil && cmd.ProcessState == nil {
+	if cg != nil && c.User != nil {
+		// Belt and braces: the uid is the command's alone.
+		if err := KillUser(*c.User); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	err = cmd.Wait()
+	waited(pid)
+	if err != nil && cmd.ProcessState == nil {
 		errs = append(errs, fmt.Errorf("wait for task command: %w", err))
 	} else {
 		res.ExitCode = exitCode(cmd.ProcessState)

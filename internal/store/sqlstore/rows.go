@@ -19,7 +19,7 @@ const attemptColsOnly = `a.id, a.task_row, a.job_id, t.task_id, t.idx, a.attempt
 	t.max_retries, a.state, a.token, COALESCE(a.lease, ''), a.priority, a.enqueued, a.entry_id,
 	a.slave_id, a.slot, a.hostname, a.runs, a.submitted_at, a.started_at, a.finished_at,
 	a.exit_code, a.stdout_key, a.stderr_key, a.artifact_key, a.missing, a.error,
-	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms`
+	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms, a.cpu_ms, a.peak_memory`
 
 const attemptFrom = `FROM attempts a JOIN tasks t ON t.id = a.task_row`
 
@@ -33,12 +33,13 @@ func scanAttempt(r scanner, extra ...any) (model.Attempt, error) {
 	var enq int
 	var sub, start, fin int64
 	var exit sql.NullInt64
-	var fetchMS int64
+	var fetchMS, cpuMS int64
 	dest := []any{&a.ID, &a.TaskRow, &a.JobID, &a.TaskID, &a.Index, &a.Attempt, &a.Description, &a.IsolateHash,
 		&a.MaxRetries, &state, &a.Token, &a.Lease, &prio, &enq, &a.EntryID,
 		&a.SlaveID, &a.Slot, &a.Hostname, &a.Runs, &sub, &start, &fin,
 		&exit, &a.Outputs.Stdout, &a.Outputs.Stderr, &a.Outputs.Artifacts, &missing, &a.Error,
-		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS}
+		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS,
+		&cpuMS, &a.Usage.PeakMemory}
 	var err error
 	if len(extra) > 0 {
 		err = r.Scan(append(dest, extra...)...)
@@ -50,6 +51,7 @@ func scanAttempt(r scanner, extra ...any) (model.Attempt, error) {
 	}
 	a.State = model.State(state)
 	a.Inputs.FetchTime = time.Duration(fetchMS) * time.Millisecond
+	a.Usage.CPUTime = time.Duration(cpuMS) * time.Millisecond
 	a.Priority = uint32(prio)
 	a.Enqueued = enq != 0
 	a.SubmittedAt, a.StartedAt, a.FinishedAt = fromMS(sub), fromMS(start), fromMS(fin)
@@ -146,7 +148,8 @@ func (s *Store) saveAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) er
 		string(a.State), a.Token, nullable(a.Lease), int64(a.Priority), boolInt(a.Enqueued), a.EntryID,
 		a.SlaveID, a.Slot, a.Hostname, a.Runs, ms(a.StartedAt), ms(a.FinishedAt), exit,
 		a.Outputs.Stdout, a.Outputs.Stderr, a.Outputs.Artifacts, strings.Join(a.Outputs.Missing, ","),
-		a.Error, in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(), a.ID)
+		a.Error, in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(),
+		a.Usage.CPUTime.Milliseconds(), a.Usage.PeakMemory, a.ID)
 	return err
 }
 

@@ -130,7 +130,7 @@ func (h *harness) queued(jobID, taskID string) model.Attempt {
 func (h *harness) finish(lease string, exit int, timedOut bool) store.FinishOutcome {
 	h.t.Helper()
 	out, err := h.s.FinishAttempt(h.ctx, lease, model.Result{ExitCode: exit, TimedOut: timedOut,
-		Duration: 10 * time.Second, Outputs: model.Outputs{Stdout: "logs/x.stdout"}, Inputs: inputs}, h.tick())
+		Duration: 10 * time.Second, Outputs: model.Outputs{Stdout: "logs/x.stdout"}, Inputs: inputs, Usage: usage}, h.tick())
 	if err != nil {
 		h.t.Fatalf("FinishAttempt: %v", err)
 	}
@@ -156,6 +156,9 @@ func (h *harness) counts(jobID string, want model.Counts) model.Job {
 	}
 	return j
 }
+
+// usage is what every finish of the harness says the run used.
+var usage = model.Usage{CPUTime: 1500 * time.Millisecond, PeakMemory: 64 << 20}
 
 // inputs are the figures every finish of the harness reports.
 var inputs = model.Inputs{HotItems: 3, ColdItems: 1, HotBytes: 3000, ColdBytes: 500, FetchTime: 40 * time.Millisecond}
