@@ -74,6 +74,9 @@ func initMain(args []string) int {
 	// Before the command starts, so that no signal meant for it is lost.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT)
+	// Until now a SIGTERM was dropped (PID 1 ignores the signals it has
+	// no handler for): Run holds back its signals until it reads this.
+	fmt.Fprint(status, readyLine)
 	pid, err := syscall.ForkExec(args[3], args[4:], &syscall.ProcAttr{
 		Env:   os.Environ(),
 		Files: []uintptr{0, 1, 2},
@@ -160,9 +163,27 @@ func CheckNamespaces() error {
 // initResult reads what the init said of the command: its wait status, or
 // why it could not start it. ok is false when the init said nothing: it
 // was killed first.
+// readyLine is what the init writes once it passes signals on.
+const readyLine = "ready\n"
+
+// watchInit reads the init's answer from r: ready is closed once the init
+// passes signals on (or has said something else, or is gone), and result
+// gets the whole answer for initResult.
+func watchInit(r io.Reader) (ready <-chan struct{}, result <-chan []byte) {
+	readyC, resultC := make(chan struct{}), make(chan []byte, 1)
+	go func() {
+		head := make([]byte, len(readyLine))
+		n, _ := io.ReadFull(r, head)
+		close(readyC)
+		rest, _ := io.ReadAll(io.LimitReader(r, 4096))
+		resultC <- append(head[:n], rest...)
+	}()
+	return readyC, resultC
+}
+
 func initResult(r io.Reader) (ws unix.WaitStatus, ok bool, err error) {
 	out, _ := io.ReadAll(io.LimitReader(r, 4096))
-	s := string(out)
+	s := strings.TrimPrefix(string(out), readyLine)
 	if msg, found := strings.CutPrefix(s, "error "); found {
 		return 0, false, errors.New(msg)
 	}

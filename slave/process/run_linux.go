@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -149,7 +150,12 @@ func Run(ctx context.Context, c Command) (Result, error) {
 	}
 	pid := cmd.Process.Pid
 	var res Result
-	res.Duration, res.TimedOut, res.Canceled = supervise(ctx, pid, start, c.Timeout, grace)
+	var ready <-chan struct{} = closed
+	var answer <-chan []byte
+	if status != nil {
+		ready, answer = watchInit(status)
+	}
+	res.Duration, res.TimedOut, res.Canceled = supervise(ctx, pid, start, c.Timeout, grace, ready)
 	killGroup(pid, unix.SIGKILL)
 	var errs []error
 	switch {
@@ -180,7 +186,7 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		res.ExitCode = exitCode(cmd.ProcessState)
 	}
 	if status != nil {
-		ws, ok, err := initResult(status)
+		ws, ok, err := initResult(bytes.NewReader(<-answer))
 		switch {
 		case err != nil:
 			closeStreams(streams)
@@ -231,8 +237,9 @@ func closeStreams(streams []*stream) {
 
 // supervise waits until the process pid has exited, without reaping it, so
 // that its process group id cannot be reused before the group is killed. It
-// signals the group on timeout and when ctx ends.
-func supervise(ctx context.Context, pid int, start time.Time, timeout, grace time.Duration) (took time.Duration, timedOut, canceled bool) {
+// signals the group on timeout and when ctx ends. SIGTERM waits for ready
+// (a task's init that passes it on); the kill grace runs from the timeout.
+func supervise(ctx context.Context, pid int, start time.Time, timeout, grace time.Duration, ready <-chan struct{}) (took time.Duration, timedOut, canceled bool) {
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -246,18 +253,27 @@ func supervise(ctx context.Context, pid int, start time.Time, timeout, grace tim
 		timeoutC = t.C
 	}
 	var killTimer *time.Timer
+	var termC <-chan struct{} // a SIGTERM held back until ready
 	terminate := func() {
 		timeoutC = nil
 		if killTimer != nil {
 			return
 		}
-		killGroup(pid, unix.SIGTERM)
 		killTimer = time.NewTimer(grace)
 		killC = killTimer.C
+		select {
+		case <-ready:
+			killGroup(pid, unix.SIGTERM)
+		default:
+			termC = ready
+		}
 	}
 	done := ctx.Done()
 	for {
 		select {
+		case <-termC:
+			termC = nil
+			killGroup(pid, unix.SIGTERM)
 		case <-exited:
 			if killTimer != nil {
 				killTimer.Stop()
@@ -276,6 +292,9 @@ func supervise(ctx context.Context, pid int, start time.Time, timeout, grace tim
 		}
 	}
 }
+
+// closed is a channel that is always ready.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // waitExit blocks until pid has exited, leaving it to be reaped by Wait.
 func waitExit(pid int) {

@@ -193,6 +193,17 @@ func TestRunInNamespaces(t *testing.T) {
 		t.Errorf("timed out task: %+v, stdout %q; want exit 3 from its trap", res, readFile(t, c.Stdout))
 	}
 
+	// A timeout that comes before the init can pass signals on: the
+	// SIGTERM waits for it instead of being dropped by PID 1, so the
+	// command ends by it, not by the SIGKILL after the grace.
+	c = userShell(t, u, "")
+	c.Namespaces = true
+	c.Args = []string{"/bin/sleep", "30"}
+	c.Timeout, c.KillGrace = time.Nanosecond, time.Minute
+	if res := run(t, t.Context(), c); !res.TimedOut || res.ExitCode != -int(unix.SIGTERM) {
+		t.Errorf("a task timed out at once: %+v; want it ended by SIGTERM", res)
+	}
+
 	// A daemon that left the group, with its environment cleared; the
 	// test marks it by its arguments to find it from outside.
 	marker := strconv.Itoa(1_000_000 + os.Getpid())
