@@ -46,14 +46,16 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 		return model.Job{}, err
 	}
 	descs := make([]string, len(sub.Tasks))
+	keys := make([]model.TaskKey, len(sub.Tasks))
 	for i, t := range sub.Tasks {
 		descs[i] = t.Description
+		keys[i] = model.TaskKey{Description: t.Description, IsolateHash: t.IsolateHash}
 	}
 	known, err := m.store.Durations(ctx, descs)
 	if err != nil {
 		return model.Job{}, fmt.Errorf("runtime history: %w", err)
 	}
-	expected := model.ExpectedRuntimes(descs, known)
+	expected := model.ExpectedRuntimes(keys, known)
 	job := model.NewJob{ID: sub.ID, User: sub.User, Name: sub.Name, Tasks: make([]model.NewTask, len(sub.Tasks))}
 	for i, t := range sub.Tasks {
 		job.Tasks[i] = model.NewTask{

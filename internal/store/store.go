@@ -42,9 +42,10 @@ type Store interface {
 	// returns the task ids it queued. ErrNotFound for no job, or a named
 	// task the job does not have.
 	Retry(ctx context.Context, jobID string, taskIDs []string, rule lifecycle.RetryRule, now time.Time) ([]string, error)
-	// Durations returns the running average runtime of each description
-	// that has a history. FinishAttempt folds each measured run into it.
-	Durations(ctx context.Context, descriptions []string) (map[string]time.Duration, error)
+	// Durations returns the runtime history of each description that has
+	// one. FinishAttempt folds each
+	// measured run into it.
+	Durations(ctx context.Context, descriptions []string) (map[string]model.Runtime, error)
 
 	// Backlog returns, for each job with queued attempts waiting for a
 	// queue entry, how many wait and how many are in the queue, in no

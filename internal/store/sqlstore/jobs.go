@@ -260,8 +260,8 @@ func (s *Store) GetAttempt(ctx context.Context, jobID, taskID string, attempt in
 }
 
 // Durations implements store.Store.
-func (s *Store) Durations(ctx context.Context, descriptions []string) (map[string]time.Duration, error) {
-	out := make(map[string]time.Duration)
+func (s *Store) Durations(ctx context.Context, descriptions []string) (map[string]model.Runtime, error) {
+	out := make(map[string]model.Runtime)
 	byHash := make(map[string]string, len(descriptions))
 	for _, d := range descriptions {
 		byHash[descHash(d)] = d
@@ -272,7 +272,7 @@ func (s *Store) Durations(ctx context.Context, descriptions []string) (map[strin
 	}
 	for start := 0; start < len(hashes); start += insertBatch {
 		part := hashes[start:min(start+insertBatch, len(hashes))]
-		rows, err := s.r.QueryContext(ctx, `SELECT desc_hash, avg_ms FROM durations WHERE desc_hash IN (`+
+		rows, err := s.r.QueryContext(ctx, `SELECT desc_hash, avg_ms, recent FROM durations WHERE desc_hash IN (`+
 			placeholders(len(part))+`)`, part...)
 		if err != nil {
 			return nil, s.classify(err)
@@ -280,11 +280,12 @@ func (s *Store) Durations(ctx context.Context, descriptions []string) (map[strin
 		for rows.Next() {
 			var h string
 			var avg int64
-			if err := rows.Scan(&h, &avg); err != nil {
+			var recent string
+			if err := rows.Scan(&h, &avg, &recent); err != nil {
 				rows.Close()
 				return nil, s.classify(err)
 			}
-			out[byHash[h]] = time.Duration(avg) * time.Millisecond
+			out[byHash[h]] = model.RuntimeOf(time.Duration(avg)*time.Millisecond, model.DecodeRecent(recent))
 		}
 		err = rows.Err()
 		rows.Close()
@@ -298,7 +299,7 @@ func (s *Store) Durations(ctx context.Context, descriptions []string) (map[strin
 // recordDuration folds a finished run's runtime into its description's
 // history.
 func (s *Store) recordDuration(ctx context.Context, tx *sql.Tx, description string, d time.Duration, now time.Time) error {
-	_, err := tx.ExecContext(ctx, s.d.UpsertDuration, descHash(description), description, d.Milliseconds(), 1, ms(now))
+	_, err := tx.ExecContext(ctx, s.d.UpsertDuration, descHash(description), description, d.Milliseconds(), 1, ms(now), d.Milliseconds())
 	return err
 }
 

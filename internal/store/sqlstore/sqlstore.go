@@ -5,7 +5,7 @@
 // The rules of a task's life are not here: each change locks its rows,
 // asks package lifecycle what to write, and writes it. What stays in SQL is
 // what one statement does without a read before it: the compare-and-set of
-// MarkEnqueued and Unenqueue, and the running average of runtimes
+// MarkEnqueued and Unenqueue, and the runtime history
 // (Dialect.UpsertDuration).
 package sqlstore
 
@@ -27,7 +27,9 @@ type Dialect struct {
 	// the same transaction. SQLite needs none: its writers are serialised.
 	ForUpdate string
 	// UpsertDuration inserts (desc_hash, description, avg_ms, samples,
-	// updated_at) or folds avg_ms into the existing running average.
+	// updated_at, recent) or folds avg_ms into the existing weighted
+	// average and appends recent (one run, in ms) to the runs kept, dropping
+	// the oldest beyond model.RecentRuns.
 	UpsertDuration string
 	// Retryable reports errors after which the whole transaction may be run
 	// again (deadlock, lock wait timeout, busy database).
