@@ -56,8 +56,12 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		// most likely takes its slave down. Fail it (a retry, if the task
 		// has one left, gets a fresh entry) and have this entry buried.
 		reason := fmt.Sprintf("started %d times and never reported a result: the task may crash its slave", a.Runs-1)
-		if _, err := m.store.FinishAttempt(ctx, a.Lease, model.Result{ExitCode: -1, Error: reason}, m.now()); err != nil {
+		out, err := m.store.FinishAttempt(ctx, a.Lease, model.Result{ExitCode: -1, Error: reason}, m.now())
+		if err != nil {
 			return model.Attempt{}, model.Spec{}, fmt.Errorf("start: %w", err)
+		}
+		if out.Next == nil {
+			m.capFailures(ctx, a.JobID)
 		}
 		m.log.WarnContext(ctx, "attempt failed: it never reported", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "runs", a.Runs-1)
 		m.poke()
@@ -222,6 +226,9 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 	}
 	if out.Next != nil {
 		m.poke()
+	}
+	if !out.Duplicate && out.Next == nil && out.Attempt.State != model.Passed {
+		m.capFailures(ctx, out.Attempt.JobID)
 	}
 	if !out.Duplicate {
 		a := out.Attempt

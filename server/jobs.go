@@ -20,6 +20,9 @@ type Submission struct {
 	User  string
 	Name  string
 	Tasks []model.TaskSpec
+	// MaxFailures is the job's failure cap; nil takes the master's
+	// (Config.MaxFailures), 0 is none.
+	MaxFailures *int
 }
 
 // Submit checks a submission and writes it in one transaction; the feeder
@@ -42,6 +45,13 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 		return model.Job{}, fmt.Errorf("%w: job %s has %d tasks; this master accepts at most %d per job",
 			model.ErrTooLarge, sub.ID, len(sub.Tasks), m.cfg.MaxTasksPerJob)
 	}
+	maxFailures := m.cfg.MaxFailures
+	if sub.MaxFailures != nil {
+		maxFailures = *sub.MaxFailures
+	}
+	if maxFailures < 0 || maxFailures > protocol.MaxFailures {
+		return model.Job{}, fmt.Errorf("%w: max_failures %d: use 0 (no cap) to %d", model.ErrInvalid, maxFailures, protocol.MaxFailures)
+	}
 	if err := m.checkInputs(ctx, sub.Tasks); err != nil {
 		return model.Job{}, err
 	}
@@ -56,7 +66,8 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 		return model.Job{}, fmt.Errorf("runtime history: %w", err)
 	}
 	expected := model.ExpectedRuntimes(keys, known)
-	job := model.NewJob{ID: sub.ID, User: sub.User, Name: sub.Name, Tasks: make([]model.NewTask, len(sub.Tasks))}
+	job := model.NewJob{ID: sub.ID, User: sub.User, Name: sub.Name, Tasks: make([]model.NewTask, len(sub.Tasks)),
+		MaxFailures: maxFailures}
 	for i, t := range sub.Tasks {
 		job.Tasks[i] = model.NewTask{
 			TaskID:   fmt.Sprintf("%s.%d", t.IsolateHash, i),
@@ -181,6 +192,28 @@ func (m *Master) Cancel(ctx context.Context, jobID string) (model.Job, error) {
 	if err := knownJob(jobID); err != nil {
 		return model.Job{}, fmt.Errorf("cancel: %w", err)
 	}
+	return m.cancel(ctx, jobID)
+}
+
+// capFailures cancels the rest of a job that has reached its failure cap:
+// called after each final failure.
+func (m *Master) capFailures(ctx context.Context, jobID string) {
+	j, err := m.store.GetJob(ctx, jobID)
+	if err != nil || !j.OverFailureCap() || !j.FinishedAt.IsZero() {
+		// An error leaves the job running, as without a cap: the next
+		// failure looks again.
+		return
+	}
+	detail := fmt.Sprintf("%d tasks failed, max_failures is %d: the rest of the job is canceled",
+		j.Counts.FailedGroups-j.Counts.CanceledGroups, j.MaxFailures)
+	_ = m.store.AddEvent(ctx, model.Event{At: m.now(), Kind: model.EventJobFailureCap, JobID: jobID, Attempt: -1, Detail: detail})
+	m.log.InfoContext(ctx, "job reached its failure cap", "job", jobID, "failed", j.Counts.FailedGroups, "max_failures", j.MaxFailures)
+	if _, err := m.cancel(ctx, jobID); err != nil {
+		m.log.WarnContext(ctx, "could not cancel a job over its failure cap", "job", jobID, "err", err)
+	}
+}
+
+func (m *Master) cancel(ctx context.Context, jobID string) (model.Job, error) {
 	canceled, err := m.store.CancelJob(ctx, jobID, m.now())
 	if err != nil {
 		return model.Job{}, fmt.Errorf("cancel %s: %w", jobID, err)

@@ -50,6 +50,8 @@ type Config struct {
 	// slaves died or were lost each time) before it is failed and its queue
 	// entry buried (5).
 	MaxRuns int
+	// MaxFailures is the failure cap of a job that sets none (0: none).
+	MaxFailures int
 }
 
 func (c Config) withDefaults() Config {

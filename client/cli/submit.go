@@ -62,7 +62,8 @@ func submitCmd(env *Env) *cobra.Command {
 		Use:   "submit [-n NAME] [-d DIR] [-l] [-a] [--no-wait] JOB.json",
 		Short: "Submit a JSON file listing tasks, and watch the job run",
 		Long: `Submit a job: a JSON file {"tasks": [...]} of tasks, each with isolate_hash and
-description. Then watch it (unless --no-wait), download what -l and -a ask
+description, and optionally "max_failures" (cancel the rest after that many
+tasks failed; 0 for no cap). Then watch it (unless --no-wait), download what -l and -a ask
 for, and print job_id=<id> on stdout. Exits 0 when every task passed, 88 when
 some failed, and 1 when the job could not be submitted.`,
 		Args: cobra.ExactArgs(1),
@@ -71,7 +72,7 @@ some failed, and 1 when the job could not be submitted.`,
 			if err != nil {
 				return fmt.Errorf("reading the job file: %w", err)
 			}
-			specs, err := protocol.ParseJobJSON(data, 0)
+			specs, opt, err := protocol.ParseJobDocument(data, 0)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -81,7 +82,7 @@ some failed, and 1 when the job could not be submitted.`,
 			}
 			user := s.user()
 			id := makeJobID(name, user, env.now(), os.Getpid())
-			if _, err := s.api.CreateJob(ctx, protocol.CreateJob{ID: id, Name: name, User: user, Tasks: wireTasks(specs)}); err != nil {
+			if _, err := s.api.CreateJob(ctx, protocol.CreateJob{ID: id, Name: name, User: user, Tasks: wireTasks(specs), JobOptions: opt}); err != nil {
 				return err
 			}
 			if err := s.saveJobID(id); err != nil {

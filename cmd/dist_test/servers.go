@@ -143,7 +143,8 @@ func masterConfig(cfg *config.Config) server.Config {
 		QueueWindow: cfg.Master.QueueWindow, MaxTasksPerJob: cfg.Master.MaxTasksPerJob,
 		TTR: cfg.Master.TTR, LinkTTL: cfg.AWS.LinkTTL,
 		ReconcileInterval: cfg.Master.ReconcileInterval, MaxRuns: cfg.Master.MaxRuns,
-		Retention: time.Duration(cfg.Master.RetentionDays) * 24 * time.Hour,
+		MaxFailures: cfg.Master.MaxFailures,
+		Retention:   time.Duration(cfg.Master.RetentionDays) * 24 * time.Hour,
 	}
 }
 

@@ -10,6 +10,7 @@ type EventKind string
 const (
 	EventJobSubmitted     EventKind = "job_submitted"
 	EventJobCanceled      EventKind = "job_canceled"
+	EventJobFailureCap    EventKind = "job_failure_cap" // its max_failures was reached; a cancel follows
 	EventAttemptStarted   EventKind = "attempt_started"
 	EventAttemptFinished  EventKind = "attempt_finished" // detail: the final state
 	EventAttemptRequeued  EventKind = "attempt_requeued" // its slave was lost; new token

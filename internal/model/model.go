@@ -97,6 +97,9 @@ type NewJob struct {
 	User  string
 	Name  string
 	Tasks []NewTask
+	// MaxFailures: once this many of its tasks failed for good, the job is
+	// canceled (0: never).
+	MaxFailures int
 }
 
 // Job is a job with its counters.
@@ -107,8 +110,15 @@ type Job struct {
 	SubmittedAt time.Time
 	FinishedAt  time.Time // zero while running
 	Canceled    bool
+	MaxFailures int // see NewJob
 	Counts      Counts
 	Inputs      Inputs
+}
+
+// OverFailureCap reports whether j has as many tasks failed for good as its
+// failure cap allows, and so is to start nothing more.
+func (j Job) OverFailureCap() bool {
+	return j.MaxFailures > 0 && j.Counts.FailedGroups-j.Counts.CanceledGroups >= j.MaxFailures
 }
 
 // Attempt is one attempt of a task with what is known about its run.

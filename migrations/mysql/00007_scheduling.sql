@@ -1,9 +1,12 @@
 -- Scheduling: the latest runs of each description (in ms, comma separated,
--- oldest first) for its p90, beside the weighted average.
+-- oldest first) for its p90, beside the weighted average; a job's failure
+-- cap (0: none).
 
 -- +goose Up
 ALTER TABLE durations ADD COLUMN recent VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT '';
 UPDATE durations SET recent = CAST(avg_ms AS CHAR);
+ALTER TABLE jobs ADD COLUMN max_failures INT NOT NULL DEFAULT 0;
 
 -- +goose Down
+ALTER TABLE jobs DROP COLUMN max_failures;
 ALTER TABLE durations DROP COLUMN recent;

@@ -23,13 +23,22 @@ import (
 
 func (a *API) createJob(r *http.Request) (result, error) {
 	var req struct {
-		ID    string          `json:"id"`
-		Name  string          `json:"name"`
-		User  string          `json:"user"`
-		Tasks json.RawMessage `json:"tasks"`
+		ID          string          `json:"id"`
+		Name        string          `json:"name"`
+		User        string          `json:"user"`
+		Tasks       json.RawMessage `json:"tasks"`
+		MaxFailures json.RawMessage `json:"max_failures"`
 	}
 	if err := a.decode(r, &req); err != nil {
 		return result{}, err
+	}
+	fields := map[string]json.RawMessage{}
+	if req.MaxFailures != nil {
+		fields["max_failures"] = req.MaxFailures
+	}
+	opt, err := protocol.ParseJobOptions(fields)
+	if err != nil {
+		return result{}, model.WithKind(model.ErrInvalid, err)
 	}
 	if len(req.Tasks) == 0 {
 		return result{}, fmt.Errorf(`%w: missing "tasks"`, model.ErrInvalid)
@@ -46,7 +55,8 @@ func (a *API) createJob(r *http.Request) (result, error) {
 	if name := auth.IdentityOf(r.Context()).Name; name != "" {
 		req.User = name
 	}
-	job, err := a.m.Submit(r.Context(), server.Submission{ID: req.ID, User: req.User, Name: req.Name, Tasks: specs})
+	job, err := a.m.Submit(r.Context(), server.Submission{ID: req.ID, User: req.User, Name: req.Name, Tasks: specs,
+		MaxFailures: opt.MaxFailures})
 	if err != nil {
 		return result{}, err
 	}
@@ -254,6 +264,7 @@ func (a *API) queueStats(r *http.Request) (result, error) {
 
 func jobJSON(j model.Job) protocol.Job {
 	out := protocol.Job{ID: j.ID, User: j.User, Name: j.Name, Status: j.Counts.Status(), Canceled: j.Canceled,
+		MaxFailures: j.MaxFailures,
 		SubmittedAt: j.SubmittedAt.UTC(), Counts: j.Counts, Inputs: protocol.InputsFrom(j.Inputs)}
 	if !j.FinishedAt.IsZero() {
 		t := j.FinishedAt.UTC()

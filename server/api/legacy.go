@@ -113,11 +113,12 @@ func (a *API) submitJobLegacy(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	specs, err := protocol.ParseJobJSON([]byte(doc), a.m.Config().MaxTasksPerJob)
+	specs, opt, err := protocol.ParseJobDocument([]byte(doc), a.m.Config().MaxTasksPerJob)
 	if err != nil {
 		return nil, model.WithKind(model.ErrInvalid, err)
 	}
-	if _, err := a.m.Submit(r.Context(), server.Submission{ID: id, User: auth.IdentityOf(r.Context()).Name, Tasks: specs}); err != nil {
+	sub := server.Submission{ID: id, User: auth.IdentityOf(r.Context()).Name, Tasks: specs, MaxFailures: opt.MaxFailures}
+	if _, err := a.m.Submit(r.Context(), sub); err != nil {
 		return nil, err
 	}
 	return success, nil

@@ -28,8 +28,8 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		args := append([]any{job.ID, job.User, job.Name, ms(now)}, counterValues(&sub.Counts)...)
-		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, user, name, submitted_at, `+counterCols+
+		args := append([]any{job.ID, job.User, job.Name, ms(now), job.MaxFailures}, counterValues(&sub.Counts)...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, user, name, submitted_at, max_failures, `+counterCols+
 			`) VALUES (`+placeholders(len(args))+`)`, args...)
 		if err != nil {
 			if s.d.Duplicate(err) {
@@ -165,7 +165,7 @@ func counterPointers(c *model.Counts) []any {
 	return out
 }
 
-const jobCols = `id, user, name, submitted_at, finished_at, canceled,
+const jobCols = `id, user, name, submitted_at, finished_at, canceled, max_failures,
 	hot_items, cold_items, hot_bytes, cold_bytes, fetch_ms, `
 
 func scanJob(r scanner) (model.Job, error) {
@@ -173,7 +173,7 @@ func scanJob(r scanner) (model.Job, error) {
 	var sub, fin int64
 	var canceled int
 	var fetchMS int64
-	dest := append([]any{&j.ID, &j.User, &j.Name, &sub, &fin, &canceled, &j.Inputs.HotItems, &j.Inputs.ColdItems,
+	dest := append([]any{&j.ID, &j.User, &j.Name, &sub, &fin, &canceled, &j.MaxFailures, &j.Inputs.HotItems, &j.Inputs.ColdItems,
 		&j.Inputs.HotBytes, &j.Inputs.ColdBytes, &fetchMS}, counterPointers(&j.Counts)...)
 	if err := r.Scan(dest...); err != nil {
 		return j, err
