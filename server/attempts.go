@@ -224,7 +224,7 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 	if err != nil {
 		return out, false, fmt.Errorf("finish: %w", err)
 	}
-	if out.Next != nil {
+	if out.Next != nil || m.sharing.Load() {
 		m.poke()
 	}
 	if !out.Duplicate && out.Next == nil && out.Attempt.State != model.Passed {

@@ -10,6 +10,7 @@ import (
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
+	"github.com/dist-test/dist_test/internal/store"
 )
 
 // feedBatch bounds one round of puts.
@@ -50,8 +51,12 @@ func (m *Master) FeedOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	room, err := m.userRoom(ctx, backlog)
+	if err != nil {
+		return 0, err
+	}
 	var perJob [][]model.Attempt
-	for _, t := range planFeed(backlog, m.cfg.QueueWindow, feedBatch) {
+	for _, t := range planFeed(backlog, m.cfg.QueueWindow, feedBatch, room) {
 		as, err := m.store.Waiting(ctx, t.JobID, t.N)
 		if err != nil {
 			return 0, err
@@ -66,6 +71,42 @@ func (m *Master) FeedOnce(ctx context.Context) (int, error) {
 		put++
 	}
 	return put, nil
+}
+
+// userRoom is the room of each user (see userRoom in feedpolicy.go) when
+// the backlog is of several users, nil otherwise. While users share the
+// slots this way, each finish wakes the feeder: it frees room.
+func (m *Master) userRoom(ctx context.Context, backlog []store.JobBacklog) (map[string]int, error) {
+	demand := make(map[string]int)
+	for _, b := range backlog {
+		demand[b.User] += b.Waiting
+	}
+	if len(demand) < 2 {
+		m.sharing.Store(false)
+		return nil, nil
+	}
+	slaves, err := m.store.ListSlaves(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	slots := 0
+	for _, s := range slaves {
+		slots += s.Slots
+	}
+	if slots == 0 {
+		// Nothing runs: the windows alone keep the queue short.
+		m.sharing.Store(false)
+		return nil, nil
+	}
+	load, err := m.store.UserLoad(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for u, n := range load {
+		demand[u] += n
+	}
+	m.sharing.Store(true)
+	return userRoom(fairShares(demand, slots), load), nil
 }
 
 // enqueue puts one attempt and records its entry. If the attempt changed

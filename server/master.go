@@ -116,6 +116,9 @@ type Master struct {
 	links  *linksign.Signer // signs the links to outputs the master serves itself
 	wake   chan struct{}    // tells the feeder there is work
 	outage atomic.Int64     // when a heartbeat last failed to be recorded (Unix ns)
+	// sharing: the last feed shared the slots between users, so each
+	// finish, which frees a user's room, wakes the feeder.
+	sharing atomic.Bool
 }
 
 // Options are the optional parts of a Master.

@@ -434,3 +434,97 @@ func TestInfrastructureFailure(t *testing.T) {
 		t.Errorf("attempt = %+v; want infra_failed after 2 runs with the reason", got)
 	}
 }
+
+// With two users' jobs queued, the slots are shared by user: a user's small
+// job of new tests starts beside another's big job of tests known to be
+// long, instead of after all of it (as within one user, where the longest
+// go first), and the big one gets every slot once the small one is done.
+func TestFairShareBetweenUsers(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		bobUser   string
+		wantShare bool
+	}{{"two users", "bob", true}, {"one user", "ann", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, server.Config{})
+			reg, err := f.m.Register(f.ctx, protocol.Register{Hostname: "host", Slots: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			submit := func(id, user, desc string, n int) {
+				sub := server.Submission{ID: id, User: user}
+				for i := range n {
+					sub.Tasks = append(sub.Tasks, model.TaskSpec{IsolateHash: hash, Description: fmt.Sprintf("%s-%d", desc, i)})
+				}
+				if _, err := f.m.Submit(f.ctx, sub); err != nil {
+					t.Fatal(err)
+				}
+			}
+			submit("history", "ann", "big", 100)
+			long := map[string]time.Duration{}
+			for i := range 100 {
+				long[fmt.Sprintf("big-%d", i)] = time.Minute
+			}
+			f.drain(reg.ID, long)
+			submit("big", "ann", "big", 100)
+			submit("small", c.bobUser, "small", 10)
+			c2, _ := f.q.NewConsumer(f.ctx)
+			defer c2.Close()
+			type run struct {
+				lease string
+				entry uint64
+			}
+			var running []run
+			var starts []string // the job of each start, in order
+			for {
+				if _, err := f.m.FeedOnce(f.ctx); err != nil {
+					t.Fatal(err)
+				}
+				res, err := c2.Reserve(f.ctx, 0)
+				if errors.Is(err, queue.ErrTimeout) {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				var e protocol.Entry
+				if err := json.Unmarshal(res.Body, &e); err != nil {
+					t.Fatal(err)
+				}
+				a, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: reg.ID, EntryID: res.ID, Entry: e})
+				if err != nil {
+					t.Fatal(err)
+				}
+				starts = append(starts, a.JobID)
+				running = append(running, run{a.Lease, res.ID})
+				if len(running) == 4 || len(starts) > 200 {
+					// The slave's four slots are busy: the oldest run ends.
+					r := running[0]
+					running = running[1:]
+					if _, _, err := f.m.Finish(f.ctx, r.lease, protocol.Finish{}); err != nil {
+						t.Fatal(err)
+					}
+					c2.Delete(f.ctx, r.entry)
+				}
+			}
+			lastSmall, smallIn20 := -1, 0
+			for i, j := range starts {
+				if j == "small" {
+					lastSmall = i
+					if i < 20 {
+						smallIn20++
+					}
+				}
+			}
+			t.Logf("the small job's starts among the first 20: %d; its last start: %d", smallIn20, lastSmall+1)
+			if len(starts) != 110 {
+				t.Fatalf("%d starts; want each of the 110 tasks once", len(starts))
+			}
+			// Shared evenly, the small job's 10 tasks have all started by
+			// about the 20th start; behind the big job, at the 110th.
+			if shared := lastSmall < 25 && smallIn20 >= 9; shared != c.wantShare {
+				t.Errorf("the small job's last task started at start %d of %d (sharing between users: %v, want %v); starts: %v",
+					lastSmall+1, len(starts), shared, c.wantShare, starts[:30])
+			}
+		})
+	}
+}

@@ -51,6 +51,9 @@ type Store interface {
 	// queue entry, how many wait and how many are in the queue, in no
 	// particular order: what the feeder's policy decides from.
 	Backlog(ctx context.Context) ([]JobBacklog, error)
+	// UserLoad returns, for each user with attempts running or in the
+	// queue, how many: the share of the slots each has now.
+	UserLoad(ctx context.Context) (map[string]int, error)
 	// Waiting returns at most limit queued attempts of a job that wait for
 	// a queue entry, in priority order (so retries first), then by id.
 	Waiting(ctx context.Context, jobID string, limit int) ([]model.Attempt, error)
@@ -145,6 +148,7 @@ type EventFilter struct {
 // JobBacklog is a job's share of the queued attempts.
 type JobBacklog struct {
 	JobID string
+	User  string // the job's owner
 	// Oldest is the row id of its oldest attempt waiting for a queue
 	// entry: the job's place in line.
 	Oldest  int64

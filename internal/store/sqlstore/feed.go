@@ -12,9 +12,12 @@ import (
 // attempts_feed (state, enqueued, job_id, priority, id) in its order.
 func (s *Store) Backlog(ctx context.Context) ([]store.JobBacklog, error) {
 	queued := string(model.Queued)
-	rows, err := s.r.QueryContext(ctx, `SELECT job_id, 0, MIN(id), COUNT(*),
-		SUM(CASE WHEN priority <= ? THEN 1 ELSE 0 END) FROM attempts WHERE state = ? AND enqueued = 0 GROUP BY job_id
-		UNION ALL SELECT job_id, 1, 0, COUNT(*), 0 FROM attempts WHERE state = ? AND enqueued = 1 GROUP BY job_id`,
+	// The owner is joined to the grouped rows, not to every attempt.
+	rows, err := s.r.QueryContext(ctx, `SELECT b.job_id, j.user, b.enqueued, b.oldest, b.n, b.retries FROM (
+		SELECT job_id, 0 AS enqueued, MIN(id) AS oldest, COUNT(*) AS n,
+		SUM(CASE WHEN priority <= ? THEN 1 ELSE 0 END) AS retries FROM attempts WHERE state = ? AND enqueued = 0 GROUP BY job_id
+		UNION ALL SELECT job_id, 1, 0, COUNT(*), 0 FROM attempts WHERE state = ? AND enqueued = 1 GROUP BY job_id
+		) b JOIN jobs j ON j.id = b.job_id`,
 		int64(model.RetryBase), queued, queued)
 	if err != nil {
 		return nil, s.classify(err)
@@ -23,16 +26,16 @@ func (s *Store) Backlog(ctx context.Context) ([]store.JobBacklog, error) {
 	byJob := make(map[string]*store.JobBacklog)
 	var out []*store.JobBacklog
 	for rows.Next() {
-		var job string
+		var job, user string
 		var enqueued int
 		var oldest int64
 		var n, retries int
-		if err := rows.Scan(&job, &enqueued, &oldest, &n, &retries); err != nil {
+		if err := rows.Scan(&job, &user, &enqueued, &oldest, &n, &retries); err != nil {
 			return nil, s.classify(err)
 		}
 		b := byJob[job]
 		if b == nil {
-			b = &store.JobBacklog{JobID: job}
+			b = &store.JobBacklog{JobID: job, User: user}
 			byJob[job] = b
 			out = append(out, b)
 		}
@@ -52,6 +55,26 @@ func (s *Store) Backlog(ctx context.Context) ([]store.JobBacklog, error) {
 		}
 	}
 	return backlog, nil
+}
+
+// UserLoad implements store.Store.
+func (s *Store) UserLoad(ctx context.Context) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT j.user, COUNT(*) FROM attempts a JOIN jobs j ON j.id = a.job_id
+		WHERE a.state = ? OR (a.state = ? AND a.enqueued = 1) GROUP BY j.user`, string(model.Running), string(model.Queued))
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	defer rows.Close()
+	out := make(map[string]int)
+	for rows.Next() {
+		var user string
+		var n int
+		if err := rows.Scan(&user, &n); err != nil {
+			return nil, s.classify(err)
+		}
+		out[user] = n
+	}
+	return out, s.classify(rows.Err())
 }
 
 // Waiting implements store.Store.

@@ -34,7 +34,7 @@ func testFeed(t *testing.T, h *harness) {
 	}
 	b := backlog()
 	if o, n := b["old"], b["new"]; len(b) != 2 || o.Waiting != 5 || o.InQueue != 0 || n.Waiting != 3 || o.Retries != 0 ||
-		o.Oldest >= n.Oldest {
+		o.Oldest >= n.Oldest || o.User != "alice" || n.User != "alice" {
 		t.Fatalf("Backlog of two new jobs = %+v", b)
 	}
 	// Each job's in priority order; at most limit.
@@ -89,6 +89,45 @@ func testFeed(t *testing.T, h *harness) {
 	}
 	if got := waiting("old", 10); len(got) != 1 || got[0].ID != r.ID || got[0].Priority > model.RetryBase {
 		t.Fatalf("Waiting with the requeued run = %+v", got)
+	}
+}
+
+// UserLoad counts each user's attempts that hold a slot or a queue entry:
+// running, or queued with an entry; not those waiting for one, nor ended.
+func testUserLoad(t *testing.T, h *harness) {
+	load := func() map[string]int {
+		t.Helper()
+		got, err := h.s.UserLoad(h.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := load(); len(got) != 0 {
+		t.Fatalf("UserLoad of an empty store = %v", got)
+	}
+	h.job("ul", 4, 0)
+	bob := model.NewJob{ID: "ul-bob", User: "bob", Tasks: []model.NewTask{{TaskID: hash + ".0",
+		Spec: model.TaskSpec{IsolateHash: hash, Description: "b", ArtifactGlobs: []string{}}, Priority: model.NormalBase}}}
+	if err := h.s.CreateJob(h.ctx, bob, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	if got := load(); len(got) != 0 {
+		t.Fatalf("UserLoad with nothing in the queue = %v", got)
+	}
+	a := h.start("ul", taskID(0), 1) // running
+	h.start("ul", taskID(1), 2)      // running
+	q := h.queued("ul", taskID(2))   // in the queue
+	if err := h.s.MarkEnqueued(h.ctx, q.ID, q.Token, 3); err != nil {
+		t.Fatal(err)
+	}
+	h.finish(a.Lease, 0, false) // ended: no longer counts
+	b := h.queued("ul-bob", hash+".0")
+	if err := h.s.MarkEnqueued(h.ctx, b.ID, b.Token, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := load(); len(got) != 2 || got["alice"] != 2 || got["bob"] != 1 {
+		t.Errorf("UserLoad = %v; want alice 2 (one running, one in the queue), bob 1", got)
 	}
 }
 

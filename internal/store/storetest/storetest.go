@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Durations", testDurations},
 		{"FeedWindowAndOrder", testFeed},
 		{"EnqueuedAndUnenqueue", testEnqueued},
+		{"UserLoad", testUserLoad},
 		{"Slaves", testSlaves},
 		{"ConcurrentFinishes", testConcurrent},
 		{"ListAndFilter", testList},
