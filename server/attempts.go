@@ -36,6 +36,17 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		SlaveID: sl.ID, Slot: req.Slot, Hostname: sl.Hostname,
 	}
 	a, spec, err := m.store.StartAttempt(ctx, sr, m.now())
+	var avoid *lifecycle.AvoidError
+	if errors.As(err, &avoid) {
+		// The task's previous run failed on this slave: its retry goes to
+		// another, unless none is alive. The slave gives the entry back
+		// with a delay, for another slave to reserve it.
+		if m.otherSlaveAlive(ctx, sl.ID) {
+			return a, spec, fmt.Errorf("start: %w", err)
+		}
+		sr.Anywhere = true
+		a, spec, err = m.store.StartAttempt(ctx, sr, m.now())
+	}
 	var held *lifecycle.HeldError
 	if errors.As(err, &held) {
 		// The entry's lease ran out in the queue (a restart of beanstalkd
@@ -71,6 +82,21 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		m.log.InfoContext(ctx, "attempt started again", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "run", a.Runs, "slave", sl.ID)
 	}
 	return a, spec, nil
+}
+
+// otherSlaveAlive reports whether a slave other than id, with slots, is
+// alive. An error says no: the retry then runs where it can.
+func (m *Master) otherSlaveAlive(ctx context.Context, id string) bool {
+	alive, err := m.store.ListSlaves(ctx, true)
+	if err != nil {
+		return false
+	}
+	for _, s := range alive {
+		if s.ID != id && s.Slots > 0 && m.now().Sub(s.LastHeartbeat) <= m.cfg.HeartbeatTimeout {
+			return true
+		}
+	}
+	return false
 }
 
 // slaveAlive: registered, not lost or gone, and heard from within the

@@ -528,3 +528,59 @@ func TestFairShareBetweenUsers(t *testing.T) {
 		})
 	}
 }
+
+// A failed task's retry runs on another slave while one is alive; on the
+// same slave only when it is the last one.
+func TestRetryRunsOnAnotherSlave(t *testing.T) {
+	f := newFixture(t, server.Config{})
+	s1, s2 := f.slave(), f.slave()
+	if _, err := f.m.Submit(f.ctx, server.Submission{ID: "j", Tasks: []model.TaskSpec{
+		{IsolateHash: hash, Description: "flaky", MaxRetries: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.q.NewConsumer(f.ctx)
+	defer c.Close()
+	startOn := func(slave string) (model.Attempt, queue.Reserved, error) {
+		t.Helper()
+		if _, err := f.m.FeedOnce(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		res, e := f.reserve(c)
+		a, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
+		return a, res, err
+	}
+	a, res, err := startOn(s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Delete(f.ctx, res.ID)
+	if _, _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{ExitCode: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// s1 reserves the retry: refused, the entry is good and goes back.
+	_, res, err = startOn(s1)
+	if !errors.Is(err, model.ErrForbidden) {
+		t.Fatalf("retry started on the slave where the task failed: %v; want it refused while s2 is alive", err)
+	}
+	if err := c.Release(f.ctx, res.ID, model.RetryBase, 0); err != nil {
+		t.Fatal(err)
+	}
+	res, e := f.reserve(c)
+	a, _, err = f.m.Start(f.ctx, protocol.Start{SlaveID: s2, EntryID: res.ID, Entry: e})
+	if err != nil || a.SlaveID != s2 || a.Attempt != 1 {
+		t.Fatalf("retry on s2: %+v, %v", a, err)
+	}
+	c.Delete(f.ctx, res.ID)
+	if _, _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{ExitCode: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Attempt 2 avoids s2; s1 is gone: s2 is the last, and runs it.
+	if err := f.m.Deregister(f.ctx, s1); err != nil {
+		t.Fatal(err)
+	}
+	a, res, err = startOn(s2)
+	if err != nil || a.SlaveID != s2 || a.Attempt != 2 {
+		t.Fatalf("retry on the last slave alive: %+v, %v", a, err)
+	}
+	c.Delete(f.ctx, res.ID)
+}

@@ -149,6 +149,9 @@ type Attempt struct {
 	Outputs     Outputs
 	Inputs      Inputs
 	Error       string // why the run failed to produce a result, if it did
+	// AvoidSlave is the slave on which the task's previous run failed: a
+	// queued attempt starts there only when no other slave is alive.
+	AvoidSlave string
 }
 
 // Duration is how long the attempt ran, or has run so far at now.

@@ -17,7 +17,7 @@ const attemptCols = `a.id, a.task_row, a.job_id, t.task_id, t.idx, a.attempt, t.
 	t.max_retries, a.state, a.token, COALESCE(a.lease, ''), a.priority, a.enqueued, a.entry_id,
 	a.slave_id, a.slot, a.hostname, a.runs, a.submitted_at, a.started_at, a.finished_at,
 	a.exit_code, a.stdout_key, a.stderr_key, a.artifact_key, a.missing, a.error,
-	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms
+	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms, a.avoid_slave
 	FROM attempts a JOIN tasks t ON t.id = a.task_row`
 
 type scanner interface{ Scan(dest ...any) error }
@@ -34,7 +34,7 @@ func scanAttempt(r scanner) (model.Attempt, error) {
 		&a.MaxRetries, &state, &a.Token, &a.Lease, &prio, &enq, &a.EntryID,
 		&a.SlaveID, &a.Slot, &a.Hostname, &a.Runs, &sub, &start, &fin,
 		&exit, &a.Outputs.Stdout, &a.Outputs.Stderr, &a.Outputs.Artifacts, &missing, &a.Error,
-		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS)
+		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS, &a.AvoidSlave)
 	if err != nil {
 		return a, err
 	}
@@ -127,19 +127,19 @@ func saveAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) error {
 	_, err := tx.ExecContext(ctx, `UPDATE attempts SET state = ?, token = ?, lease = ?, priority = ?,
 		enqueued = ?, entry_id = ?, slave_id = ?, slot = ?, hostname = ?, runs = ?, started_at = ?,
 		finished_at = ?, exit_code = ?, stdout_key = ?, stderr_key = ?, artifact_key = ?, missing = ?,
-		error = ?, hot_items = ?, cold_items = ?, hot_bytes = ?, cold_bytes = ?, fetch_ms = ? WHERE id = ?`,
+		error = ?, hot_items = ?, cold_items = ?, hot_bytes = ?, cold_bytes = ?, fetch_ms = ?, avoid_slave = ? WHERE id = ?`,
 		string(a.State), a.Token, nullable(a.Lease), int64(a.Priority), boolInt(a.Enqueued), a.EntryID,
 		a.SlaveID, a.Slot, a.Hostname, a.Runs, ms(a.StartedAt), ms(a.FinishedAt), exit,
 		a.Outputs.Stdout, a.Outputs.Stderr, a.Outputs.Artifacts, strings.Join(a.Outputs.Missing, ","),
-		a.Error, in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(), a.ID)
+		a.Error, in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(), a.AvoidSlave, a.ID)
 	return err
 }
 
 // insertAttempt writes a new attempt and returns its row id.
 func insertAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) (int64, error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO attempts (task_row, job_id, attempt, state, token,
-		priority, submitted_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.TaskRow, a.JobID, a.Attempt, string(a.State), a.Token, int64(a.Priority), ms(a.SubmittedAt), a.Error)
+		priority, submitted_at, error, avoid_slave) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.TaskRow, a.JobID, a.Attempt, string(a.State), a.Token, int64(a.Priority), ms(a.SubmittedAt), a.Error, a.AvoidSlave)
 	if err != nil {
 		return 0, err
 	}

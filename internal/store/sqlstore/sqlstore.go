@@ -108,7 +108,7 @@ func (s *Store) classify(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, model.ErrNotFound), errors.Is(err, model.ErrConflict),
-		errors.Is(err, model.ErrExists), errors.Is(err, model.ErrInvalid),
+		errors.Is(err, model.ErrExists), errors.Is(err, model.ErrInvalid), errors.Is(err, model.ErrForbidden),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case s.d.Unavailable(err):

@@ -1,10 +1,12 @@
 package storetest
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/store"
 )
@@ -128,6 +130,39 @@ func testUserLoad(t *testing.T, h *harness) {
 	}
 	if got := load(); len(got) != 2 || got["alice"] != 2 || got["bob"] != 1 {
 		t.Errorf("UserLoad = %v; want alice 2 (one running, one in the queue), bob 1", got)
+	}
+}
+
+// The retry of a failure, and a run queued again, record the slave to
+// avoid, and a start elsewhere keeps it no longer binding.
+func testRetryAvoids(t *testing.T, h *harness) {
+	h.job("av", 1, 1)
+	a := h.start("av", taskID(0), 1)
+	out := h.finish(a.Lease, 1, false)
+	if out.Next == nil || out.Next.AvoidSlave != "slave-1" {
+		t.Fatalf("retry = %+v; want it to avoid slave-1", out.Next)
+	}
+	q := h.queued("av", taskID(0))
+	if q.AvoidSlave != "slave-1" {
+		t.Fatalf("stored retry avoids %q, want slave-1", q.AvoidSlave)
+	}
+	_, _, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: q.ID, Token: q.Token, SlaveID: "slave-1"}, h.tick())
+	var avoid *lifecycle.AvoidError
+	if !errors.As(err, &avoid) {
+		t.Fatalf("start on the slave to avoid: %v; want an AvoidError", err)
+	}
+	if got := h.queued("av", taskID(0)); got.State != model.Queued || got.Runs != 0 {
+		t.Errorf("a refused start changed the attempt: %+v", got)
+	}
+	r, _, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: q.ID, Token: q.Token, SlaveID: "slave-2"}, h.tick())
+	if err != nil || r.SlaveID != "slave-2" {
+		t.Fatalf("start elsewhere: %+v, %v", r, err)
+	}
+	if err := h.s.RequeueRun(h.ctx, r.Lease, "lost", false, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.queued("av", taskID(0)); got.AvoidSlave != "slave-2" {
+		t.Errorf("run queued again avoids %q, want slave-2", got.AvoidSlave)
 	}
 }
 
