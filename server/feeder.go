@@ -70,6 +70,58 @@ func (m *Master) FeedOnce(ctx context.Context) (int, error) {
 		}
 		put++
 	}
+	if len(backlog) == 0 {
+		return m.hedge(ctx)
+	}
+	return put, nil
+}
+
+// hedge gives stragglers a second run while the queue is empty and slots
+// idle (see lifecycle.Hedge): at most one per idle slot. It returns how
+// many it put.
+func (m *Master) hedge(ctx context.Context) (int, error) {
+	stragglers, err := m.store.Stragglers(ctx, m.now(), feedBatch)
+	if err != nil || len(stragglers) == 0 {
+		return 0, err
+	}
+	st, err := m.queue.Stats(ctx)
+	if err != nil || st.Ready > 0 {
+		return 0, err
+	}
+	slaves, err := m.store.ListSlaves(ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	idle := 0
+	for _, s := range slaves {
+		idle += s.Slots
+	}
+	runs, err := m.store.Runs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	idle -= runs
+	put := 0
+	for _, a := range stragglers[:max(0, min(idle, len(stragglers)))] {
+		h, err := m.store.HedgeAttempt(ctx, a.ID, m.now())
+		if errors.Is(err, model.ErrConflict) {
+			continue // it ended meanwhile
+		} else if err != nil {
+			return put, err
+		}
+		body, err := json.Marshal(protocol.Entry{AttemptID: h.ID, JobID: h.JobID, TaskID: h.TaskID, Attempt: h.Attempt,
+			Token: h.Hedge.Token, Priority: model.RetryBase})
+		if err != nil {
+			return put, err
+		}
+		// Not recorded as the attempt's entry: a lost one leaves the
+		// attempt with its first run, as before the hedge.
+		if _, err := m.queue.Put(ctx, queue.Entry{Body: body, Priority: model.RetryBase, TTR: m.cfg.TTR}); err != nil {
+			return put, fmt.Errorf("queue put: %w", err)
+		}
+		m.log.InfoContext(ctx, "straggler hedged", "job", h.JobID, "task", h.TaskID, "attempt", h.Attempt, "slave", h.SlaveID)
+		put++
+	}
 	return put, nil
 }
 

@@ -23,6 +23,9 @@ type Submission struct {
 	// MaxFailures is the job's failure cap; nil takes the master's
 	// (Config.MaxFailures), 0 is none.
 	MaxFailures *int
+	// Hedge: the job's stragglers get a second run; nil takes the
+	// master's (Config.Hedge).
+	Hedge *bool
 }
 
 // Submit checks a submission and writes it in one transaction; the feeder
@@ -67,7 +70,10 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 	}
 	expected := model.ExpectedRuntimes(keys, known)
 	job := model.NewJob{ID: sub.ID, User: sub.User, Name: sub.Name, Tasks: make([]model.NewTask, len(sub.Tasks)),
-		MaxFailures: maxFailures}
+		MaxFailures: maxFailures, Hedge: m.cfg.Hedge}
+	if sub.Hedge != nil {
+		job.Hedge = *sub.Hedge
+	}
 	for i, t := range sub.Tasks {
 		job.Tasks[i] = model.NewTask{
 			TaskID:   fmt.Sprintf("%s.%d", t.IsolateHash, i),

@@ -52,6 +52,8 @@ type Config struct {
 	MaxRuns int
 	// MaxFailures is the failure cap of a job that sets none (0: none).
 	MaxFailures int
+	// Hedge: jobs that do not say otherwise hedge their stragglers.
+	Hedge bool
 }
 
 func (c Config) withDefaults() Config {

@@ -584,3 +584,130 @@ func TestRetryRunsOnAnotherSlave(t *testing.T) {
 	}
 	c.Delete(f.ctx, res.ID)
 }
+
+// A straggler of a job that hedges gets a second run on another slave once
+// it has run max(2 × p90, p90 + 30 s) with the queue empty. The first run
+// to finish gives the attempt its one result; the other is killed at its
+// slave's heartbeat, its finish refused, and recorded as superseded; the
+// counters count one attempt and equal a recount.
+func TestHedgeStraggler(t *testing.T) {
+	for _, winner := range []string{"hedge", "first"} {
+		t.Run(winner+" wins", func(t *testing.T) {
+			f := newFixture(t, server.Config{})
+			s1, s2 := f.slave(), f.slave()
+			f.submit("history", "slow", "fast")
+			f.drain(s1, map[string]time.Duration{"slow": 10 * time.Second, "fast": time.Second})
+			yes := true
+			if _, err := f.m.Submit(f.ctx, server.Submission{ID: "h", Hedge: &yes, Tasks: []model.TaskSpec{
+				{IsolateHash: hash, Description: "slow"}}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.m.FeedOnce(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			c, _ := f.q.NewConsumer(f.ctx)
+			defer c.Close()
+			res, e := f.reserve(c)
+			first, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: s1, EntryID: res.ID, Entry: e})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// p90 10 s: hedged after max(20 s, 40 s).
+			f.clock.Add(39 * time.Second)
+			if n, err := f.m.FeedOnce(f.ctx); n != 0 || err != nil {
+				t.Fatalf("hedged before its time: %d, %v", n, err)
+			}
+			f.clock.Add(2 * time.Second)
+			if n, err := f.m.FeedOnce(f.ctx); n != 1 || err != nil {
+				t.Fatalf("straggler not hedged: %d, %v", n, err)
+			}
+			if n, _ := f.m.FeedOnce(f.ctx); n != 0 {
+				t.Fatalf("hedged twice")
+			}
+			// Not beside the first run, while another slave is alive.
+			for slave, runs := range map[string][]string{s1: {first.Lease}, s2: nil} {
+				if _, err := f.m.Heartbeat(f.ctx, slave, protocol.Heartbeat{Running: runs}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hres, he := f.reserve(c)
+			if _, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: s1, EntryID: hres.ID, Entry: he}); !errors.Is(err, model.ErrForbidden) {
+				t.Fatalf("second run on the first run's slave: %v; want it refused", err)
+			}
+			c.Release(f.ctx, hres.ID, model.RetryBase, 0)
+			hres, he = f.reserve(c)
+			second, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: s2, EntryID: hres.ID, Entry: he})
+			if err != nil || second.Lease == first.Lease || second.SlaveID != s2 || second.Attempt != first.Attempt {
+				t.Fatalf("second run: %+v, %v", second, err)
+			}
+			for slave, lease := range map[string]string{s1: first.Lease, s2: second.Lease} {
+				if hb, err := f.m.Heartbeat(f.ctx, slave, protocol.Heartbeat{Running: []string{lease}}); err != nil || len(hb.Kill) != 0 {
+					t.Fatalf("heartbeat of %s while both run: %+v, %v", slave, hb, err)
+				}
+			}
+			won, lost := second, first
+			if winner == "first" {
+				won, lost = first, second
+			}
+			out, _, err := f.m.Finish(f.ctx, won.Lease, protocol.Finish{DurationMS: 41_000})
+			if err != nil || out.Attempt.State != model.Passed || out.Superseded != lost.SlaveID || out.Attempt.SlaveID != won.SlaveID {
+				t.Fatalf("finish of the winner: %+v, %v", out, err)
+			}
+			if _, _, err := f.m.Finish(f.ctx, lost.Lease, protocol.Finish{ExitCode: 1}); !errors.Is(err, model.ErrConflict) {
+				t.Errorf("finish of the superseded run: %v; want a conflict", err)
+			}
+			if again, _, err := f.m.Finish(f.ctx, won.Lease, protocol.Finish{DurationMS: 41_000}); err != nil || !again.Duplicate {
+				t.Errorf("the winner's finish sent again: %+v, %v; want a duplicate", again, err)
+			}
+			hb, err := f.m.Heartbeat(f.ctx, lost.SlaveID, protocol.Heartbeat{Running: []string{lost.Lease}})
+			if err != nil || len(hb.Kill) != 1 || hb.Kill[0] != lost.Lease {
+				t.Errorf("heartbeat of the superseded run's slave: %+v, %v; want it killed", hb, err)
+			}
+			job, err := f.m.Job(f.ctx, "h")
+			if err != nil || job.Counts != (model.Counts{TotalTasks: 1, FinishedTasks: 1, SucceededTasks: 1, TotalGroups: 1,
+				FinishedGroups: 1, SucceededGroups: 1}) {
+				t.Errorf("job %+v, %v; want one attempt, passed", job.Counts, err)
+			}
+			all, err := f.m.Attempts(f.ctx, "h", store.AttemptPage{})
+			if err != nil || len(all) != 1 || model.Recount(all) != job.Counts {
+				t.Errorf("attempts %+v, %v; the counters must equal a recount", all, err)
+			}
+			evs, _ := f.m.Events(f.ctx, store.EventFilter{JobID: "h"})
+			var kinds []string
+			for _, e := range evs {
+				kinds = append(kinds, string(e.Kind))
+			}
+			if want := "attempt_started attempt_hedged attempt_started run_superseded attempt_finished"; !strings.Contains(strings.Join(kinds, " "), want) {
+				t.Errorf("events %v; want %s", kinds, want)
+			}
+		})
+	}
+}
+
+// A job that does not hedge, or a task without a history, gets no second
+// run however long it runs.
+func TestHedgeOnlyWhenAsked(t *testing.T) {
+	f := newFixture(t, server.Config{})
+	s1, s2 := f.slave(), f.slave()
+	f.submit("history", "slow")
+	f.drain(s1, map[string]time.Duration{"slow": 10 * time.Second})
+	f.submit("plain", "slow")
+	yes := true
+	if _, err := f.m.Submit(f.ctx, server.Submission{ID: "new", Hedge: &yes, Tasks: []model.TaskSpec{
+		{IsolateHash: hash, Description: "never seen"}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.m.FeedOnce(f.ctx)
+	c, _ := f.q.NewConsumer(f.ctx)
+	defer c.Close()
+	for _, s := range []string{s1, s2} {
+		res, e := f.reserve(c)
+		if _, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: s, EntryID: res.ID, Entry: e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Add(time.Hour)
+	if n, err := f.m.FeedOnce(f.ctx); n != 0 || err != nil {
+		t.Errorf("hedged %d (%v): neither job may be", n, err)
+	}
+}

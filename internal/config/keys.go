@@ -130,6 +130,8 @@ var keys = []key{
 		doc: "runs of one attempt without a result (slave lost, inputs unfetchable) before it ends as failed"},
 	{section: "master", name: "max_failures", def: "0", set: integer(func(c *Config) *int { return &c.Master.MaxFailures }),
 		doc: "a job whose tasks fail this many times, retries used up, starts nothing more and ends with the rest canceled; 0: no cap. A job's max_failures overrides it"},
+	{section: "master", name: "hedge", def: "false", set: boolean(func(c *Config) *bool { return &c.Master.Hedge }),
+		doc: "a task running past max(2 × p90, p90 + 30 s) of its history while the queue is empty gets a second run on an idle slot, the first result wins; a job's hedge overrides it"},
 	{section: "master", name: "read_auth", def: "false", set: boolean(func(c *Config) *bool { return &c.Master.ReadAuth }),
 		doc: "(master, isolate-server) reads (dashboard, status, task lists, logs, inputs) need an account, an allowed address or slave credentials too"},
 	{section: "master", name: "max_large_bodies", def: "2", set: integer(func(c *Config) *int { return &c.Master.MaxLargeBodies }),

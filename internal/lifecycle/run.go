@@ -54,7 +54,26 @@ func (e *HeldError) Unwrap() error { return model.ErrConflict }
 // after its lease ran out. That is a *HeldError unless req.Takeover says
 // the holder is gone; then the new run supersedes the old one, whose lease
 // stops being current. Anything else is a stale entry: model.ErrConflict.
+//
+// An entry with the token of a's hedge starts the hedge (see Hedge): then
+// the attempt to write and the one returned to the slave differ, and Start
+// returns the latter; StartAny returns both.
 func Start(a model.Attempt, req StartRequest, newID func() string, now time.Time) (model.Attempt, model.Event, error) {
+	_, view, ev, err := StartAny(a, req, newID, now)
+	return view, ev, err
+}
+
+// StartAny is Start returning the attempt to write (store) and the one the
+// slave's run sees (view): the same but for a hedge.
+func StartAny(a model.Attempt, req StartRequest, newID func() string, now time.Time) (store, view model.Attempt, ev model.Event, err error) {
+	if a.Hedge.Token != "" && req.Token == a.Hedge.Token {
+		return startHedge(a, req, newID, now)
+	}
+	a, ev, err = start(a, req, newID, now)
+	return a, a, ev, err
+}
+
+func start(a model.Attempt, req StartRequest, newID func() string, now time.Time) (model.Attempt, model.Event, error) {
 	if a.Token != req.Token {
 		return a, model.Event{}, conflict("queue entry for attempt %d of %s is stale: the attempt was queued again or canceled", a.Attempt, a.TaskID)
 	}

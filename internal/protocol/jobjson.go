@@ -52,10 +52,12 @@ type JobOptions struct {
 	// MaxFailures: after this many tasks failed for good, the job starts
 	// nothing more and its rest is canceled; 0 = no cap.
 	MaxFailures *int `json:"max_failures,omitempty"`
+	// Hedge: a straggling attempt gets a second run on an idle slot.
+	Hedge *bool `json:"hedge,omitempty"`
 }
 
-// ParseJobDocument is ParseJobJSON with the job's options: "max_failures",
-// which the original did not know (it ignored unknown fields, and so does
+// ParseJobDocument is ParseJobJSON with the job's options: "max_failures"
+// and "hedge", which the original did not know (it ignored unknown fields, and so does
 // this for any other).
 func ParseJobDocument(data []byte, maxTasks int) ([]model.TaskSpec, JobOptions, error) {
 	var doc struct {
@@ -89,6 +91,13 @@ func ParseJobOptions(fields map[string]json.RawMessage) (JobOptions, error) {
 			return opt, fmt.Errorf("%w (0 for no cap)", err)
 		}
 		opt.MaxFailures = &n
+	}
+	if v, ok := fields["hedge"]; ok && !isNull(v) {
+		var b bool
+		if json.Unmarshal(v, &b) != nil {
+			return opt, fmt.Errorf(`"hedge" must be true or false, got %s`, clip(v))
+		}
+		opt.Hedge = &b
 	}
 	return opt, nil
 }

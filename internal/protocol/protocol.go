@@ -89,7 +89,9 @@ type Job struct {
 	Status   string `json:"status"` // running or finished
 	Canceled bool   `json:"canceled"`
 	// MaxFailures is the job's failure cap (0: none).
-	MaxFailures int        `json:"max_failures,omitempty"`
+	MaxFailures int `json:"max_failures,omitempty"`
+	// Hedge: the job's stragglers get a second run.
+	Hedge       bool       `json:"hedge,omitempty"`
 	SubmittedAt time.Time  `json:"submitted_at"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	model.Counts

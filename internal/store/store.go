@@ -54,6 +54,16 @@ type Store interface {
 	// UserLoad returns, for each user with attempts running or in the
 	// queue, how many: the share of the slots each has now.
 	UserLoad(ctx context.Context) (map[string]int, error)
+	// Stragglers returns at most limit running attempts, of jobs that
+	// hedge and without a hedge yet, that have run longer than
+	// lifecycle.HedgeAfter their expected runtime at now; longest first.
+	Stragglers(ctx context.Context, now time.Time, limit int) ([]model.Attempt, error)
+	// Runs counts the runs going on: running attempts and their hedges.
+	Runs(ctx context.Context) (int, error)
+	// HedgeAttempt queues a second run of a running attempt
+	// (lifecycle.Hedge) and returns it with the hedge's token.
+	// ErrConflict if it is not running or is hedged already.
+	HedgeAttempt(ctx context.Context, attemptID int64, now time.Time) (model.Attempt, error)
 	// Waiting returns at most limit queued attempts of a job that wait for
 	// a queue entry, in priority order (so retries first), then by id.
 	Waiting(ctx context.Context, jobID string, limit int) ([]model.Attempt, error)
@@ -162,4 +172,7 @@ type FinishOutcome struct {
 	Attempt   model.Attempt  // the finished attempt
 	Next      *model.Attempt // the retry it queued, if any
 	Duplicate bool           // the same finish had already been recorded
+	// Superseded is the slave of the attempt's other run, which this
+	// finish superseded (see lifecycle.Resolve); "" when it had none.
+	Superseded string
 }

@@ -28,6 +28,7 @@ func (a *API) createJob(r *http.Request) (result, error) {
 		User        string          `json:"user"`
 		Tasks       json.RawMessage `json:"tasks"`
 		MaxFailures json.RawMessage `json:"max_failures"`
+		Hedge       json.RawMessage `json:"hedge"`
 	}
 	if err := a.decode(r, &req); err != nil {
 		return result{}, err
@@ -35,6 +36,9 @@ func (a *API) createJob(r *http.Request) (result, error) {
 	fields := map[string]json.RawMessage{}
 	if req.MaxFailures != nil {
 		fields["max_failures"] = req.MaxFailures
+	}
+	if req.Hedge != nil {
+		fields["hedge"] = req.Hedge
 	}
 	opt, err := protocol.ParseJobOptions(fields)
 	if err != nil {
@@ -56,7 +60,7 @@ func (a *API) createJob(r *http.Request) (result, error) {
 		req.User = name
 	}
 	job, err := a.m.Submit(r.Context(), server.Submission{ID: req.ID, User: req.User, Name: req.Name, Tasks: specs,
-		MaxFailures: opt.MaxFailures})
+		MaxFailures: opt.MaxFailures, Hedge: opt.Hedge})
 	if err != nil {
 		return result{}, err
 	}
@@ -264,7 +268,7 @@ func (a *API) queueStats(r *http.Request) (result, error) {
 
 func jobJSON(j model.Job) protocol.Job {
 	out := protocol.Job{ID: j.ID, User: j.User, Name: j.Name, Status: j.Counts.Status(), Canceled: j.Canceled,
-		MaxFailures: j.MaxFailures,
+		MaxFailures: j.MaxFailures, Hedge: j.Hedge,
 		SubmittedAt: j.SubmittedAt.UTC(), Counts: j.Counts, Inputs: protocol.InputsFrom(j.Inputs)}
 	if !j.FinishedAt.IsZero() {
 		t := j.FinishedAt.UTC()

@@ -117,7 +117,7 @@ func (a *API) submitJobLegacy(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, model.WithKind(model.ErrInvalid, err)
 	}
-	sub := server.Submission{ID: id, User: auth.IdentityOf(r.Context()).Name, Tasks: specs, MaxFailures: opt.MaxFailures}
+	sub := server.Submission{ID: id, User: auth.IdentityOf(r.Context()).Name, Tasks: specs, MaxFailures: opt.MaxFailures, Hedge: opt.Hedge}
 	if _, err := a.m.Submit(r.Context(), sub); err != nil {
 		return nil, err
 	}

@@ -100,9 +100,9 @@ func TestFailureCapDefaults(t *testing.T) {
 	}
 }
 
-// A bad max_failures is refused with 400 by both submit endpoints, and
-// writes nothing.
-func TestBadMaxFailures(t *testing.T) {
+// A bad max_failures or hedge is refused with 400 by both submit
+// endpoints, and writes nothing.
+func TestBadJobOptions(t *testing.T) {
 	h := newHarness(t)
 	tasks := strings.TrimSuffix(strings.TrimPrefix(h.jobJSON(1, ""), `{"tasks": `), "}")
 	for i, v := range []string{`"3"`, `-1`, `1.5`, `1e12`, `true`, `{}`, `[1]`, fmt.Sprint(protocol.MaxFailures + 1), `99999999999999999999999`} {
@@ -117,8 +117,26 @@ func TestBadMaxFailures(t *testing.T) {
 			t.Errorf("legacy, max_failures %s: %d %s; want 400 naming the field", v, code, resp)
 		}
 	}
+	for i, v := range []string{`"yes"`, `1`, `0`, `{}`, `[true]`, `"true"`} {
+		body := fmt.Sprintf(`{"id": "badh%d", "tasks": %s, "hedge": %s}`, i, tasks, v)
+		code, resp, _ := h.do("POST", "/api/v1/jobs", "application/json", body)
+		if code != 400 || !strings.Contains(resp, "hedge") {
+			t.Errorf("API, hedge %s: %d %s; want 400 naming the field", v, code, resp)
+		}
+		doc := fmt.Sprintf(`{"tasks": %s, "hedge": %s}`, tasks, v)
+		code, resp = h.form("/submit_job", url.Values{"job_id": {fmt.Sprintf("lbadh%d", i)}, "job_json": {doc}})
+		if code != 400 || !strings.Contains(resp, "hedge") {
+			t.Errorf("legacy, hedge %s: %d %s; want 400 naming the field", v, code, resp)
+		}
+	}
 	if n := h.count("jobs"); n != 0 {
 		t.Errorf("%d jobs written", n)
+	}
+	// Both fields read back from the job.
+	body := fmt.Sprintf(`{"id": "both", "tasks": %s, "hedge": true, "max_failures": 3}`, tasks)
+	if code, resp, _ := h.do("POST", "/api/v1/jobs", "application/json", body); code != 201 ||
+		!strings.Contains(resp, `"hedge": true`) || !strings.Contains(resp, `"max_failures": 3`) {
+		t.Errorf("API job with hedge and max_failures: %d %s", code, resp)
 	}
 	// Unknown fields of a job_json are ignored, as the original did.
 	doc := fmt.Sprintf(`{"tasks": %s, "priority_class": "x"}`, tasks)

@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"time"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/store"
 )
@@ -75,6 +77,45 @@ func (s *Store) UserLoad(ctx context.Context) (map[string]int, error) {
 		out[user] = n
 	}
 	return out, s.classify(rows.Err())
+}
+
+// Stragglers implements store.Store.
+func (s *Store) Stragglers(ctx context.Context, now time.Time, limit int) ([]model.Attempt, error) {
+	// HedgeAfter in SQL: max(2 × p90, p90 + 30 s), with the p90 in
+	// tasks.expected_ms.
+	out, err := queryAttempts(ctx, s.r, `WHERE a.state = ? AND a.hedge_token = '' AND t.expected_ms > 0
+		AND a.job_id IN (SELECT id FROM jobs WHERE hedge = 1)
+		AND a.started_at <= ? - CASE WHEN t.expected_ms >= 30000 THEN 2 * t.expected_ms ELSE t.expected_ms + 30000 END
+		ORDER BY a.started_at, a.id LIMIT ?`, string(model.Running), ms(now), limit)
+	return out, s.classify(err)
+}
+
+// Runs implements store.Store.
+func (s *Store) Runs(ctx context.Context) (int, error) {
+	var n, hedges int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(hedge_lease) FROM attempts WHERE state = ?`,
+		string(model.Running)).Scan(&n, &hedges)
+	return n + hedges, s.classify(err)
+}
+
+// HedgeAttempt implements store.Store.
+func (s *Store) HedgeAttempt(ctx context.Context, attemptID int64, now time.Time) (model.Attempt, error) {
+	var a model.Attempt
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		cur, _, err := s.lockRun(ctx, tx, "a.id = ?", attemptID)
+		if err != nil {
+			return err
+		}
+		var ev model.Event
+		if a, ev, err = lifecycle.Hedge(cur, s.newID, now); err != nil {
+			return err
+		}
+		if err := saveAttempt(ctx, tx, a); err != nil {
+			return err
+		}
+		return event(ctx, tx, ev)
+	})
+	return a, err
 }
 
 // Waiting implements store.Store.

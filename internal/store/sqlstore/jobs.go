@@ -28,8 +28,8 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		args := append([]any{job.ID, job.User, job.Name, ms(now), job.MaxFailures}, counterValues(&sub.Counts)...)
-		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, user, name, submitted_at, max_failures, `+counterCols+
+		args := append([]any{job.ID, job.User, job.Name, ms(now), job.MaxFailures, boolInt(job.Hedge)}, counterValues(&sub.Counts)...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, user, name, submitted_at, max_failures, hedge, `+counterCols+
 			`) VALUES (`+placeholders(len(args))+`)`, args...)
 		if err != nil {
 			if s.d.Duplicate(err) {
@@ -165,21 +165,21 @@ func counterPointers(c *model.Counts) []any {
 	return out
 }
 
-const jobCols = `id, user, name, submitted_at, finished_at, canceled, max_failures,
+const jobCols = `id, user, name, submitted_at, finished_at, canceled, max_failures, hedge,
 	hot_items, cold_items, hot_bytes, cold_bytes, fetch_ms, `
 
 func scanJob(r scanner) (model.Job, error) {
 	var j model.Job
 	var sub, fin int64
-	var canceled int
+	var canceled, hedge int
 	var fetchMS int64
-	dest := append([]any{&j.ID, &j.User, &j.Name, &sub, &fin, &canceled, &j.MaxFailures, &j.Inputs.HotItems, &j.Inputs.ColdItems,
+	dest := append([]any{&j.ID, &j.User, &j.Name, &sub, &fin, &canceled, &j.MaxFailures, &hedge, &j.Inputs.HotItems, &j.Inputs.ColdItems,
 		&j.Inputs.HotBytes, &j.Inputs.ColdBytes, &fetchMS}, counterPointers(&j.Counts)...)
 	if err := r.Scan(dest...); err != nil {
 		return j, err
 	}
 	j.Inputs.FetchTime = time.Duration(fetchMS) * time.Millisecond
-	j.SubmittedAt, j.FinishedAt, j.Canceled = fromMS(sub), fromMS(fin), canceled != 0
+	j.SubmittedAt, j.FinishedAt, j.Canceled, j.Hedge = fromMS(sub), fromMS(fin), canceled != 0, hedge != 0
 	return j, nil
 }
 

@@ -28,11 +28,12 @@ func (s *Store) StartAttempt(ctx context.Context, req lifecycle.StartRequest, no
 			return err
 		}
 		var ev model.Event
-		a, ev, err = lifecycle.Start(cur, req, s.newID, now)
+		var stored model.Attempt
+		stored, a, ev, err = lifecycle.StartAny(cur, req, s.newID, now)
 		if err != nil {
 			return err
 		}
-		if err := saveAttempt(ctx, tx, a); err != nil {
+		if err := saveAttempt(ctx, tx, stored); err != nil {
 			return err
 		}
 		if err := event(ctx, tx, ev); err != nil {
@@ -69,14 +70,21 @@ func (s *Store) lockRun(ctx context.Context, tx *sql.Tx, where string, args ...a
 	return found[0], t, nil
 }
 
+// byLease finds the attempt of a run by its lease (twice in the
+// arguments): its first run's, or its hedge's.
+const byLease = "(a.lease = ? OR a.hedge_lease = ?)"
+
 // RunningByLease implements store.Store.
 func (s *Store) RunningByLease(ctx context.Context, lease string) (model.Attempt, error) {
-	found, err := queryAttempts(ctx, s.r, "WHERE a.lease = ?", lease)
+	found, err := queryAttempts(ctx, s.r, "WHERE "+byLease, lease, lease)
 	if err != nil {
 		return model.Attempt{}, s.classify(err)
 	}
 	if len(found) == 0 || found[0].State != model.Running {
 		return model.Attempt{}, conflict("lease is not current")
+	}
+	if a := found[0]; a.Hedge.Lease == lease {
+		return a.AsHedge(), nil
 	}
 	return found[0], nil
 }
@@ -85,11 +93,15 @@ func (s *Store) RunningByLease(ctx context.Context, lease string) (model.Attempt
 func (s *Store) FinishAttempt(ctx context.Context, lease string, r model.Result, now time.Time) (store.FinishOutcome, error) {
 	var out store.FinishOutcome
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		a, t, err := s.lockRun(ctx, tx, "a.lease = ?", lease)
+		a, t, err := s.lockRun(ctx, tx, byLease, lease, lease)
 		if errors.Is(err, model.ErrConflict) {
 			return conflict("lease is not current: the run was canceled, lost or handed to another slave")
 		} else if err != nil {
 			return err
+		}
+		var superseded *model.Event
+		if !a.State.Final() {
+			a, superseded = lifecycle.Resolve(a, lease, "the attempt's other run finished first", now)
 		}
 		f, err := lifecycle.Finish(a, t.Task, r, s.newID, now)
 		if err != nil {
@@ -100,6 +112,12 @@ func (s *Store) FinishAttempt(ctx context.Context, lease string, r model.Result,
 			return err
 		}
 		out = store.FinishOutcome{Attempt: f.Attempt, Next: f.Next}
+		if superseded != nil {
+			out.Superseded = superseded.SlaveID
+			if err := event(ctx, tx, *superseded); err != nil {
+				return err
+			}
+		}
 		return s.saveFinished(ctx, tx, t.Task, f, now)
 	})
 	return out, err
@@ -149,11 +167,32 @@ func (s *Store) saveFinished(ctx context.Context, tx *sql.Tx, t lifecycle.Task, 
 // RequeueRun implements store.Store.
 func (s *Store) RequeueRun(ctx context.Context, lease, reason string, keepEntry bool, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		a, t, err := s.lockRun(ctx, tx, "a.lease = ?", lease)
+		a, t, err := s.lockRun(ctx, tx, byLease, lease, lease)
 		if errors.Is(err, model.ErrConflict) {
 			return conflict("lease is not current")
 		} else if err != nil {
 			return err
+		}
+		if a.State == model.Running && a.Hedge.Token != "" {
+			// Of two runs, the one given up goes; the other runs on.
+			var ev model.Event
+			switch {
+			case lease == a.Hedge.Lease:
+				a, ev = lifecycle.Unhedge(a, reason, now)
+			case a.Hedge.Lease != "":
+				var sup *model.Event
+				a, sup = lifecycle.Resolve(a, a.Hedge.Lease, "first run given up: "+reason, now)
+				// The first run's entry may come back: it is stale now.
+				a.Token, ev = s.newID(), *sup
+			default:
+				a, _ = lifecycle.Resolve(a, lease, reason, now)
+			}
+			if ev.Kind != "" {
+				if err := saveAttempt(ctx, tx, a); err != nil {
+					return err
+				}
+				return event(ctx, tx, ev)
+			}
 		}
 		a, ev, err := lifecycle.Requeue(a, t.Task, reason, keepEntry, s.newID, now)
 		if err != nil {

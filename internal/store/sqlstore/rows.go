@@ -17,7 +17,8 @@ const attemptCols = `a.id, a.task_row, a.job_id, t.task_id, t.idx, a.attempt, t.
 	t.max_retries, a.state, a.token, COALESCE(a.lease, ''), a.priority, a.enqueued, a.entry_id,
 	a.slave_id, a.slot, a.hostname, a.runs, a.submitted_at, a.started_at, a.finished_at,
 	a.exit_code, a.stdout_key, a.stderr_key, a.artifact_key, a.missing, a.error,
-	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms, a.avoid_slave
+	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms, a.avoid_slave,
+	a.hedge_token, COALESCE(a.hedge_lease, ''), a.hedge_slave, a.hedge_slot, a.hedge_started_at
 	FROM attempts a JOIN tasks t ON t.id = a.task_row`
 
 type scanner interface{ Scan(dest ...any) error }
@@ -29,12 +30,13 @@ func scanAttempt(r scanner) (model.Attempt, error) {
 	var enq int
 	var sub, start, fin int64
 	var exit sql.NullInt64
-	var fetchMS int64
+	var fetchMS, hedgeStart int64
 	err := r.Scan(&a.ID, &a.TaskRow, &a.JobID, &a.TaskID, &a.Index, &a.Attempt, &a.Description, &a.IsolateHash,
 		&a.MaxRetries, &state, &a.Token, &a.Lease, &prio, &enq, &a.EntryID,
 		&a.SlaveID, &a.Slot, &a.Hostname, &a.Runs, &sub, &start, &fin,
 		&exit, &a.Outputs.Stdout, &a.Outputs.Stderr, &a.Outputs.Artifacts, &missing, &a.Error,
-		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS, &a.AvoidSlave)
+		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS, &a.AvoidSlave,
+		&a.Hedge.Token, &a.Hedge.Lease, &a.Hedge.SlaveID, &a.Hedge.Slot, &hedgeStart)
 	if err != nil {
 		return a, err
 	}
@@ -43,6 +45,7 @@ func scanAttempt(r scanner) (model.Attempt, error) {
 	a.Priority = uint32(prio)
 	a.Enqueued = enq != 0
 	a.SubmittedAt, a.StartedAt, a.FinishedAt = fromMS(sub), fromMS(start), fromMS(fin)
+	a.Hedge.StartedAt = fromMS(hedgeStart)
 	if exit.Valid {
 		v := int(exit.Int64)
 		a.ExitCode = &v
@@ -127,11 +130,13 @@ func saveAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) error {
 	_, err := tx.ExecContext(ctx, `UPDATE attempts SET state = ?, token = ?, lease = ?, priority = ?,
 		enqueued = ?, entry_id = ?, slave_id = ?, slot = ?, hostname = ?, runs = ?, started_at = ?,
 		finished_at = ?, exit_code = ?, stdout_key = ?, stderr_key = ?, artifact_key = ?, missing = ?,
-		error = ?, hot_items = ?, cold_items = ?, hot_bytes = ?, cold_bytes = ?, fetch_ms = ?, avoid_slave = ? WHERE id = ?`,
+		error = ?, hot_items = ?, cold_items = ?, hot_bytes = ?, cold_bytes = ?, fetch_ms = ?, avoid_slave = ?,
+		hedge_token = ?, hedge_lease = ?, hedge_slave = ?, hedge_slot = ?, hedge_started_at = ? WHERE id = ?`,
 		string(a.State), a.Token, nullable(a.Lease), int64(a.Priority), boolInt(a.Enqueued), a.EntryID,
 		a.SlaveID, a.Slot, a.Hostname, a.Runs, ms(a.StartedAt), ms(a.FinishedAt), exit,
 		a.Outputs.Stdout, a.Outputs.Stderr, a.Outputs.Artifacts, strings.Join(a.Outputs.Missing, ","),
-		a.Error, in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(), a.AvoidSlave, a.ID)
+		a.Error, in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(), a.AvoidSlave,
+		a.Hedge.Token, nullable(a.Hedge.Lease), a.Hedge.SlaveID, a.Hedge.Slot, ms(a.Hedge.StartedAt), a.ID)
 	return err
 }
 

@@ -120,6 +120,17 @@ func (s *Store) ListSlaves(ctx context.Context, aliveOnly bool) ([]model.Slave, 
 
 // RunningOn implements store.Store.
 func (s *Store) RunningOn(ctx context.Context, slaveID string) ([]model.Attempt, error) {
-	out, err := queryAttempts(ctx, s.r, `WHERE a.slave_id = ? AND a.state = ? ORDER BY a.id`, slaveID, string(model.Running))
+	found, err := queryAttempts(ctx, s.r, `WHERE (a.slave_id = ? AND a.state = ?)
+		OR (a.hedge_slave = ? AND a.state = ? AND a.hedge_lease IS NOT NULL) ORDER BY a.id`,
+		slaveID, string(model.Running), slaveID, string(model.Running))
+	var out []model.Attempt
+	for _, a := range found {
+		if a.SlaveID == slaveID {
+			out = append(out, a)
+		}
+		if a.Hedge.Lease != "" && a.Hedge.SlaveID == slaveID {
+			out = append(out, a.AsHedge())
+		}
+	}
 	return out, s.classify(err)
 }

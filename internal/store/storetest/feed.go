@@ -166,6 +166,86 @@ func testRetryAvoids(t *testing.T, h *harness) {
 	}
 }
 
+// A hedged attempt has two runs, each on its slave's list; a lost second
+// run is dropped, a lost first run leaves the second as the attempt's run;
+// a cancel ends both. The counters count one attempt throughout.
+func testHedge(t *testing.T, h *harness) {
+	h.job("hg", 2, 0)
+	a := h.start("hg", taskID(0), 1)
+	hedge := func(a model.Attempt) model.Attempt {
+		t.Helper()
+		got, err := h.s.HedgeAttempt(h.ctx, a.ID, h.tick())
+		if err != nil || got.Hedge.Token == "" {
+			t.Fatalf("HedgeAttempt = %+v, %v", got, err)
+		}
+		if _, err := h.s.HedgeAttempt(h.ctx, a.ID, h.tick()); !errors.Is(err, model.ErrConflict) {
+			t.Fatalf("hedging twice: %v; want a conflict", err)
+		}
+		run, _, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: a.ID, Token: got.Hedge.Token, SlaveID: "slave-2", Slot: 1}, h.tick())
+		if err != nil || run.SlaveID != "slave-2" || run.Lease == "" || run.Lease == a.Lease {
+			t.Fatalf("start of the second run = %+v, %v", run, err)
+		}
+		return run
+	}
+	onSlave := func(slave string) []string {
+		t.Helper()
+		runs, err := h.s.RunningOn(h.ctx, slave)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var leases []string
+		for _, r := range runs {
+			leases = append(leases, r.Lease)
+		}
+		return leases
+	}
+	second := hedge(a)
+	if got := onSlave("slave-2"); len(got) != 1 || got[0] != second.Lease {
+		t.Errorf("runs on slave-2 = %v; want the second run %s", got, second.Lease)
+	}
+	if got, err := h.s.RunningByLease(h.ctx, second.Lease); err != nil || got.SlaveID != "slave-2" || got.Lease != second.Lease {
+		t.Errorf("RunningByLease of the second run = %+v, %v", got, err)
+	}
+	want := model.Counts{TotalTasks: 2, RunningTasks: 2, TotalGroups: 2}
+	h.counts("hg", want)
+	// slave-2 is lost: the first run goes on alone.
+	if err := h.s.RequeueRun(h.ctx, second.Lease, "lost", false, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	if got := onSlave("slave-2"); len(got) != 0 {
+		t.Errorf("runs on slave-2 after its loss = %v", got)
+	}
+	if got, err := h.s.RunningByLease(h.ctx, a.Lease); err != nil || got.Hedge.Token != "" {
+		t.Errorf("the first run after the second's loss = %+v, %v", got, err)
+	}
+	// Hedged again; now slave-1 is lost: the second run is the attempt's.
+	second = hedge(a)
+	if err := h.s.RequeueRun(h.ctx, a.Lease, "lost", false, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.s.RunningByLease(h.ctx, second.Lease)
+	if err != nil || got.SlaveID != "slave-2" || got.State != model.Running {
+		t.Errorf("the second run after the first's loss = %+v, %v", got, err)
+	}
+	if _, err := h.s.RunningByLease(h.ctx, a.Lease); !errors.Is(err, model.ErrConflict) {
+		t.Errorf("the lost first run's lease: %v; want a conflict", err)
+	}
+	h.counts("hg", want)
+	// A cancel ends both runs of another hedged attempt.
+	b := h.start("hg", taskID(1), 2)
+	third := hedge(b)
+	if _, err := h.s.CancelJob(h.ctx, "hg", h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{b.Lease, third.Lease, second.Lease} {
+		if _, err := h.s.RunningByLease(h.ctx, l); !errors.Is(err, model.ErrConflict) {
+			t.Errorf("lease %s after cancel: %v; want a conflict", l, err)
+		}
+	}
+	h.counts("hg", model.Counts{TotalTasks: 2, FinishedTasks: 2, CanceledTasks: 2, FailedTasks: 2, TotalGroups: 2,
+		FinishedGroups: 2, FailedGroups: 2, CanceledGroups: 2})
+}
+
 func testEnqueued(t *testing.T, h *harness) {
 	h.job("e", 3, 0)
 	all, err := h.s.Waiting(h.ctx, "e", 10)

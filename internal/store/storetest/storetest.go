@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EnqueuedAndUnenqueue", testEnqueued},
 		{"UserLoad", testUserLoad},
 		{"RetryAvoidsTheSlave", testRetryAvoids},
+		{"Hedge", testHedge},
 		{"Slaves", testSlaves},
 		{"ConcurrentFinishes", testConcurrent},
 		{"ListAndFilter", testList},
