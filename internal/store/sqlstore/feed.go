@@ -84,7 +84,7 @@ func (s *Store) Stragglers(ctx context.Context, now time.Time, limit int) ([]mod
 	// HedgeAfter in SQL: max(2 × p90, p90 + 30 s), with the p90 in
 	// tasks.expected_ms.
 	out, err := queryAttempts(ctx, s.r, `WHERE a.state = ? AND a.hedge_token = '' AND t.expected_ms > 0
-		AND a.job_id IN (SELECT id FROM jobs WHERE hedge = 1)
+		AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = a.job_id AND j.hedge = 1)
 		AND a.started_at <= ? - CASE WHEN t.expected_ms >= 30000 THEN 2 * t.expected_ms ELSE t.expected_ms + 30000 END
 		ORDER BY a.started_at, a.id LIMIT ?`, string(model.Running), ms(now), limit)
 	return out, s.classify(err)
