@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -231,6 +232,59 @@ func testHedge(t *testing.T, h *harness) {
 		t.Errorf("the lost first run's lease: %v; want a conflict", err)
 	}
 	h.counts("hg", want)
+	// Stragglers: running attempts of hedging jobs past HedgeAfter their
+	// expected runtime, without a hedge yet; Runs counts the hedges too.
+	sj := model.NewJob{ID: "hg-s", User: "alice", Hedge: true}
+	for i, exp := range []time.Duration{10 * time.Second, time.Minute, 0} {
+		sj.Tasks = append(sj.Tasks, model.NewTask{TaskID: fmt.Sprintf("%s.%d", hash, i), Index: i, Expected: exp,
+			Spec: model.TaskSpec{IsolateHash: hash, Description: fmt.Sprintf("s-%d", i), Timeout: time.Minute,
+				ArtifactGlobs: []string{"out/**"}}, Priority: model.NormalBase})
+	}
+	if err := h.s.CreateJob(h.ctx, sj, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	var started []model.Attempt
+	for i := range 3 {
+		started = append(started, h.start("hg-s", taskID(i), uint64(50+i)))
+	}
+	begin := started[2].StartedAt
+	stragglers := func(after time.Duration) []string {
+		t.Helper()
+		got, err := h.s.Stragglers(h.ctx, begin.Add(after), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, a := range got {
+			ids = append(ids, a.TaskID)
+		}
+		return ids
+	}
+	// Task 0 (p90 10 s) straggles after 40 s, task 1 (p90 1 min) after
+	// 2 min, task 2 (no history) never; job hg does not hedge.
+	if got := stragglers(30 * time.Second); len(got) != 0 {
+		t.Errorf("stragglers at 30 s = %v", got)
+	}
+	if got := stragglers(45 * time.Second); len(got) != 1 || got[0] != taskID(0) {
+		t.Errorf("stragglers at 45 s = %v; want task 0", got)
+	}
+	if got := stragglers(time.Hour); len(got) != 2 {
+		t.Errorf("stragglers after an hour = %v; want tasks 0 and 1", got)
+	}
+	if n, err := h.s.Runs(h.ctx); err != nil || n != 4 {
+		t.Errorf("Runs = %d, %v; want hg's one attempt with its second run, and hg-s's three", n, err)
+	}
+	hedge(started[0])
+	if got := stragglers(time.Hour); len(got) != 1 || got[0] != taskID(1) {
+		t.Errorf("stragglers once task 0 is hedged = %v", got)
+	}
+	if n, _ := h.s.Runs(h.ctx); n != 5 {
+		t.Errorf("Runs = %d; want 5", n)
+	}
+	if _, err := h.s.CancelJob(h.ctx, "hg-s", h.tick()); err != nil {
+		t.Fatal(err)
+	}
+
 	// A cancel ends both runs of another hedged attempt.
 	b := h.start("hg", taskID(1), 2)
 	third := hedge(b)
