@@ -36,6 +36,17 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		SlaveID: sl.ID, Slot: req.Slot, Hostname: sl.Hostname,
 	}
 	a, spec, err := m.store.StartAttempt(ctx, sr, m.now())
+	var avoid *lifecycle.AvoidError
+	if errors.As(err, &avoid) {
+		// The task's previous run failed on this slave: its retry goes to
+		// another, unless none is alive. The slave gives the entry back
+		// with a delay, for another slave to reserve it.
+		if m.otherSlaveAlive(ctx, sl.ID) {
+			return a, spec, fmt.Errorf("start: %w", err)
+		}
+		sr.Anywhere = true
+		a, spec, err = m.store.StartAttempt(ctx, sr, m.now())
+	}
 	var held *lifecycle.HeldError
 	if errors.As(err, &held) {
 		// The queue handed the entry on while its holder ran it: the
@@ -58,8 +69,12 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		// most likely takes its slave down. Fail it (a retry, if the task
 		// has one left, gets a fresh entry) and have this entry buried.
 		reason := fmt.Sprintf("started %d times and never reported a result: the task may crash its slave", a.Runs-1)
-		if _, err := m.store.FinishAttempt(ctx, a.Lease, model.Result{ExitCode: -1, Error: reason}, m.now()); err != nil {
+		out, err := m.store.FinishAttempt(ctx, a.Lease, model.Result{ExitCode: -1, Error: reason}, m.now())
+		if err != nil {
 			return model.Attempt{}, model.Spec{}, fmt.Errorf("start: %w", err)
+		}
+		if out.Next == nil {
+			m.capFailures(ctx, a.JobID)
 		}
 		m.log.WarnContext(ctx, "attempt failed: it never reported", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "runs", a.Runs-1)
 		m.poke()
@@ -117,6 +132,21 @@ func (m *Master) holderGone(ctx context.Context, id string) bool {
 		case <-t.C:
 		}
 	}
+}
+
+// otherSlaveAlive reports whether a slave other than id, with slots, is
+// alive. An error says no: the retry then runs where it can.
+func (m *Master) otherSlaveAlive(ctx context.Context, id string) bool {
+	alive, err := m.store.ListSlaves(ctx, true)
+	if err != nil {
+		return false
+	}
+	for _, s := range alive {
+		if s.ID != id && s.Slots > 0 && m.now().Sub(s.LastHeartbeat) <= m.cfg.HeartbeatTimeout {
+			return true
+		}
+	}
+	return false
 }
 
 // OutputKey is where an output of a run is stored. The lease makes it
@@ -263,8 +293,11 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 	if err != nil {
 		return out, false, fmt.Errorf("finish: %w", err)
 	}
-	if out.Next != nil {
+	if out.Next != nil || m.sharing.Load() {
 		m.poke()
+	}
+	if !out.Duplicate && out.Next == nil && out.Attempt.State != model.Passed {
+		m.capFailures(ctx, out.Attempt.JobID)
 	}
 	if !out.Duplicate {
 		a := out.Attempt

@@ -10,6 +10,7 @@ import (
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
+	"github.com/dist-test/dist_test/internal/store"
 )
 
 // feedBatch bounds one round of puts.
@@ -50,8 +51,12 @@ func (m *Master) FeedOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	room, err := m.userRoom(ctx, backlog)
+	if err != nil {
+		return 0, err
+	}
 	var perJob [][]model.Attempt
-	for _, t := range planFeed(backlog, m.cfg.QueueWindow, feedBatch) {
+	for _, t := range planFeed(backlog, m.cfg.QueueWindow, feedBatch, room) {
 		as, err := m.store.Waiting(ctx, t.JobID, t.N)
 		if err != nil {
 			return 0, err
@@ -65,7 +70,95 @@ func (m *Master) FeedOnce(ctx context.Context) (int, error) {
 		}
 		put++
 	}
+	if len(backlog) == 0 {
+		return m.hedge(ctx)
+	}
 	return put, nil
+}
+
+// hedge gives stragglers a second run while the queue is empty and slots
+// idle (see lifecycle.Hedge): at most one per idle slot. It returns how
+// many it put.
+func (m *Master) hedge(ctx context.Context) (int, error) {
+	stragglers, err := m.store.Stragglers(ctx, m.now(), feedBatch)
+	if err != nil || len(stragglers) == 0 {
+		return 0, err
+	}
+	st, err := m.queue.Stats(ctx)
+	if err != nil || st.Ready > 0 {
+		return 0, err
+	}
+	slaves, err := m.store.ListSlaves(ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	idle := 0
+	for _, s := range slaves {
+		idle += s.Slots
+	}
+	runs, err := m.store.Runs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	idle -= runs
+	put := 0
+	for _, a := range stragglers[:max(0, min(idle, len(stragglers)))] {
+		h, err := m.store.HedgeAttempt(ctx, a.ID, m.now())
+		if errors.Is(err, model.ErrConflict) {
+			continue // it ended meanwhile
+		} else if err != nil {
+			return put, err
+		}
+		body, err := json.Marshal(protocol.Entry{AttemptID: h.ID, JobID: h.JobID, TaskID: h.TaskID, Attempt: h.Attempt,
+			Token: h.Hedge.Token, Priority: model.RetryBase})
+		if err != nil {
+			return put, err
+		}
+		// Not recorded as the attempt's entry: a lost one leaves the
+		// attempt with its first run, as before the hedge.
+		if _, err := m.queue.Put(ctx, queue.Entry{Body: body, Priority: model.RetryBase, TTR: m.cfg.TTR}); err != nil {
+			return put, fmt.Errorf("queue put: %w", err)
+		}
+		m.log.InfoContext(ctx, "straggler hedged", "job", h.JobID, "task", h.TaskID, "attempt", h.Attempt, "slave", h.SlaveID)
+		put++
+	}
+	return put, nil
+}
+
+// userRoom is the room of each user (see userRoom in feedpolicy.go) when
+// the backlog is of several users, nil otherwise. While users share the
+// slots this way, each finish wakes the feeder: it frees room.
+func (m *Master) userRoom(ctx context.Context, backlog []store.JobBacklog) (map[string]int, error) {
+	demand := make(map[string]int)
+	for _, b := range backlog {
+		demand[b.User] += b.Waiting
+	}
+	if len(demand) < 2 {
+		m.sharing.Store(false)
+		return nil, nil
+	}
+	slaves, err := m.store.ListSlaves(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	slots := 0
+	for _, s := range slaves {
+		slots += s.Slots
+	}
+	if slots == 0 {
+		// Nothing runs: the windows alone keep the queue short.
+		m.sharing.Store(false)
+		return nil, nil
+	}
+	load, err := m.store.UserLoad(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for u, n := range load {
+		demand[u] += n
+	}
+	m.sharing.Store(true)
+	return userRoom(fairShares(demand, slots), load), nil
 }
 
 // enqueue puts one attempt and records its entry. If the attempt changed

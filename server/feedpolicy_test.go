@@ -38,9 +38,59 @@ func TestPlanFeed(t *testing.T) {
 		{"no limit", []store.JobBacklog{old}, 2, 0, "[]"},
 	}
 	for _, c := range cases {
-		if got := fmt.Sprint(planFeed(c.backlog, c.window, c.limit)); got != c.want {
+		if got := fmt.Sprint(planFeed(c.backlog, c.window, c.limit, nil)); got != c.want {
 			t.Errorf("%s: plan %s; want %s", c.name, got, c.want)
 		}
+	}
+}
+
+func TestPlanFeedByUser(t *testing.T) {
+	aOld := store.JobBacklog{JobID: "a-old", User: "ann", Oldest: 1, Waiting: 100}
+	aNew := store.JobBacklog{JobID: "a-new", User: "ann", Oldest: 200, Waiting: 100}
+	bob := store.JobBacklog{JobID: "bob", User: "bob", Oldest: 300, Waiting: 10}
+	cases := []struct {
+		name    string
+		backlog []store.JobBacklog
+		room    map[string]int
+		window  int
+		want    string
+	}{
+		{"each user its room", []store.JobBacklog{aOld, bob}, map[string]int{"ann": 3, "bob": 3}, 500, "[{a-old 3} {bob 3}]"},
+		{"a user's jobs take turns", []store.JobBacklog{aNew, aOld, bob}, map[string]int{"ann": 5, "bob": 2}, 500, "[{a-old 3} {a-new 2} {bob 2}]"},
+		{"the window still bounds a job", []store.JobBacklog{aOld, bob}, map[string]int{"ann": 9, "bob": 9}, 4, "[{a-old 4} {bob 4}]"},
+		{"no room, nothing", []store.JobBacklog{aOld, bob}, map[string]int{"ann": 0, "bob": 1}, 500, "[{bob 1}]"},
+		{"retries go in even without room", []store.JobBacklog{{JobID: "r", User: "ann", Oldest: 1, Waiting: 3, Retries: 2}, bob},
+			map[string]int{"ann": 1, "bob": 1}, 500, "[{r 2} {bob 1}]"},
+		{"a user unknown to the room gets none", []store.JobBacklog{aOld}, map[string]int{"bob": 1}, 500, "[]"},
+	}
+	for _, c := range cases {
+		if got := fmt.Sprint(planFeed(c.backlog, c.window, 1000, c.room)); got != c.want {
+			t.Errorf("%s: plan %s; want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestFairShares(t *testing.T) {
+	cases := []struct {
+		demand map[string]int
+		slots  int
+		want   string
+	}{
+		{map[string]int{"ann": 10000, "bob": 10}, 32, "map[ann:22 bob:10]"},
+		{map[string]int{"ann": 10000, "bob": 10000}, 32, "map[ann:16 bob:16]"},
+		{map[string]int{"ann": 10000, "bob": 10000, "cy": 1}, 32, "map[ann:16 bob:15 cy:1]"},
+		{map[string]int{"ann": 3, "bob": 2}, 32, "map[ann:3 bob:2]"},
+		{map[string]int{"ann": 5, "bob": 5, "cy": 5}, 2, "map[ann:1 bob:1 cy:0]"},
+		{map[string]int{"ann": 5}, 0, "map[]"},
+	}
+	for _, c := range cases {
+		if got := fmt.Sprint(fairShares(c.demand, c.slots)); got != c.want {
+			t.Errorf("fairShares(%v, %d) = %s; want %s", c.demand, c.slots, got, c.want)
+		}
+	}
+	room := userRoom(map[string]int{"ann": 22, "bob": 10}, map[string]int{"ann": 32})
+	if fmt.Sprint(room) != "map[ann:0 bob:10]" {
+		t.Errorf("userRoom = %v; a user over its share gets none, the other its share", room)
 	}
 }
 

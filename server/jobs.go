@@ -32,6 +32,12 @@ type Submission struct {
 	// IsolateServer is the isolate server's URL as the user reaches it,
 	// which those logs name.
 	IsolateServer string
+	// MaxFailures is the job's failure cap; nil takes the master's
+	// (Config.MaxFailures), 0 is none.
+	MaxFailures *int
+	// Hedge: the job's stragglers get a second run; nil takes the
+	// master's (Config.Hedge).
+	Hedge *bool
 }
 
 // Submit checks a submission and writes it in one transaction; the feeder
@@ -54,6 +60,13 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 		return model.Job{}, fmt.Errorf("%w: job %s has %d tasks; this master accepts at most %d per job",
 			model.ErrTooLarge, sub.ID, len(sub.Tasks), m.cfg.MaxTasksPerJob)
 	}
+	maxFailures := m.cfg.MaxFailures
+	if sub.MaxFailures != nil {
+		maxFailures = *sub.MaxFailures
+	}
+	if maxFailures < 0 || maxFailures > protocol.MaxFailures {
+		return model.Job{}, fmt.Errorf("%w: max_failures %d: use 0 (no cap) to %d", model.ErrInvalid, maxFailures, protocol.MaxFailures)
+	}
 	missing, err := m.missingInputs(ctx, sub.Tasks)
 	if err != nil {
 		return model.Job{}, err
@@ -68,15 +81,21 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 		}
 	}
 	descs := make([]string, len(sub.Tasks))
+	keys := make([]model.TaskKey, len(sub.Tasks))
 	for i, t := range sub.Tasks {
 		descs[i] = t.Description
+		keys[i] = model.TaskKey{Description: t.Description, IsolateHash: t.IsolateHash}
 	}
 	known, err := m.store.Durations(ctx, descs)
 	if err != nil {
 		return model.Job{}, fmt.Errorf("runtime history: %w", err)
 	}
-	expected := model.ExpectedRuntimes(descs, known)
-	job := model.NewJob{ID: sub.ID, User: sub.User, Name: sub.Name, Tasks: make([]model.NewTask, len(sub.Tasks))}
+	expected := model.ExpectedRuntimes(keys, known)
+	job := model.NewJob{ID: sub.ID, User: sub.User, Name: sub.Name, Tasks: make([]model.NewTask, len(sub.Tasks)),
+		MaxFailures: maxFailures, Hedge: m.cfg.Hedge}
+	if sub.Hedge != nil {
+		job.Hedge = *sub.Hedge
+	}
 	for i, t := range sub.Tasks {
 		job.Tasks[i] = model.NewTask{
 			TaskID:   fmt.Sprintf("%s.%d", t.IsolateHash, i),
@@ -255,15 +274,19 @@ func (m *Master) Attempts(ctx context.Context, jobID string, p store.AttemptPage
 // ExpectedRuntimes gives tasks of these descriptions the runtimes a
 // submission orders them by (model.ExpectedRuntimes): what clients
 // estimate the time left from.
-func (m *Master) ExpectedRuntimes(ctx context.Context, descriptions []string) ([]time.Duration, error) {
-	if len(descriptions) == 0 {
+func (m *Master) ExpectedRuntimes(ctx context.Context, tasks []model.TaskKey) ([]time.Duration, error) {
+	if len(tasks) == 0 {
 		return nil, nil
 	}
-	known, err := m.store.Durations(ctx, descriptions)
+	descs := make([]string, len(tasks))
+	for i, t := range tasks {
+		descs[i] = t.Description
+	}
+	known, err := m.store.Durations(ctx, descs)
 	if err != nil {
 		return nil, fmt.Errorf("runtime history: %w", err)
 	}
-	return model.ExpectedRuntimes(descriptions, known), nil
+	return model.ExpectedRuntimes(tasks, known), nil
 }
 
 // Attempt returns one attempt.
@@ -285,6 +308,28 @@ func (m *Master) Cancel(ctx context.Context, jobID string) (model.Job, error) {
 	if err := knownJob(jobID); err != nil {
 		return model.Job{}, fmt.Errorf("cancel: %w", err)
 	}
+	return m.cancel(ctx, jobID)
+}
+
+// capFailures cancels the rest of a job that has reached its failure cap:
+// called after each final failure.
+func (m *Master) capFailures(ctx context.Context, jobID string) {
+	j, err := m.store.GetJob(ctx, jobID)
+	if err != nil || !j.OverFailureCap() || !j.FinishedAt.IsZero() {
+		// An error leaves the job running, as without a cap: the next
+		// failure looks again.
+		return
+	}
+	detail := fmt.Sprintf("%d tasks failed, max_failures is %d: the rest of the job is canceled",
+		j.Counts.FailedGroups-j.Counts.CanceledGroups, j.MaxFailures)
+	_ = m.store.AddEvent(ctx, model.Event{At: m.now(), Kind: model.EventJobFailureCap, JobID: jobID, Attempt: -1, Detail: detail})
+	m.log.InfoContext(ctx, "job reached its failure cap", "job", jobID, "failed", j.Counts.FailedGroups, "max_failures", j.MaxFailures)
+	if _, err := m.cancel(ctx, jobID); err != nil {
+		m.log.WarnContext(ctx, "could not cancel a job over its failure cap", "job", jobID, "err", err)
+	}
+}
+
+func (m *Master) cancel(ctx context.Context, jobID string) (model.Job, error) {
 	canceled, err := m.store.CancelJob(ctx, jobID, m.now())
 	if err != nil {
 		return model.Job{}, fmt.Errorf("cancel %s: %w", jobID, err)

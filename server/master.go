@@ -54,6 +54,10 @@ type Config struct {
 	// to ([isolate] server), named in the logs of tasks failed because
 	// their inputs are missing; empty when the master serves it itself.
 	IsolateServer string
+	// MaxFailures is the failure cap of a job that sets none (0: none).
+	MaxFailures int
+	// Hedge: jobs that do not say otherwise hedge their stragglers.
+	Hedge bool
 }
 
 func (c Config) withDefaults() Config {
@@ -118,6 +122,9 @@ type Master struct {
 	links  *linksign.Signer // signs the links to outputs the master serves itself
 	wake   chan struct{}    // tells the feeder there is work
 	outage atomic.Int64     // when a heartbeat last failed to be recorded (Unix ns)
+	// sharing: the last feed shared the slots between users, so each
+	// finish, which frees a user's room, wakes the feeder.
+	sharing atomic.Bool
 }
 
 // Options are the optional parts of a Master.

@@ -490,3 +490,280 @@ func TestInfrastructureFailure(t *testing.T) {
 		t.Errorf("attempt = %+v; want infra_failed after 2 runs with the reason", got)
 	}
 }
+
+// With two users' jobs queued, the slots are shared by user: a user's small
+// job of new tests starts beside another's big job of tests known to be
+// long, instead of after all of it (as within one user, where the longest
+// go first), and the big one gets every slot once the small one is done.
+func TestFairShareBetweenUsers(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		bobUser   string
+		wantShare bool
+	}{{"two users", "bob", true}, {"one user", "ann", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, server.Config{})
+			reg, err := f.m.Register(f.ctx, protocol.Register{Hostname: "host", Slots: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			submit := func(id, user, desc string, n int) {
+				sub := server.Submission{ID: id, User: user}
+				for i := range n {
+					sub.Tasks = append(sub.Tasks, model.TaskSpec{IsolateHash: hash, Description: fmt.Sprintf("%s-%d", desc, i)})
+				}
+				if _, err := f.m.Submit(f.ctx, sub); err != nil {
+					t.Fatal(err)
+				}
+			}
+			submit("history", "ann", "big", 100)
+			long := map[string]time.Duration{}
+			for i := range 100 {
+				long[fmt.Sprintf("big-%d", i)] = time.Minute
+			}
+			f.drain(reg.ID, long)
+			submit("big", "ann", "big", 100)
+			submit("small", c.bobUser, "small", 10)
+			c2, _ := f.q.NewConsumer(f.ctx)
+			defer c2.Close()
+			type run struct {
+				lease string
+				entry uint64
+			}
+			var running []run
+			var starts []string // the job of each start, in order
+			for {
+				if _, err := f.m.FeedOnce(f.ctx); err != nil {
+					t.Fatal(err)
+				}
+				res, err := c2.Reserve(f.ctx, 0)
+				if errors.Is(err, queue.ErrTimeout) {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				var e protocol.Entry
+				if err := json.Unmarshal(res.Body, &e); err != nil {
+					t.Fatal(err)
+				}
+				a, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: reg.ID, EntryID: res.ID, Entry: e})
+				if err != nil {
+					t.Fatal(err)
+				}
+				starts = append(starts, a.JobID)
+				running = append(running, run{a.Lease, res.ID})
+				if len(running) == 4 || len(starts) > 200 {
+					// The slave's four slots are busy: the oldest run ends.
+					r := running[0]
+					running = running[1:]
+					if _, _, err := f.m.Finish(f.ctx, r.lease, protocol.Finish{}); err != nil {
+						t.Fatal(err)
+					}
+					c2.Delete(f.ctx, r.entry)
+				}
+			}
+			lastSmall, smallIn20 := -1, 0
+			for i, j := range starts {
+				if j == "small" {
+					lastSmall = i
+					if i < 20 {
+						smallIn20++
+					}
+				}
+			}
+			t.Logf("the small job's starts among the first 20: %d; its last start: %d", smallIn20, lastSmall+1)
+			if len(starts) != 110 {
+				t.Fatalf("%d starts; want each of the 110 tasks once", len(starts))
+			}
+			// Shared evenly, the small job's 10 tasks have all started by
+			// about the 20th start; behind the big job, at the 110th.
+			if shared := lastSmall < 25 && smallIn20 >= 9; shared != c.wantShare {
+				t.Errorf("the small job's last task started at start %d of %d (sharing between users: %v, want %v); starts: %v",
+					lastSmall+1, len(starts), shared, c.wantShare, starts[:30])
+			}
+		})
+	}
+}
+
+// A failed task's retry runs on another slave while one is alive; on the
+// same slave only when it is the last one.
+func TestRetryRunsOnAnotherSlave(t *testing.T) {
+	f := newFixture(t, server.Config{})
+	s1, s2 := f.slave(), f.slave()
+	if _, err := f.m.Submit(f.ctx, server.Submission{ID: "j", Tasks: []model.TaskSpec{
+		{IsolateHash: hash, Description: "flaky", MaxRetries: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.q.NewConsumer(f.ctx)
+	defer c.Close()
+	startOn := func(slave string) (model.Attempt, queue.Reserved, error) {
+		t.Helper()
+		if _, err := f.m.FeedOnce(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		res, e := f.reserve(c)
+		a, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: slave, EntryID: res.ID, Entry: e})
+		return a, res, err
+	}
+	a, res, err := startOn(s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Delete(f.ctx, res.ID)
+	if _, _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{ExitCode: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// s1 reserves the retry: refused, the entry is good and goes back.
+	_, res, err = startOn(s1)
+	if !errors.Is(err, model.ErrForbidden) {
+		t.Fatalf("retry started on the slave where the task failed: %v; want it refused while s2 is alive", err)
+	}
+	if err := c.Release(f.ctx, res.ID, model.RetryBase, 0); err != nil {
+		t.Fatal(err)
+	}
+	res, e := f.reserve(c)
+	a, _, err = f.m.Start(f.ctx, protocol.Start{SlaveID: s2, EntryID: res.ID, Entry: e})
+	if err != nil || a.SlaveID != s2 || a.Attempt != 1 {
+		t.Fatalf("retry on s2: %+v, %v", a, err)
+	}
+	c.Delete(f.ctx, res.ID)
+	if _, _, err := f.m.Finish(f.ctx, a.Lease, protocol.Finish{ExitCode: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Attempt 2 avoids s2; s1 is gone: s2 is the last, and runs it.
+	if err := f.m.Deregister(f.ctx, s1); err != nil {
+		t.Fatal(err)
+	}
+	a, res, err = startOn(s2)
+	if err != nil || a.SlaveID != s2 || a.Attempt != 2 {
+		t.Fatalf("retry on the last slave alive: %+v, %v", a, err)
+	}
+	c.Delete(f.ctx, res.ID)
+}
+
+// A straggler of a job that hedges gets a second run on another slave once
+// it has run max(2 × p90, p90 + 30 s) with the queue empty. The first run
+// to finish gives the attempt its one result; the other is killed at its
+// slave's heartbeat, its finish refused, and recorded as superseded; the
+// counters count one attempt and equal a recount.
+func TestHedgeStraggler(t *testing.T) {
+	for _, winner := range []string{"hedge", "first"} {
+		t.Run(winner+" wins", func(t *testing.T) {
+			f := newFixture(t, server.Config{})
+			s1, s2 := f.slave(), f.slave()
+			f.submit("history", "slow", "fast")
+			f.drain(s1, map[string]time.Duration{"slow": 10 * time.Second, "fast": time.Second})
+			yes := true
+			if _, err := f.m.Submit(f.ctx, server.Submission{ID: "h", Hedge: &yes, Tasks: []model.TaskSpec{
+				{IsolateHash: hash, Description: "slow"}}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.m.FeedOnce(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			c, _ := f.q.NewConsumer(f.ctx)
+			defer c.Close()
+			res, e := f.reserve(c)
+			first, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: s1, EntryID: res.ID, Entry: e})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// p90 10 s: hedged after max(20 s, 40 s).
+			f.clock.Add(39 * time.Second)
+			if n, err := f.m.FeedOnce(f.ctx); n != 0 || err != nil {
+				t.Fatalf("hedged before its time: %d, %v", n, err)
+			}
+			f.clock.Add(2 * time.Second)
+			if n, err := f.m.FeedOnce(f.ctx); n != 1 || err != nil {
+				t.Fatalf("straggler not hedged: %d, %v", n, err)
+			}
+			if n, _ := f.m.FeedOnce(f.ctx); n != 0 {
+				t.Fatalf("hedged twice")
+			}
+			// Not beside the first run, while another slave is alive.
+			for slave, runs := range map[string][]string{s1: {first.Lease}, s2: nil} {
+				if _, err := f.m.Heartbeat(f.ctx, slave, protocol.Heartbeat{Running: runs}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hres, he := f.reserve(c)
+			if _, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: s1, EntryID: hres.ID, Entry: he}); !errors.Is(err, model.ErrForbidden) {
+				t.Fatalf("second run on the first run's slave: %v; want it refused", err)
+			}
+			c.Release(f.ctx, hres.ID, model.RetryBase, 0)
+			hres, he = f.reserve(c)
+			second, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: s2, EntryID: hres.ID, Entry: he})
+			if err != nil || second.Lease == first.Lease || second.SlaveID != s2 || second.Attempt != first.Attempt {
+				t.Fatalf("second run: %+v, %v", second, err)
+			}
+			for slave, lease := range map[string]string{s1: first.Lease, s2: second.Lease} {
+				if hb, err := f.m.Heartbeat(f.ctx, slave, protocol.Heartbeat{Running: []string{lease}}); err != nil || len(hb.Kill) != 0 {
+					t.Fatalf("heartbeat of %s while both run: %+v, %v", slave, hb, err)
+				}
+			}
+			won, lost := second, first
+			if winner == "first" {
+				won, lost = first, second
+			}
+			out, _, err := f.m.Finish(f.ctx, won.Lease, protocol.Finish{DurationMS: 41_000})
+			if err != nil || out.Attempt.State != model.Passed || out.Superseded != lost.SlaveID || out.Attempt.SlaveID != won.SlaveID {
+				t.Fatalf("finish of the winner: %+v, %v", out, err)
+			}
+			if _, _, err := f.m.Finish(f.ctx, lost.Lease, protocol.Finish{ExitCode: 1}); !errors.Is(err, model.ErrConflict) {
+				t.Errorf("finish of the superseded run: %v; want a conflict", err)
+			}
+			if again, _, err := f.m.Finish(f.ctx, won.Lease, protocol.Finish{DurationMS: 41_000}); err != nil || !again.Duplicate {
+				t.Errorf("the winner's finish sent again: %+v, %v; want a duplicate", again, err)
+			}
+			hb, err := f.m.Heartbeat(f.ctx, lost.SlaveID, protocol.Heartbeat{Running: []string{lost.Lease}})
+			if err != nil || len(hb.Kill) != 1 || hb.Kill[0] != lost.Lease {
+				t.Errorf("heartbeat of the superseded run's slave: %+v, %v; want it killed", hb, err)
+			}
+			job, err := f.m.Job(f.ctx, "h")
+			if err != nil || job.Counts != (model.Counts{TotalTasks: 1, FinishedTasks: 1, SucceededTasks: 1, TotalGroups: 1,
+				FinishedGroups: 1, SucceededGroups: 1}) {
+				t.Errorf("job %+v, %v; want one attempt, passed", job.Counts, err)
+			}
+			all, err := f.m.Attempts(f.ctx, "h", store.AttemptPage{})
+			if err != nil || len(all) != 1 || model.Recount(all) != job.Counts {
+				t.Errorf("attempts %+v, %v; the counters must equal a recount", all, err)
+			}
+			evs, _ := f.m.Events(f.ctx, store.EventFilter{JobID: "h"})
+			var kinds []string
+			for _, e := range evs {
+				kinds = append(kinds, string(e.Kind))
+			}
+			if want := "attempt_started attempt_hedged attempt_started run_superseded attempt_finished"; !strings.Contains(strings.Join(kinds, " "), want) {
+				t.Errorf("events %v; want %s", kinds, want)
+			}
+		})
+	}
+}
+
+// A job that does not hedge, or a task without a history, gets no second
+// run however long it runs.
+func TestHedgeOnlyWhenAsked(t *testing.T) {
+	f := newFixture(t, server.Config{})
+	s1, s2 := f.slave(), f.slave()
+	f.submit("history", "slow")
+	f.drain(s1, map[string]time.Duration{"slow": 10 * time.Second})
+	f.submit("plain", "slow")
+	yes := true
+	if _, err := f.m.Submit(f.ctx, server.Submission{ID: "new", Hedge: &yes, Tasks: []model.TaskSpec{
+		{IsolateHash: hash, Description: "never seen"}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.m.FeedOnce(f.ctx)
+	c, _ := f.q.NewConsumer(f.ctx)
+	defer c.Close()
+	for _, s := range []string{s1, s2} {
+		res, e := f.reserve(c)
+		if _, _, err := f.m.Start(f.ctx, protocol.Start{SlaveID: s, EntryID: res.ID, Entry: e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Add(time.Hour)
+	if n, err := f.m.FeedOnce(f.ctx); n != 0 || err != nil {
+		t.Errorf("hedged %d (%v): neither job may be", n, err)
+	}
+}

@@ -64,10 +64,12 @@ func submitCmd(env *Env) *cobra.Command {
 		Use:   "submit [-n NAME] [-d DIR] [-l] [-a] [--no-wait [--json]] [--fail-fast] JOB.json",
 		Short: "Submit a JSON file listing tasks, and watch the job run",
 		Long: `Submit a job: a JSON file {"tasks": [...]} of tasks, each with isolate_hash and
-description. Then watch it (unless --no-wait), say what failed, download what
--l and -a ask for, and print job_id=<id> on stdout. Exits 0 when every task
-passed, 88 when some failed, and 1 when the job could not be submitted.
-Ctrl-C cancels the job (exit 130); a second Ctrl-C leaves it running.`,
+description, and optionally "max_failures" (cancel the rest after that many
+tasks failed; 0 for no cap) and "hedge". Then watch it (unless --no-wait), say
+what failed, download what -l and -a ask for, and print job_id=<id> on stdout.
+Exits 0 when every task passed, 88 when some failed, and 1 when the job could
+not be submitted. Ctrl-C cancels the job (exit 130); a second Ctrl-C leaves it
+running.`,
 		Args: cobra.ExactArgs(1),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(cmd, args); err != nil {
@@ -83,7 +85,7 @@ Ctrl-C cancels the job (exit 130); a second Ctrl-C leaves it running.`,
 			if err != nil {
 				return fmt.Errorf("reading the job file: %w", err)
 			}
-			specs, unknown, err := protocol.ParseJobJSONChecked(data, 0)
+			specs, opt, unknown, err := protocol.ParseJobDocumentChecked(data, 0)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -96,7 +98,7 @@ Ctrl-C cancels the job (exit 130); a second Ctrl-C leaves it running.`,
 			}
 			user := s.user()
 			id := makeJobID(name, user, env.now(), os.Getpid())
-			if _, err := s.api.CreateJob(ctx, protocol.CreateJob{ID: id, Name: name, User: user, Tasks: wireTasks(specs)}); err != nil {
+			if _, err := s.api.CreateJob(ctx, protocol.CreateJob{ID: id, Name: name, User: user, Tasks: wireTasks(specs), JobOptions: opt}); err != nil {
 				return err
 			}
 			if err := s.saveJobID(id); err != nil {

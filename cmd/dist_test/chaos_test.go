@@ -23,7 +23,9 @@ import (
 // driver kills and restarts slaves, suspends and resumes them, kills and
 // restarts the master, and restarts beanstalkd. At the end every task must
 // have exactly one final result, the job's counters must equal a recount of
-// its attempts, and no attempt may have passed without having run.
+// its attempts, and no attempt may have passed without having run. The
+// master hedges stragglers ([master] hedge), and a retry avoids the slave
+// of the run before it: the same holds with both.
 //
 // CHAOS_TASKS (default 300) and CHAOS_SEED (default 1) shape it; `make
 // chaos` runs the long form: 2,000 tasks and a random seed, which it prints.
@@ -41,7 +43,7 @@ func TestChaos(t *testing.T) {
 	}
 	bs := testenv.OwnBeanstalkd(t)
 	s := newStackWith(t, stackOptions{slaves: 4, slots: 2, beanstalk: bs, slaveEnv: []string{"RUNLOG=" + runlog},
-		config: "[master]\nreconcile_interval = 2s\n"})
+		config: "[master]\nreconcile_interval = 2s\nhedge = true\n"})
 	// Each run logs itself before it does anything, so that a pass can be
 	// traced to a run. Task i fails when i%20 == 0 (both attempts), is flaky
 	// when i%20 == 1, and passes otherwise.

@@ -143,6 +143,7 @@ func masterConfig(cfg *config.Config) server.Config {
 		QueueWindow: cfg.Master.QueueWindow, MaxTasksPerJob: cfg.Master.MaxTasksPerJob,
 		TTR: cfg.Master.TTR, LinkTTL: cfg.AWS.LinkTTL,
 		ReconcileInterval: cfg.Master.ReconcileInterval, MaxRuns: cfg.Master.MaxRuns,
+		MaxFailures: cfg.Master.MaxFailures, Hedge: cfg.Master.Hedge,
 		Retention:     time.Duration(cfg.Master.RetentionDays) * 24 * time.Hour,
 		IsolateServer: cfg.Isolate.Server,
 	}

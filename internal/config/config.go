@@ -104,6 +104,8 @@ type Master struct {
 	TTR               time.Duration
 	ReconcileInterval time.Duration
 	MaxRuns           int
+	MaxFailures       int               // max_failures: failed tasks after which a job is canceled; 0: no cap
+	Hedge             bool              // hedge: stragglers get a second run
 	ReadAuth          bool              // read_auth: reads need authentication too
 	MaxLargeBodies    int               // max_large_bodies: request bodies over 1 MiB read at once
 	RetentionDays     int               // retention_days: jobs older than this are deleted; 0 keeps them

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/dist-test/dist_test/internal/protocol"
 )
 
 // maxLinkTTL is the longest lifetime S3 allows a presigned link.
@@ -161,6 +163,9 @@ func (p *problems) checkDefaulted() {
 	}
 	if n := c.Master.MaxRuns; n < 1 {
 		p.bad("master.max_runs", n, "must be at least 1")
+	}
+	if n := c.Master.MaxFailures; n < 0 || n > protocol.MaxFailures {
+		p.bad("master.max_failures", n, "must be from 0 (no cap) to %d", protocol.MaxFailures)
 	}
 	if n := c.Isolate.CacheMaxBytes; n < 1 {
 		p.bad("isolate.cache_max_bytes", n, "must be more than zero")

@@ -19,7 +19,24 @@ type StartRequest struct {
 	// entry (its lease ran out in the queue). Without it such a start is a
 	// *HeldError, so that the caller can first check the holder is gone.
 	Takeover bool
+	// Anywhere allows starting an attempt on the slave it avoids (its
+	// task's previous run failed there). Without it such a start is an
+	// *AvoidError, so that the caller can first check whether another slave
+	// is alive to take it.
+	Anywhere bool
 }
+
+// AvoidError says the attempt is to run on another slave than this one,
+// where its task's previous run failed. It is a model.ErrForbidden: the
+// entry is good, and the slave gives it back for another.
+type AvoidError struct{ SlaveID string }
+
+func (e *AvoidError) Error() string {
+	return "forbidden: the task's previous run failed on slave " + e.SlaveID + "; its retry runs on another"
+}
+
+// Unwrap makes an AvoidError forbidden.
+func (e *AvoidError) Unwrap() error { return model.ErrForbidden }
 
 // HeldError says an attempt runs already, on SlaveID, from the same queue
 // entry. It is a model.ErrConflict.
@@ -37,12 +54,33 @@ func (e *HeldError) Unwrap() error { return model.ErrConflict }
 // after its lease ran out. That is a *HeldError unless req.Takeover says
 // the holder is gone; then the new run supersedes the old one, whose lease
 // stops being current. Anything else is a stale entry: model.ErrConflict.
+//
+// An entry with the token of a's hedge starts the hedge (see Hedge): then
+// the attempt to write and the one returned to the slave differ, and Start
+// returns the latter; StartAny returns both.
 func Start(a model.Attempt, req StartRequest, newID func() string, now time.Time) (model.Attempt, model.Event, error) {
+	_, view, ev, err := StartAny(a, req, newID, now)
+	return view, ev, err
+}
+
+// StartAny is Start returning the attempt to write (store) and the one the
+// slave's run sees (view): the same but for a hedge.
+func StartAny(a model.Attempt, req StartRequest, newID func() string, now time.Time) (store, view model.Attempt, ev model.Event, err error) {
+	if a.Hedge.Token != "" && req.Token == a.Hedge.Token {
+		return startHedge(a, req, newID, now)
+	}
+	a, ev, err = start(a, req, newID, now)
+	return a, a, ev, err
+}
+
+func start(a model.Attempt, req StartRequest, newID func() string, now time.Time) (model.Attempt, model.Event, error) {
 	if a.Token != req.Token {
 		return a, model.Event{}, conflict("queue entry for attempt %d of %s is stale: the attempt was queued again or canceled", a.Attempt, a.TaskID)
 	}
 	redelivered := a.State == model.Running && req.EntryID != 0 && a.EntryID == req.EntryID
 	switch {
+	case a.State == model.Queued && a.AvoidSlave != "" && a.AvoidSlave == req.SlaveID && !req.Anywhere:
+		return a, model.Event{}, &AvoidError{SlaveID: req.SlaveID}
 	case a.State == model.Queued:
 	case redelivered && !req.Takeover:
 		return a, model.Event{}, &HeldError{SlaveID: a.SlaveID}
@@ -94,6 +132,7 @@ func Finish(a model.Attempt, t Task, r model.Result, newID func() string, now ti
 	if retries(f.Attempt, f.Group) {
 		next := queue(t, f.Group.Latest+1, newID, now)
 		next.Index, next.Description, next.IsolateHash = a.Index, a.Description, a.IsolateHash
+		next.AvoidSlave = a.SlaveID
 		f.Group.Add(next.Attempt)
 		f.Next = &next
 	}
@@ -146,6 +185,7 @@ func Requeue(a model.Attempt, t Task, reason string, keepEntry bool, newID func(
 	}
 	// The event names the slave that had the run.
 	ev := attemptEvent(kind, a, reason, now)
+	a.AvoidSlave = a.SlaveID
 	a.State, a.Lease, a.Priority = model.Queued, "", model.Priority(t.Expected, true)
 	a.SlaveID, a.Slot, a.Error = "", 0, reason
 	if !keepEntry {

@@ -166,7 +166,8 @@ func TestFinish(t *testing.T) {
 			case c.next >= 0:
 				n := *f.Next
 				want := model.Attempt{TaskRow: 3, JobID: "j", TaskID: "t.0", Attempt: c.next, Description: "d", IsolateHash: "h",
-					MaxRetries: c.t.Group.MaxRetries, State: model.Queued, Token: "id-1", Priority: model.Priority(20*time.Second, true), SubmittedAt: now}
+					MaxRetries: c.t.Group.MaxRetries, State: model.Queued, Token: "id-1", Priority: model.Priority(20*time.Second, true), SubmittedAt: now,
+					AvoidSlave: "s1"} // the retry avoids the slave where the task failed
 				if fmt.Sprint(n) != fmt.Sprint(want) {
 					t.Errorf("retry\n got %+v\nwant %+v", n, want)
 				}
@@ -219,6 +220,7 @@ func TestRequeue(t *testing.T) {
 			want := a
 			want.State, want.Lease, want.SlaveID, want.Slot, want.Error = model.Queued, "", "", 0, "slave lost"
 			want.Priority = model.Priority(20*time.Second, true)
+			want.AvoidSlave = "s1" // run again, elsewhere if another slave is alive
 			kind := model.EventAttemptAborted
 			if !keep {
 				want.Token, want.Enqueued = "id-1", false
@@ -237,5 +239,26 @@ func TestRequeue(t *testing.T) {
 		if _, _, err := Requeue(a, task(1, 0), "lost", false, ids(), now); !errors.Is(err, model.ErrConflict) {
 			t.Errorf("requeue of a %s attempt: %v; want a conflict", a.State, err)
 		}
+	}
+}
+
+// A queued attempt whose task failed on a slave does not start there,
+// unless the caller found no other slave alive; elsewhere it starts.
+func TestStartAvoidsTheSlaveThatFailed(t *testing.T) {
+	a := queuedAttempt(1)
+	a.AvoidSlave = "s1"
+	req := StartRequest{AttemptID: 7, Token: "tok", EntryID: 5, SlaveID: "s1", Slot: 1, Hostname: "host-1"}
+	_, _, err := Start(a, req, ids(), t0)
+	var avoid *AvoidError
+	if !errors.As(err, &avoid) || avoid.SlaveID != "s1" || !errors.Is(err, model.ErrForbidden) || errors.Is(err, model.ErrConflict) {
+		t.Fatalf("start on the slave to avoid: %v; want an AvoidError, forbidden and not a conflict (the entry is good)", err)
+	}
+	req.Anywhere = true
+	if got, _, err := Start(a, req, ids(), t0); err != nil || got.State != model.Running || got.SlaveID != "s1" {
+		t.Errorf("start anywhere on the avoided slave: %+v, %v", got, err)
+	}
+	req.Anywhere, req.SlaveID = false, "s2"
+	if got, _, err := Start(a, req, ids(), t0); err != nil || got.SlaveID != "s2" {
+		t.Errorf("start on another slave: %+v, %v", got, err)
 	}
 }

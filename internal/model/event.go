@@ -8,12 +8,17 @@ type EventKind string
 // The events the master records, each in the transaction of the change it
 // describes.
 const (
-	EventJobSubmitted     EventKind = "job_submitted"
-	EventJobCanceled      EventKind = "job_canceled"
-	EventAttemptStarted   EventKind = "attempt_started"
-	EventAttemptFinished  EventKind = "attempt_finished" // detail: the final state
-	EventAttemptRequeued  EventKind = "attempt_requeued" // its slave was lost; new token
-	EventAttemptAborted   EventKind = "attempt_aborted"  // its slave gave it back
+	EventJobSubmitted    EventKind = "job_submitted"
+	EventJobCanceled     EventKind = "job_canceled"
+	EventJobFailureCap   EventKind = "job_failure_cap" // its max_failures was reached; a cancel follows
+	EventAttemptStarted  EventKind = "attempt_started"
+	EventAttemptFinished EventKind = "attempt_finished" // detail: the final state
+	EventAttemptRequeued EventKind = "attempt_requeued" // its slave was lost; new token
+	EventAttemptAborted  EventKind = "attempt_aborted"  // its slave gave it back
+	EventAttemptHedged   EventKind = "attempt_hedged"   // a straggler: a second run is queued
+	// EventRunSuperseded: of an attempt's two runs, the other one finished
+	// first (or this one's slave was lost); this one is killed.
+	EventRunSuperseded    EventKind = "run_superseded"
 	EventSlaveStarted     EventKind = "slave_started"
 	EventSlaveLost        EventKind = "slave_lost"
 	EventSlaveTerminated  EventKind = "slave_terminated"

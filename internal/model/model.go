@@ -108,6 +108,11 @@ type NewJob struct {
 	User  string
 	Name  string
 	Tasks []NewTask
+	// Hedge: a straggling attempt gets a second run (see HedgeRun).
+	Hedge bool
+	// MaxFailures: once this many of its tasks failed for good, the job is
+	// canceled (0: never).
+	MaxFailures int
 }
 
 // Job is a job with its counters.
@@ -118,8 +123,16 @@ type Job struct {
 	SubmittedAt time.Time
 	FinishedAt  time.Time // zero while running
 	Canceled    bool
+	MaxFailures int  // see NewJob
+	Hedge       bool // see NewJob
 	Counts      Counts
 	Inputs      Inputs
+}
+
+// OverFailureCap reports whether j has as many tasks failed for good as its
+// failure cap allows, and so is to start nothing more.
+func (j Job) OverFailureCap() bool {
+	return j.MaxFailures > 0 && j.Counts.FailedGroups-j.Counts.CanceledGroups >= j.MaxFailures
 }
 
 // Attempt is one attempt of a task with what is known about its run.
@@ -151,6 +164,31 @@ type Attempt struct {
 	Inputs      Inputs
 	Usage       Usage
 	Error       string // why the run failed to produce a result, if it did
+	// AvoidSlave is the slave on which the task's previous run failed: a
+	// queued attempt starts there only when no other slave is alive.
+	AvoidSlave string
+	// Hedge is the second run of a running attempt that straggles, if one
+	// was queued (Hedge.Token) or started (Hedge.Lease).
+	Hedge HedgeRun
+}
+
+// HedgeRun is the duplicate run of a straggling attempt: whichever of the
+// two runs finishes first gives the attempt its result, and the other is
+// killed as superseded.
+type HedgeRun struct {
+	Token     string // its queue entry's token
+	Lease     string // once started
+	SlaveID   string
+	Slot      int
+	StartedAt time.Time
+}
+
+// AsHedge returns a as its hedge run sees it: with the hedge's lease,
+// slave, slot and start.
+func (a Attempt) AsHedge() Attempt {
+	h := a.Hedge
+	a.Lease, a.SlaveID, a.Slot, a.StartedAt, a.Hostname = h.Lease, h.SlaveID, h.Slot, h.StartedAt, ""
+	return a
 }
 
 // Duration is how long the attempt ran, or has run so far at now.

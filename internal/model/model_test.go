@@ -63,8 +63,78 @@ func TestPriority(t *testing.T) {
 	if Priority(1000*24*time.Hour, false) <= RetryBase {
 		t.Errorf("a huge expected runtime reaches into the retry band")
 	}
-	got := ExpectedRuntimes([]string{"a", "new", "b"}, map[string]time.Duration{"a": 10 * time.Second, "b": 2 * time.Second})
+	keys := func(ds ...string) []TaskKey {
+		var out []TaskKey
+		for _, d := range ds {
+			out = append(out, TaskKey{Description: d, IsolateHash: "h-" + d})
+		}
+		return out
+	}
+	got := ExpectedRuntimes(keys("a", "new", "b"), map[string]Runtime{"a": {P90: 10 * time.Second}, "b": {P90: 2 * time.Second}})
 	if got[0] != 10*time.Second || got[2] != 2*time.Second || !(got[1] > 2*time.Second && got[1] < 10*time.Second) {
 		t.Errorf("ExpectedRuntimes = %v; the unknown task must rank between long and short", got)
+	}
+}
+
+func TestExpectedRuntimesRelated(t *testing.T) {
+	known := map[string]Runtime{
+		"slow_test shard 1": {EWMA: time.Second, P90: 40 * time.Second},
+		"slow_test shard 2": {P90: 50 * time.Second},
+		"slow_test shard 3": {P90: 60 * time.Second},
+		"other 1":           {P90: time.Second},
+		"bin case a":        {P90: 7 * time.Second},
+	}
+	tasks := []TaskKey{
+		{"slow_test shard 1", "h1"}, {"slow_test shard 2", "h1"}, {"slow_test shard 3", "h1"},
+		{"other 1", "h2"}, {"bin case a", "h3"},
+		{"slow_test shard 4", "h1"}, // same isolate hash: median of 40, 50, 60
+		{"bin case b", "h9"},        // same command only
+		{"fresh", "h8"},             // related to nothing
+	}
+	got := ExpectedRuntimes(tasks, known)
+	if got[0] != 40*time.Second {
+		t.Errorf("a known task: %v, want its p90 (40s), not its average", got[0])
+	}
+	if got[5] != 50*time.Second {
+		t.Errorf("unknown shard of a known binary: %v, want the median of its siblings (50s)", got[5])
+	}
+	if got[6] != 7*time.Second {
+		t.Errorf("unknown case of a known command: %v, want 7s", got[6])
+	}
+	mean := (40 + 50 + 60 + 1 + 7) * time.Second / 5
+	if got[7] != mean+100*time.Millisecond {
+		t.Errorf("unrelated unknown task: %v, want the mean of the known ones and a step (%v)", got[7], mean+100*time.Millisecond)
+	}
+}
+
+func TestRuntimeOf(t *testing.T) {
+	ms := func(vs ...int) []time.Duration {
+		var out []time.Duration
+		for _, v := range vs {
+			out = append(out, time.Duration(v)*time.Second)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		recent []time.Duration
+		want   time.Duration
+	}{
+		{nil, 0},
+		{ms(10), 10 * time.Second},
+		{ms(10, 20), 20 * time.Second},
+		{ms(1, 1, 1, 1, 1, 1, 1, 1, 1, 30), time.Second},          // slow once in ten: the 90th is still fast
+		{ms(1, 30, 1, 1, 1, 1, 1, 30, 1, 1), 30 * time.Second},    // slow twice in ten: it shows
+		{ms(5, 4, 3, 2, 1, 9, 8, 7, 6, 10, 11), 10 * time.Second}, // nearest rank: the 10th of 11
+	} {
+		if got := RuntimeOf(time.Second, c.recent).P90; got != c.want {
+			t.Errorf("p90 of %v = %v, want %v", c.recent, got, c.want)
+		}
+	}
+	back := DecodeRecent(EncodeRecent(ms(3, 1, 2)))
+	if len(back) != 3 || back[0] != 3*time.Second || back[2] != 2*time.Second {
+		t.Errorf("recent runs do not survive their column: %v", back)
+	}
+	if got := DecodeRecent("12,x,-5,,7"); len(got) != 2 || got[1] != 7*time.Millisecond {
+		t.Errorf("DecodeRecent of a damaged column = %v, want [12ms 7ms]", got)
 	}
 }

@@ -32,17 +32,23 @@ func Priority(expected time.Duration, retry bool) uint32 {
 }
 
 // ExpectedRuntimes gives each task of a submission the runtime that orders
-// it. Tasks with a history keep theirs. Tasks without one get the mean of the
-// known ones in the same job: they run after tasks known to be long and
-// before tasks known to be short (a step of priority ahead of a known task of
-// exactly that mean), since an unknown task may well be long and starting it
-// late makes it a straggler. known maps description → duration.
-func ExpectedRuntimes(descriptions []string, known map[string]time.Duration) []time.Duration {
+// it: the p90 of its history (known maps description → runtime). A task
+// without a history takes the median p90 of the job's known tasks with the
+// same isolate hash, else of those with the same command (TaskKey.Command):
+// most likely the same test binary, run on another shard or case. A task
+// related to none gets the mean of the job's known ones plus a step: it runs
+// after tasks known to be long and before tasks known to be short, since an
+// unknown task may well be long and starting it late makes it a straggler.
+func ExpectedRuntimes(tasks []TaskKey, known map[string]Runtime) []time.Duration {
+	byHash := make(map[string][]time.Duration)
+	byCommand := make(map[string][]time.Duration)
 	var sum time.Duration
 	var n int
-	for _, d := range descriptions {
-		if v, ok := known[d]; ok {
-			sum += v
+	for _, t := range tasks {
+		if r, ok := known[t.Description]; ok {
+			byHash[t.IsolateHash] = append(byHash[t.IsolateHash], r.P90)
+			byCommand[t.Command()] = append(byCommand[t.Command()], r.P90)
+			sum += r.P90
 			n++
 		}
 	}
@@ -50,10 +56,14 @@ func ExpectedRuntimes(descriptions []string, known map[string]time.Duration) []t
 	if n > 0 {
 		unknown = sum/time.Duration(n) + 100*time.Millisecond
 	}
-	out := make([]time.Duration, len(descriptions))
-	for i, d := range descriptions {
-		if v, ok := known[d]; ok {
-			out[i] = v
+	out := make([]time.Duration, len(tasks))
+	for i, t := range tasks {
+		if r, ok := known[t.Description]; ok {
+			out[i] = r.P90
+		} else if ds := byHash[t.IsolateHash]; len(ds) > 0 {
+			out[i] = percentile(ds, 0.5)
+		} else if ds := byCommand[t.Command()]; len(ds) > 0 && t.Command() != "" {
+			out[i] = percentile(ds, 0.5)
 		} else {
 			out[i] = unknown
 		}

@@ -33,29 +33,88 @@ const (
 	// JSON-encoded with every byte escaped, still fit the store's 64 KiB
 	// column.
 	MaxGlobLength = 100
+	// MaxFailures bounds a job's max_failures (and the master's default):
+	// more than any job has tasks, so a larger one means nothing.
+	MaxFailures = 1_000_000
 )
 
 // ParseJobJSON parses a legacy job_json document, {"tasks": [task, ...]},
 // and checks every task (see ParseTasks). maxTasks bounds the job's size (0 =
 // no bound). Errors name the task and the field, and say what was expected.
 func ParseJobJSON(data []byte, maxTasks int) ([]model.TaskSpec, error) {
-	specs, _, err := ParseJobJSONChecked(data, maxTasks)
+	specs, _, _, err := ParseJobDocumentChecked(data, maxTasks)
 	return specs, err
 }
 
 // ParseJobJSONChecked is ParseJobJSON, and also returns the fields of the
 // tasks that nothing reads (see ParseTasksChecked).
 func ParseJobJSONChecked(data []byte, maxTasks int) ([]model.TaskSpec, []UnknownField, error) {
+	specs, _, unknown, err := ParseJobDocumentChecked(data, maxTasks)
+	return specs, unknown, err
+}
+
+// JobOptions are the fields of a job besides its tasks, as in a job_json
+// document or the body of POST /api/v1/jobs; nil when the job leaves one to
+// the master's default.
+type JobOptions struct {
+	// MaxFailures: after this many tasks failed for good, the job starts
+	// nothing more and its rest is canceled; 0 = no cap.
+	MaxFailures *int `json:"max_failures,omitempty"`
+	// Hedge: a straggling attempt gets a second run on an idle slot.
+	Hedge *bool `json:"hedge,omitempty"`
+}
+
+// ParseJobDocument is ParseJobJSON with the job's options: "max_failures"
+// and "hedge", which the original did not know (it ignored unknown fields,
+// and so does this for any other).
+func ParseJobDocument(data []byte, maxTasks int) ([]model.TaskSpec, JobOptions, error) {
+	specs, opt, _, err := ParseJobDocumentChecked(data, maxTasks)
+	return specs, opt, err
+}
+
+// ParseJobDocumentChecked is ParseJobDocument, and also returns the fields
+// of the tasks that nothing reads (see ParseTasksChecked).
+func ParseJobDocumentChecked(data []byte, maxTasks int) ([]model.TaskSpec, JobOptions, []UnknownField, error) {
 	var doc struct {
 		Tasks *json.RawMessage `json:"tasks"`
 	}
 	if err := strictObject(data, &doc); err != nil {
-		return nil, nil, fmt.Errorf("job JSON: %w", err)
+		return nil, JobOptions{}, nil, fmt.Errorf("job JSON: %w", err)
 	}
 	if doc.Tasks == nil {
-		return nil, nil, fmt.Errorf(`job JSON: missing "tasks": expected {"tasks": [...]}`)
+		return nil, JobOptions{}, nil, fmt.Errorf(`job JSON: missing "tasks": expected {"tasks": [...]}`)
 	}
-	return ParseTasksChecked(*doc.Tasks, maxTasks)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, JobOptions{}, nil, fmt.Errorf("job JSON: malformed JSON: %v", err)
+	}
+	opt, err := ParseJobOptions(fields)
+	if err != nil {
+		return nil, opt, nil, fmt.Errorf("job JSON: %w", err)
+	}
+	specs, unknown, err := ParseTasksChecked(*doc.Tasks, maxTasks)
+	return specs, opt, unknown, err
+}
+
+// ParseJobOptions reads and checks the options among a job's top-level
+// fields.
+func ParseJobOptions(fields map[string]json.RawMessage) (JobOptions, error) {
+	var opt JobOptions
+	if v, ok := fields["max_failures"]; ok && !isNull(v) {
+		n, err := optionalInt(fields, "max_failures", MaxFailures)
+		if err != nil {
+			return opt, fmt.Errorf("%w (0 for no cap)", err)
+		}
+		opt.MaxFailures = &n
+	}
+	if v, ok := fields["hedge"]; ok && !isNull(v) {
+		var b bool
+		if json.Unmarshal(v, &b) != nil {
+			return opt, fmt.Errorf(`"hedge" must be true or false, got %s`, clip(v))
+		}
+		opt.Hedge = &b
+	}
+	return opt, nil
 }
 
 // TaskFields are the fields of a task that ParseTasks reads.

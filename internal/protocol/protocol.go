@@ -66,6 +66,7 @@ type CreateJob struct {
 	Name  string `json:"name,omitempty"`
 	User  string `json:"user,omitempty"`
 	Tasks []Task `json:"tasks"`
+	JobOptions
 }
 
 // Task is one task of a submission, in the legacy job_json form.
@@ -82,11 +83,15 @@ type Task struct {
 // Job is a job as the API returns it: its identity, legacy status and
 // counters (the /job_status fields, inline).
 type Job struct {
-	ID          string     `json:"id"`
-	User        string     `json:"user,omitempty"`
-	Name        string     `json:"name,omitempty"`
-	Status      string     `json:"status"` // running or finished
-	Canceled    bool       `json:"canceled"`
+	ID       string `json:"id"`
+	User     string `json:"user,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Status   string `json:"status"` // running or finished
+	Canceled bool   `json:"canceled"`
+	// MaxFailures is the job's failure cap (0: none).
+	MaxFailures int `json:"max_failures,omitempty"`
+	// Hedge: the job's stragglers get a second run.
+	Hedge       bool       `json:"hedge,omitempty"`
 	SubmittedAt time.Time  `json:"submitted_at"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	model.Counts

@@ -42,14 +42,28 @@ type Store interface {
 	// returns the task ids it queued. ErrNotFound for no job, or a named
 	// task the job does not have.
 	Retry(ctx context.Context, jobID string, taskIDs []string, rule lifecycle.RetryRule, now time.Time) ([]string, error)
-	// Durations returns the running average runtime of each description
-	// that has a history. FinishAttempt folds each measured run into it.
-	Durations(ctx context.Context, descriptions []string) (map[string]time.Duration, error)
+	// Durations returns the runtime history of each description that has
+	// one. FinishAttempt folds each
+	// measured run into it.
+	Durations(ctx context.Context, descriptions []string) (map[string]model.Runtime, error)
 
 	// Backlog returns, for each job with queued attempts waiting for a
 	// queue entry, how many wait and how many are in the queue, in no
 	// particular order: what the feeder's policy decides from.
 	Backlog(ctx context.Context) ([]JobBacklog, error)
+	// UserLoad returns, for each user with attempts running or in the
+	// queue, how many: the share of the slots each has now.
+	UserLoad(ctx context.Context) (map[string]int, error)
+	// Stragglers returns at most limit running attempts, of jobs that
+	// hedge and without a hedge yet, that have run longer than
+	// lifecycle.HedgeAfter their expected runtime at now; longest first.
+	Stragglers(ctx context.Context, now time.Time, limit int) ([]model.Attempt, error)
+	// Runs counts the runs going on: running attempts and their hedges.
+	Runs(ctx context.Context) (int, error)
+	// HedgeAttempt queues a second run of a running attempt
+	// (lifecycle.Hedge) and returns it with the hedge's token.
+	// ErrConflict if it is not running or is hedged already.
+	HedgeAttempt(ctx context.Context, attemptID int64, now time.Time) (model.Attempt, error)
 	// Waiting returns at most limit queued attempts of a job that wait for
 	// a queue entry, in priority order (so retries first), then by id.
 	Waiting(ctx context.Context, jobID string, limit int) ([]model.Attempt, error)
@@ -144,6 +158,7 @@ type EventFilter struct {
 // JobBacklog is a job's share of the queued attempts.
 type JobBacklog struct {
 	JobID string
+	User  string // the job's owner
 	// Oldest is the row id of its oldest attempt waiting for a queue
 	// entry: the job's place in line.
 	Oldest  int64
@@ -157,4 +172,7 @@ type FinishOutcome struct {
 	Attempt   model.Attempt  // the finished attempt
 	Next      *model.Attempt // the retry it queued, if any
 	Duplicate bool           // the same finish had already been recorded
+	// Superseded is the slave of the attempt's other run, which this
+	// finish superseded (see lifecycle.Resolve); "" when it had none.
+	Superseded string
 }

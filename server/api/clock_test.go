@@ -106,10 +106,10 @@ func TestTasksCarryExpectedRuntimes(t *testing.T) {
 	if err != nil || len(second) != 2 {
 		t.Fatalf("tasks = %+v, %v", second, err)
 	}
-	// A description without history gets the mean of the known ones, and a
-	// step more (model.ExpectedRuntimes).
-	if second[0].ExpectedSeconds != 42 || second[1].ExpectedSeconds != 42.1 {
-		t.Errorf("expected runtimes %v and %v, want 42 and 42.1", second[0].ExpectedSeconds, second[1].ExpectedSeconds)
+	// A description without history takes the median of the job's known
+	// tasks with the same inputs (model.ExpectedRuntimes).
+	if second[0].ExpectedSeconds != 42 || second[1].ExpectedSeconds != 42 {
+		t.Errorf("expected runtimes %v and %v, want 42 and 42", second[0].ExpectedSeconds, second[1].ExpectedSeconds)
 	}
 }
 

@@ -62,6 +62,7 @@ type harnessOptions struct {
 	ownersOnly bool
 	now        func() time.Time // the master's clock
 	log        *slog.Logger     // where the master logs; nowhere when nil
+	config     server.Config    // the master's configuration
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessOptions{}) }
@@ -118,7 +119,7 @@ func newHarnessOn(t *testing.T, o harnessOptions, open func(t *testing.T) *sqlst
 	h.url = "http://" + srv.Listener.Addr().String()
 	h.cas = cas.NewClient(h.url, nil)
 	h.blobs = blobs
-	if h.m, err = server.New(st, q, blobs, cas.NewService(blobs, 0, o.now), server.Options{Logger: log, Now: o.now}); err != nil {
+	if h.m, err = server.New(st, q, blobs, cas.NewService(blobs, 0, o.now), server.Options{Logger: log, Now: o.now, Config: o.config}); err != nil {
 		t.Fatal(err)
 	}
 	gc := auth.Config{SlaveToken: testToken, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}

@@ -23,15 +23,28 @@ import (
 
 func (a *API) createJob(r *http.Request) (result, error) {
 	var req struct {
-		ID    string          `json:"id"`
-		Name  string          `json:"name"`
-		User  string          `json:"user"`
-		Tasks json.RawMessage `json:"tasks"`
+		ID          string          `json:"id"`
+		Name        string          `json:"name"`
+		User        string          `json:"user"`
+		Tasks       json.RawMessage `json:"tasks"`
+		MaxFailures json.RawMessage `json:"max_failures"`
+		Hedge       json.RawMessage `json:"hedge"`
 	}
 	// Unlike the legacy /submit_job, which ignores unknown fields as the
 	// original did, the API refuses them: a "timout" is a timeout lost.
 	if err := a.decodeStrict(r, &req); err != nil {
 		return result{}, err
+	}
+	fields := map[string]json.RawMessage{}
+	if req.MaxFailures != nil {
+		fields["max_failures"] = req.MaxFailures
+	}
+	if req.Hedge != nil {
+		fields["hedge"] = req.Hedge
+	}
+	opt, err := protocol.ParseJobOptions(fields)
+	if err != nil {
+		return result{}, model.WithKind(model.ErrInvalid, err)
 	}
 	if len(req.Tasks) == 0 {
 		return result{}, fmt.Errorf(`%w: missing "tasks"`, model.ErrInvalid)
@@ -51,7 +64,8 @@ func (a *API) createJob(r *http.Request) (result, error) {
 	if name := auth.IdentityOf(r.Context()).Name; name != "" {
 		req.User = name
 	}
-	job, err := a.m.Submit(r.Context(), server.Submission{ID: req.ID, User: req.User, Name: req.Name, Tasks: specs})
+	job, err := a.m.Submit(r.Context(), server.Submission{ID: req.ID, User: req.User, Name: req.Name, Tasks: specs,
+		MaxFailures: opt.MaxFailures, Hedge: opt.Hedge})
 	if err != nil {
 		return result{}, err
 	}
@@ -147,15 +161,15 @@ func (a *API) listTasks(r *http.Request) (result, error) {
 	base := httpserver.BaseURL(r)
 	out.Tasks = make([]protocol.Attempt, len(attempts))
 	var pending []int // attempts not finished, whose expected runtime clients want
-	var descs []string
+	var keys []model.TaskKey
 	for i, at := range attempts {
 		out.Tasks[i] = a.attemptJSON(r, base, at)
 		if !at.State.Final() {
 			pending = append(pending, i)
-			descs = append(descs, at.Description)
+			keys = append(keys, model.TaskKey{Description: at.Description, IsolateHash: at.IsolateHash})
 		}
 	}
-	expected, err := a.m.ExpectedRuntimes(r.Context(), descs)
+	expected, err := a.m.ExpectedRuntimes(r.Context(), keys)
 	if err != nil {
 		return result{}, err
 	}
@@ -284,6 +298,7 @@ func (a *API) queueStats(r *http.Request) (result, error) {
 
 func jobJSON(j model.Job) protocol.Job {
 	out := protocol.Job{ID: j.ID, User: j.User, Name: j.Name, Status: j.Counts.Status(), Canceled: j.Canceled,
+		MaxFailures: j.MaxFailures, Hedge: j.Hedge,
 		SubmittedAt: j.SubmittedAt.UTC(), Counts: j.Counts, Inputs: protocol.InputsFrom(j.Inputs)}
 	if !j.FinishedAt.IsZero() {
 		t := j.FinishedAt.UTC()

@@ -113,12 +113,12 @@ func (a *API) submitJobLegacy(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	specs, err := protocol.ParseJobJSON([]byte(doc), a.m.Config().MaxTasksPerJob)
+	specs, opt, err := protocol.ParseJobDocument([]byte(doc), a.m.Config().MaxTasksPerJob)
 	if err != nil {
 		return nil, model.WithKind(model.ErrInvalid, err)
 	}
 	sub := server.Submission{ID: id, User: auth.IdentityOf(r.Context()).Name, Tasks: specs,
-		FailMissingInputs: true, IsolateServer: a.isolateServer(r)}
+		FailMissingInputs: true, IsolateServer: a.isolateServer(r), MaxFailures: opt.MaxFailures, Hedge: opt.Hedge}
 	if _, err := a.m.Submit(r.Context(), sub); err != nil {
 		return nil, err
 	}

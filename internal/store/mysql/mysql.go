@@ -9,24 +9,34 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/pressly/goose/v3"
 
+	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/store/sqlstore"
 	"github.com/dist-test/dist_test/migrations"
 )
+
+// recentKeep is how many commas the runs kept for the p90 may have.
+var recentKeep = strconv.Itoa(model.RecentRuns - 1)
 
 // Dialect is MySQL's part of sqlstore.
 var Dialect = sqlstore.Dialect{
 	Name:      "mysql",
 	ForUpdate: " FOR UPDATE",
 	Explain:   "EXPLAIN",
-	UpsertDuration: `INSERT INTO durations (desc_hash, description, avg_ms, samples, updated_at)
-		VALUES (?, ?, ?, ?, ?)
+	UpsertDuration: `INSERT INTO durations (desc_hash, description, avg_ms, samples, updated_at, recent)
+		VALUES (?, ?, ?, ?, ?, CAST(? AS CHAR))
 		ON DUPLICATE KEY UPDATE
+			recent = CASE
+				WHEN recent = '' THEN VALUES(recent)
+				WHEN LENGTH(recent) - LENGTH(REPLACE(recent, ',', '')) >= ` + recentKeep + `
+				THEN CONCAT(SUBSTRING(recent, LOCATE(',', recent) + 1), ',', VALUES(recent))
+				ELSE CONCAT(recent, ',', VALUES(recent)) END,
 			avg_ms = CAST(avg_ms * 0.7 + VALUES(avg_ms) * 0.3 AS SIGNED),
 			samples = samples + 1, updated_at = VALUES(updated_at)`,
 	// Only errors after which nothing was committed: a transaction cut off

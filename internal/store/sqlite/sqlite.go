@@ -10,14 +10,19 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strconv"
 
 	"github.com/pressly/goose/v3"
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/store/sqlstore"
 	"github.com/dist-test/dist_test/migrations"
 )
+
+// recentKeep is how many commas the runs kept for the p90 may have.
+var recentKeep = strconv.Itoa(model.RecentRuns - 1)
 
 // Dialect is SQLite's part of sqlstore.
 var Dialect = sqlstore.Dialect{
@@ -25,10 +30,15 @@ var Dialect = sqlstore.Dialect{
 	ForUpdate:   "",
 	Explain:     "EXPLAIN QUERY PLAN",
 	GroupCommit: true,
-	UpsertDuration: `INSERT INTO durations (desc_hash, description, avg_ms, samples, updated_at)
-		VALUES (?, ?, ?, ?, ?)
+	UpsertDuration: `INSERT INTO durations (desc_hash, description, avg_ms, samples, updated_at, recent)
+		VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT))
 		ON CONFLICT (desc_hash) DO UPDATE SET
 			avg_ms = CAST(durations.avg_ms * 0.7 + excluded.avg_ms * 0.3 AS INTEGER),
+			recent = CASE
+				WHEN durations.recent = '' THEN excluded.recent
+				WHEN LENGTH(durations.recent) - LENGTH(REPLACE(durations.recent, ',', '')) >= ` + recentKeep + `
+				THEN SUBSTR(durations.recent, INSTR(durations.recent, ',') + 1) || ',' || excluded.recent
+				ELSE durations.recent || ',' || excluded.recent END,
 			samples = durations.samples + 1, updated_at = excluded.updated_at`,
 	Retryable:   func(err error) bool { c := code(err); return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED },
 	Unavailable: func(error) bool { return false },

@@ -63,8 +63,8 @@ func (s *Store) CancelJob(ctx context.Context, jobID string, now time.Time) ([]m
 		c := lifecycle.Cancel(jobID, tasks, open, now)
 		// One statement ends them all, however many: the rows are locked
 		// above, so it meets exactly the attempts of c.Attempts.
-		_, err = s.exec(ctx, tx, `UPDATE attempts SET state = ?, finished_at = ?, error = ?, lease = NULL
-			WHERE job_id = ? AND state IN (?, ?)`, string(c.End.State), ms(c.End.FinishedAt), c.End.Error,
+		_, err = s.exec(ctx, tx, `UPDATE attempts SET state = ?, finished_at = ?, error = ?, lease = NULL,
+			hedge_lease = NULL, hedge_token = '' WHERE job_id = ? AND state IN (?, ?)`, string(c.End.State), ms(c.End.FinishedAt), c.End.Error,
 			jobID, string(model.Queued), string(model.Running))
 		if err != nil {
 			return err

@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"time"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/store"
 )
@@ -20,16 +22,16 @@ func (s *Store) Backlog(ctx context.Context) ([]store.JobBacklog, error) {
 	byJob := make(map[string]*store.JobBacklog)
 	var out []*store.JobBacklog
 	for rows.Next() {
-		var job string
+		var job, user string
 		var enqueued int
 		var oldest int64
 		var n, retries int
-		if err := rows.Scan(&job, &enqueued, &oldest, &n, &retries); err != nil {
+		if err := rows.Scan(&job, &user, &enqueued, &oldest, &n, &retries); err != nil {
 			return nil, s.classify(err)
 		}
 		b := byJob[job]
 		if b == nil {
-			b = &store.JobBacklog{JobID: job}
+			b = &store.JobBacklog{JobID: job, User: user}
 			byJob[job] = b
 			out = append(out, b)
 		}
@@ -49,6 +51,65 @@ func (s *Store) Backlog(ctx context.Context) ([]store.JobBacklog, error) {
 		}
 	}
 	return backlog, nil
+}
+
+// UserLoad implements store.Store.
+func (s *Store) UserLoad(ctx context.Context) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT j.user, COUNT(*) FROM attempts a JOIN jobs j ON j.id = a.job_id
+		WHERE a.state = ? OR (a.state = ? AND a.enqueued = 1) GROUP BY j.user`, string(model.Running), string(model.Queued))
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	defer rows.Close()
+	out := make(map[string]int)
+	for rows.Next() {
+		var user string
+		var n int
+		if err := rows.Scan(&user, &n); err != nil {
+			return nil, s.classify(err)
+		}
+		out[user] = n
+	}
+	return out, s.classify(rows.Err())
+}
+
+// Stragglers implements store.Store.
+func (s *Store) Stragglers(ctx context.Context, now time.Time, limit int) ([]model.Attempt, error) {
+	// HedgeAfter in SQL: max(2 × p90, p90 + 30 s), with the p90 in
+	// tasks.expected_ms.
+	out, err := s.queryAttempts(ctx, s.r, "SELECT "+attemptCols+` WHERE a.state = ? AND a.hedge_token = '' AND t.expected_ms > 0
+		AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = a.job_id AND j.hedge = 1)
+		AND a.started_at <= ? - CASE WHEN t.expected_ms >= 30000 THEN 2 * t.expected_ms ELSE t.expected_ms + 30000 END
+		ORDER BY a.started_at, a.id LIMIT ?`, string(model.Running), ms(now), limit)
+	return out, s.classify(err)
+}
+
+// Runs implements store.Store.
+func (s *Store) Runs(ctx context.Context) (int, error) {
+	var n, hedges int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(hedge_lease) FROM attempts WHERE state = ?`,
+		string(model.Running)).Scan(&n, &hedges)
+	return n + hedges, s.classify(err)
+}
+
+// HedgeAttempt implements store.Store.
+func (s *Store) HedgeAttempt(ctx context.Context, attemptID int64, now time.Time) (model.Attempt, error) {
+	var a model.Attempt
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		cur, _, err := s.lockRun(ctx, tx, false, attemptID)
+		if err != nil {
+			return err
+		}
+		var ev model.Event
+		if a, ev, err = lifecycle.Hedge(cur, s.newID, now); err != nil {
+			return err
+		}
+		if err := s.saveAttempt(ctx, tx, a); err != nil {
+			return err
+		}
+		return s.event(ctx, tx, ev)
+	})
+	return a, err
 }
 
 // Waiting implements store.Store.

@@ -35,7 +35,7 @@ func insertAttemptsSQL(n int) string {
 }
 
 func durationsSQL(n int) string {
-	return `SELECT desc_hash, avg_ms FROM durations WHERE desc_hash IN (` + placeholders(n) + `)`
+	return `SELECT desc_hash, avg_ms, recent FROM durations WHERE desc_hash IN (` + placeholders(n) + `)`
 }
 
 const taskInsertCols, attemptInsertCols = 15, 11
@@ -63,8 +63,9 @@ func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) 
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		// A job whose every task was refused is finished as it is written.
 		finished := lifecycle.JobChange{Counts: sub.Counts}.Apply(model.Job{}, now).FinishedAt
-		args := append([]any{job.ID, job.User, job.Name, ms(now), ms(finished)}, counterValues(&sub.Counts)...)
-		_, err := s.exec(ctx, tx, `INSERT INTO jobs (id, user, name, submitted_at, finished_at, `+counterCols+
+		args := append([]any{job.ID, job.User, job.Name, ms(now), ms(finished), job.MaxFailures, boolInt(job.Hedge)},
+			counterValues(&sub.Counts)...)
+		_, err := s.exec(ctx, tx, `INSERT INTO jobs (id, user, name, submitted_at, finished_at, max_failures, hedge, `+counterCols+
 			`) VALUES (`+placeholders(len(args))+`)`, args...)
 		if err != nil {
 			if s.d.Duplicate(err) {
@@ -187,21 +188,21 @@ func counterPointers(c *model.Counts) []any {
 	return out
 }
 
-const jobCols = `id, user, name, submitted_at, finished_at, canceled,
+const jobCols = `id, user, name, submitted_at, finished_at, canceled, max_failures, hedge,
 	hot_items, cold_items, hot_bytes, cold_bytes, fetch_ms, `
 
 func scanJob(r scanner) (model.Job, error) {
 	var j model.Job
 	var sub, fin int64
-	var canceled int
+	var canceled, hedge int
 	var fetchMS int64
-	dest := append([]any{&j.ID, &j.User, &j.Name, &sub, &fin, &canceled, &j.Inputs.HotItems, &j.Inputs.ColdItems,
+	dest := append([]any{&j.ID, &j.User, &j.Name, &sub, &fin, &canceled, &j.MaxFailures, &hedge, &j.Inputs.HotItems, &j.Inputs.ColdItems,
 		&j.Inputs.HotBytes, &j.Inputs.ColdBytes, &fetchMS}, counterPointers(&j.Counts)...)
 	if err := r.Scan(dest...); err != nil {
 		return j, err
 	}
 	j.Inputs.FetchTime = time.Duration(fetchMS) * time.Millisecond
-	j.SubmittedAt, j.FinishedAt, j.Canceled = fromMS(sub), fromMS(fin), canceled != 0
+	j.SubmittedAt, j.FinishedAt, j.Canceled, j.Hedge = fromMS(sub), fromMS(fin), canceled != 0, hedge != 0
 	return j, nil
 }
 
@@ -321,8 +322,8 @@ func (s *Store) GetAttempt(ctx context.Context, jobID, taskID string, attempt in
 }
 
 // Durations implements store.Store.
-func (s *Store) Durations(ctx context.Context, descriptions []string) (map[string]time.Duration, error) {
-	out := make(map[string]time.Duration)
+func (s *Store) Durations(ctx context.Context, descriptions []string) (map[string]model.Runtime, error) {
+	out := make(map[string]model.Runtime)
 	byHash := make(map[string]string, len(descriptions))
 	for _, d := range descriptions {
 		byHash[descHash(d)] = d
@@ -340,11 +341,12 @@ func (s *Store) Durations(ctx context.Context, descriptions []string) (map[strin
 		for rows.Next() {
 			var h string
 			var avg int64
-			if err := rows.Scan(&h, &avg); err != nil {
+			var recent string
+			if err := rows.Scan(&h, &avg, &recent); err != nil {
 				rows.Close()
 				return nil, s.classify(err)
 			}
-			out[byHash[h]] = time.Duration(avg) * time.Millisecond
+			out[byHash[h]] = model.RuntimeOf(time.Duration(avg)*time.Millisecond, model.DecodeRecent(recent))
 		}
 		err = rows.Err()
 		rows.Close()
@@ -358,7 +360,7 @@ func (s *Store) Durations(ctx context.Context, descriptions []string) (map[strin
 // recordDuration folds a finished run's runtime into its description's
 // history.
 func (s *Store) recordDuration(ctx context.Context, tx *sql.Tx, description string, d time.Duration, now time.Time) error {
-	_, err := s.exec(ctx, tx, s.q.upsertDuration, descHash(description), description, d.Milliseconds(), 1, ms(now))
+	_, err := s.exec(ctx, tx, s.q.upsertDuration, descHash(description), description, d.Milliseconds(), 1, ms(now), d.Milliseconds())
 	return err
 }
 

@@ -28,11 +28,12 @@ func (s *Store) StartAttempt(ctx context.Context, req lifecycle.StartRequest, no
 			return err
 		}
 		var ev model.Event
-		a, ev, err = lifecycle.Start(cur, req, s.newID, now)
+		var stored model.Attempt
+		stored, a, ev, err = lifecycle.StartAny(cur, req, s.newID, now)
 		if err != nil {
 			return err
 		}
-		if err := s.saveAttempt(ctx, tx, a); err != nil {
+		if err := s.saveAttempt(ctx, tx, stored); err != nil {
 			return err
 		}
 		if err := s.event(ctx, tx, ev); err != nil {
@@ -56,7 +57,7 @@ func (s *Store) lockRun(ctx context.Context, tx *sql.Tx, byLease bool, key any) 
 		}
 		var t taskRow
 		dest, done := t.dest()
-		a, err := scanAttempt(s.queryRow(ctx, tx, text, key), dest...)
+		a, err := scanAttempt(s.queryRow(ctx, tx, text, keyArgs(byLease, key)...), dest...)
 		done()
 		if errors.Is(err, sql.ErrNoRows) {
 			return a, t, conflict("no such attempt")
@@ -67,7 +68,7 @@ func (s *Store) lockRun(ctx context.Context, tx *sql.Tx, byLease bool, key any) 
 	if byLease {
 		text = s.q.attemptByLease
 	}
-	found, err := s.queryAttempts(ctx, tx, text, key)
+	found, err := s.queryAttempts(ctx, tx, text, keyArgs(byLease, key)...)
 	if err != nil {
 		return model.Attempt{}, taskRow{}, err
 	}
@@ -89,14 +90,30 @@ func (s *Store) lockRun(ctx context.Context, tx *sql.Tx, byLease bool, key any) 
 	return found[0], t, nil
 }
 
+// byLease finds the attempt of a run by its lease (twice in the
+// arguments): its first run's, or its hedge's.
+const byLease = "(a.lease = ? OR a.hedge_lease = ?)"
+
+// keyArgs are the arguments of lockRun's statement: a lease twice (see
+// byLease), or an id.
+func keyArgs(byLease bool, key any) []any {
+	if byLease {
+		return []any{key, key}
+	}
+	return []any{key}
+}
+
 // RunningByLease implements store.Store.
 func (s *Store) RunningByLease(ctx context.Context, lease string) (model.Attempt, error) {
-	found, err := s.queryAttempts(ctx, s.r, s.q.attemptByLease, lease)
+	found, err := s.queryAttempts(ctx, s.r, s.q.attemptByLease, lease, lease)
 	if err != nil {
 		return model.Attempt{}, s.classify(err)
 	}
 	if len(found) == 0 || found[0].State != model.Running {
 		return model.Attempt{}, conflict("lease is not current")
+	}
+	if a := found[0]; a.Hedge.Lease == lease {
+		return a.AsHedge(), nil
 	}
 	return found[0], nil
 }
@@ -111,6 +128,10 @@ func (s *Store) FinishAttempt(ctx context.Context, lease string, r model.Result,
 		} else if err != nil {
 			return err
 		}
+		var superseded *model.Event
+		if !a.State.Final() {
+			a, superseded = lifecycle.Resolve(a, lease, "the attempt's other run finished first", now)
+		}
 		f, err := lifecycle.Finish(a, t.Task, r, s.newID, now)
 		if err != nil {
 			return err
@@ -120,6 +141,12 @@ func (s *Store) FinishAttempt(ctx context.Context, lease string, r model.Result,
 			return err
 		}
 		out = store.FinishOutcome{Attempt: f.Attempt, Next: f.Next}
+		if superseded != nil {
+			out.Superseded = superseded.SlaveID
+			if err := s.event(ctx, tx, *superseded); err != nil {
+				return err
+			}
+		}
 		return s.saveFinished(ctx, tx, t.Task, f, now)
 	})
 	return out, err
@@ -174,6 +201,27 @@ func (s *Store) RequeueRun(ctx context.Context, lease, reason string, keepEntry 
 			return conflict("lease is not current")
 		} else if err != nil {
 			return err
+		}
+		if a.State == model.Running && a.Hedge.Token != "" {
+			// Of two runs, the one given up goes; the other runs on.
+			var ev model.Event
+			switch {
+			case lease == a.Hedge.Lease:
+				a, ev = lifecycle.Unhedge(a, reason, now)
+			case a.Hedge.Lease != "":
+				var sup *model.Event
+				a, sup = lifecycle.Resolve(a, a.Hedge.Lease, "first run given up: "+reason, now)
+				// The first run's entry may come back: it is stale now.
+				a.Token, ev = s.newID(), *sup
+			default:
+				a, _ = lifecycle.Resolve(a, lease, reason, now)
+			}
+			if ev.Kind != "" {
+				if err := s.saveAttempt(ctx, tx, a); err != nil {
+					return err
+				}
+				return s.event(ctx, tx, ev)
+			}
 		}
 		a, ev, err := lifecycle.Requeue(a, t.Task, reason, keepEntry, s.newID, now)
 		if err != nil {

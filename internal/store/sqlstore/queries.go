@@ -37,19 +37,20 @@ func newQueries(d Dialect) queries {
 	run := "SELECT " + attemptColsOnly + ", " + taskColsOf("t") + " " + attemptFrom + " "
 	return queries{
 		attemptByID:       attempts + "WHERE a.id = ?",
-		attemptByLease:    attempts + "WHERE a.lease = ?",
+		attemptByLease:    attempts + "WHERE " + byLease,
 		attemptByIDLocked: attempts + "WHERE a.id = ?" + d.ForUpdate,
 		runByID:           run + "WHERE a.id = ?",
-		runByLease:        run + "WHERE a.lease = ?",
+		runByLease:        run + "WHERE " + byLease,
 		taskLocked:        "SELECT " + taskCols + " FROM tasks WHERE id = ?" + d.ForUpdate,
 		nextAttempt:       attempts + "WHERE a.task_row = ? AND a.attempt = ?",
 		saveAttempt: `UPDATE attempts SET state = ?, token = ?, lease = ?, priority = ?,
 		enqueued = ?, entry_id = ?, slave_id = ?, slot = ?, hostname = ?, runs = ?, started_at = ?,
 		finished_at = ?, exit_code = ?, stdout_key = ?, stderr_key = ?, artifact_key = ?, missing = ?,
 		error = ?, hot_items = ?, cold_items = ?, hot_bytes = ?, cold_bytes = ?, fetch_ms = ?,
-		cpu_ms = ?, peak_memory = ? WHERE id = ?`,
+		cpu_ms = ?, peak_memory = ?, avoid_slave = ?,
+		hedge_token = ?, hedge_lease = ?, hedge_slave = ?, hedge_slot = ?, hedge_started_at = ? WHERE id = ?`,
 		insertAttempt: `INSERT INTO attempts (task_row, task_idx, job_id, attempt, state, token,
-		priority, submitted_at, error) VALUES (?, (SELECT idx FROM tasks WHERE id = ?), ?, ?, ?, ?, ?, ?, ?)`,
+		priority, submitted_at, error, avoid_slave) VALUES (?, (SELECT idx FROM tasks WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?)`,
 		saveGroup: `UPDATE tasks SET g_attempts = ?, g_finished = ?, g_succeeded = ?,
 		g_failed = ?, g_timedout = ?, g_canceled = ?, g_retried = ?, g_latest = ?, max_retries = ?,
 		g_cancel = ? WHERE id = ?`,
@@ -63,13 +64,17 @@ func newQueries(d Dialect) queries {
 		slaveLocked:    `SELECT ` + slaveCols + ` FROM slaves s WHERE s.id = ?` + d.ForUpdate,
 		getSlave:       `SELECT ` + slaveCols + ` FROM slaves s WHERE s.id = ?`,
 		heartbeat:      `UPDATE slaves SET last_heartbeat = ? WHERE id = ?`,
-		runningOn:      attempts + `WHERE a.slave_id = ? AND a.state = ? ORDER BY a.id`,
+		runningOn: attempts + `WHERE (a.slave_id = ? AND a.state = ?)
+			OR (a.hedge_slave = ? AND a.state = ? AND a.hedge_lease IS NOT NULL) ORDER BY a.id`,
 		markEnqueued: `UPDATE attempts SET enqueued = 1, entry_id = ?
 			WHERE id = ? AND token = ? AND state = ?`,
 		enqueuedState: `SELECT state FROM attempts WHERE id = ? AND token = ?`,
-		backlog: `SELECT job_id, 0, MIN(id), COUNT(*),
-		SUM(CASE WHEN priority <= ? THEN 1 ELSE 0 END) FROM attempts WHERE state = ? AND enqueued = 0 GROUP BY job_id
-		UNION ALL SELECT job_id, 1, 0, COUNT(*), 0 FROM attempts WHERE state = ? AND enqueued = 1 GROUP BY job_id`,
+		// The owner is joined to the grouped rows, not to every attempt.
+		backlog: `SELECT b.job_id, j.user, b.enqueued, b.oldest, b.n, b.retries FROM (
+		SELECT job_id, 0 AS enqueued, MIN(id) AS oldest, COUNT(*) AS n,
+		SUM(CASE WHEN priority <= ? THEN 1 ELSE 0 END) AS retries FROM attempts WHERE state = ? AND enqueued = 0 GROUP BY job_id
+		UNION ALL SELECT job_id, 1, 0, COUNT(*), 0 FROM attempts WHERE state = ? AND enqueued = 1 GROUP BY job_id
+		) b JOIN jobs j ON j.id = b.job_id`,
 		waiting: attempts + `WHERE a.state = ? AND a.enqueued = 0 AND a.job_id = ?
 		ORDER BY a.priority, a.id LIMIT ?`,
 		enqueued:  attempts + `WHERE a.state = ? AND a.enqueued = 1 AND a.id > ? ORDER BY a.id LIMIT ?`,

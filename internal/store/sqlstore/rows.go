@@ -19,7 +19,8 @@ const attemptColsOnly = `a.id, a.task_row, a.job_id, t.task_id, t.idx, a.attempt
 	t.max_retries, a.state, a.token, COALESCE(a.lease, ''), a.priority, a.enqueued, a.entry_id,
 	a.slave_id, a.slot, a.hostname, a.runs, a.submitted_at, a.started_at, a.finished_at,
 	a.exit_code, a.stdout_key, a.stderr_key, a.artifact_key, a.missing, a.error,
-	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms, a.cpu_ms, a.peak_memory`
+	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms, a.cpu_ms, a.peak_memory, a.avoid_slave,
+	a.hedge_token, COALESCE(a.hedge_lease, ''), a.hedge_slave, a.hedge_slot, a.hedge_started_at`
 
 const attemptFrom = `FROM attempts a JOIN tasks t ON t.id = a.task_row`
 
@@ -33,13 +34,14 @@ func scanAttempt(r scanner, extra ...any) (model.Attempt, error) {
 	var enq int
 	var sub, start, fin int64
 	var exit sql.NullInt64
-	var fetchMS, cpuMS int64
+	var fetchMS, cpuMS, hedgeStart int64
 	dest := []any{&a.ID, &a.TaskRow, &a.JobID, &a.TaskID, &a.Index, &a.Attempt, &a.Description, &a.IsolateHash,
 		&a.MaxRetries, &state, &a.Token, &a.Lease, &prio, &enq, &a.EntryID,
 		&a.SlaveID, &a.Slot, &a.Hostname, &a.Runs, &sub, &start, &fin,
 		&exit, &a.Outputs.Stdout, &a.Outputs.Stderr, &a.Outputs.Artifacts, &missing, &a.Error,
 		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS,
-		&cpuMS, &a.Usage.PeakMemory}
+		&cpuMS, &a.Usage.PeakMemory, &a.AvoidSlave,
+		&a.Hedge.Token, &a.Hedge.Lease, &a.Hedge.SlaveID, &a.Hedge.Slot, &hedgeStart}
 	var err error
 	if len(extra) > 0 {
 		err = r.Scan(append(dest, extra...)...)
@@ -55,6 +57,7 @@ func scanAttempt(r scanner, extra ...any) (model.Attempt, error) {
 	a.Priority = uint32(prio)
 	a.Enqueued = enq != 0
 	a.SubmittedAt, a.StartedAt, a.FinishedAt = fromMS(sub), fromMS(start), fromMS(fin)
+	a.Hedge.StartedAt = fromMS(hedgeStart)
 	if exit.Valid {
 		v := int(exit.Int64)
 		a.ExitCode = &v
@@ -149,14 +152,15 @@ func (s *Store) saveAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) er
 		a.SlaveID, a.Slot, a.Hostname, a.Runs, ms(a.StartedAt), ms(a.FinishedAt), exit,
 		a.Outputs.Stdout, a.Outputs.Stderr, a.Outputs.Artifacts, strings.Join(a.Outputs.Missing, ","),
 		a.Error, in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(),
-		a.Usage.CPUTime.Milliseconds(), a.Usage.PeakMemory, a.ID)
+		a.Usage.CPUTime.Milliseconds(), a.Usage.PeakMemory, a.AvoidSlave,
+		a.Hedge.Token, nullable(a.Hedge.Lease), a.Hedge.SlaveID, a.Hedge.Slot, ms(a.Hedge.StartedAt), a.ID)
 	return err
 }
 
 // insertAttempt writes a new attempt and returns its row id.
 func (s *Store) insertAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) (int64, error) {
 	res, err := s.exec(ctx, tx, s.q.insertAttempt,
-		a.TaskRow, a.TaskRow, a.JobID, a.Attempt, string(a.State), a.Token, int64(a.Priority), ms(a.SubmittedAt), a.Error)
+		a.TaskRow, a.TaskRow, a.JobID, a.Attempt, string(a.State), a.Token, int64(a.Priority), ms(a.SubmittedAt), a.Error, a.AvoidSlave)
 	if err != nil {
 		return 0, err
 	}

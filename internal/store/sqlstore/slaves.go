@@ -120,6 +120,15 @@ func (s *Store) ListSlaves(ctx context.Context, aliveOnly bool) ([]model.Slave, 
 
 // RunningOn implements store.Store.
 func (s *Store) RunningOn(ctx context.Context, slaveID string) ([]model.Attempt, error) {
-	out, err := s.queryAttempts(ctx, s.r, s.q.runningOn, slaveID, string(model.Running))
+	found, err := s.queryAttempts(ctx, s.r, s.q.runningOn, slaveID, string(model.Running), slaveID, string(model.Running))
+	var out []model.Attempt
+	for _, a := range found {
+		if a.SlaveID == slaveID {
+			out = append(out, a)
+		}
+		if a.Hedge.Lease != "" && a.Hedge.SlaveID == slaveID {
+			out = append(out, a.AsHedge())
+		}
+	}
 	return out, s.classify(err)
 }

@@ -5,7 +5,7 @@
 // The rules of a task's life are not here: each change locks its rows,
 // asks package lifecycle what to write, and writes it. What stays in SQL is
 // what one statement does without a read before it: the compare-and-set of
-// MarkEnqueued and Unenqueue, and the running average of runtimes
+// MarkEnqueued and Unenqueue, and the runtime history
 // (Dialect.UpsertDuration).
 //
 // Cost per task: the statements of the hot path are prepared once
@@ -33,7 +33,9 @@ type Dialect struct {
 	// Explain prefixes a SELECT to have its plan described.
 	Explain string
 	// UpsertDuration inserts (desc_hash, description, avg_ms, samples,
-	// updated_at) or folds avg_ms into the existing running average.
+	// updated_at, recent) or folds avg_ms into the existing weighted
+	// average and appends recent (one run, in ms) to the runs kept, dropping
+	// the oldest beyond model.RecentRuns.
 	UpsertDuration string
 	// Retryable reports errors after which the whole transaction may be run
 	// again (deadlock, lock wait timeout, busy database).
@@ -225,7 +227,7 @@ func (s *Store) classify(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, model.ErrNotFound), errors.Is(err, model.ErrConflict),
-		errors.Is(err, model.ErrExists), errors.Is(err, model.ErrInvalid),
+		errors.Is(err, model.ErrExists), errors.Is(err, model.ErrInvalid), errors.Is(err, model.ErrForbidden),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case s.d.Unavailable(err):

@@ -1,10 +1,13 @@
 package storetest
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/lifecycle"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/store"
 )
@@ -34,7 +37,7 @@ func testFeed(t *testing.T, h *harness) {
 	}
 	b := backlog()
 	if o, n := b["old"], b["new"]; len(b) != 2 || o.Waiting != 5 || o.InQueue != 0 || n.Waiting != 3 || o.Retries != 0 ||
-		o.Oldest >= n.Oldest {
+		o.Oldest >= n.Oldest || o.User != "alice" || n.User != "alice" {
 		t.Fatalf("Backlog of two new jobs = %+v", b)
 	}
 	// Each job's in priority order; at most limit.
@@ -90,6 +93,211 @@ func testFeed(t *testing.T, h *harness) {
 	if got := waiting("old", 10); len(got) != 1 || got[0].ID != r.ID || got[0].Priority > model.RetryBase {
 		t.Fatalf("Waiting with the requeued run = %+v", got)
 	}
+}
+
+// UserLoad counts each user's attempts that hold a slot or a queue entry:
+// running, or queued with an entry; not those waiting for one, nor ended.
+func testUserLoad(t *testing.T, h *harness) {
+	load := func() map[string]int {
+		t.Helper()
+		got, err := h.s.UserLoad(h.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := load(); len(got) != 0 {
+		t.Fatalf("UserLoad of an empty store = %v", got)
+	}
+	h.job("ul", 4, 0)
+	bob := model.NewJob{ID: "ul-bob", User: "bob", Tasks: []model.NewTask{{TaskID: hash + ".0",
+		Spec: model.TaskSpec{IsolateHash: hash, Description: "b", ArtifactGlobs: []string{}}, Priority: model.NormalBase}}}
+	if err := h.s.CreateJob(h.ctx, bob, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	if got := load(); len(got) != 0 {
+		t.Fatalf("UserLoad with nothing in the queue = %v", got)
+	}
+	a := h.start("ul", taskID(0), 1) // running
+	h.start("ul", taskID(1), 2)      // running
+	q := h.queued("ul", taskID(2))   // in the queue
+	if err := h.s.MarkEnqueued(h.ctx, q.ID, q.Token, 3); err != nil {
+		t.Fatal(err)
+	}
+	h.finish(a.Lease, 0, false) // ended: no longer counts
+	b := h.queued("ul-bob", hash+".0")
+	if err := h.s.MarkEnqueued(h.ctx, b.ID, b.Token, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := load(); len(got) != 2 || got["alice"] != 2 || got["bob"] != 1 {
+		t.Errorf("UserLoad = %v; want alice 2 (one running, one in the queue), bob 1", got)
+	}
+}
+
+// The retry of a failure, and a run queued again, record the slave to
+// avoid, and a start elsewhere keeps it no longer binding.
+func testRetryAvoids(t *testing.T, h *harness) {
+	h.job("av", 1, 1)
+	a := h.start("av", taskID(0), 1)
+	out := h.finish(a.Lease, 1, false)
+	if out.Next == nil || out.Next.AvoidSlave != "slave-1" {
+		t.Fatalf("retry = %+v; want it to avoid slave-1", out.Next)
+	}
+	q := h.queued("av", taskID(0))
+	if q.AvoidSlave != "slave-1" {
+		t.Fatalf("stored retry avoids %q, want slave-1", q.AvoidSlave)
+	}
+	_, _, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: q.ID, Token: q.Token, SlaveID: "slave-1"}, h.tick())
+	var avoid *lifecycle.AvoidError
+	if !errors.As(err, &avoid) {
+		t.Fatalf("start on the slave to avoid: %v; want an AvoidError", err)
+	}
+	if got := h.queued("av", taskID(0)); got.State != model.Queued || got.Runs != 0 {
+		t.Errorf("a refused start changed the attempt: %+v", got)
+	}
+	r, _, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: q.ID, Token: q.Token, SlaveID: "slave-2"}, h.tick())
+	if err != nil || r.SlaveID != "slave-2" {
+		t.Fatalf("start elsewhere: %+v, %v", r, err)
+	}
+	if err := h.s.RequeueRun(h.ctx, r.Lease, "lost", false, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.queued("av", taskID(0)); got.AvoidSlave != "slave-2" {
+		t.Errorf("run queued again avoids %q, want slave-2", got.AvoidSlave)
+	}
+}
+
+// A hedged attempt has two runs, each on its slave's list; a lost second
+// run is dropped, a lost first run leaves the second as the attempt's run;
+// a cancel ends both. The counters count one attempt throughout.
+func testHedge(t *testing.T, h *harness) {
+	h.job("hg", 2, 0)
+	a := h.start("hg", taskID(0), 1)
+	hedge := func(a model.Attempt) model.Attempt {
+		t.Helper()
+		got, err := h.s.HedgeAttempt(h.ctx, a.ID, h.tick())
+		if err != nil || got.Hedge.Token == "" {
+			t.Fatalf("HedgeAttempt = %+v, %v", got, err)
+		}
+		if _, err := h.s.HedgeAttempt(h.ctx, a.ID, h.tick()); !errors.Is(err, model.ErrConflict) {
+			t.Fatalf("hedging twice: %v; want a conflict", err)
+		}
+		run, _, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: a.ID, Token: got.Hedge.Token, SlaveID: "slave-2", Slot: 1}, h.tick())
+		if err != nil || run.SlaveID != "slave-2" || run.Lease == "" || run.Lease == a.Lease {
+			t.Fatalf("start of the second run = %+v, %v", run, err)
+		}
+		return run
+	}
+	onSlave := func(slave string) []string {
+		t.Helper()
+		runs, err := h.s.RunningOn(h.ctx, slave)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var leases []string
+		for _, r := range runs {
+			leases = append(leases, r.Lease)
+		}
+		return leases
+	}
+	second := hedge(a)
+	if got := onSlave("slave-2"); len(got) != 1 || got[0] != second.Lease {
+		t.Errorf("runs on slave-2 = %v; want the second run %s", got, second.Lease)
+	}
+	if got, err := h.s.RunningByLease(h.ctx, second.Lease); err != nil || got.SlaveID != "slave-2" || got.Lease != second.Lease {
+		t.Errorf("RunningByLease of the second run = %+v, %v", got, err)
+	}
+	want := model.Counts{TotalTasks: 2, RunningTasks: 2, TotalGroups: 2}
+	h.counts("hg", want)
+	// slave-2 is lost: the first run goes on alone.
+	if err := h.s.RequeueRun(h.ctx, second.Lease, "lost", false, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	if got := onSlave("slave-2"); len(got) != 0 {
+		t.Errorf("runs on slave-2 after its loss = %v", got)
+	}
+	if got, err := h.s.RunningByLease(h.ctx, a.Lease); err != nil || got.Hedge.Token != "" {
+		t.Errorf("the first run after the second's loss = %+v, %v", got, err)
+	}
+	// Hedged again; now slave-1 is lost: the second run is the attempt's.
+	second = hedge(a)
+	if err := h.s.RequeueRun(h.ctx, a.Lease, "lost", false, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.s.RunningByLease(h.ctx, second.Lease)
+	if err != nil || got.SlaveID != "slave-2" || got.State != model.Running {
+		t.Errorf("the second run after the first's loss = %+v, %v", got, err)
+	}
+	if _, err := h.s.RunningByLease(h.ctx, a.Lease); !errors.Is(err, model.ErrConflict) {
+		t.Errorf("the lost first run's lease: %v; want a conflict", err)
+	}
+	h.counts("hg", want)
+	// Stragglers: running attempts of hedging jobs past HedgeAfter their
+	// expected runtime, without a hedge yet; Runs counts the hedges too.
+	sj := model.NewJob{ID: "hg-s", User: "alice", Hedge: true}
+	for i, exp := range []time.Duration{10 * time.Second, time.Minute, 0} {
+		sj.Tasks = append(sj.Tasks, model.NewTask{TaskID: fmt.Sprintf("%s.%d", hash, i), Index: i, Expected: exp,
+			Spec: model.TaskSpec{IsolateHash: hash, Description: fmt.Sprintf("s-%d", i), Timeout: time.Minute,
+				ArtifactGlobs: []string{"out/**"}}, Priority: model.NormalBase})
+	}
+	if err := h.s.CreateJob(h.ctx, sj, h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	var started []model.Attempt
+	for i := range 3 {
+		started = append(started, h.start("hg-s", taskID(i), uint64(50+i)))
+	}
+	begin := started[2].StartedAt
+	stragglers := func(after time.Duration) []string {
+		t.Helper()
+		got, err := h.s.Stragglers(h.ctx, begin.Add(after), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, a := range got {
+			ids = append(ids, a.TaskID)
+		}
+		return ids
+	}
+	// Task 0 (p90 10 s) straggles after 40 s, task 1 (p90 1 min) after
+	// 2 min, task 2 (no history) never; job hg does not hedge.
+	if got := stragglers(30 * time.Second); len(got) != 0 {
+		t.Errorf("stragglers at 30 s = %v", got)
+	}
+	if got := stragglers(45 * time.Second); len(got) != 1 || got[0] != taskID(0) {
+		t.Errorf("stragglers at 45 s = %v; want task 0", got)
+	}
+	if got := stragglers(time.Hour); len(got) != 2 {
+		t.Errorf("stragglers after an hour = %v; want tasks 0 and 1", got)
+	}
+	if n, err := h.s.Runs(h.ctx); err != nil || n != 4 {
+		t.Errorf("Runs = %d, %v; want hg's one attempt with its second run, and hg-s's three", n, err)
+	}
+	hedge(started[0])
+	if got := stragglers(time.Hour); len(got) != 1 || got[0] != taskID(1) {
+		t.Errorf("stragglers once task 0 is hedged = %v", got)
+	}
+	if n, _ := h.s.Runs(h.ctx); n != 5 {
+		t.Errorf("Runs = %d; want 5", n)
+	}
+	if _, err := h.s.CancelJob(h.ctx, "hg-s", h.tick()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A cancel ends both runs of another hedged attempt.
+	b := h.start("hg", taskID(1), 2)
+	third := hedge(b)
+	if _, err := h.s.CancelJob(h.ctx, "hg", h.tick()); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{b.Lease, third.Lease, second.Lease} {
+		if _, err := h.s.RunningByLease(h.ctx, l); !errors.Is(err, model.ErrConflict) {
+			t.Errorf("lease %s after cancel: %v; want a conflict", l, err)
+		}
+	}
+	h.counts("hg", model.Counts{TotalTasks: 2, FinishedTasks: 2, CanceledTasks: 2, FailedTasks: 2, TotalGroups: 2,
+		FinishedGroups: 2, FailedGroups: 2, CanceledGroups: 2})
 }
 
 func testEnqueued(t *testing.T, h *harness) {

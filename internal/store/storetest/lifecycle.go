@@ -360,8 +360,37 @@ func testDurations(t *testing.T, h *harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 0.7 × 10 s + 0.3 × 20 s = 13 s
-	if len(got) != 1 || got["test-0"] != 13*time.Second {
-		t.Errorf("Durations = %v, want test-0: 13s", got)
+	// 0.7 × 10 s + 0.3 × 20 s = 13 s; the p90 of two runs is the longer.
+	if r := got["test-0"]; len(got) != 1 || r.EWMA != 13*time.Second || r.P90 != 20*time.Second {
+		t.Errorf("Durations = %v, want test-0: EWMA 13s, p90 20s", got)
+	}
+	// The p90 is over the latest model.RecentRuns runs: 30 runs, the
+	// first five slow, then fast ones; the slow ones age out.
+	h.job("dw", 1, 40)
+	for i := range 30 {
+		d := time.Second
+		if i < 5 {
+			d = time.Minute
+		}
+		a := h.start("dw", taskID(0), uint64(100+i))
+		if _, err := h.s.FinishAttempt(h.ctx, a.Lease, model.Result{ExitCode: 1, Duration: d}, h.tick()); err != nil {
+			t.Fatal(err)
+		}
+		if i == 9 || i == 29 {
+			got, err := h.s.Durations(h.ctx, []string{"test-0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := got["test-0"]
+			want, n := time.Minute, 20 // with the two runs of job du: 12 kept
+			if i == 9 {
+				n = 12
+			} else {
+				want = time.Second
+			}
+			if r.P90 != want || len(r.Recent) != n {
+				t.Errorf("after %d runs: p90 %v of %d kept, want %v of %d", i+1, r.P90, len(r.Recent), want, n)
+			}
+		}
 	}
 }

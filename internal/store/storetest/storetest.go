@@ -39,6 +39,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Durations", testDurations},
 		{"FeedWindowAndOrder", testFeed},
 		{"EnqueuedAndUnenqueue", testEnqueued},
+		{"UserLoad", testUserLoad},
+		{"RetryAvoidsTheSlave", testRetryAvoids},
+		{"Hedge", testHedge},
 		{"Slaves", testSlaves},
 		{"ConcurrentFinishes", testConcurrent},
 		{"ConcurrentFinishesAndStale", testConcurrentStale},
@@ -95,8 +98,10 @@ func (h *harness) start(jobID, taskID string, entry uint64) model.Attempt {
 	if err := h.s.MarkEnqueued(h.ctx, a.ID, a.Token, entry); err != nil {
 		h.t.Fatalf("MarkEnqueued: %v", err)
 	}
+	// Every run is on slave-1, as if it were the only slave alive: its
+	// retries run there too (testRetryAvoids tests the avoidance).
 	got, spec, err := h.s.StartAttempt(h.ctx, lifecycle.StartRequest{AttemptID: a.ID, Token: a.Token, EntryID: entry,
-		SlaveID: "slave-1", Slot: 2, Hostname: "host-1"}, h.tick())
+		SlaveID: "slave-1", Slot: 2, Hostname: "host-1", Anywhere: true}, h.tick())
 	if err != nil {
 		h.t.Fatalf("StartAttempt: %v", err)
 	}
