@@ -112,7 +112,7 @@ bench:
 # dispatching 8,000 no-op tasks on 32 slots.
 profile:
 	mkdir -p bin
-	$(GO) test -run '^$$' -bench '^BenchmarkProfile$$' -benchtime 1x -cpuprofile bin/cpu.pprof -o bin/dist_test.test ./cmd/dist_test/
+	$(GO) test -run '^$$' -bench '^BenchmarkProfile$$' -benchtime 1x -timeout 1h -cpuprofile bin/cpu.pprof -o bin/dist_test.test ./cmd/dist_test/
 	@echo "CPU profile: bin/cpu.pprof; view it with"
 	@echo "  $(GO) tool pprof -top bin/dist_test.test bin/cpu.pprof | head -40"
 	@echo "  $(GO) tool pprof -http=localhost:8080 bin/dist_test.test bin/cpu.pprof"
