@@ -97,7 +97,8 @@ demo:
 	./examples/demo.sh
 
 # The figures of docs/performance.md, each beside its baseline measured in
-# the same run, then the micro-benchmarks; benchstat summarises bench.txt.
+# the same run, then the micro-benchmarks; benchstat summarises bench.txt
+# (and, with DIST_TEST_BASELINE, compares the two builds).
 # They need the services: eval "$$(.ci/services)". COUNT=3 gives medians
 # (the default, 1, takes about 6 minutes on 2 quiet cores); BENCH selects,
 # e.g. BENCH=Dispatch/backend=local. DIST_TEST_BASELINE=/path/to/dist_test
@@ -106,7 +107,8 @@ demo:
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -skip '^BenchmarkProfile$$' -count $(COUNT) -benchtime 1x -timeout 4h ./cmd/dist_test/ | tee bench.txt
 	$(GO) test -run '^$$' -bench '$(BENCH)' -count $(COUNT) -benchtime 3x ./server/ ./isolate/... | tee -a bench.txt
-	$(GO) run $(BENCHSTAT) -col /build bench.txt
+	$(GO) run $(BENCHSTAT) bench.txt
+	@if [ -n "$$DIST_TEST_BASELINE" ]; then $(GO) run $(BENCHSTAT) -col '/build@(base head)' bench.txt; fi
 
 # A CPU profile of `dist_test local` (master and slave in the test process)
 # dispatching 8,000 no-op tasks on 32 slots.
