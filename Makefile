@@ -100,7 +100,7 @@ demo:
 # the same run, then the micro-benchmarks; benchstat summarises bench.txt
 # (and, with DIST_TEST_BASELINE, compares the two builds).
 # They need the services: eval "$$(.ci/services)". COUNT=3 gives medians
-# (the default, 1, took 13 minutes on 2 cores busy with other work); BENCH selects,
+# (the default, 1, took 18 minutes on 2 cores busy with other work); BENCH selects,
 # e.g. BENCH=Dispatch/backend=local. DIST_TEST_BASELINE=/path/to/dist_test
 # runs the end-to-end ones on that build too, as build=base beside
 # build=head: see docs/performance.md.
