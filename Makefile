@@ -4,6 +4,8 @@
 #               seconds of each fuzz target, then every test with the race
 #               detector (what CI runs)
 #   make fuzz   each fuzz target for FUZZTIME (1m)
+#   make bench  the figures of docs/performance.md beside their baselines
+#   make profile  a CPU profile of master and slave dispatching no-op tasks
 
 GO      ?= go
 BIN     := bin/dist_test
@@ -13,7 +15,7 @@ BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 # Pinned, so that a new release's checks never fail a build by themselves.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCH     ?= .
-COUNT     ?= 6
+COUNT     ?= 1
 
 PREFIX  ?= /usr/local
 
@@ -32,7 +34,7 @@ CROSS    ?= darwin/amd64 darwin/arm64 windows/amd64
 PORTABLE := ./client/... ./internal/... ./isolate ./isolate/isolatefile/... \
             ./isolate/archive/... ./isolate/cas/... ./server/... ./web/...
 
-.PHONY: all build install test lint cross fuzz fuzz-short demo bench chaos clean
+.PHONY: all build install test lint cross fuzz fuzz-short demo bench profile chaos clean
 
 all: build
 
@@ -94,11 +96,28 @@ fuzz-short:
 demo:
 	./examples/demo.sh
 
-# Benchmarks against the real services (start them with: eval "$$(.ci/services)"),
-# COUNT runs each, summarised by benchstat. BENCH=Submit selects some.
+# The figures of docs/performance.md, each beside its baseline measured in
+# the same run, then the micro-benchmarks; benchstat summarises bench.txt
+# (and, with DIST_TEST_BASELINE, compares the two builds).
+# They need the services: eval "$$(.ci/services)". COUNT=3 gives medians
+# (the default, 1, took 18 minutes on 2 cores busy with other work); BENCH selects,
+# e.g. BENCH=Dispatch/backend=local. DIST_TEST_BASELINE=/path/to/dist_test
+# runs the end-to-end ones on that build too, as build=base beside
+# build=head: see docs/performance.md.
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -count $(COUNT) -benchtime 3x ./server/ ./cmd/dist_test/ ./isolate/... | tee bench.txt
+	$(GO) test -run '^$$' -bench '$(BENCH)' -skip '^BenchmarkProfile$$' -count $(COUNT) -benchtime 1x -timeout 4h ./cmd/dist_test/ | tee bench.txt
+	$(GO) test -run '^$$' -bench '$(BENCH)' -count $(COUNT) -benchtime 3x ./server/ ./isolate/... | tee -a bench.txt
 	$(GO) run $(BENCHSTAT) bench.txt
+	@if [ -n "$$DIST_TEST_BASELINE" ]; then $(GO) run $(BENCHSTAT) -col '/build@(base head)' bench.txt; fi
+
+# A CPU profile of `dist_test local` (master and slave in the test process)
+# dispatching 8,000 no-op tasks on 32 slots.
+profile:
+	mkdir -p bin
+	$(GO) test -run '^$$' -bench '^BenchmarkProfile$$' -benchtime 1x -timeout 1h -cpuprofile bin/cpu.pprof -o bin/dist_test.test ./cmd/dist_test/
+	@echo "CPU profile: bin/cpu.pprof; view it with"
+	@echo "  $(GO) tool pprof -top bin/dist_test.test bin/cpu.pprof | head -40"
+	@echo "  $(GO) tool pprof -http=localhost:8080 bin/dist_test.test bin/cpu.pprof"
 
 # The long chaos run: 2,000 tasks under random faults (CHAOS_SEED=n repeats a
 # schedule; CI runs the short form, 300 tasks with seed 1, in make test).

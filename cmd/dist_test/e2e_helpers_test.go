@@ -27,6 +27,8 @@ var binary string
 var raceBuild bool
 
 func TestMain(m *testing.M) {
+	// BenchmarkProfile's slave starts this test binary as its tasks' init.
+	process.MaybeInit()
 	dir, err := os.MkdirTemp("", "dist_test-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
