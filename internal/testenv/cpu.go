@@ -1,19 +1,9 @@
 package testenv
 
 import (
-	"syscall"
 	"testing"
 	"time"
 )
-
-// CPUTime is the CPU time (user and system) the process has used so far.
-func CPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // CPUMeter reports, as the metric cpu-ms/op, the CPU time the process
 // spends in a benchmark's measured parts: a figure that the other loads of

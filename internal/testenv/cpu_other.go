@@ -1,0 +1,9 @@
+//go:build !unix
+
+package testenv
+
+import "time"
+
+// CPUTime is 0 where getrusage is missing: the benchmarks that report it
+// are run on Linux.
+func CPUTime() time.Duration { return 0 }
