@@ -37,21 +37,11 @@ func (c *Client) Download(ctx context.Context, link, path string) error {
 func (c *Client) downloadOnce(ctx context.Context, link, path string) (err error) {
 	ctx, w := c.watch(ctx)
 	defer w.stop()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	req, resp, err := c.getLink(ctx, w, link, "")
 	if err != nil {
-		return permanent(fmt.Errorf("bad link %q: %w", link, err))
-	}
-	req.Header.Set("User-Agent", "dist_test-client")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			ue.URL = protocol.BareURL(req.URL)
-		}
-		return w.explain(err)
+		return err
 	}
 	defer resp.Body.Close()
-	w.kick()
 	if resp.StatusCode/100 != 2 {
 		return c.readError(req, resp)
 	}
@@ -84,6 +74,30 @@ func (c *Client) downloadOnce(ctx context.Context, link, path string) (err error
 	return permanent(os.Rename(f.Name(), path))
 }
 
+// getLink GETs an output link (with a Range header unless rng is empty),
+// as an attempt of a retry loop: the errors it returns are marked for it,
+// and the link's signature is left out of them.
+func (c *Client) getLink(ctx context.Context, w *watchdog, link, rng string) (*http.Request, *http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	if err != nil {
+		return nil, nil, permanent(fmt.Errorf("bad link %q: %w", link, err))
+	}
+	req.Header.Set("User-Agent", "dist_test-client")
+	if rng != "" {
+		req.Header.Set("Range", rng)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = protocol.BareURL(req.URL)
+		}
+		return nil, nil, w.explain(err)
+	}
+	w.kick()
+	return req, resp, nil
+}
+
 // writerOnly marks write errors, so that io.Copy's error tells which side
 // failed.
 type writerOnly struct{ w io.Writer }
@@ -108,22 +122,11 @@ func (c *Client) Tail(ctx context.Context, link string, n int64) ([]byte, error)
 	err := c.retry(ctx, fetch, func(ctx context.Context, _ int) error {
 		ctx, w := c.watch(ctx)
 		defer w.stop()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+		req, resp, err := c.getLink(ctx, w, link, fmt.Sprintf("bytes=-%d", n))
 		if err != nil {
-			return permanent(fmt.Errorf("bad link %q: %w", link, err))
-		}
-		req.Header.Set("User-Agent", "dist_test-client")
-		req.Header.Set("Range", fmt.Sprintf("bytes=-%d", n))
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				ue.URL = protocol.BareURL(req.URL)
-			}
-			return w.explain(err)
+			return err
 		}
 		defer resp.Body.Close()
-		w.kick()
 		switch {
 		case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
 			out = nil // an empty object
