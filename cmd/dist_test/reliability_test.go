@@ -308,6 +308,10 @@ func TestCase4SlaveKilled(t *testing.T) {
 	stale := r.pid("k")
 	// The killed slave cannot kill its task: that is left to the test.
 	t.Cleanup(func() { _ = syscall.Kill(stale, syscall.SIGKILL) })
+	// Within the master's start grace (2 heartbeat intervals + 1 s from its
+	// start, before the job was submitted) only the heartbeat timeout
+	// counts, and the reaper may queue the run again first: kill after it.
+	time.Sleep(3 * time.Second)
 	r.process(run.Slave).kill()
 	killed := time.Now()
 
