@@ -690,6 +690,10 @@ func descendants(pid int) []int {
 func BenchmarkTakeover(b *testing.B) {
 	forEachBuild(b, func(b *testing.B) {
 		e := newBenchStack(b)
+		// A fleet's master has been up longer than its start grace (2
+		// heartbeat intervals + 1 s, 11 s by default), within which only
+		// the heartbeat timeout declares a slave gone: kills come after it.
+		graceOver := time.Now().Add(12 * time.Second)
 		hash := e.isolateFor("long", []string{"sleep", "600"}, nil)
 		running := func(id string, not string) (protocol.Attempt, bool) {
 			for _, a := range e.attempts(id) {
@@ -726,6 +730,7 @@ func BenchmarkTakeover(b *testing.B) {
 				}
 				return false
 			})
+			time.Sleep(time.Until(graceOver))
 			start := time.Now()
 			killed.kill()
 			deadline := start.Add(5 * time.Minute)
