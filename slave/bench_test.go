@@ -3,13 +3,13 @@ package slave
 import (
 	"context"
 	"fmt"
+	"github.com/dist-test/dist_test/internal/testenv"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -106,7 +106,7 @@ func BenchmarkSlave(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			b.ResetTimer()
-			cpu := cpuTime()
+			cpu := testenv.CPUTimeWithChildren()
 			go func() { done <- s.Run(ctx) }()
 			select {
 			case <-m.done:
@@ -114,28 +114,10 @@ func BenchmarkSlave(b *testing.B) {
 				b.Fatalf("slave stopped: %v", err)
 			}
 			b.StopTimer()
-			reportCPU(b, cpu)
+			testenv.ReportChildCPU(b, cpu)
 			cancel()
 			<-done
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 		})
 	}
-}
-
-// cpuTime is the CPU time (user and system) this process and its reaped
-// children have used: a benchmark's cost per task on a busy machine,
-// where the wall clock says more about the neighbours.
-func cpuTime() time.Duration {
-	var self, kids syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
-	var total time.Duration
-	for _, tv := range []syscall.Timeval{self.Utime, self.Stime, kids.Utime, kids.Stime} {
-		total += time.Duration(tv.Nano())
-	}
-	return total
-}
-
-func reportCPU(b *testing.B, since time.Duration) {
-	b.ReportMetric(float64((cpuTime()-since).Microseconds())/float64(b.N), "cpu-µs/op")
 }

@@ -20,3 +20,9 @@ func (m *CPUMeter) Stop()  { m.total += CPUTime() - m.start }
 func (m *CPUMeter) Report(b *testing.B) {
 	b.ReportMetric(float64(m.total.Microseconds())/1000/float64(b.N), "cpu-ms/op")
 }
+
+// ReportChildCPU reports, as cpu-µs/op, the CPU time of the process and
+// its reaped children since since (a CPUTimeWithChildren) over b.N.
+func ReportChildCPU(b *testing.B, since time.Duration) {
+	b.ReportMetric(float64((CPUTimeWithChildren()-since).Microseconds())/float64(b.N), "cpu-µs/op")
+}

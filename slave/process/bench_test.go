@@ -1,11 +1,10 @@
 package process
 
 import (
+	"github.com/dist-test/dist_test/internal/testenv"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // BenchmarkRun measures Run of /bin/true: plain, and with a Tag, which
@@ -20,7 +19,7 @@ func BenchmarkRun(b *testing.B) {
 			dir := b.TempDir()
 			c := Command{Args: []string{"/bin/true"}, Dir: dir,
 				Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr")}
-			cpu := cpuTime()
+			cpu := testenv.CPUTimeWithChildren()
 			for i := range b.N {
 				if tagged {
 					c.Tag = "bench-" + strconv.Itoa(i)
@@ -29,25 +28,7 @@ func BenchmarkRun(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			reportCPU(b, cpu)
+			testenv.ReportChildCPU(b, cpu)
 		})
 	}
-}
-
-// cpuTime is the CPU time (user and system) this process and its reaped
-// children have used: a benchmark's cost per task on a busy machine,
-// where the wall clock says more about the neighbours.
-func cpuTime() time.Duration {
-	var self, kids syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
-	var total time.Duration
-	for _, tv := range []syscall.Timeval{self.Utime, self.Stime, kids.Utime, kids.Stime} {
-		total += time.Duration(tv.Nano())
-	}
-	return total
-}
-
-func reportCPU(b *testing.B, since time.Duration) {
-	b.ReportMetric(float64((cpuTime()-since).Microseconds())/float64(b.N), "cpu-µs/op")
 }

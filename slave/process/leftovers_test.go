@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"errors"
+	"github.com/dist-test/dist_test/internal/testenv"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -145,14 +146,14 @@ func BenchmarkRunSubreaper(b *testing.B) {
 	dir := b.TempDir()
 	c := Command{Args: []string{"/bin/true"}, Dir: dir,
 		Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr")}
-	cpu := cpuTime()
+	cpu := testenv.CPUTimeWithChildren()
 	for i := range b.N {
 		c.Tag = "bench-" + strconv.Itoa(i)
 		if _, err := Run(b.Context(), c); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportCPU(b, cpu)
+	testenv.ReportChildCPU(b, cpu)
 }
 
 // A memory limit is enforced in the command's cgroup where the memory
