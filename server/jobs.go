@@ -271,24 +271,6 @@ func (m *Master) Attempts(ctx context.Context, jobID string, p store.AttemptPage
 	return m.store.PageAttempts(ctx, jobID, p)
 }
 
-// ExpectedRuntimes gives tasks of these descriptions the runtimes a
-// submission orders them by (model.ExpectedRuntimes): what clients
-// estimate the time left from.
-func (m *Master) ExpectedRuntimes(ctx context.Context, tasks []model.TaskKey) ([]time.Duration, error) {
-	if len(tasks) == 0 {
-		return nil, nil
-	}
-	descs := make([]string, len(tasks))
-	for i, t := range tasks {
-		descs[i] = t.Description
-	}
-	known, err := m.store.Durations(ctx, descs)
-	if err != nil {
-		return nil, fmt.Errorf("runtime history: %w", err)
-	}
-	return model.ExpectedRuntimes(tasks, known), nil
-}
-
 // Attempt returns one attempt.
 func (m *Master) Attempt(ctx context.Context, jobID, taskID string, n int) (model.Attempt, error) {
 	if err := knownJob(jobID); err != nil {

@@ -146,6 +146,9 @@ type Attempt struct {
 	Description string
 	IsolateHash string
 	MaxRetries  int
+	// Expected is the runtime its task was expected to take when the job
+	// was submitted (model.ExpectedRuntimes), which set its priority.
+	Expected    time.Duration
 	State       State
 	Token       string // queue token: proves a queue entry is current
 	Lease       string // run lease: proves a slave runs the current run

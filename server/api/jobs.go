@@ -160,21 +160,12 @@ func (a *API) listTasks(r *http.Request) (result, error) {
 	}
 	base := httpserver.BaseURL(r)
 	out.Tasks = make([]protocol.Attempt, len(attempts))
-	var pending []int // attempts not finished, whose expected runtime clients want
-	var keys []model.TaskKey
 	for i, at := range attempts {
 		out.Tasks[i] = a.attemptJSON(r, base, at)
 		if !at.State.Final() {
-			pending = append(pending, i)
-			keys = append(keys, model.TaskKey{Description: at.Description, IsolateHash: at.IsolateHash})
+			// What clients estimate the time left from.
+			out.Tasks[i].ExpectedSeconds = at.Expected.Seconds()
 		}
-	}
-	expected, err := a.m.ExpectedRuntimes(r.Context(), keys)
-	if err != nil {
-		return result{}, err
-	}
-	for k, i := range pending {
-		out.Tasks[i].ExpectedSeconds = expected[k].Seconds()
 	}
 	return result{value: out}, nil
 }
