@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -508,7 +509,7 @@ func BenchmarkHeavyTail(b *testing.B) {
 		slices.SortStableFunc(longest, func(x, y string) int {
 			i, _ := strconv.Atoi(x)
 			j, _ := strconv.Atoi(y)
-			return -cmpFloat(runtimes[i], runtimes[j])
+			return cmp.Compare(runtimes[j], runtimes[i])
 		})
 		for _, order := range []struct {
 			name string
@@ -569,16 +570,6 @@ func BenchmarkHeavyTail(b *testing.B) {
 			}
 		})
 	})
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Fair share: user A's 10,000-task job (1 s tasks) occupies the 32 slots

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -208,22 +209,12 @@ func (c *Cache) reorder() {
 	for _, e := range c.entries {
 		all = append(all, e)
 	}
-	slices.SortFunc(all, func(a, b *entry) int { return int64Cmp(b.used, a.used) })
+	slices.SortFunc(all, func(a, b *entry) int { return cmp.Compare(b.used, a.used) })
 	c.lru.Init()
 	for _, e := range all {
 		e.elem = c.lru.PushBack(e)
 		c.lastUse = max(c.lastUse, e.used)
 	}
-}
-
-func int64Cmp(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // readIndex reads the index file; a missing or damaged one reads as empty,
