@@ -34,12 +34,7 @@ func BenchTaskLife(b *testing.B, s store.Store) {
 		defer cpu.Start()
 		jobs++
 		id := fmt.Sprintf("bench-%d", jobs)
-		j := model.NewJob{ID: id, User: "u"}
-		for i := range 1000 {
-			j.Tasks = append(j.Tasks, model.NewTask{TaskID: fmt.Sprintf("%s.%d", hash, i), Index: i,
-				Spec: model.TaskSpec{IsolateHash: hash, Description: fmt.Sprintf("test-%d", i%300), Timeout: time.Minute,
-					MaxRetries: 1, ArtifactGlobs: []string{"out/**"}}, Priority: model.NormalBase - 1})
-		}
+		j := benchJob(id, hash)
 		if err := s.CreateJob(ctx, j, now); err != nil {
 			b.Fatal(err)
 		}
@@ -98,12 +93,7 @@ func BenchTaskLifeParallel(b *testing.B, s store.Store) {
 	var todo []model.Attempt
 	for j := 0; len(todo) < b.N; j++ {
 		id := fmt.Sprintf("bench-%d", j)
-		job := model.NewJob{ID: id, User: "u"}
-		for i := range 1000 {
-			job.Tasks = append(job.Tasks, model.NewTask{TaskID: fmt.Sprintf("%s.%d", hash, i), Index: i,
-				Spec: model.TaskSpec{IsolateHash: hash, Description: fmt.Sprintf("test-%d", i%300), Timeout: time.Minute,
-					MaxRetries: 1, ArtifactGlobs: []string{"out/**"}}, Priority: model.NormalBase - 1})
-		}
+		job := benchJob(id, hash)
 		if err := s.CreateJob(ctx, job, now); err != nil {
 			b.Fatal(err)
 		}
@@ -144,4 +134,15 @@ func BenchTaskLifeParallel(b *testing.B, s store.Store) {
 			}
 		}
 	})
+}
+
+// benchJob is a job of 1,000 tasks of one input, over 300 descriptions.
+func benchJob(id, hash string) model.NewJob {
+	j := model.NewJob{ID: id, User: "u"}
+	for i := range 1000 {
+		j.Tasks = append(j.Tasks, model.NewTask{TaskID: fmt.Sprintf("%s.%d", hash, i), Index: i,
+			Spec: model.TaskSpec{IsolateHash: hash, Description: fmt.Sprintf("test-%d", i%300), Timeout: time.Minute,
+				MaxRetries: 1, ArtifactGlobs: []string{"out/**"}}, Priority: model.NormalBase - 1})
+	}
+	return j
 }
