@@ -40,9 +40,10 @@ type Submission struct {
 	Hedge *bool
 }
 
-// Submit checks a submission and writes it in one transaction; the feeder
-// then puts its attempts into the queue. Bad input is model.ErrInvalid with
-// a message that says what to fix, and writes nothing.
+// Submit checks a submission and writes it (in parts, see create); the
+// feeder puts its attempts into the queue as soon as the first part is in.
+// Bad input is model.ErrInvalid with a message that says what to fix, and
+// writes nothing; a write that fails midway leaves nothing either.
 func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) {
 	if !protocol.ValidJobID(sub.ID) {
 		return model.Job{}, fmt.Errorf("%w: job id %q: use 1 to 200 letters, digits and \"._-:@+\", not starting with a dot", model.ErrInvalid, sub.ID)
@@ -111,7 +112,7 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 			job.Tasks[i].Refused = r
 		}
 	}
-	if err := m.store.CreateJob(ctx, job, m.now()); err != nil {
+	if err := m.create(ctx, job); err != nil {
 		m.dropRefusals(refused)
 		return model.Job{}, fmt.Errorf("submit %s: %w", sub.ID, err)
 	}

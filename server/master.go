@@ -172,14 +172,15 @@ func (m *Master) Now() time.Time { return m.now() }
 // Config returns the master's effective configuration.
 func (m *Master) Config() Config { return m.cfg }
 
-// Run runs the feeder, the reaper, the reconciler and retention until ctx
-// ends.
+// Run runs the feeder, the reaper, the reconciler, retention and the sweep
+// of submissions cut short until ctx ends.
 func (m *Master) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.feed(ctx) })
 	g.Go(func() error { return m.reap(ctx) })
 	g.Go(func() error { return m.reconcile(ctx) })
 	g.Go(func() error { return m.retain(ctx) })
+	g.Go(func() error { return m.sweepUnwritten(ctx) })
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil

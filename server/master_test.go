@@ -43,17 +43,24 @@ type fixture struct {
 	q     queue.Queue
 	clock *clock
 	ctx   context.Context
+	st    store.Store // the store under the master's wrapper
 }
 
 func newFixture(t *testing.T, cfg server.Config) *fixture {
+	return newFixtureOver(t, cfg, func(s store.Store) store.Store { return s })
+}
+
+// newFixtureOver is newFixture with the master's store wrapped by wrap.
+func newFixtureOver(t *testing.T, cfg server.Config, wrap func(store.Store) store.Store) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { db.Close() })
+	st := wrap(db)
 	blobs, err := local.New(filepath.Join(dir, "blobs"))
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +73,7 @@ func newFixture(t *testing.T, cfg server.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, m: m, q: q, clock: c, ctx: ctx}
+	return &fixture{t: t, m: m, q: q, clock: c, ctx: ctx, st: db}
 }
 
 const hash = "0123456789abcdef0123456789abcdef01234567"

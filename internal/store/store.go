@@ -25,6 +25,25 @@ type Store interface {
 	// CreateJob writes a job, its tasks and their first attempts (queued,
 	// not yet enqueued) in one transaction. ErrExists if the id is taken.
 	CreateJob(ctx context.Context, job model.NewJob, now time.Time) error
+	// BeginJob writes a job in parts, so that its first tasks can start
+	// while the rest are written: the job's row, counted for all of
+	// job.Tasks, with job.Tasks[:first] and their first attempts, in one
+	// transaction. The job is then marked as being written until until;
+	// WriteTasks writes the rest. ErrExists if the id is taken.
+	BeginJob(ctx context.Context, job model.NewJob, first int, until, now time.Time) error
+	// WriteTasks writes job.Tasks[from:to] of a job that BeginJob began,
+	// and extends its mark to until; with to = len(job.Tasks) the job is
+	// written and the mark goes. Tasks written after the job was canceled
+	// are canceled with it. ErrConflict if the job is no longer being
+	// written (DropUnwritten took it), ErrNotFound if there is none.
+	WriteTasks(ctx context.Context, job model.NewJob, from, to int, until, now time.Time) error
+	// Unwritten returns the ids of at most limit jobs whose writing mark
+	// ran out before before: submissions cut short.
+	Unwritten(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// DropUnwritten deletes, as DeleteJob, a job whose writing mark ran
+	// out before before. ErrConflict if the job is written or its mark is
+	// current, ErrNotFound if there is none.
+	DropUnwritten(ctx context.Context, id string, before time.Time) error
 	GetJob(ctx context.Context, id string) (model.Job, error)
 	// ListJobs returns jobs submitted at or after since, newest first.
 	ListJobs(ctx context.Context, since time.Time, limit int) ([]model.Job, error)

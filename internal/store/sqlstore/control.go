@@ -45,42 +45,46 @@ func (s *Store) jobExists(ctx context.Context, tx *sql.Tx, jobID string) error {
 // CancelJob implements store.Store.
 func (s *Store) CancelJob(ctx context.Context, jobID string, now time.Time) ([]model.Attempt, error) {
 	var canceled []model.Attempt
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		canceled = nil
-		tasks, err := s.lockTasks(ctx, tx, jobID, "AND g_finished < g_attempts")
-		if err != nil {
-			return err
-		}
-		open, err := s.queryAttempts(ctx, tx, "SELECT "+attemptCols+" WHERE a.job_id = ? AND a.state IN (?, ?)"+s.d.ForUpdate,
-			jobID, string(model.Queued), string(model.Running))
-		if err != nil {
-			return err
-		}
-		if len(open) == 0 {
-			// Nothing to cancel: the job is over, or there is no such job.
-			return s.jobExists(ctx, tx, jobID)
-		}
-		c := lifecycle.Cancel(jobID, tasks, open, now)
-		// One statement ends them all, however many: the rows are locked
-		// above, so it meets exactly the attempts of c.Attempts.
-		_, err = s.exec(ctx, tx, `UPDATE attempts SET state = ?, finished_at = ?, error = ?, lease = NULL,
-			hedge_lease = NULL, hedge_token = '' WHERE job_id = ? AND state IN (?, ?)`, string(c.End.State), ms(c.End.FinishedAt), c.End.Error,
-			jobID, string(model.Queued), string(model.Running))
-		if err != nil {
-			return err
-		}
-		for _, t := range c.Tasks {
-			if err := s.saveGroup(ctx, tx, t); err != nil {
-				return err
-			}
-		}
-		if err := s.moveJob(ctx, tx, jobID, c.Job, now); err != nil {
-			return err
-		}
-		canceled = c.Attempts
-		return s.event(ctx, tx, c.Event)
+	err := s.tx(ctx, func(tx *sql.Tx) (err error) {
+		canceled, err = s.cancelIn(ctx, tx, jobID, now)
+		return err
 	})
 	return canceled, err
+}
+
+// cancelIn is CancelJob within tx.
+func (s *Store) cancelIn(ctx context.Context, tx *sql.Tx, jobID string, now time.Time) ([]model.Attempt, error) {
+	tasks, err := s.lockTasks(ctx, tx, jobID, "AND g_finished < g_attempts")
+	if err != nil {
+		return nil, err
+	}
+	open, err := s.queryAttempts(ctx, tx, "SELECT "+attemptCols+" WHERE a.job_id = ? AND a.state IN (?, ?)"+s.d.ForUpdate,
+		jobID, string(model.Queued), string(model.Running))
+	if err != nil {
+		return nil, err
+	}
+	if len(open) == 0 {
+		// Nothing to cancel: the job is over, or there is no such job.
+		return nil, s.jobExists(ctx, tx, jobID)
+	}
+	c := lifecycle.Cancel(jobID, tasks, open, now)
+	// One statement ends them all, however many: the rows are locked
+	// above, so it meets exactly the attempts of c.Attempts.
+	_, err = s.exec(ctx, tx, `UPDATE attempts SET state = ?, finished_at = ?, error = ?, lease = NULL,
+		hedge_lease = NULL, hedge_token = '' WHERE job_id = ? AND state IN (?, ?)`, string(c.End.State), ms(c.End.FinishedAt), c.End.Error,
+		jobID, string(model.Queued), string(model.Running))
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range c.Tasks {
+		if err := s.saveGroup(ctx, tx, t); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.moveJob(ctx, tx, jobID, c.Job, now); err != nil {
+		return nil, err
+	}
+	return c.Attempts, s.event(ctx, tx, c.Event)
 }
 
 // Retry implements store.Store.

@@ -56,40 +56,151 @@ func rowsOf(n, cols int) string {
 
 // CreateJob implements store.Store.
 func (s *Store) CreateJob(ctx context.Context, job model.NewJob, now time.Time) error {
+	return s.BeginJob(ctx, job, len(job.Tasks), time.Time{}, now)
+}
+
+// BeginJob implements store.Store.
+func (s *Store) BeginJob(ctx context.Context, job model.NewJob, first int, until, now time.Time) error {
 	sub, err := lifecycle.Submit(job, now)
 	if err != nil {
 		return err
 	}
+	first = min(max(first, 0), len(job.Tasks))
+	writing := int64(0)
+	if first < len(job.Tasks) {
+		writing = max(ms(until), 1)
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		// A job whose every task was refused is finished as it is written.
 		finished := lifecycle.JobChange{Counts: sub.Counts}.Apply(model.Job{}, now).FinishedAt
-		args := append([]any{job.ID, job.User, job.Name, ms(now), ms(finished), job.MaxFailures, boolInt(job.Hedge)},
+		args := append([]any{job.ID, job.User, job.Name, ms(now), ms(finished), job.MaxFailures, boolInt(job.Hedge), writing},
 			counterValues(&sub.Counts)...)
-		_, err := s.exec(ctx, tx, `INSERT INTO jobs (id, user, name, submitted_at, finished_at, max_failures, hedge, `+counterCols+
-			`) VALUES (`+placeholders(len(args))+`)`, args...)
+		_, err := s.exec(ctx, tx, `INSERT INTO jobs (id, user, name, submitted_at, finished_at, max_failures, hedge, writing_until, `+
+			counterCols+`) VALUES (`+placeholders(len(args))+`)`, args...)
 		if err != nil {
 			if s.d.Duplicate(err) {
 				return fmt.Errorf("%w: job %s", model.ErrExists, job.ID)
 			}
 			return err
 		}
-		if err := s.insertTasks(ctx, tx, job, sub.Groups); err != nil {
-			return err
-		}
-		rows, err := s.taskRows(ctx, tx, job.ID)
-		if err != nil {
-			return err
-		}
-		if err := s.insertFirstAttempts(ctx, tx, job, rows, now); err != nil {
+		if err := s.insertPart(ctx, tx, job, sub.Groups, 0, first, now); err != nil {
 			return err
 		}
 		return s.event(ctx, tx, sub.Event)
 	})
 }
 
-func (s *Store) insertTasks(ctx context.Context, tx *sql.Tx, job model.NewJob, groups []model.Group) error {
-	for start := 0; start < len(job.Tasks); start += insertBatch {
-		end := min(start+insertBatch, len(job.Tasks))
+// WriteTasks implements store.Store. The rows go in before the job's row
+// is locked, the order in which a cancel takes its locks (tasks, then the
+// job), so that the two wait for each other rather than deadlock.
+func (s *Store) WriteTasks(ctx context.Context, job model.NewJob, from, to int, until, now time.Time) error {
+	from, to = min(max(from, 0), len(job.Tasks)), min(max(to, 0), len(job.Tasks))
+	if from >= to {
+		return fmt.Errorf("%w: no tasks %d to %d in job %s", model.ErrInvalid, from, to, job.ID)
+	}
+	part := job
+	part.Tasks = job.Tasks[from:to]
+	sub, err := lifecycle.Submit(part, now)
+	if err != nil {
+		return err
+	}
+	writing := int64(0)
+	if to < len(job.Tasks) {
+		writing = max(ms(until), 1)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		// Looked at first without a lock, for a clear refusal rather than
+		// a foreign key's; then again, locked, once the rows are in.
+		if _, _, err := s.writingMark(ctx, tx, job.ID, ""); err != nil {
+			return err
+		}
+		if err := s.insertPart(ctx, tx, part, sub.Groups, 0, len(part.Tasks), now); err != nil {
+			return err
+		}
+		_, canceled, err := s.writingMark(ctx, tx, job.ID, s.d.ForUpdate)
+		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE jobs SET writing_until = ? WHERE id = ?`, writing, job.ID); err != nil {
+			return err
+		}
+		if canceled {
+			_, err := s.cancelIn(ctx, tx, job.ID, now)
+			return err
+		}
+		return nil
+	})
+}
+
+// writingMark reads a job's writing mark and whether it is canceled:
+// ErrNotFound for no job, ErrConflict for a job written whole.
+func (s *Store) writingMark(ctx context.Context, tx *sql.Tx, jobID, lock string) (int64, bool, error) {
+	var mark int64
+	var canceled int
+	err := s.queryRow(ctx, tx, `SELECT writing_until, canceled FROM jobs WHERE id = ?`+lock, jobID).Scan(&mark, &canceled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, fmt.Errorf("job %s: %w", jobID, model.ErrNotFound)
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if mark == 0 {
+		return 0, false, fmt.Errorf("%w: job %s is written whole", model.ErrConflict, jobID)
+	}
+	return mark, canceled != 0, nil
+}
+
+// insertPart writes job.Tasks[from:to] and their first attempts.
+func (s *Store) insertPart(ctx context.Context, tx *sql.Tx, job model.NewJob, groups []model.Group, from, to int, now time.Time) error {
+	if from >= to {
+		return nil
+	}
+	if err := s.insertTasks(ctx, tx, job, groups, from, to); err != nil {
+		return err
+	}
+	rows, err := s.taskRows(ctx, tx, job, from, to)
+	if err != nil {
+		return err
+	}
+	return s.insertFirstAttempts(ctx, tx, job, rows, from, to, now)
+}
+
+// Unwritten implements store.Store.
+func (s *Store) Unwritten(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM jobs WHERE writing_until > 0 AND writing_until < ? ORDER BY writing_until, id LIMIT ?`,
+		ms(before), limit)
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.classify(err)
+		}
+		out = append(out, id)
+	}
+	return out, s.classify(rows.Err())
+}
+
+// DropUnwritten implements store.Store.
+func (s *Store) DropUnwritten(ctx context.Context, id string, before time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		mark, _, err := s.writingMark(ctx, tx, id, s.d.ForUpdate)
+		if err != nil {
+			return err
+		}
+		if mark >= ms(before) {
+			return fmt.Errorf("%w: job %s is still being written", model.ErrConflict, id)
+		}
+		return s.deleteJobRows(ctx, tx, id)
+	})
+}
+
+func (s *Store) insertTasks(ctx context.Context, tx *sql.Tx, job model.NewJob, groups []model.Group, from, to int) error {
+	for start := from; start < to; start += insertBatch {
+		end := min(start+insertBatch, to)
 		args := make([]any, 0, (end-start)*taskInsertCols)
 		for i := start; i < end; i++ {
 			t := job.Tasks[i]
@@ -112,28 +223,48 @@ func (s *Store) insertTasks(ctx context.Context, tx *sql.Tx, job model.NewJob, g
 	return nil
 }
 
-// taskRows maps task id → row id for a job's tasks.
-func (s *Store) taskRows(ctx context.Context, q querier, jobID string) (map[string]int64, error) {
-	rows, err := s.query(ctx, q, `SELECT task_id, id FROM tasks WHERE job_id = ?`, jobID)
+// taskRows maps task id → row id for job.Tasks[from:to], the part just
+// written: a job written in parts reads each part's rows once.
+func (s *Store) taskRows(ctx context.Context, q querier, job model.NewJob, from, to int) (map[string]int64, error) {
+	out := make(map[string]int64, to-from)
+	for start := from; start < to; start += insertBatch {
+		end := min(start+insertBatch, to)
+		args := make([]any, 0, 1+end-start)
+		args = append(args, job.ID)
+		for _, t := range job.Tasks[start:end] {
+			args = append(args, t.TaskID)
+		}
+		if err := s.scanTaskRows(ctx, q, taskRowsSQL(end-start), args, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func taskRowsSQL(n int) string {
+	return `SELECT task_id, id FROM tasks WHERE job_id = ? AND task_id IN (` + placeholders(n) + `)`
+}
+
+func (s *Store) scanTaskRows(ctx context.Context, q querier, query string, args []any, out map[string]int64) error {
+	rows, err := s.query(ctx, q, query, args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	out := make(map[string]int64)
 	for rows.Next() {
 		var id string
 		var row int64
 		if err := rows.Scan(&id, &row); err != nil {
-			return nil, err
+			return err
 		}
 		out[id] = row
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
-func (s *Store) insertFirstAttempts(ctx context.Context, tx *sql.Tx, job model.NewJob, taskRows map[string]int64, now time.Time) error {
-	for start := 0; start < len(job.Tasks); start += insertBatch {
-		end := min(start+insertBatch, len(job.Tasks))
+func (s *Store) insertFirstAttempts(ctx context.Context, tx *sql.Tx, job model.NewJob, taskRows map[string]int64, from, to int, now time.Time) error {
+	for start := from; start < to; start += insertBatch {
+		end := min(start+insertBatch, to)
 		args := make([]any, 0, (end-start)*attemptInsertCols)
 		for i := start; i < end; i++ {
 			t := job.Tasks[i]

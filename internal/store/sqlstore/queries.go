@@ -88,7 +88,7 @@ func (q queries) hot() []string {
 		q.taskLocked, q.nextAttempt, q.saveAttempt, q.insertAttempt, q.saveGroup, q.event, q.jobLocked,
 		q.getJob, q.saveJob, q.upsertDuration, q.slaveLocked, q.getSlave, q.heartbeat, q.runningOn,
 		q.markEnqueued, q.enqueuedState, q.backlog, q.waiting, q.enqueued, q.unenqueue,
-		insertTasksSQL(insertBatch), insertAttemptsSQL(insertBatch), durationsSQL(insertBatch)}
+		insertTasksSQL(insertBatch), insertAttemptsSQL(insertBatch), durationsSQL(insertBatch), taskRowsSQL(insertBatch)}
 }
 
 // taskColsOf is taskCols with each column qualified by alias.

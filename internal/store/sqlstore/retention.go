@@ -35,18 +35,22 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 		if err := s.jobExists(ctx, tx, id); err != nil {
 			return err
 		}
-		for _, q := range []string{
-			`DELETE FROM attempts WHERE job_id = ?`,
-			`DELETE FROM tasks WHERE job_id = ?`,
-			`DELETE FROM events WHERE job_id = ?`,
-			`DELETE FROM jobs WHERE id = ?`,
-		} {
-			if _, err := s.exec(ctx, tx, q, id); err != nil {
-				return fmt.Errorf("deleting job %s: %w", id, err)
-			}
-		}
-		return nil
+		return s.deleteJobRows(ctx, tx, id)
 	})
+}
+
+func (s *Store) deleteJobRows(ctx context.Context, tx *sql.Tx, id string) error {
+	for _, q := range []string{
+		`DELETE FROM attempts WHERE job_id = ?`,
+		`DELETE FROM tasks WHERE job_id = ?`,
+		`DELETE FROM events WHERE job_id = ?`,
+		`DELETE FROM jobs WHERE id = ?`,
+	} {
+		if _, err := s.exec(ctx, tx, q, id); err != nil {
+			return fmt.Errorf("deleting job %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // PruneBefore implements store.Store.

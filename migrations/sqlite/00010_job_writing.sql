@@ -1,0 +1,12 @@
+-- A large job is written in parts, so that its first tasks start while
+-- the rest are written: writing_until (ms) marks a job whose parts are
+-- not all written yet, and when its writer's claim runs out (0: written).
+-- A submission cut short is found by it and removed.
+
+-- +goose Up
+ALTER TABLE jobs ADD COLUMN writing_until INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_writing ON jobs (writing_until);
+
+-- +goose Down
+DROP INDEX jobs_writing;
+ALTER TABLE jobs DROP COLUMN writing_until;
