@@ -127,14 +127,22 @@ type Config struct {
 	// Getenv reads the slave's environment for what the tasks' allowlist
 	// passes on (PATH, LANG); os.Getenv when nil.
 	Getenv func(string) string
+
+	// scratchGiven: ScratchDir names a folder other than the default
+	// (takeScratch).
+	scratchGiven bool
 }
 
 func (c Config) withDefaults() Config {
 	if c.Slots <= 0 {
 		c.Slots = runtime.NumCPU()
 	}
+	// The default folder, named or not, is the one several slaves of a
+	// host share out as dist_test-slave, dist_test-slave.1, ...
+	def := filepath.Join(os.TempDir(), "dist_test-slave")
+	c.scratchGiven = c.ScratchDir != "" && filepath.Clean(c.ScratchDir) != def
 	if c.ScratchDir == "" {
-		c.ScratchDir = filepath.Join(os.TempDir(), "dist_test-slave")
+		c.ScratchDir = def
 	}
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
@@ -191,6 +199,13 @@ func (s *Slave) Run(ctx context.Context) error {
 	if err := s.checkIsolation(); err != nil {
 		return err
 	}
+	unlock, err := s.takeScratch()
+	if err != nil {
+		return err
+	}
+	// Held until the deregistration: a slave that starts on this folder
+	// next must find every result of this one in the spool.
+	defer unlock()
 	sandboxes, note, err := s.prepareFolders()
 	if err != nil {
 		return err

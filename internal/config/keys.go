@@ -160,7 +160,7 @@ var keys = []key{
 	{section: "slave", name: "slots", set: setSlots,
 		doc: "tasks a slave runs at once (default: the number of CPUs)"},
 	{section: "slave", name: "scratch_dir", path: true, set: setScratch,
-		doc: "folder of the tasks' working trees (default: <temp dir>/dist_test-slave)"},
+		doc: "folder of the tasks' working trees and results, locked for the life of a slave (default: <temp dir>/dist_test-slave; more slaves on a host take dist_test-slave.1, .2, ...)"},
 	{section: "slave", name: "kill_grace", def: "5s", set: dur(func(c *Config) *time.Duration { return &c.Slave.KillGrace }),
 		doc: "time between SIGTERM and SIGKILL when a task is stopped"},
 	{section: "slave", name: "log_head_bytes", def: "8MiB", set: size(func(c *Config) *int64 { return &c.Slave.LogHeadBytes }),
