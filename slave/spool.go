@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 )
 
@@ -43,6 +44,9 @@ func openSpool(dir string) (*spool, error) {
 // is renamed into place last: a folder without report.json is a save that
 // did not finish, and is removed by load.
 func (sp *spool) save(r report, files map[string]string) error {
+	if !spoolName(r.Lease) {
+		return fmt.Errorf("spool: lease %q cannot name a folder", model.Clip(r.Lease, 40))
+	}
 	dir := filepath.Join(sp.dir, r.Lease)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -83,7 +87,25 @@ func (sp *spool) done(lease string) {
 	sp.mu.Lock()
 	delete(sp.pending, lease)
 	sp.mu.Unlock()
-	_ = os.RemoveAll(filepath.Join(sp.dir, lease))
+	if spoolName(lease) {
+		_ = os.RemoveAll(filepath.Join(sp.dir, lease))
+	}
+}
+
+// spoolName tells whether a lease can name a folder of the spool: the
+// master's leases are hex, and nothing else may reach a path, however the
+// lease came to the slave.
+func spoolName(lease string) bool {
+	if lease == "" || len(lease) > 128 {
+		return false
+	}
+	for i := 0; i < len(lease); i++ {
+		c := lease[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // leases lists the results waiting, for the heartbeat.
