@@ -90,7 +90,8 @@ func (s *Slave) report(ctx context.Context, r *run, d delivery, log *slog.Logger
 		}
 		delay := retry.Next()
 		log.Warn("reporting the result failed; trying again", "err", err, "in", delay)
-		if !backoff.Sleep(ctx, delay) {
+		// Sooner if the master answers again meanwhile.
+		if !s.reach.wait(ctx, err, delay) {
 			return pending
 		}
 	}

@@ -182,7 +182,7 @@ func TestMasterDownThenBack(t *testing.T) {
 		if !pending {
 			t.Error("no heartbeat listed the spooled result as pending")
 		}
-		if got := h.q.history(b); !slices.Contains(got, fmt.Sprintf("release(%d, 2s)", entryPrio)) || slices.Contains(got, "delete") {
+		if got := h.q.history(b); !slices.Contains(got, fmt.Sprintf("release(%d, 0s)", entryPrio)) || slices.Contains(got, "delete") {
 			t.Errorf("the other entry while the master is down: %q; want its starts given back", got)
 		}
 		if n := len(h.master.answered("start")); n != 1 {
@@ -190,8 +190,23 @@ func TestMasterDownThenBack(t *testing.T) {
 		}
 
 		h.master.setDown(nil)
+		backAt := h.now()
 		h.waitFor("both tasks", func() bool { return !h.exists(a) && !h.exists(b) })
 		h.stop()
+
+		// Work resumes within a second of the master's return, not at the
+		// next step of each loop's backoff (up to 10 s): the heartbeat
+		// loop asks the silent master often, and its first answer ends
+		// the waits of the slot and of the result.
+		starts := h.master.answered("start")
+		if len(starts) != 2 || starts[1].at > backAt+time.Second {
+			t.Errorf("the next task started at %v, the master was back at %v; want within 1 s", starts[len(starts)-1].at, backAt)
+		}
+		for _, c := range h.master.answered("finish") {
+			if c.lease == lease && c.at > backAt+time.Second {
+				t.Errorf("the spooled result landed at %v, the master was back at %v; want within 1 s", c.at, backAt)
+			}
+		}
 
 		tries := h.master.made("finish")
 		var at []time.Duration

@@ -192,12 +192,24 @@ func TestRunOutcomes(t *testing.T) {
 		history: []string{"reserve", fmt.Sprintf("bury(%d)", entryPrio)},
 		stats:   queue.Stats{Buried: 1},
 	}, {
-		name: "the master fails the start: the entry goes back, delayed, with its priority",
+		// The slot, not the entry, waits for a silent master: the entry
+		// is ready for whichever slot the master answers first.
+		name: "the master does not answer the start: the entry goes back at once, with its priority",
 		setup: func(h *harness) uint64 {
 			h.master.start = func(protocol.Start) (protocol.Started, error) {
 				return protocol.Started{}, fmt.Errorf("%w: database restarting", model.ErrUnavailable)
 			}
 			return h.task("nostart", sh(`exit 0`), nil)
+		},
+		history: []string{"reserve", fmt.Sprintf("release(%d, 0s)", entryPrio)},
+		stats:   queue.Stats{Ready: 1},
+	}, {
+		name: "the master refuses the start: the entry goes back, delayed, with its priority",
+		setup: func(h *harness) uint64 {
+			h.master.start = func(protocol.Start) (protocol.Started, error) {
+				return protocol.Started{}, fmt.Errorf("%w: no such slave", model.ErrInvalid)
+			}
+			return h.task("refused", sh(`exit 0`), nil)
 		},
 		history: []string{"reserve", fmt.Sprintf("release(%d, 2s)", entryPrio)},
 		stats:   queue.Stats{Delayed: 1},

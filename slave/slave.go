@@ -168,6 +168,7 @@ type Slave struct {
 	log    *slog.Logger
 
 	spool     *spool
+	reach     reach    // whether the master answers
 	sandboxes string   // the folder of the tasks' sandboxes
 	remover   *remover // removes them off the slots' way; nil: at once
 	// runCommand is process.Run. The unit tests replace it for runs that
@@ -188,8 +189,11 @@ func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logg
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Slave{master: master, queue: q, inputs: inputs, cfg: cfg.withDefaults(), log: log, runCommand: process.Run,
+	s := &Slave{queue: q, inputs: inputs, cfg: cfg.withDefaults(), log: log, runCommand: process.Run,
 		runs: make(map[string]*run), avoid: make(map[uint64]avoidance)}
+	s.reach.log = log
+	s.master = observed{m: master, r: &s.reach}
+	return s
 }
 
 // Run registers with the master and runs tasks until ctx ends. Then it
@@ -310,6 +314,11 @@ func (s *Slave) intervals() (beat, touch time.Duration) {
 func (s *Slave) heartbeats(ctx context.Context) error {
 	for {
 		beat, _ := s.intervals()
+		if s.reach.isDown() {
+			// Ask often while the master is silent: its first answer
+			// ends the waits of the slots and of the results.
+			beat = min(beat, probeEvery)
+		}
 		if !backoff.Sleep(ctx, beat) {
 			return nil
 		}

@@ -15,6 +15,10 @@ import (
 // reserveWait bounds one Reserve so that the slot notices shutdown soon.
 const reserveWait = time.Second
 
+// silentWait bounds a slot's wait for a silent master: the master's first
+// answer to any call ends it sooner.
+const silentWait = 10 * time.Second
+
 // slot runs tasks one after another until ctx ends. A result is sent to
 // the master while the slot reserves, starts and runs its next task, on a
 // consumer of its own (an entry is deleted by the consumer that reserved
@@ -107,10 +111,20 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 		s.log.Warn("burying a task that keeps crashing slaves", "job", e.JobID, "task", e.TaskID, "err", err)
 		_ = c.Bury(ctx, res.ID, e.Priority)
 		return nil
+	case err != nil && !answered(err):
+		// The master is silent: the entry goes back as it was, and the
+		// slot waits until the master answers again (the heartbeat loop
+		// asks it often meanwhile), so that work resumes at once.
+		if ctx.Err() == nil {
+			s.log.Warn("the master did not answer the start; giving the entry back", "job", e.JobID, "task", e.TaskID, "err", err)
+		}
+		s.release(c, res.ID, e.Priority, 0)
+		s.reach.wait(ctx, err, silentWait)
+		return nil
 	case err != nil:
 		// Give up fast: the entry goes back for this or another slave.
 		if ctx.Err() == nil {
-			s.log.Warn("master refused or did not answer the start; giving the entry back", "job", e.JobID, "task", e.TaskID, "err", err)
+			s.log.Warn("master refused the start; giving the entry back", "job", e.JobID, "task", e.TaskID, "err", err)
 		}
 		s.release(c, res.ID, e.Priority, 2*time.Second)
 		if errors.Is(err, model.ErrNotFound) {
