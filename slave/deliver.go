@@ -134,7 +134,14 @@ func (s *Slave) uploadOutput(ctx context.Context, lease, name, path string) erro
 				return err
 			}
 		}
-		if !retry.Wait(ctx) {
+		// A master that does not answer at all ends the wait when it
+		// answers again; the blob store's trouble behind it takes the
+		// backoff.
+		wait := backoff.Sleep
+		if unreachable(err) && s.reach.isDown() {
+			wait = func(ctx context.Context, d time.Duration) bool { return s.reach.wait(ctx, err, d) }
+		}
+		if !wait(ctx, retry.Next()) {
 			return ctx.Err()
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -267,6 +268,67 @@ func TestSpoolIsReadBeforeAnyRun(t *testing.T) {
 		}
 		if f := h.master.made("finish"); len(f) != 1 || !slices.Equal(f[0].finish.Outputs, []string{"stderr"}) {
 			t.Errorf("finishes: %+v; want one, its stderr uploaded", f)
+		}
+		h.checkTidy()
+	})
+}
+
+// A result held up on its way (its uploads cannot get through for a
+// minute: the master's blob store is down) does not hold up its slot: the
+// slot runs its next tasks meanwhile, and every result lands once.
+func TestSlotGoesOnWhileAResultIsHeldUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 1)
+		var heldLease string
+		var mu sync.Mutex
+		h.master.upload = func(lease, name string, body []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if heldLease == "" {
+				heldLease = lease
+			}
+			if lease == heldLease && h.now() < time.Minute {
+				return unreachableMaster
+			}
+			return nil
+		}
+		ids := []uint64{
+			h.task("held", sh(`echo out; exit 1`), nil), // failed: its logs go up
+			h.task("b", sh(`exit 0`), nil),
+			h.task("c", sh(`exit 0`), nil),
+			h.task("d", sh(`exit 0`), nil),
+		}
+		h.start()
+		h.waitFor("all four tasks", func() bool {
+			for _, id := range ids {
+				if h.exists(id) {
+					return false
+				}
+			}
+			return true
+		})
+		h.stop()
+
+		starts := h.master.answered("start")
+		if len(starts) != 4 {
+			t.Fatalf("%d starts answered, want 4", len(starts))
+		}
+		var heldAt time.Duration
+		for _, f := range h.master.answered("finish") {
+			if f.lease == heldLease {
+				heldAt = f.at
+			}
+		}
+		if heldAt < time.Minute {
+			t.Fatalf("the held result landed at %v, before its uploads could", heldAt)
+		}
+		for _, st := range starts[1:] {
+			if st.at >= heldAt {
+				t.Errorf("task of lease %s started at %v, after the held result landed (%v): the slot waited for it", st.lease, st.at, heldAt)
+			}
+		}
+		if n := len(h.master.answered("finish")); n != 4 {
+			t.Errorf("%d results landed, want 4", n)
 		}
 		h.checkTidy()
 	})

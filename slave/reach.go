@@ -124,11 +124,11 @@ func (o observed) Start(ctx context.Context, s protocol.Start) (protocol.Started
 }
 
 func (o observed) Upload(ctx context.Context, lease, name string, body io.Reader, size int64) error {
-	// An upload's trouble may be the blob store's behind the master,
-	// which does not make the master silent: only its success counts.
+	// An upload's 5xx may be the blob store's trouble behind the master,
+	// which does not make the master silent.
 	err := o.m.Upload(ctx, lease, name, body, size)
-	if err == nil {
-		o.r.note(nil)
+	if err == nil || unreachable(err) {
+		o.r.note(err)
 	}
 	return err
 }

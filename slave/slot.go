@@ -19,27 +19,60 @@ const reserveWait = time.Second
 // answer to any call ends it sooner.
 const silentWait = 10 * time.Second
 
+// maxInFlight bounds the results of one slot on their way to the master
+// at once. Each holds the queue consumer that reserved its entry (an entry
+// is deleted by its consumer) and touches it meanwhile.
+const maxInFlight = 4
+
+// inFlight is a result being delivered beside the slot's next tasks.
+type inFlight struct {
+	done chan struct{} // closed once delivered (or given up)
+	c    queue.Consumer
+}
+
 // slot runs tasks one after another until ctx ends. A result is sent to
-// the master while the slot reserves, starts and runs its next task, on a
-// consumer of its own (an entry is deleted by the consumer that reserved
-// it): the slot does not wait for the master between tasks. At most one
-// result per slot is on its way: the next waits for it.
+// the master while the slot reserves, starts and runs its next tasks, on
+// the consumer that reserved its entry: the slot does not wait for the
+// master between tasks, nor for a result held up by an outage of the
+// master or of its blob store, unless maxInFlight of them are.
 func (s *Slave) slot(ctx context.Context, n int) error {
-	var c, spare queue.Consumer
-	var behind chan struct{} // closed once the previous result is delivered
-	var behindC queue.Consumer
-	defer func() {
-		if behind != nil {
-			<-behind
+	var c queue.Consumer
+	var spares []queue.Consumer
+	var flying []inFlight
+	// reap takes the delivered results off the list, the oldest first if
+	// wait, and keeps their consumers for the next tasks.
+	reap := func(wait bool) {
+		if wait && len(flying) > 0 {
+			<-flying[0].done
 		}
-		for _, c := range []queue.Consumer{c, spare, behindC} {
-			if c != nil {
-				c.Close()
+		kept := flying[:0]
+		for _, f := range flying {
+			select {
+			case <-f.done:
+				spares = append(spares, f.c)
+			default:
+				kept = append(kept, f)
 			}
+		}
+		flying = kept
+	}
+	defer func() {
+		for _, f := range flying {
+			<-f.done
+			spares = append(spares, f.c)
+		}
+		if c != nil {
+			c.Close()
+		}
+		for _, sc := range spares {
+			sc.Close()
 		}
 	}()
 	retry := backoff.Backoff{Policy: queueRetry}
 	for ctx.Err() == nil {
+		if c == nil && len(spares) > 0 {
+			c, spares = spares[len(spares)-1], spares[:len(spares)-1]
+		}
 		if c == nil {
 			var err error
 			if c, err = s.queue.NewConsumer(ctx); err != nil {
@@ -51,6 +84,7 @@ func (s *Slave) slot(ctx context.Context, n int) error {
 		res, err := c.Reserve(ctx, reserveWait)
 		switch {
 		case errors.Is(err, queue.ErrTimeout), ctx.Err() != nil:
+			reap(false)
 			continue
 		case err != nil:
 			// The connection may be gone: make a new consumer.
@@ -62,20 +96,20 @@ func (s *Slave) slot(ctx context.Context, n int) error {
 		}
 		retry.Reset()
 		tail := s.handle(ctx, c, n, res)
+		reap(false)
 		if tail == nil {
 			continue
 		}
-		if behind != nil {
-			<-behind
-			spare, behindC = behindC, nil
+		for len(flying) >= maxInFlight {
+			reap(true)
 		}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			tail()
 		}()
-		behind, behindC = done, c
-		c, spare = spare, nil
+		flying = append(flying, inFlight{done: done, c: c})
+		c = nil
 	}
 	return nil
 }
