@@ -119,6 +119,7 @@ type Master struct {
 	now    func() time.Time
 	log    *slog.Logger
 	born   time.Time
+	svcs   []*service       // the backends, watched by watchServices
 	links  *linksign.Signer // signs the links to outputs the master serves itself
 	wake   chan struct{}    // tells the feeder there is work
 	outage atomic.Int64     // when a heartbeat last failed to be recorded (Unix ns)
@@ -161,6 +162,7 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 		wake: make(chan struct{}, 1), links: links,
 	}
 	m.born = m.now()
+	m.svcs = m.services()
 	return m, nil
 }
 
@@ -172,8 +174,8 @@ func (m *Master) Now() time.Time { return m.now() }
 // Config returns the master's effective configuration.
 func (m *Master) Config() Config { return m.cfg }
 
-// Run runs the feeder, the reaper, the reconciler, retention and the sweep
-// of submissions cut short until ctx ends.
+// Run runs the feeder, the reaper, the reconciler, retention, the sweep
+// of submissions cut short and the watch of the backends until ctx ends.
 func (m *Master) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.feed(ctx) })
@@ -181,6 +183,7 @@ func (m *Master) Run(ctx context.Context) error {
 	g.Go(func() error { return m.reconcile(ctx) })
 	g.Go(func() error { return m.retain(ctx) })
 	g.Go(func() error { return m.sweepUnwritten(ctx) })
+	g.Go(func() error { return m.watchServices(ctx) })
 	err := g.Wait()
 	if ctx.Err() != nil {
 		return nil

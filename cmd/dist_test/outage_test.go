@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/testenv"
 )
 
@@ -106,6 +107,11 @@ token = %s
 			t.Errorf("GET %s with MariaDB down: %d, want 503", p, got)
 		}
 	}
+	// The master watches its backends every second: an outage it saw is
+	// told (a shorter one may go untold).
+	waitFor(t, 10*time.Second, "the master to tell the database's outage", func() bool {
+		return strings.Contains(master.log.String(), `msg="a service does not answer" service=database`)
+	})
 	db.Start()
 	waitFor(t, 30*time.Second, "the master to reach MariaDB again", func() bool { return status(jobPath) == 200 })
 
@@ -117,8 +123,32 @@ token = %s
 	if code, stderr := submit("during"); code != 0 {
 		t.Errorf("submit with beanstalkd down: %s", stderr)
 	}
+	waitFor(t, 10*time.Second, "the master to tell the queue's outage", func() bool {
+		return strings.Contains(master.log.String(), `msg="a service does not answer" service=queue`)
+	})
 	bs.Start()
 	waitFor(t, 30*time.Second, "the master to reach beanstalkd again", func() bool { return status("/api/v1/queue") == 200 })
+
+	// Each outage is told once each way, in the events (and the log).
+	waitFor(t, 10*time.Second, "the outages in the events", func() bool {
+		var l protocol.EventList
+		c.get("/api/v1/events?limit=1000", &l)
+		seen := map[string]int{}
+		for _, e := range l.Events {
+			if e.Kind == "service_down" || e.Kind == "service_back" {
+				name, _, _ := strings.Cut(e.Detail, ":")
+				name, _, _ = strings.Cut(name, ",")
+				seen[e.Kind+" "+name]++
+			}
+		}
+		return seen["service_down database"] == 1 && seen["service_back database"] == 1 &&
+			seen["service_down queue"] == 1 && seen["service_back queue"] == 1
+	})
+	for _, want := range []string{`msg="a service answers again" service=database`, `msg="a service answers again" service=queue`} {
+		if !strings.Contains(master.log.String(), want) {
+			t.Errorf("the master's log does not say %s", want)
+		}
+	}
 
 	startProc(t, "slave", env, false, "slave", "--master", master.url, "--slots", "2", "--scratch-dir", filepath.Join(dir, "scratch"))
 	code, stdout, stderr := c.run("watch")

@@ -24,6 +24,10 @@ const (
 	EventSlaveTerminated  EventKind = "slave_terminated"
 	EventSlaveReset       EventKind = "slave_reset" // a lost slave came back and was told to reset
 	EventQueueEntriesLost EventKind = "queue_entries_lost"
+	// A backend of the master (database, queue, blob store) stopped
+	// answering, and answers again; detail: which, why, for how long.
+	EventServiceDown EventKind = "service_down"
+	EventServiceBack EventKind = "service_back"
 )
 
 // Event is one record of the event log.
