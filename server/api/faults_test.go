@@ -202,6 +202,7 @@ func (panickyPages) Index(w http.ResponseWriter, r *http.Request) {
 }
 func (panickyPages) Job(w http.ResponseWriter, r *http.Request)   { panic(http.ErrAbortHandler) }
 func (panickyPages) Trace(w http.ResponseWriter, r *http.Request) {}
+func (panickyPages) Test(w http.ResponseWriter, r *http.Request)  {}
 
 // A handler's panic is an internal error like any other: the id in the
 // answer, the panic and its stack in the log.

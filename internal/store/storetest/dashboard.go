@@ -128,7 +128,7 @@ func testDashboard(t *testing.T, h *harness) {
 
 	flaky, _ := h.s.TaskPage(h.ctx, "d1", model.TaskQuery{Tab: model.TabFlaky})
 	both, err := h.s.TaskAttempts(h.ctx, []int64{flaky[0].TaskRow})
-	if err != nil || len(both) != 2 || both[0].State != model.Failed || both[1].State != model.Passed {
+	if err != nil || len(both) != 2 || both[0].State != model.Failed || both[1].State != model.Passed || both[1].Timeout != time.Minute {
 		t.Errorf("TaskAttempts of the flaky task = %+v, %v", both, err)
 	}
 
