@@ -148,7 +148,7 @@ func TestRefusalsInEachRenderer(t *testing.T) {
 	}{
 		{"/api/v1/jobs/nope", "application/json", `"code":"not_found"`, 404},
 		{"/tasks", "application/json", `"status":"ERROR"`, 400},
-		{"/job?job_id=j&status=bogus", "text/html; charset=utf-8", "<p>invalid input: status must be failed or absent</p>", 400},
+		{"/job?job_id=j&status=bogus", "text/html; charset=utf-8", "<p>invalid input: status must be running, queued, failed, timed_out, flaky, passed, canceled or absent</p>", 400},
 		{"/view_log?job_id=j&task_id=t&attempt=x&log=stdout", "text/html; charset=utf-8", "<p>invalid input: attempt must be a number</p>", 400},
 		{protocol.PathCAS + "/nothex", "application/json", `"code":"invalid"`, 400},
 	} {
