@@ -102,6 +102,9 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 	r := s.add(st.Lease, cancel)
 	var tree Tree
 	a, err := newAttempt(s.sandboxes, s.userOf(slot))
+	if err == nil {
+		s.follow(r, a.stdout, a.stderr)
+	}
 	// done ends the run, once its result is delivered (or there is none).
 	done := func() {
 		cancel()

@@ -301,7 +301,11 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 		if !backoff.Sleep(ctx, beat) {
 			return nil
 		}
-		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases()})
+		tails, sent := s.tails()
+		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases(), Tails: tails})
+		if err == nil {
+			sent()
+		}
 		switch {
 		case errors.Is(err, model.ErrNotFound):
 			// The master does not know this registration (it ended it, or
