@@ -36,6 +36,7 @@ type Source interface {
 	// Now is the master's clock, so that the ages and runtimes shown agree
 	// with the times the master records.
 	Now() time.Time
+	LiveSource
 }
 
 // Pages serves the HTML pages.
@@ -58,7 +59,7 @@ func New(src Source, log *slog.Logger) *Pages {
 		"mb":       func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) },
 		"jobURL":   func(id string) string { return "/job?job_id=" + url.QueryEscape(id) },
 		"traceURL": func(id string) string { return "/trace?job_id=" + url.QueryEscape(id) },
-	}).ParseFS(files, "templates/*.html"))
+	}).Funcs(liveFuncs(src)).ParseFS(files, "templates/*.html"))
 	return &Pages{src: src, tmpl: t, log: requestid.Logger(log)}
 }
 
