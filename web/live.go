@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dist-test/dist_test/internal/blob"
@@ -33,6 +35,14 @@ type LiveSource interface {
 //go:embed static/live-*
 var static embed.FS
 
+var staticFiles = func() http.Handler {
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		panic(err)
+	}
+	return http.FileServerFS(sub)
+}()
+
 // Static serves the pages' scripts and styles (/static/live-*), embedded
 // in the binary so that the pages need nothing from any other host.
 func (p *Pages) Static(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +50,11 @@ func (p *Pages) Static(w http.ResponseWriter, r *http.Request) {
 	// polling pages a request per refresh.
 	w.Header().Set("Cache-Control", "public, max-age=86400")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	http.StripPrefix("/static/", http.FileServerFS(static)).ServeHTTP(w, r)
+	if strings.HasSuffix(r.URL.Path, "/") {
+		http.NotFound(w, r) // no listings
+		return
+	}
+	http.StripPrefix("/static/", staticFiles).ServeHTTP(w, r)
 }
 
 // liveFuncs are the template functions of the log, slaves and trace pages.
