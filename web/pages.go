@@ -55,7 +55,6 @@ func pageFuncs(src Source) template.FuncMap {
 		"dur":     roughDuration,
 		"outcome": outcome,
 		"testURL": testURL,
-		"logURL":  viewLink,
 		"share": func(n, total int) string {
 			if total <= 0 || n <= 0 {
 				return "0%"

@@ -37,6 +37,7 @@ type Source interface {
 	// Now is the master's clock, so that the ages and runtimes shown agree
 	// with the times the master records.
 	Now() time.Time
+	LiveSource
 }
 
 // Pages serves the HTML pages.
@@ -61,6 +62,9 @@ func New(src Source, log *slog.Logger) *Pages {
 		"traceURL": func(id string) string { return "/trace?job_id=" + url.QueryEscape(id) },
 	}
 	for k, v := range pageFuncs(src) {
+		funcs[k] = v
+	}
+	for k, v := range liveFuncs(src) {
 		funcs[k] = v
 	}
 	return &Pages{src: src, pages: parsePages(funcs), log: requestid.Logger(log)}

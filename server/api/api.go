@@ -30,7 +30,7 @@ type Options struct {
 	// embedded default mounts it on the master's listener).
 	CAS http.Handler
 	// Pages, when set, serves the dashboard's HTML pages (/, /job, /trace,
-	// /test) and the job page's buttons.
+	// /test, /slaves, and /view_log for browsers) and the job page's buttons.
 	Pages Pages
 	// MaxBodyBytes bounds JSON and form bodies (64 MiB).
 	MaxBodyBytes int64
@@ -47,6 +47,13 @@ type Pages interface {
 	Job(w http.ResponseWriter, r *http.Request)
 	Trace(w http.ResponseWriter, r *http.Request)
 	Test(w http.ResponseWriter, r *http.Request)
+	// ViewLog is the log page of /view_log, for browsers; other clients
+	// get the original's bare answer.
+	ViewLog(w http.ResponseWriter, r *http.Request)
+	LogTail(w http.ResponseWriter, r *http.Request)
+	Slaves(w http.ResponseWriter, r *http.Request)
+	// Static serves the pages' embedded scripts and styles under /static/.
+	Static(w http.ResponseWriter, r *http.Request)
 }
 
 // API is the master's HTTP handler.
@@ -115,6 +122,11 @@ func New(m *server.Master, opt Options) http.Handler {
 		r.With(read).Get("/trace", opt.Pages.Trace)
 		r.With(read).Get("/test", opt.Pages.Test)
 		a.pageActions(r, write)
+		r.With(read).Get("/slaves", opt.Pages.Slaves)
+		r.With(read).Get("/view_log/tail", opt.Pages.LogTail)
+		// The scripts and styles hold no data: no login, so that they
+		// load with any page.
+		r.Get("/static/*", opt.Pages.Static)
 	}
 	return requestid.Middleware(http.NewCrossOriginProtection().Handler(r))
 }

@@ -96,6 +96,7 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		{"GET", "/job_status?job_id=j", read}, {"GET", "/tasks?job_id=j", read}, {"GET", "/failed_tasks?job_id=j", read},
 		{"GET", "/view_log?job_id=j", read}, {"GET", "/", read}, {"GET", "/job?job_id=j", read}, {"GET", "/trace?job_id=j", read},
 		{"GET", "/test?description=d", read}, {"POST", "/job/cancel", write}, {"POST", "/job/retry", write},
+		{"GET", "/slaves", read}, {"GET", "/view_log/tail?job_id=j", read},
 		{"GET", "/api/v1/cas/0123456789abcdef0123456789abcdef01234567", read}, {"POST", "/api/v1/cas/missing", read},
 		{"GET", "/outputs/j/t/0/stdout", read},
 		{"POST", "/api/v1/jobs", write}, {"POST", "/api/v1/jobs/j/cancel", write}, {"POST", "/api/v1/jobs/j/retry", write},

@@ -200,9 +200,13 @@ type panickyPages struct{}
 func (panickyPages) Index(w http.ResponseWriter, r *http.Request) {
 	panic("index out of range [3] with length 3")
 }
-func (panickyPages) Job(w http.ResponseWriter, r *http.Request)   { panic(http.ErrAbortHandler) }
-func (panickyPages) Trace(w http.ResponseWriter, r *http.Request) {}
-func (panickyPages) Test(w http.ResponseWriter, r *http.Request)  {}
+func (panickyPages) Job(w http.ResponseWriter, r *http.Request)     { panic(http.ErrAbortHandler) }
+func (panickyPages) Trace(w http.ResponseWriter, r *http.Request)   {}
+func (panickyPages) ViewLog(w http.ResponseWriter, r *http.Request) {}
+func (panickyPages) LogTail(w http.ResponseWriter, r *http.Request) {}
+func (panickyPages) Slaves(w http.ResponseWriter, r *http.Request)  {}
+func (panickyPages) Static(w http.ResponseWriter, r *http.Request)  {}
+func (panickyPages) Test(w http.ResponseWriter, r *http.Request)    {}
 
 // A handler's panic is an internal error like any other: the id in the
 // answer, the panic and its stack in the log.
