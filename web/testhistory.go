@@ -108,13 +108,14 @@ func drawTrend(runs []model.Attempt) trend {
 		return t
 	}
 	const pad = 4.0
-	step := 0.0
+	step, x0 := 0.0, float64(t.Width)/2 // one run sits in the middle
 	if len(done) > 1 {
+		x0 = pad
 		step = (float64(t.Width) - 2*pad) / float64(len(done)-1)
 	}
 	var pts []string
 	for i, a := range done {
-		x := pad + step*float64(i)
+		x := x0 + step*float64(i)
 		y := float64(t.Height) - pad - (float64(t.Height)-2*pad)*float64(a.Duration(time.Time{}))/float64(t.Max)
 		pts = append(pts, strconv.FormatFloat(x, 'f', 1, 64)+","+strconv.FormatFloat(y, 'f', 1, 64))
 		t.Dots = append(t.Dots, trendDot{X: x, Y: y, Class: "dot-" + string(model.TabOf(a.State)),

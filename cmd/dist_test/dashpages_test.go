@@ -26,6 +26,7 @@ func TestDashboardPagesInBrowser(t *testing.T) {
 	c.writeInputs(map[string]string{
 		"ok":   "exit 0\n",
 		"bad":  "for i in $(seq 1 40); do echo \"bad line $i <i>x</i>\" >&2; done\nexit 1\n",
+		"flaky": "if [ ! -e \"$MARK/failed-once\" ]; then touch \"$MARK/failed-once\"; echo 'first run fails' >&2; exit 1; fi\n",
 		"hang": "n=0\nwhile [ ! -e \"$MARK/never\" ] && [ $n -lt 240 ]; do n=$((n+1)); sleep 0.5; done\n",
 	})
 	const hostile = `bad <script>document.title='pwned'</script>`
@@ -34,6 +35,7 @@ func TestDashboardPagesInBrowser(t *testing.T) {
 		{IsolateHash: c.archive("ok", "ARG=2"), Description: "ok two"},
 		{IsolateHash: c.archive("bad", "ARG="), Description: hostile},
 		{IsolateHash: c.archive("hang", "ARG="), Description: "hang"},
+		{IsolateHash: c.archive("flaky", "ARG="), Description: "flaky", MaxRetries: 1},
 	}
 	if code, _, stderr := c.run("submit", "--no-wait", c.writeJob("dash.json", tasks)); code != 0 {
 		t.Fatalf("submit: %d %s", code, stderr)
@@ -48,9 +50,9 @@ func TestDashboardPagesInBrowser(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, time.Minute, "the bad task to fail, the ok ones to pass and the hang to run", func() bool {
+	waitFor(t, time.Minute, "the bad task to fail, the ok and flaky ones to pass and the hang to run", func() bool {
 		s := states()
-		return s[hostile] == "failed" && s["ok one"] == "passed" && s["ok two"] == "passed" && s["hang"] == "running"
+		return s[hostile] == "failed" && s["ok one"] == "passed" && s["ok two"] == "passed" && s["hang"] == "running" && s["flaky"] == "passed"
 	})
 	count := func(css string) int {
 		n, err := chromedp.Run(b.Ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", css)))
@@ -78,12 +80,15 @@ func TestDashboardPagesInBrowser(t *testing.T) {
 	if n := count("#jobs " + jobLink); n != 1 {
 		t.Errorf("the failed jobs list the job %d times", n)
 	}
+	if f := b.Text("#flaky"); !strings.Contains(f, "flaky") {
+		t.Errorf("flakiest tests: %q", f)
+	}
 	b.Screenshot("jobs")
 
 	// The job page: the failed tab, then the failure's tail.
 	b.Do(chromedp.Click(chromedp.CSS("#jobs "+jobLink)), chromedp.WaitVisible(chromedp.CSS("#tasks")))
 	tabs := b.Text(`ul[aria-label="Tasks by state"]`)
-	for _, want := range []string{"all (4)", "running (1)", "failed (1)", "passed (2)", "queued (0)"} {
+	for _, want := range []string{"all (5)", "running (1)", "failed (1)", "flaky (1)", "passed (3)", "queued (0)"} {
 		if !strings.Contains(tabs, want) {
 			t.Errorf("tabs %q lack %q", tabs, want)
 		}
@@ -128,6 +133,17 @@ func TestDashboardPagesInBrowser(t *testing.T) {
 		t.Errorf("history of %q", d)
 	}
 	b.Screenshot("test-history")
+
+	// The flaky test: its row shows both attempts, its history the flake.
+	b.Do(chromedp.Navigate(c.url+"/job?job_id="+url.QueryEscape(job)+"&status=flaky"), chromedp.WaitVisible(chromedp.CSS("#tasks")))
+	if a := b.Text(`#tasks td[data-label="Attempts"]`); a != "#0 failed #1 passed" {
+		t.Errorf("the flaky task's attempts: %q", a)
+	}
+	b.Do(chromedp.Click(chromedp.CSS(`#tasks td.desc a[href^="/test?"]`)), chromedp.WaitVisible(chromedp.CSS("#flake-rate")))
+	if r := b.Text("#flake-rate"); !strings.HasPrefix(r, "Flaky in 1 of 1 jobs (100.00%)") || count("svg.trend circle") != 2 {
+		t.Errorf("flaky history: %q, %d dots", r, count("svg.trend circle"))
+	}
+	b.Screenshot("test-history-flaky")
 
 	// Cancel from the page: the button posts, the page comes back canceled.
 	b.Do(chromedp.Navigate(c.url+"/job?job_id="+url.QueryEscape(job)), chromedp.WaitVisible(chromedp.CSS(`form[action="/job/cancel"] button`)),

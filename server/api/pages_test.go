@@ -306,7 +306,7 @@ func TestTestHistoryPage(t *testing.T) {
 		body := h.page("/test?description=flaky")
 		for _, want := range []string{
 			"<code>flaky</code>",
-			"2 latest runs <small>(at most 100)</small>: 1 passed, 1 failed",
+			"Latest runs: 2 <small>(at most 100)</small>: 1 passed, 1 failed",
 			`<span id="flake-rate">Flaky in 1 of 1 jobs (100.00%): failed, then passed on retry</span>`,
 			`<td data-label="Job"><a href="/job?job_id=` + id + `">` + id + `</a></td>`,
 			`<td data-label="Outcome" class="outcome">exit 1</td>`,
