@@ -1,4 +1,4 @@
-package web_test
+package server_test
 
 import (
 	"context"
@@ -20,7 +20,6 @@ import (
 	"github.com/dist-test/dist_test/web"
 )
 
-const hash = "0123456789abcdef0123456789abcdef01234567"
 
 // BenchmarkJobPage renders the first page of a finished job of 10 and of
 // 10,000 tasks (one in twenty failed, with a 200-line stderr whose tail the
