@@ -127,8 +127,8 @@ func TestLivePagesInBrowser(t *testing.T) {
 	}
 	// The run ends: the page shows the stored log (kept though it passed).
 	waitFor(t, time.Minute, "the stored log to replace the live one", func() bool {
-		n, err := chromedp.Run(b.Ctx, chromedp.Evaluate[int](`document.querySelectorAll("#log-raw").length`))
-		return err == nil && n == 1
+		ok, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](`document.querySelectorAll("#log-raw").length == 1 && document.readyState == "complete"`))
+		return err == nil && ok
 	})
 	if st := b.Text("#log-state"); st != "passed" {
 		t.Errorf("state after the end = %q", st)
@@ -170,9 +170,14 @@ func TestLivePagesInBrowser(t *testing.T) {
 	b.Screenshot("trace-finished")
 
 	// A bar opens its attempt's log.
-	b.Do(chromedp.Click(chromedp.CSS(".bar.task-failed")), chromedp.WaitVisible(chromedp.CSS("#log")))
-	if loc, _ := chromedp.Run(b.Ctx, chromedp.Location()); !strings.Contains(loc, "/view_log?") || !strings.Contains(b.Text("#log"), "<script>") {
-		t.Errorf("a failed bar led to %s", loc)
+	b.Do(chromedp.Click(chromedp.CSS(".bar.task-failed")))
+	// A click does not wait for the page it opens to load.
+	waitFor(t, time.Minute, "the log page to load", func() bool {
+		ok, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](`location.pathname == "/view_log" && document.readyState == "complete"`))
+		return err == nil && ok
+	})
+	if loc, _ := chromedp.Run(b.Ctx, chromedp.Location()); !strings.Contains(b.Text("#log"), "<script>") {
+		t.Errorf("a failed bar led to %s, which shows %q", loc, b.Text("#log"))
 	}
 	b.AssertLocalOnly()
 }
