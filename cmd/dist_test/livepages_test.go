@@ -15,11 +15,12 @@ import (
 	"github.com/dist-test/dist_test/internal/protocol"
 )
 
-// followScript prints a few lines, then one a second until the test lets
-// it end (or a minute passes), so that its log page is seen following it.
+// followScript prints a few lines, then one every half second until the
+// test lets it end by making the file $MARK/$1 (or a minute passes), so
+// that its pages are seen following it.
 const followScript = `for i in 1 2 3; do echo "line $i <b>tag</b>"; done
 n=0
-while [ ! -e "$MARK/finish" ] && [ $n -lt 120 ]; do n=$((n+1)); echo "tick $n"; sleep 0.5; done
+while [ ! -e "$MARK/$1" ] && [ $n -lt 120 ]; do n=$((n+1)); echo "tick $n"; sleep 0.5; done
 echo "the end"
 `
 
@@ -38,8 +39,9 @@ func TestLivePagesInBrowser(t *testing.T) {
 	})
 	const hostile = `evil <img src=x onerror="document.title='pwned'">`
 	tasks := []jobTask{
-		{IsolateHash: c.archive("follow", "ARG="), Description: "follow <b>me</b>"},
+		{IsolateHash: c.archive("follow", "ARG=finish1"), Description: "follow <b>me</b>"},
 		{IsolateHash: c.archive("evil", "ARG="), Description: hostile},
+		{IsolateHash: c.archive("follow", "ARG=finish2"), Description: "second"},
 	}
 	if code, _, stderr := c.run("submit", "--no-wait", c.writeJob("live.json", tasks)); code != 0 {
 		t.Fatalf("submit: %d %s", code, stderr)
@@ -55,8 +57,8 @@ func TestLivePagesInBrowser(t *testing.T) {
 		}
 		return protocol.Attempt{}
 	}
-	waitFor(t, time.Minute, "the evil task to fail and the follower to run", func() bool {
-		return attempt(hostile).State == "failed" && attempt("follow <b>me</b>").State == "running"
+	waitFor(t, time.Minute, "the evil task to fail and the other two to run", func() bool {
+		return attempt(hostile).State == "failed" && attempt("follow <b>me</b>").State == "running" && attempt("second").State == "running"
 	})
 	follow := attempt("follow <b>me</b>")
 	logURL := func(a protocol.Attempt, log string) string {
@@ -95,7 +97,7 @@ func TestLivePagesInBrowser(t *testing.T) {
 	// The slaves page: both slots, one running the follower.
 	b.Do(chromedp.Navigate(c.url+"/slaves"), chromedp.WaitVisible(chromedp.CSS("#fleet")))
 	fleet := b.Text("#fleet")
-	for _, want := range []string{"alive", "follow <b>me</b>", "idle"} {
+	for _, want := range []string{"alive", "follow <b>me</b>", "second", "2 of 2 slots busy"} {
 		if !strings.Contains(fleet, want) {
 			t.Errorf("slaves page lacks %q:\n%s", want, fleet)
 		}
@@ -120,13 +122,13 @@ func TestLivePagesInBrowser(t *testing.T) {
 		t.Errorf("%d <b> elements made from the task's output", n)
 	}
 	b.Screenshot("log-following")
-	if err := os.WriteFile(filepath.Join(mark, "finish"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(mark, "finish1"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The run ends: the page shows the stored log (kept though it passed).
 	waitFor(t, time.Minute, "the stored log to replace the live one", func() bool {
-		n, err := chromedp.Run(b.Ctx, chromedp.Evaluate[int](`document.querySelectorAll("#log-raw").length`))
-		return err == nil && n == 1
+		ok, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](`document.querySelectorAll("#log-raw").length == 1 && document.readyState == "complete"`))
+		return err == nil && ok
 	})
 	if st := b.Text("#log-state"); st != "passed" {
 		t.Errorf("state after the end = %q", st)
@@ -149,14 +151,33 @@ func TestLivePagesInBrowser(t *testing.T) {
 	}
 	b.Screenshot("log-escaped")
 
-	// The finished job's trace: a bar opens its attempt's log.
-	b.Do(chromedp.Navigate(c.url+"/trace?job_id="+url.QueryEscape(job)), chromedp.WaitVisible(chromedp.CSS(".bar.task-passed")))
-	if count("main[data-live-job]") != 0 {
-		t.Error("the trace of a finished job still polls")
+	// The trace of the job, still running its second task, follows it to
+	// its end without a reload, and then stops polling.
+	b.Do(chromedp.Navigate(c.url+"/trace?job_id="+url.QueryEscape(job)), chromedp.WaitVisible(chromedp.CSS(".bar.task-running")))
+	eval(`window.stillHere = "yes"`)
+	if count("main[data-live-job]") != 1 {
+		t.Error("the trace of a running job does not poll")
 	}
-	b.Do(chromedp.Click(chromedp.CSS(".bar.task-failed")), chromedp.WaitVisible(chromedp.CSS("#log")))
-	if loc, _ := chromedp.Run(b.Ctx, chromedp.Location()); !strings.Contains(loc, "/view_log?") || !strings.Contains(b.Text("#log"), "<script>") {
-		t.Errorf("a failed bar led to %s", loc)
+	if err := os.WriteFile(filepath.Join(mark, "finish2"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the trace to show the job's end", func() bool {
+		return count(".bar.task-running") == 0 && count("main[data-live-job]") == 0
+	})
+	if eval(`window.stillHere`) != "yes" || count(".bar.task-passed") != 2 {
+		t.Errorf("the trace reloaded, or shows %d passed bars", count(".bar.task-passed"))
+	}
+	b.Screenshot("trace-finished")
+
+	// A bar opens its attempt's log.
+	b.Do(chromedp.Click(chromedp.CSS(".bar.task-failed")))
+	// A click does not wait for the page it opens to load.
+	waitFor(t, time.Minute, "the log page to load", func() bool {
+		ok, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](`location.pathname == "/view_log" && document.readyState == "complete"`))
+		return err == nil && ok
+	})
+	if loc, _ := chromedp.Run(b.Ctx, chromedp.Location()); !strings.Contains(b.Text("#log"), "<script>") {
+		t.Errorf("a failed bar led to %s, which shows %q", loc, b.Text("#log"))
 	}
 	b.AssertLocalOnly()
 }
