@@ -20,7 +20,6 @@ import (
 	"github.com/dist-test/dist_test/web"
 )
 
-
 // BenchmarkJobPage renders the first page of a finished job of 10 and of
 // 10,000 tasks (one in twenty failed, with a 200-line stderr whose tail the
 // page shows), and a page in the middle of the big one sorted by runtime:

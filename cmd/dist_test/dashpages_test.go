@@ -24,10 +24,10 @@ func TestDashboardPagesInBrowser(t *testing.T) {
 	c := newClusterWith(t, clusterOptions{slots: 2, env: []string{"MARK=" + mark}})
 	b := browsertest.New(t, 3*time.Minute)
 	c.writeInputs(map[string]string{
-		"ok":   "exit 0\n",
-		"bad":  "for i in $(seq 1 40); do echo \"bad line $i <i>x</i>\" >&2; done\nexit 1\n",
+		"ok":    "exit 0\n",
+		"bad":   "for i in $(seq 1 40); do echo \"bad line $i <i>x</i>\" >&2; done\nexit 1\n",
 		"flaky": "if [ ! -e \"$MARK/failed-once\" ]; then touch \"$MARK/failed-once\"; echo 'first run fails' >&2; exit 1; fi\n",
-		"hang": "n=0\nwhile [ ! -e \"$MARK/never\" ] && [ $n -lt 240 ]; do n=$((n+1)); sleep 0.5; done\n",
+		"hang":  "n=0\nwhile [ ! -e \"$MARK/never\" ] && [ $n -lt 240 ]; do n=$((n+1)); sleep 0.5; done\n",
 	})
 	const hostile = `bad <script>document.title='pwned'</script>`
 	tasks := []jobTask{
