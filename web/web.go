@@ -1,6 +1,7 @@
-// Package web renders the master's HTML pages: the index (queue, slaves,
-// recent jobs), a job's page, and a job's timeline per slave. Templates and
-// styles are embedded in the binary. Pages read through Source, the same
+// Package web renders the master's HTML pages: the jobs (with the queue
+// figures and the flaky tests), a job's page, a test's history, a job's
+// timeline per slave, the slaves and the logs. Templates, styles and
+// scripts are embedded in the binary. Pages read through Source, the same
 // methods the JSON API uses.
 package web
 
@@ -26,7 +27,6 @@ var files embed.FS
 
 // Source is what the pages read.
 type Source interface {
-	Jobs(ctx context.Context, since time.Time, limit int) ([]model.Job, error)
 	Job(ctx context.Context, id string) (model.Job, error)
 	Attempts(ctx context.Context, jobID string, p model.AttemptPage) ([]model.Attempt, error)
 	QueueStats(ctx context.Context) (queue.Stats, error)

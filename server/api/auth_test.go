@@ -196,6 +196,13 @@ func TestOwnersOnly(t *testing.T) {
 			t.Errorf("bob: %s %s = %d %s; want 403 naming the owner", c.method, c.path, code, body)
 		}
 	}
+	// The job page's buttons answer in HTML.
+	for _, path := range []string{"/job/cancel", "/job/retry"} {
+		code, body := send(t, h.as(bob), "POST", h.url+path, form, "job_id=owned", nil)
+		if code != 403 || !strings.Contains(body, "not the job&#39;s owner (&#34;alice&#34;)") {
+			t.Errorf("bob: POST %s = %d %s; want 403 naming the owner", path, code, body)
+		}
+	}
 	if j, _ := h.m.Job(ctx, "owned"); j.Canceled {
 		t.Fatal("bob canceled alice's job")
 	}
