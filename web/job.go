@@ -199,7 +199,8 @@ func (p *Pages) taskRows(r *http.Request, latest []model.Attempt, now time.Time)
 			row.Attempts = []model.Attempt{a}
 		}
 		for _, e := range row.Attempts {
-			if e.State == model.Failed || e.State == model.TimedOut {
+			// As the store's flaky tab counts: any failure but a cancel.
+			if e.State == model.Failed || e.State == model.TimedOut || e.State == model.InfraFailed {
 				row.Flaky = a.State == model.Passed
 			}
 		}

@@ -33,7 +33,9 @@ func (p *Pages) readTail(ctx context.Context, name, key string) logTail {
 	t := logTail{Name: name}
 	rc, info, err := p.src.OpenOutput(ctx, key)
 	if err != nil {
-		t.Note = "cannot read the log: " + err.Error()
+		// The page says no more than the API would of a fault; the log has it.
+		p.log.WarnContext(ctx, "reading a log's tail", "key", key, "err", err)
+		t.Note = "the log cannot be read now"
 		return t
 	}
 	defer rc.Close()
@@ -65,7 +67,8 @@ func (p *Pages) readTail(ctx context.Context, name, key string) logTail {
 			break
 		}
 		if err != nil {
-			t.Note = "cannot read the log: " + err.Error()
+			p.log.WarnContext(ctx, "reading a log's tail", "key", key, "err", err)
+			t.Note = "the log cannot be read now"
 			return t
 		}
 	}
