@@ -121,6 +121,11 @@ func TestDashboardPagesInBrowser(t *testing.T) {
 		t.Errorf("the job page is wider than a phone: %s > %s", eval(`String(document.documentElement.scrollWidth)`), eval(`String(window.innerWidth)`))
 	}
 	b.Screenshot("job-phone")
+	b.Do(chromedp.Navigate(c.url+"/"), chromedp.WaitVisible(chromedp.CSS("#jobs")))
+	if w := eval(`String(document.documentElement.scrollWidth <= window.innerWidth)`); w != "true" {
+		t.Errorf("the jobs page is wider than a phone: %s > %s", eval(`String(document.documentElement.scrollWidth)`), eval(`String(window.innerWidth)`))
+	}
+	b.Screenshot("jobs-phone")
 	b.Do(chromedp.EmulateViewport(1280, 900))
 
 	// The failure's history.
