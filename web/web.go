@@ -8,9 +8,9 @@ package web
 import (
 	"context"
 	"embed"
-	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -53,20 +53,13 @@ func New(src Source, log *slog.Logger) *Pages {
 		log = slog.Default()
 	}
 	funcs := template.FuncMap{
-		"ago":      func(t time.Time) string { return ago(src.Now(), t) },
 		"stamp":    func(t time.Time) string { return stamp(t) },
 		"secs":     func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
-		"pct":      pct,
-		"mb":       func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) },
 		"jobURL":   func(id string) string { return "/job?job_id=" + url.QueryEscape(id) },
 		"traceURL": func(id string) string { return "/trace?job_id=" + url.QueryEscape(id) },
 	}
-	for k, v := range pageFuncs(src) {
-		funcs[k] = v
-	}
-	for k, v := range liveFuncs(src) {
-		funcs[k] = v
-	}
+	maps.Copy(funcs, pageFuncs(src))
+	maps.Copy(funcs, liveFuncs(src))
 	return &Pages{src: src, pages: parsePages(funcs), log: requestid.Logger(log)}
 }
 
@@ -75,20 +68,6 @@ func stamp(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format("2006-01-02 15:04:05Z")
-}
-
-func ago(now, t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return now.Sub(t).Round(time.Second).String() + " ago"
-}
-
-func pct(n, total int) string {
-	if total == 0 {
-		return "0%"
-	}
-	return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(total))
 }
 
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, name string, data any) {
