@@ -192,6 +192,14 @@ func TestLivePagesRefuseBadInput(t *testing.T) {
 		t.Fatalf("tasks: %s", body)
 	}
 	base := "job_id=bad.1&task_id=" + url.QueryEscape(list.Tasks[0].TaskID)
+	// Once in the queue, it is the attempt waiting longest.
+	if _, err := h.m.FeedOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, _ := h.doWith(browser, "GET", "/slaves", "", ""); !strings.Contains(body, `<td id="q-ready">1</td>`) ||
+		!strings.Contains(body, `<a href="/job?job_id=bad.1">bad.1</a> ta (attempt 0)`) || !strings.Contains(body, "No slave has registered.") {
+		t.Errorf("slaves page with one attempt queued:\n%s", body)
+	}
 	for _, tc := range []struct {
 		path   string
 		status int
