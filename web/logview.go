@@ -132,6 +132,14 @@ func (p *Pages) readLog(r *http.Request, key string, pg *logPage) error {
 	if err != nil {
 		return err
 	}
+	if pg.Skipped > 0 {
+		// The cut fell inside a line: the page starts at the next whole one.
+		if i := bytes.IndexByte(data, '\n'); i >= 0 && i < len(data)-1 {
+			data = data[i+1:]
+			pg.Skipped += int64(i + 1)
+			first++
+		}
+	}
 	pg.Lines = splitLines(data, first)
 	return nil
 }

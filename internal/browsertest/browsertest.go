@@ -34,7 +34,11 @@ var paths = []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin
 // Exec returns the Chromium program, or an error that says how to install it.
 func Exec() (string, error) {
 	if p := os.Getenv("DIST_TEST_CHROMIUM"); p != "" {
-		return exec.LookPath(p)
+		path, err := exec.LookPath(p)
+		if err != nil {
+			return "", fmt.Errorf("DIST_TEST_CHROMIUM=%s: %w", p, err)
+		}
+		return path, nil
 	}
 	for _, p := range paths {
 		if _, err := os.Stat(p); err == nil {

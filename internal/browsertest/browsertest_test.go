@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +61,38 @@ func TestBrowserRecordsForeignRequests(t *testing.T) {
 	}
 	if !strings.HasSuffix(path, ".ci/out/screenshots/browsertest_self-test.png") {
 		t.Errorf("screenshot path = %s", path)
+	}
+}
+
+// tb records how New gave up, and ends its goroutine as the testing
+// package would.
+type tb struct {
+	testing.TB
+	failed, skipped string
+}
+
+func (r *tb) Helper()             {}
+func (r *tb) Fatal(args ...any)   { r.failed = fmt.Sprint(args...); runtime.Goexit() }
+func (r *tb) Skip(args ...any)    { r.skipped = fmt.Sprint(args...); runtime.Goexit() }
+func (r *tb) Logf(string, ...any) {}
+
+// Without Chromium, a browser test fails in CI and is skipped elsewhere.
+func TestMissingChromium(t *testing.T) {
+	t.Setenv("DIST_TEST_CHROMIUM", "/nonexistent/chromium")
+	for _, ci := range []string{"true", ""} {
+		t.Setenv("CI", ci)
+		r := &tb{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			New(r, time.Minute)
+		}()
+		<-done
+		if ci == "true" && (r.failed == "" || r.skipped != "") || ci == "" && (r.skipped == "" || r.failed != "") {
+			t.Errorf("CI=%q: failed %q, skipped %q", ci, r.failed, r.skipped)
+		}
+		if msg := r.failed + r.skipped; !strings.Contains(msg, "/nonexistent/chromium") {
+			t.Errorf("CI=%q: the message does not name the program: %q", ci, msg)
+		}
 	}
 }

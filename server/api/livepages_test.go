@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -192,6 +193,14 @@ func TestLivePagesRefuseBadInput(t *testing.T) {
 		t.Fatalf("tasks: %s", body)
 	}
 	base := "job_id=bad.1&task_id=" + url.QueryEscape(list.Tasks[0].TaskID)
+	// Once in the queue, it is the attempt waiting longest.
+	if _, err := h.m.FeedOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, _ := h.doWith(browser, "GET", "/slaves", "", ""); !strings.Contains(body, `<td id="q-ready">1</td>`) ||
+		!strings.Contains(body, `<a href="/job?job_id=bad.1">bad.1</a> ta (attempt 0)`) || !strings.Contains(body, "No slave has registered.") {
+		t.Errorf("slaves page with one attempt queued:\n%s", body)
+	}
 	for _, tc := range []struct {
 		path   string
 		status int
@@ -228,4 +237,38 @@ func clipTo(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// TestLogPageShowsTheEndOfALongLog: past 4 MiB the page shows the log's
+// end, numbered as the lines of the whole log, and says what it left out;
+// a run of bytes that are not UTF-8 shows as one U+FFFD.
+func TestLogPageShowsTheEndOfALongLog(t *testing.T) {
+	h := newHarness(t)
+	if code, body := h.form("/submit_job", url.Values{"job_id": {"long.1"}, "job_json": {h.jobJSON(1, "")}}); code != 200 {
+		t.Fatalf("submit_job: %d %s", code, body)
+	}
+	st, _ := h.startNext()
+	var b strings.Builder
+	const lines = 50000 // of 100 bytes: 5,000,000 bytes
+	for i := 1; i <= lines; i++ {
+		fmt.Fprintf(&b, "%-99d\n", i)
+	}
+	b.WriteString("bad \xff\xfe bytes\n")
+	h.failWithLog(st, b.String())
+	q := url.Values{"job_id": {"long.1"}, "task_id": {st.Spec.TaskID}, "attempt": {"0"}, "log": {"stdout"}}
+	code, body, _ := h.doWith(browser, "GET", "/view_log?"+q.Encode(), "", "")
+	if code != 200 {
+		t.Fatalf("log page: %d", code)
+	}
+	shown := strings.Count(body, `<span id="L`)
+	// The last 4 MiB start inside line 8058: the page starts at 8059,
+	// after 8058 lines of 100 bytes (786.9 KiB).
+	if !strings.Contains(body, fmt.Sprintf(`data-n="%d">bad `+"\uFFFD"+` bytes`, lines+1)) ||
+		!strings.Contains(body, `<pre id="log" class="log"><span id="L8059" data-n="8059">8059 `) ||
+		!strings.Contains(body, "The first 786.9 KiB are not shown here: the raw link has the whole log.") {
+		t.Errorf("%d lines shown; page starts:\n%s", shown, clipTo(body[strings.Index(body, "<pre"):], 600))
+	}
+	if shown < 41000 || shown > 42000 {
+		t.Errorf("%d lines shown, want the last 4 MiB's (about 41,900)", shown)
+	}
 }
