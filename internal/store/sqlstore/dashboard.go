@@ -154,6 +154,16 @@ func (s *Store) TaskPage(ctx context.Context, jobID string, q model.TaskQuery) (
 	return out, nil
 }
 
+// TaskPagePlan returns the database's plan for TaskPage(jobID, q) (see
+// PagePlan).
+func (s *Store) TaskPagePlan(ctx context.Context, jobID string, q model.TaskQuery) ([]string, error) {
+	text, args, err := taskPageQuery(jobID, q)
+	if err != nil {
+		return nil, err
+	}
+	return s.plan(ctx, text, args)
+}
+
 func taskPageQuery(jobID string, q model.TaskQuery) (string, []any, error) {
 	where := " WHERE t.job_id = ?"
 	args := []any{jobID}
