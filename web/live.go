@@ -68,6 +68,7 @@ func liveFuncs(src Source) template.FuncMap {
 			return src.Now().Sub(t).Round(time.Second).String()
 		},
 		"bytes": humanBytes,
+		"lines": linesHTML,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"io"
 	"net/http"
 	"strconv"
@@ -107,6 +108,33 @@ func (p *Pages) ViewLog(w http.ResponseWriter, r *http.Request) {
 		pg.Missing = "The task wrote nothing to its " + log + " (empty logs are not kept)."
 	}
 	p.render(w, r, "logview.html", pg)
+}
+
+// linesHTML renders numbered lines as logview.html's <pre> holds them,
+// each escaped. It is not a range in the template: that made the page of
+// a 4 MiB log (40,000 lines) take 0.3 s instead of 0.04 s.
+func linesHTML(lines []logLine) template.HTML {
+	var b strings.Builder
+	n := 0
+	for _, l := range lines {
+		n += len(l.Text) + 40
+	}
+	b.Grow(n)
+	var num []byte
+	for _, l := range lines {
+		num = strconv.AppendInt(num[:0], int64(l.N), 10)
+		b.WriteString(`<span id="L`)
+		b.Write(num)
+		b.WriteString(`" data-n="`)
+		b.Write(num)
+		b.WriteString(`">`)
+		b.WriteString(template.HTMLEscapeString(l.Text))
+		if l.NL {
+			b.WriteByte('\n')
+		}
+		b.WriteString("</span>")
+	}
+	return template.HTML(b.String())
 }
 
 // readLog reads the stored log into the page: its last maxLogView bytes,
