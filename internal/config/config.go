@@ -141,6 +141,7 @@ type Slave struct {
 	TaskEnv          []string // task_env: NAME or NAME=VALUE
 	Namespaces       bool     // namespaces
 	MemoryLimit      int64    // memory_limit: 0 is none
+	KeepPassedLogs   bool     // keep_passed_logs
 }
 
 // TaskEnvironment is task_env with each bare NAME given its value from
