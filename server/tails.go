@@ -33,10 +33,14 @@ type tailBook struct {
 	byKey   map[attemptKey]*tailEntry
 	bytes   int
 	max     int
+	// caches are the slaves' input caches as their last heartbeats
+	// described them, by slave id.
+	caches map[string]model.CacheStats
 }
 
 func newTailBook(max int) *tailBook {
-	return &tailBook{byLease: make(map[string]*tailEntry), byKey: make(map[attemptKey]*tailEntry), max: max}
+	return &tailBook{byLease: make(map[string]*tailEntry), byKey: make(map[attemptKey]*tailEntry), max: max,
+		caches: make(map[string]model.CacheStats)}
 }
 
 // note takes a heartbeat's tails. runs are the slave's current runs, as
@@ -121,10 +125,30 @@ func (b *tailBook) evictOldest() {
 	b.remove(oldest)
 }
 
-// forget drops the tails of a slave's runs (it was lost or left).
+// noteCache keeps what a heartbeat says of the slave's input cache.
+func (b *tailBook) noteCache(slaveID string, c *protocol.CacheStats) {
+	if c == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.caches[slaveID] = model.CacheStats{Items: c.Items, Bytes: c.Bytes, HotItems: c.HotItems, ColdItems: c.ColdItems,
+		HotBytes: c.HotBytes, ColdBytes: c.ColdBytes}
+}
+
+func (b *tailBook) cache(slaveID string) (model.CacheStats, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.caches[slaveID]
+	return c, ok
+}
+
+// forget drops the tails of a slave's runs and what it said of its cache
+// (it was lost or left).
 func (b *tailBook) forget(slaveID string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	delete(b.caches, slaveID)
 	for lease, e := range b.byLease {
 		if e.slave == slaveID {
 			b.remove(lease)
@@ -146,6 +170,12 @@ func (b *tailBook) get(k attemptKey) (model.LiveLog, bool) {
 // or has written nothing yet, or its slave has not sent it yet).
 func (m *Master) LiveLog(jobID, taskID string, attempt int) (model.LiveLog, bool) {
 	return m.tails.get(attemptKey{jobID, taskID, attempt})
+}
+
+// SlaveCache is a slave's input cache as its last heartbeat described it;
+// false when it said nothing of one.
+func (m *Master) SlaveCache(slaveID string) (model.CacheStats, bool) {
+	return m.tails.cache(slaveID)
 }
 
 // RunningOn lists the attempts a slave runs now, as the store has them.

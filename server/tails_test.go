@@ -56,6 +56,27 @@ func TestTailBook(t *testing.T) {
 	}
 }
 
+// TestCacheStatsOfSlaves keeps each slave's last word on its cache, and
+// forgets it with the slave.
+func TestCacheStatsOfSlaves(t *testing.T) {
+	b := newTailBook(1 << 20)
+	b.noteCache("s1", &protocol.CacheStats{Items: 2, Bytes: 10, HotItems: 1, ColdItems: 1})
+	b.noteCache("s1", nil) // a heartbeat that says nothing of it changes nothing
+	if c, ok := b.cache("s1"); !ok || c.Items != 2 || c.Bytes != 10 {
+		t.Errorf("cache of s1: %+v %v", c, ok)
+	}
+	if r, ok := (model.CacheStats{HotItems: 3, ColdItems: 1}).HitRate(); !ok || r != 0.75 {
+		t.Errorf("hit rate %v %v", r, ok)
+	}
+	if _, ok := (model.CacheStats{}).HitRate(); ok {
+		t.Error("a hit rate without any fetch")
+	}
+	b.forget("s1")
+	if _, ok := b.cache("s1"); ok {
+		t.Error("the cache of a slave that left is kept")
+	}
+}
+
 // TestTailBookBound keeps the bytes of all tails under the bound by
 // dropping the tails updated longest ago.
 func TestTailBookBound(t *testing.T) {

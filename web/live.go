@@ -30,6 +30,8 @@ type LiveSource interface {
 	RunningOn(ctx context.Context, slaveID string) ([]model.Attempt, error)
 	// OldestQueued is the attempt that has waited longest in the queue.
 	OldestQueued(ctx context.Context) (model.Attempt, bool, error)
+	// SlaveCache is a slave's input cache as its last heartbeat said.
+	SlaveCache(slaveID string) (model.CacheStats, bool)
 }
 
 //go:embed static/live-*
@@ -69,6 +71,13 @@ func liveFuncs(src Source) template.FuncMap {
 		},
 		"bytes": humanBytes,
 		"lines": linesHTML,
+		"hitRate": func(c model.CacheStats) string {
+			r, ok := c.HitRate()
+			if !ok {
+				return "no inputs fetched yet"
+			}
+			return strconv.FormatFloat(100*r, 'f', 0, 64) + "% of input items found in it"
+		},
 	}
 }
 

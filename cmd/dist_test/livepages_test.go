@@ -97,7 +97,7 @@ func TestLivePagesInBrowser(t *testing.T) {
 	// The slaves page: both slots, one running the follower.
 	b.Do(chromedp.Navigate(c.url+"/slaves"), chromedp.WaitVisible(chromedp.CSS("#fleet")))
 	fleet := b.Text("#fleet")
-	for _, want := range []string{"alive", "follow <b>me</b>", "second", "2 of 2 slots busy"} {
+	for _, want := range []string{"alive", "follow <b>me</b>", "second", "2 of 2 slots busy", "% of input items found in it"} {
 		if !strings.Contains(fleet, want) {
 			t.Errorf("slaves page lacks %q:\n%s", want, fleet)
 		}
