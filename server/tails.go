@@ -9,6 +9,10 @@ import (
 	"github.com/dist-test/dist_test/internal/protocol"
 )
 
+// maxLogOffset is past any log a task writes (1 PiB): a chunk said to
+// start further is a slave's error, and would overflow the sizes.
+const maxLogOffset = 1 << 50
+
 // maxTailBytes bounds the log bytes the master holds for all running
 // attempts together: past it, the tails updated longest ago are dropped.
 const maxTailBytes = 64 << 20
@@ -26,7 +30,8 @@ type tailEntry struct {
 
 // tailBook keeps the ends of the running attempts' logs that the slaves
 // send with their heartbeats, in memory only: they serve the log page of a
-// run in progress, and the stored log takes over when the run ends.
+// run in progress, and the stored log takes over when the run ends. It
+// keeps what the heartbeats say of the slaves' input caches too.
 type tailBook struct {
 	mu      sync.Mutex
 	byLease map[string]*tailEntry
@@ -85,7 +90,7 @@ func (b *tailBook) note(slaveID string, runs []model.Attempt, tails []protocol.T
 // protocol.TailBytes. A chunk that does not follow on (a gap, or a log the
 // slave cut) replaces what was kept.
 func appendTail(t model.LogTail, c protocol.TailChunk) model.LogTail {
-	if len(c.Data) == 0 || c.Offset < 0 {
+	if len(c.Data) == 0 || c.Offset < 0 || c.Offset > maxLogOffset {
 		return t
 	}
 	if c.Offset != t.Size() {

@@ -49,6 +49,11 @@ func TestTailBook(t *testing.T) {
 	if len(got.Stdout.Data) != protocol.TailBytes || !bytes.HasSuffix(got.Stdout.Data, []byte("END")) || got.Stdout.Size() != 105+int64(len(huge)) {
 		t.Errorf("oversized: %d bytes from %d", len(got.Stdout.Data), got.Stdout.Offset)
 	}
+	// Offsets no log reaches are ignored.
+	b.note("s1", runs, []protocol.Tail{{Lease: "L1", Stdout: chunk(1<<62, "x"), Stderr: chunk(-1, "y")}}, now)
+	if got, _ := b.get(k); got.Stdout.Size() != 105+int64(len(huge)) || string(got.Stderr.Data) != "<script>" {
+		t.Errorf("absurd offsets changed the tail: %d, %q", got.Stdout.Size(), got.Stderr.Data)
+	}
 	// The run ended: the next heartbeat without it drops its tail.
 	b.note("s1", nil, nil, now)
 	if _, ok := b.get(k); ok || b.bytes != 0 {
