@@ -130,10 +130,13 @@ func checkLivePages(t *testing.T, c *cluster, mark, shots string) {
 	// The follower's log, live: lines arrive without a reload.
 	b.Do(chromedp.Navigate(logURL(follow, "stdout")), chromedp.WaitVisible(chromedp.CSS("#log-live")))
 	eval(`window.stillHere = "yes"`)
-	first := count("#log span[data-n]")
+	first, runtime := count("#log span[data-n]"), b.Text("#log-runtime")
 	waitFor(t, time.Minute, "new lines on the followed log", func() bool { return count("#log span[data-n]") >= first+3 })
 	if eval(`window.stillHere`) != "yes" {
 		t.Error("the page reloaded to show new lines")
+	}
+	if now := b.Text("#log-runtime"); now == runtime {
+		t.Errorf("the runtime stays %s while the task runs", now)
 	}
 	if got := strings.TrimSpace(b.Text("#L1")); got != "line 1 <b>tag</b>" {
 		t.Errorf("line 1 = %q", got)
