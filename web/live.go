@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -103,8 +102,6 @@ func (p *Pages) attemptParams(r *http.Request) (model.Attempt, error) {
 	}
 	return p.src.Attempt(r.Context(), q.Get("job_id"), q.Get("task_id"), n)
 }
-
-func jobLink(id string) string { return "/job?job_id=" + url.QueryEscape(id) }
 
 // failJSON answers err as a protocol.Error, for the pages' scripts.
 func (p *Pages) failJSON(w http.ResponseWriter, r *http.Request, err error) {
