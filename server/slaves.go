@@ -75,6 +75,7 @@ func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Hear
 	var lost []model.Attempt
 	reply.Kill, lost = compareRuns(runs, hb, m.now().Add(-2*m.cfg.HeartbeatInterval))
 	m.tails.note(slaveID, runs, hb.Tails, m.now())
+	m.tails.noteCache(slaveID, hb.Cache)
 	n := 0
 	for _, a := range lost {
 		err := m.store.RequeueRun(ctx, a.Lease, "its slave does not run it and holds no result of it", false, m.now())

@@ -181,6 +181,7 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 // command that cannot start is the task's own failure.
 func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (Tree, process.Result, error) {
 	tree, err := s.inputs.Fetch(ctx, spec.IsolateHash, a.sandbox, a.placement())
+	s.noteInputs(tree.Inputs)
 	if errors.Is(err, ErrInvalidInputs) {
 		return tree, process.Result{}, fmt.Errorf("inputs %s: %w", spec.IsolateHash, err)
 	}

@@ -130,6 +130,9 @@ type Config struct {
 	// Getenv reads the slave's environment for what the tasks' allowlist
 	// passes on (PATH, LANG); os.Getenv when nil.
 	Getenv func(string) string
+	// CacheSize, when set, tells what the input cache holds now: its
+	// heartbeats report it, with how the tasks' inputs were found.
+	CacheSize func() (items, bytes int64)
 
 	// scratchGiven: ScratchDir names a folder other than the default
 	// (takeScratch).
@@ -185,6 +188,7 @@ type Slave struct {
 	beat  time.Duration
 	runs  map[string]*run      // by lease
 	avoid map[uint64]avoidance // entries whose task could not run here
+	found protocol.CacheStats  // how the tasks' inputs were found (hot, cold)
 }
 
 // New returns a slave.
@@ -326,7 +330,8 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 			return nil
 		}
 		tails, sent := s.tails()
-		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases(), Tails: tails})
+		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases(),
+			Tails: tails, Cache: s.cacheStats()})
 		if err == nil {
 			sent()
 		}

@@ -162,7 +162,9 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	defer inputs.Close()
 	// The slave calls the master in this process directly, without HTTP
 	// and JSON; it fetches inputs from the isolate server over HTTP.
-	sl := slave.New(server.Direct{M: m}, q, inputs, slaveConfig(cfg, o.slots, scratch, users.Users), log)
+	sc := slaveConfig(cfg, o.slots, scratch, users.Users)
+	sc.CacheSize = inputs.cacheSize
+	sl := slave.New(server.Direct{M: m}, q, inputs, sc, log)
 	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
 	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)
 

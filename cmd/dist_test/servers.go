@@ -331,7 +331,9 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 		return err
 	}
 	defer inputs.Close()
-	return slave.New(mc, q, inputs, slaveConfig(cfg, slots, scratch, users.Users), log).Run(ctx)
+	sc := slaveConfig(cfg, slots, scratch, users.Users)
+	sc.CacheSize = inputs.cacheSize
+	return slave.New(mc, q, inputs, sc, log).Run(ctx)
 }
 
 func isolateServerCmd(env *cli.Env) *cobra.Command {

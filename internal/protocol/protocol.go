@@ -219,6 +219,20 @@ type Heartbeat struct {
 	// last heartbeat the master answered, so that users can follow a run
 	// before it ends.
 	Tails []Tail `json:"tails,omitempty"`
+	// Cache describes the slave's input cache, when it has one.
+	Cache *CacheStats `json:"cache,omitempty"`
+}
+
+// CacheStats are what a slave's input cache holds now, and how the inputs
+// of the tasks it ran since it started were found: in the cache (hot) or
+// downloaded (cold).
+type CacheStats struct {
+	Items     int64 `json:"items"`
+	Bytes     int64 `json:"bytes"`
+	HotItems  int64 `json:"hot_items"`
+	ColdItems int64 `json:"cold_items"`
+	HotBytes  int64 `json:"hot_bytes"`
+	ColdBytes int64 `json:"cold_bytes"`
 }
 
 // TailBytes bounds the log bytes one heartbeat carries per log of a run,
