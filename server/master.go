@@ -21,6 +21,7 @@ import (
 
 	"github.com/dist-test/dist_test/internal/blob"
 	"github.com/dist-test/dist_test/internal/linksign"
+	"github.com/dist-test/dist_test/internal/metrics"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/queue"
 	"github.com/dist-test/dist_test/internal/store"
@@ -125,6 +126,7 @@ type Master struct {
 	// sharing: the last feed shared the slots between users, so each
 	// finish, which frees a user's room, wakes the feeder.
 	sharing atomic.Bool
+	metrics *metrics.Master // nil: nothing counted
 }
 
 // Options are the optional parts of a Master.
@@ -136,6 +138,9 @@ type Options struct {
 	// (linksign.KeySize bytes or more). Every master of a deployment needs
 	// the same key, kept in the store (store.Secret); a random one when nil.
 	LinkKey []byte
+	// Metrics, when set, counts what the master does; its store and queue
+	// calls are counted through it too.
+	Metrics *metrics.Master
 }
 
 // New returns a master over the given backends. It fails only for a
@@ -156,7 +161,7 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 		opt.Logger = slog.Default()
 	}
 	m := &Master{
-		store: st, queue: q, blobs: blobs, inputs: inputs,
+		store: opt.Metrics.WrapStore(st), queue: opt.Metrics.WrapQueue(q), blobs: blobs, inputs: inputs, metrics: opt.Metrics,
 		cfg: opt.Config.withDefaults(), now: opt.Now, log: opt.Logger,
 		wake: make(chan struct{}, 1), links: links,
 	}
