@@ -38,6 +38,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dist-test/dist_test/internal/backoff"
+	"github.com/dist-test/dist_test/internal/metrics"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -127,6 +128,8 @@ type Config struct {
 	// Getenv reads the slave's environment for what the tasks' allowlist
 	// passes on (PATH, LANG); os.Getenv when nil.
 	Getenv func(string) string
+	// Metrics, when set, counts the slots busy and the runs.
+	Metrics *metrics.Slave
 }
 
 func (c Config) withDefaults() Config {
