@@ -32,13 +32,13 @@ type observed struct {
 
 func newObserved() *observed {
 	reg := metrics.NewRegistry()
-	metrics.Version(reg, version)
+	metrics.Version(reg, buildVersion())
 	return &observed{reg: reg, http: metrics.NewHTTP(reg)}
 }
 
 // ops are the operators' endpoints of a process, /readyz probing checks.
 func (o *observed) ops(log *slog.Logger, checks ...health.Check) api.Ops {
-	return api.Ops{Version: version, Metrics: metrics.Handler(o.reg), HTTP: o.http, Ready: health.Ready(log, checks...)}
+	return api.Ops{Version: buildVersion(), Metrics: metrics.Handler(o.reg), HTTP: o.http, Ready: health.Ready(log, checks...)}
 }
 
 // masterMetrics registers the master's own metrics; the fleet's gauges are

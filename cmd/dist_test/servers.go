@@ -153,7 +153,7 @@ func masterConfig(cfg *config.Config) server.Config {
 
 func slaveConfig(cfg *config.Config, slots int, scratch string, users []taskuser.User) slave.Config {
 	return slave.Config{
-		Slots: slots, ScratchDir: scratch, Version: version, KillGrace: cfg.Slave.KillGrace,
+		Slots: slots, ScratchDir: scratch, Version: buildVersion(), KillGrace: cfg.Slave.KillGrace,
 		LogLimits:        process.Limits{Head: cfg.Slave.LogHeadBytes, Tail: cfg.Slave.LogTailBytes},
 		MaxArtifactBytes: cfg.Slave.MaxArtifactBytes,
 		Users:            users, Namespaces: cfg.Slave.Namespaces, TaskEnv: cfg.Slave.TaskEnvironment(os.LookupEnv),
