@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/testenv"
 	"github.com/dist-test/dist_test/server/api"
 )
 
@@ -246,4 +247,114 @@ func TestAdminListenerRefused(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "[master] admin_listen") || !strings.Contains(stderr, "loopback") {
 		t.Errorf("local with a public admin_listen: exit %d\n%s", code, stderr)
 	}
+}
+
+// A master on MariaDB and beanstalkd, a slave serving [slave]
+// metrics_listen and an isolate server: each answers /healthz, /readyz and
+// /metrics; with MariaDB stopped the master's /readyz is 503 naming the
+// database while /healthz stays 200, and with beanstalkd stopped it names
+// the queue; both recover.
+func TestReadyzNamesTheBackendDown(t *testing.T) {
+	db := testenv.OwnMariaDB(t)
+	bs := testenv.OwnBeanstalkd(t)
+	dir := t.TempDir()
+	host, port, _ := strings.Cut(db.Addr, ":")
+	slavePort := testenv.FreePort(t)
+	cnf := filepath.Join(dir, "dist_test.cnf")
+	err := os.WriteFile(cnf, []byte(fmt.Sprintf(`[mysql]
+host = %s
+port = %s
+user = root
+database = dist_test
+[beanstalk]
+host = %s
+[master]
+heartbeat_interval = 1s
+heartbeat_timeout = 3s
+[slave]
+token = %s
+metrics_listen = 127.0.0.1:%d
+`, host, port, bs.Addr, stackToken, slavePort)), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "DIST_TEST_CNF="+cnf)
+	master := startProc(t, "master", env, true, "master", "--data-dir", filepath.Join(dir, "data"))
+	isolate := startProc(t, "isolate", env, true, "isolate-server", "--data-dir", filepath.Join(dir, "isolate"))
+	startProc(t, "slave", env, false, "slave", "--master", master.url, "--slots", "2", "--scratch-dir", filepath.Join(dir, "scratch"))
+	slave := fmt.Sprintf("http://127.0.0.1:%d", slavePort)
+
+	expect := func(url string, code int, body string) {
+		t.Helper()
+		got, b, _ := getText(t, url)
+		if got != code || b != body {
+			t.Errorf("GET %s: %d %q, want %d %q", url, got, b, code, body)
+		}
+	}
+	expect(master.url+"/readyz", 200, "ready\ndatabase: ok\nqueue: ok\nblobs: ok\n")
+	expect(isolate.url+"/readyz", 200, "ready\nblobs: ok\n")
+	waitFor(t, 30*time.Second, "the slave's metrics", func() bool {
+		resp, err := http.Get(slave + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	expect(slave+"/readyz", 200, "ready\nqueue: ok\n")
+	if m, _ := scrape(t, slave+"/metrics"); m["dist_test_slave_slots"] != 2 {
+		t.Errorf("slave's dist_test_slave_slots = %v, want 2", m["dist_test_slave_slots"])
+	}
+	if _, body := scrape(t, isolate.url+"/metrics"); !strings.Contains(body, `dist_test_blob_bytes_total{direction="in"}`) {
+		t.Errorf("isolate server's metrics lack the blob bytes:\n%.2000s", body)
+	}
+	_, _, iv := getText(t, isolate.url+"/healthz")
+	_, _, mv := getText(t, master.url+"/healthz")
+	if iv == "" || iv != mv {
+		t.Errorf("version headers: isolate server %q, master %q", iv, mv)
+	}
+	waitFor(t, 30*time.Second, "the slave to register", func() bool {
+		m, _ := scrape(t, master.url+"/metrics")
+		return m["dist_test_slaves_alive"] == 1 && m["dist_test_slots"] == 2
+	})
+
+	db.Stop()
+	code, body, _ := getText(t, master.url+"/readyz")
+	if code != 503 || !strings.HasPrefix(body, "not ready: database\n") || !strings.Contains(body, "queue: ok\n") {
+		t.Errorf("/readyz with MariaDB down: %d %q", code, body)
+	}
+	if strings.Contains(body, port) {
+		t.Errorf("/readyz tells the database's address: %q", body)
+	}
+	expect(master.url+"/healthz", 200, "ok\n")
+	// The fleet's gauges cannot be read: they are left out, said by
+	// dist_test_fleet_scrape_ok, and the counters still come.
+	if m, _ := scrape(t, master.url+"/metrics"); m["dist_test_fleet_scrape_ok"] != 0 || m["dist_test_jobs_submitted_total"] != 0 {
+		t.Errorf("metrics with MariaDB down: fleet_scrape_ok %v", m["dist_test_fleet_scrape_ok"])
+	} else if _, ok := m["dist_test_slaves_alive"]; ok {
+		t.Error("dist_test_slaves_alive given with MariaDB down")
+	}
+	// The slave's next heartbeat fails to be recorded: a store error.
+	waitFor(t, 30*time.Second, "a store error counted", func() bool {
+		m, _ := scrape(t, master.url+"/metrics")
+		for k, v := range m {
+			if strings.HasPrefix(k, "dist_test_store_errors_total{") && v > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	db.Start()
+	waitFor(t, 30*time.Second, "/readyz to be 200 again", func() bool { code, _, _ := getText(t, master.url+"/readyz"); return code == 200 })
+
+	bs.Stop()
+	code, body, _ = getText(t, master.url+"/readyz")
+	if code != 503 || !strings.HasPrefix(body, "not ready: queue\n") || !strings.Contains(body, "database: ok\n") {
+		t.Errorf("/readyz with beanstalkd down: %d %q", code, body)
+	}
+	if code, body, _ := getText(t, slave+"/readyz"); code != 503 || !strings.HasPrefix(body, "not ready: queue\n") {
+		t.Errorf("the slave's /readyz with beanstalkd down: %d %q", code, body)
+	}
+	bs.Start()
+	waitFor(t, 30*time.Second, "/readyz to be 200 again", func() bool { code, _, _ := getText(t, master.url+"/readyz"); return code == 200 })
 }
