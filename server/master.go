@@ -127,6 +127,7 @@ type Master struct {
 	// finish, which frees a user's room, wakes the feeder.
 	sharing atomic.Bool
 	metrics *metrics.Master // nil: nothing counted
+	version string
 }
 
 // Options are the optional parts of a Master.
@@ -141,6 +142,8 @@ type Options struct {
 	// Metrics, when set, counts what the master does; its store and queue
 	// calls are counted through it too.
 	Metrics *metrics.Master
+	// Version is the build's (git describe), for the dashboard's footer.
+	Version string
 }
 
 // New returns a master over the given backends. It fails only for a
@@ -161,7 +164,7 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 		opt.Logger = slog.Default()
 	}
 	m := &Master{
-		store: opt.Metrics.WrapStore(st), queue: opt.Metrics.WrapQueue(q), blobs: blobs, inputs: inputs, metrics: opt.Metrics,
+		store: opt.Metrics.WrapStore(st), queue: opt.Metrics.WrapQueue(q), blobs: blobs, inputs: inputs, metrics: opt.Metrics, version: opt.Version,
 		cfg: opt.Config.withDefaults(), now: opt.Now, log: opt.Logger,
 		wake: make(chan struct{}, 1), links: links,
 	}
@@ -173,6 +176,10 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 // name jobs by their time use it, so that they agree with the times the
 // master records.
 func (m *Master) Now() time.Time { return m.now() }
+
+// Version is the build the master runs (git describe), for the
+// dashboard's footer; "" when not told.
+func (m *Master) Version() string { return m.version }
 
 // Config returns the master's effective configuration.
 func (m *Master) Config() Config { return m.cfg }

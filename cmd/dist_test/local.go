@@ -128,7 +128,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	mcfg.HeartbeatInterval = o.heartbeat
 	casService := cas.NewService(blobs, cfg.Isolate.RetentionDays, time.Now)
 	m, err := server.New(st, q, blobs, casService, server.Options{Logger: log, Config: mcfg, LinkKey: key,
-		Metrics: obs.masterMetrics()})
+		Metrics: obs.masterMetrics(), Version: buildVersion()})
 	if err != nil {
 		return err
 	}

@@ -242,7 +242,7 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 		defer startSweeper(ctx, c, log)()
 	}
 	m, err := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg), LinkKey: key,
-		Metrics: obs.masterMetrics()})
+		Metrics: obs.masterMetrics(), Version: buildVersion()})
 	if err != nil {
 		return err
 	}
