@@ -6,6 +6,7 @@
 #   make fuzz   each fuzz target for FUZZTIME (1m)
 #   make bench  the figures of docs/performance.md beside their baselines
 #   make profile  a CPU profile of master and slave dispatching no-op tasks
+#   make image  the container image of infra/Dockerfile, stamped with VERSION
 
 GO      ?= go
 BIN     := bin/dist_test
