@@ -186,6 +186,21 @@ func TestHealthVersionAndProfiles(t *testing.T) {
 	if code != 200 || body != "ready\ndatabase: ok\nqueue: ok\nblobs: ok\n" {
 		t.Errorf("/readyz: %d %q", code, body)
 	}
+	// dist_test healthcheck, what the compose file and systemd run.
+	for _, hc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{c.url + "/readyz"}, 0},
+		{[]string{c.url + "/no-such-probe"}, 1},
+		{[]string{"--wait", "1500ms", c.url + "/no-such-probe"}, 1},
+		{[]string{"ftp://127.0.0.1/readyz"}, 2},
+		{[]string{"127.0.0.1:1"}, 2},
+	} {
+		if code, _, stderr := c.run(append([]string{"healthcheck"}, hc.args...)...); code != hc.code {
+			t.Errorf("dist_test healthcheck %v: exit %d, want %d\n%s", hc.args, code, hc.code, stderr)
+		}
+	}
 	var got api.Version
 	c.get("/api/v1/version", &got)
 	if got.Version != v || !strings.HasPrefix(got.Go, "go") {
