@@ -61,7 +61,7 @@ func getText(t testing.TB, url string) (int, string, string) {
 
 var adminURL = regexp.MustCompile(`admin \(profiles, metrics\): (http://\S+)/debug/pprof/`)
 
-// A job of passing and failing tasks, then one of tasks that hang until
+// A job of passing, failing and flaky tasks, then one of tasks that hang until
 // their timeout, on `dist_test local`: the counters of /metrics move by the
 // tasks' numbers, the slots show busy while the second job runs, the
 // histograms count every start and end, and no label holds a job's id.
@@ -79,6 +79,8 @@ func TestMetricsDuringJob(t *testing.T) {
 	for i := range 2 {
 		tasks = append(tasks, jobTask{IsolateHash: c.archive("fail", fmt.Sprintf("ARG=f%d", i)), Description: fmt.Sprintf("fail-%d", i), Timeout: 60})
 	}
+	// Fails its first attempt, passes its retry.
+	tasks = append(tasks, jobTask{IsolateHash: c.archive("flaky", "ARG=k"), Description: "flaky", Timeout: 60, MaxRetries: 1})
 	if code, stdout, stderr := c.run("submit", "-n", "metrics", c.writeJob("job.json", tasks)); code != 88 {
 		t.Fatalf("submit exited %d, want 88\n%s\n%s", code, stdout, stderr)
 	}
@@ -87,17 +89,17 @@ func TestMetricsDuringJob(t *testing.T) {
 	delta := func(name string) float64 { return after[name] - before[name] }
 	want := map[string]float64{
 		"dist_test_jobs_submitted_total":                         1,
-		"dist_test_tasks_submitted_total":                        8,
-		`dist_test_attempts_finished_total{outcome="passed"}`:    6,
-		`dist_test_attempts_finished_total{outcome="failed"}`:    2,
+		"dist_test_tasks_submitted_total":                        9,
+		`dist_test_attempts_finished_total{outcome="passed"}`:    7,
+		`dist_test_attempts_finished_total{outcome="failed"}`:    3,
 		`dist_test_attempts_finished_total{outcome="timed_out"}`: 0,
-		"dist_test_queue_wait_seconds_count":                     8,
-		"dist_test_dispatch_latency_seconds_count":               8,
-		"dist_test_run_seconds_count":                            8,
-		"dist_test_retries_total":                                0,
+		"dist_test_queue_wait_seconds_count":                     10,
+		"dist_test_dispatch_latency_seconds_count":               10,
+		"dist_test_run_seconds_count":                            10,
+		"dist_test_retries_total":                                1,
 		"dist_test_infra_failures_total":                         0,
-		`dist_test_slave_runs_total{result="passed"}`:            6,
-		`dist_test_slave_runs_total{result="failed"}`:            2,
+		`dist_test_slave_runs_total{result="passed"}`:            7,
+		`dist_test_slave_runs_total{result="failed"}`:            3,
 		"dist_test_slaves_lost_total":                            0,
 	}
 	for name, d := range want {
