@@ -76,9 +76,20 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		if out.Next == nil {
 			m.capFailures(ctx, a.JobID)
 		}
+		if !out.Duplicate {
+			m.metrics.Finished(out.Attempt, 0, model.Inputs{}, out.Next != nil)
+		}
 		m.log.WarnContext(ctx, "attempt failed: it never reported", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "runs", a.Runs-1)
 		m.poke()
 		return model.Attempt{}, model.Spec{}, fmt.Errorf("%w: %s", model.ErrPoison, reason)
+	}
+	var enqueued time.Time
+	if req.Entry.EnqueuedMS > 0 {
+		enqueued = time.UnixMilli(req.Entry.EnqueuedMS)
+	}
+	if a.Hedge.Token == "" || a.Hedge.Token != req.Entry.Token {
+		// A hedge is a second run of an attempt counted at its first.
+		m.metrics.Started(a, enqueued)
 	}
 	if a.Runs > 1 {
 		m.log.InfoContext(ctx, "attempt started again", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "run", a.Runs, "slave", sl.ID)
@@ -263,6 +274,8 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 				return out, false, fmt.Errorf("finish: %w", err)
 			}
 			m.log.WarnContext(ctx, "task could not run; queued again for another slave", "job", a.JobID, "task", a.TaskID, "reason", f.Error)
+			m.metrics.InfraRequeued()
+			m.metrics.Inputs(f.Inputs.Model())
 			return out, true, nil
 		}
 	}
@@ -301,6 +314,7 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 	}
 	if !out.Duplicate {
 		a := out.Attempt
+		m.metrics.Finished(a, r.Duration, r.Inputs, out.Next != nil)
 		m.log.DebugContext(ctx, "attempt finished", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "state", a.State, "retry", out.Next != nil)
 	}
 	return out, false, nil
@@ -337,6 +351,7 @@ func (m *Master) Abort(ctx context.Context, lease, reason string) error {
 	if err := m.store.RequeueRun(ctx, lease, reason, true, m.now()); err != nil {
 		return fmt.Errorf("abort: %w", err)
 	}
+	m.metrics.Requeued(1)
 	return nil
 }
 

@@ -178,6 +178,7 @@ func (m *Master) ReapOnce(ctx context.Context) ([]string, error) {
 		errs = append(errs, err)
 		lost = append(lost, s.ID)
 	}
+	m.metrics.SlavesLost(len(lost))
 	return lost, errors.Join(errs...)
 }
 
@@ -212,6 +213,7 @@ func (m *Master) requeueAll(ctx context.Context, slaveID, reason string) (int, e
 		}
 		n++
 	}
+	m.metrics.Requeued(n)
 	if n > 0 {
 		m.poke()
 	}

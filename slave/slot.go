@@ -166,7 +166,9 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 		}
 		return nil
 	}
+	s.cfg.Metrics.Busy(1)
 	settle := func(o outcome) {
+		defer s.cfg.Metrics.Busy(-1)
 		switch o {
 		case reported, dropped:
 			_ = c.Delete(ctx, res.ID)

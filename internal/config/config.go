@@ -97,6 +97,7 @@ type AWS struct {
 type Master struct {
 	Listen            string
 	DataDir           string
+	AdminListen       string // admin_listen: pprof's listener, "" for none
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
 	QueueWindow       int
@@ -133,6 +134,7 @@ type Slave struct {
 	Password         string
 	Slots            int
 	ScratchDir       string
+	MetricsListen    string // metrics_listen: "" serves no /metrics
 	KillGrace        time.Duration
 	LogHeadBytes     int64
 	LogTailBytes     int64

@@ -55,6 +55,9 @@ type Entry struct {
 	// Priority is the entry's priority, so that a slave that gives the
 	// entry back can release it as it was.
 	Priority uint32 `json:"priority"`
+	// EnqueuedMS is when the master put the entry (Unix milliseconds), for
+	// the dispatch latency it measures at start; 0 from older masters.
+	EnqueuedMS int64 `json:"enqueued_ms,omitempty"`
 }
 
 // ---- client API ----
