@@ -22,7 +22,7 @@ const (
 )
 
 type simTask struct {
-	submit, start      time.Duration
+	submit, start     time.Duration
 	runtime, expected time.Duration
 }
 
