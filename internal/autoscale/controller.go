@@ -97,9 +97,11 @@ func (c *Controller) Step(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list the fleet: %w", err)
 	}
-	if err := c.removeDrained(ctx, hosts, slaves); err != nil {
+	removed, err := c.removeDrained(ctx, hosts, slaves)
+	if err != nil {
 		return err
 	}
+	hosts = slices.DeleteFunc(hosts, func(h string) bool { return slices.Contains(removed, h) })
 	size := 0
 	for _, h := range hosts {
 		if _, ok := c.draining[h]; !ok {
@@ -175,7 +177,7 @@ func IdleSlaves(slaves []protocol.Slave, hosts []string, removing map[string][]s
 // removeDrained deletes the machines whose drained slaves are no longer
 // live (they deregistered, or were lost), and forgets the machines that
 // left the fleet by themselves.
-func (c *Controller) removeDrained(ctx context.Context, hosts []string, slaves []protocol.Slave) error {
+func (c *Controller) removeDrained(ctx context.Context, hosts []string, slaves []protocol.Slave) (removed []string, err error) {
 	live := map[string]bool{}
 	for _, s := range slaves {
 		if model.SlaveState(s.State).Live() {
@@ -193,15 +195,15 @@ func (c *Controller) removeDrained(ctx context.Context, hosts []string, slaves [
 		}
 	}
 	if len(done) == 0 {
-		return nil
+		return nil, nil
 	}
 	slices.Sort(done)
 	if err := c.Provider.Remove(ctx, done); err != nil {
-		return fmt.Errorf("remove %v: %w", done, err)
+		return nil, fmt.Errorf("remove %v: %w", done, err)
 	}
 	for _, h := range done {
 		delete(c.draining, h)
 	}
 	c.log().Info("machines removed; their slaves had left", "hosts", done)
-	return nil
+	return done, nil
 }
