@@ -64,6 +64,7 @@ func run(args []string) int {
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level of servers: debug, info, warn or error")
 	root.AddCommand(cli.Commands(env)...)
 	root.AddCommand(localCmd(env), masterCmd(env), slaveCmd(env), isolateServerCmd(env), isolateCmd(env), passwdCmd(env))
+	root.AddCommand(autoscaleCmd(env))
 	root.SetArgs(args)
 	root.SetOut(os.Stdout)
 	root.SetErr(os.Stderr)

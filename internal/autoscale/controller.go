@@ -113,16 +113,20 @@ func (c *Controller) Step(ctx context.Context) error {
 		per = max(c.SlaveSlots, 1)
 	}
 	d := c.Policy.Decide(&c.state, Observation{Now: c.now(), Capacity: capa, Size: size, SlotsPerSlave: per})
-	c.log().Info("autoscale decision", "size", size, "wanted", d.Wanted, "target", d.Target,
+	action := "none"
+	switch {
+	case d.Target > size:
+		action = fmt.Sprintf("grow by %d", d.Target-size)
+	case d.Target < size:
+		action = fmt.Sprintf("drain %d idle", size-d.Target)
+	}
+	c.log().Info("autoscale decision", "action", action, "size", size, "wanted", d.Wanted, "target", d.Target,
 		"queued", capa.Queued, "running", capa.Running, "unknown_runtime", capa.QueuedUnknown+capa.RunningUnknown,
 		"work", d.Work.Round(time.Second), "slots_per_slave", per, "slaves_alive", capa.SlavesAlive,
 		"slaves_draining", capa.SlavesDraining, "surplus_for", d.SurplusFor.Round(time.Second),
 		"removing", len(c.draining), "dry_run", c.DryRun)
 	switch {
-	case d.Target > size:
-		if c.DryRun {
-			return nil
-		}
+	case d.Target > size && !c.DryRun:
 		if err := c.Provider.Grow(ctx, d.Target-size); err != nil {
 			return fmt.Errorf("grow by %d: %w", d.Target-size, err)
 		}
