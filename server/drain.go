@@ -20,7 +20,9 @@ func (m *Master) Drain(ctx context.Context, slaveID string) (model.Slave, error)
 	}
 	switch sl.State {
 	case model.SlaveDraining:
-		return sl, nil
+		runs, err := m.store.RunningOn(ctx, sl.ID)
+		sl.Running = len(runs)
+		return sl, err
 	case model.SlaveAlive:
 	default:
 		return sl, fmt.Errorf("%w: slave %s (%s) is %s, not running", model.ErrConflict, sl.ID, sl.Hostname, sl.State)
@@ -29,7 +31,12 @@ func (m *Master) Drain(ctx context.Context, slaveID string) (model.Slave, error)
 		return sl, fmt.Errorf("drain: %w", err)
 	}
 	sl.State = model.SlaveDraining
-	m.log.InfoContext(ctx, "slave draining", "slave", sl.ID, "host", sl.Hostname)
+	runs, err := m.store.RunningOn(ctx, sl.ID)
+	if err != nil {
+		return sl, fmt.Errorf("drain: %w", err)
+	}
+	sl.Running = len(runs)
+	m.log.InfoContext(ctx, "slave draining", "slave", sl.ID, "host", sl.Hostname, "running", sl.Running)
 	return sl, nil
 }
 
