@@ -180,3 +180,92 @@ func TestDrainEndToEnd(t *testing.T) {
 		t.Errorf("events of the drained slave: %q", kinds)
 	}
 }
+
+// The autoscaler with the local provider, from no slave: a job of 200
+// tasks of 1 s brings slaves up (at most max_size 4), the job finishes
+// with every task run once, and once the work is done and scale_down_delay
+// has passed the idle slaves are drained and their processes removed,
+// back to min_size 0. None was lost or killed.
+func TestAutoscaleLocalEndToEnd(t *testing.T) {
+	f := newFleet(t, `[autoscale]
+provider = local
+min_size = 0
+max_size = 4
+target_drain = 10s
+scale_down_delay = 3s
+interval = 500ms
+unknown_runtime = 1s
+slave_slots = 4
+local_dir = `+filepath.Join(t.TempDir(), "autoscale")+"\n")
+	as := startProc(t, "autoscale", f.env, false, "autoscale")
+	time.Sleep(2 * time.Second) // a few rounds with nothing to do
+	if sl := f.slaves(); len(sl) != 0 {
+		t.Fatalf("slaves with nothing to do and min_size 0: %+v", sl)
+	}
+	id := f.submit("tick", 200)
+	maxLive := 0
+	waitFor(t, 120*time.Second, "the job to finish", func() bool {
+		live := 0
+		for _, s := range f.slaves() {
+			if s.State == "alive" || s.State == "draining" {
+				live++
+			}
+		}
+		maxLive = max(maxLive, live)
+		return f.status(id)["status"] == "finished"
+	})
+	st := f.status(id)
+	if st["succeeded_tasks"] != 200.0 || st["total_tasks"] != 200.0 || st["retried_tasks"] != 0.0 || st["failed_tasks"] != 0.0 {
+		t.Errorf("job: %v", st)
+	}
+	runs := f.runs()
+	if len(runs) != 200 {
+		t.Errorf("%d tasks ran, want 200", len(runs))
+	}
+	for task, log := range runs {
+		if log != "run\n" {
+			t.Errorf("%s ran %d times", task, strings.Count(log, "run"))
+		}
+	}
+	if maxLive < 2 || maxLive > 4 {
+		t.Errorf("at most %d slaves were live, want 2 to max_size 4", maxLive)
+	}
+	waitFor(t, 60*time.Second, "the fleet to shrink to 0", func() bool {
+		for _, s := range f.slaves() {
+			if s.State != "terminated" {
+				return false
+			}
+		}
+		return true
+	})
+	slaves := f.slaves()
+	if len(slaves) < 2 || len(slaves) > 4 {
+		t.Errorf("%d registrations, want 2 to 4 (max_size)", len(slaves))
+	}
+	for _, s := range slaves {
+		var events protocol.EventList
+		f.get("/api/v1/events?slave="+s.ID, &events)
+		var kinds []string
+		for _, e := range events.Events {
+			if strings.HasPrefix(e.Kind, "slave_") {
+				kinds = append(kinds, e.Kind)
+			}
+		}
+		if strings.Join(kinds, " ") != "slave_started slave_draining slave_terminated" {
+			t.Errorf("slave %s (%s): events %q, want drained then gone", s.ID, s.Hostname, kinds)
+		}
+	}
+	waitFor(t, 10*time.Second, "the autoscaler to remove the slave processes", func() bool {
+		return strings.Count(as.log.String(), "slave process removed") == len(slaves)
+	})
+	log := as.log.String()
+	for _, want := range []string{"autoscale decision", "action=\"grow by", "action=\"drain", "machines removed"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the autoscaler's log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "still there after its slave left") || strings.Contains(log, "failed") {
+		t.Errorf("a slave process did not exit by itself, or failed:\n%s", log)
+	}
+	as.stop()
+}

@@ -12,7 +12,12 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 )
+
+// exitGrace is how long a slave process that has deregistered is given to
+// exit by itself before it is sent SIGTERM.
+const exitGrace = 10 * time.Second
 
 // Local is a provider of `dist_test slave` processes on this host, for a
 // laptop and the tests. Each slave registers under a hostname of its own
@@ -126,6 +131,17 @@ func (l *Local) remove(ctx context.Context, hosts []string, left bool) error {
 		l.mu.Unlock()
 		if p == nil {
 			continue
+		}
+		if left {
+			// It deregisters before it has closed everything: a moment
+			// more, and it exits by itself.
+			t := time.NewTimer(exitGrace)
+			select {
+			case <-p.done:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
 		}
 		if done, _ := p.exited(); !done {
 			if left {
