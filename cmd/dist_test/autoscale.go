@@ -118,7 +118,7 @@ func newProvider(ctx context.Context, cfg *config.Config, slots int, log *slog.L
 			host = "localhost"
 		}
 		l := &autoscale.Local{Command: command, Master: cfg.DistTest.Master, Slots: slots, Dir: a.LocalDir,
-			Prefix: host + "-slave", Log: log}
+			Prefix: fmt.Sprintf("%s-slave-%d", host, os.Getpid()), Log: log}
 		return l, func() {
 			// The slaves' graceful stop: their tasks go back to the queue.
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.Slave.KillGrace+30*time.Second)

@@ -179,8 +179,8 @@ func IdleSlaves(slaves []protocol.Slave, hosts []string, removing map[string][]s
 }
 
 // removeDrained deletes the machines whose drained slaves are no longer
-// live (they deregistered, or were lost), and forgets the machines that
-// left the fleet by themselves.
+// live (they deregistered, or were lost), and those whose slave left on
+// its own; it forgets the machines that left the fleet by themselves.
 func (c *Controller) removeDrained(ctx context.Context, hosts []string, slaves []protocol.Slave) (removed []string, err error) {
 	live := map[string]bool{}
 	for _, s := range slaves {
@@ -198,6 +198,12 @@ func (c *Controller) removeDrained(ctx context.Context, hosts []string, slaves [
 			done = append(done, host)
 		}
 	}
+	for _, host := range LeftOnTheirOwn(slaves, hosts) {
+		if _, ok := c.draining[host]; !ok {
+			c.log().Info("the slave of this machine left on its own (drained by hand, or stopped); removing it", "host", host)
+			done = append(done, host)
+		}
+	}
 	if len(done) == 0 {
 		return nil, nil
 	}
@@ -210,4 +216,30 @@ func (c *Controller) removeDrained(ctx context.Context, hosts []string, slaves [
 	}
 	c.log().Info("machines removed; their slaves had left", "hosts", done)
 	return done, nil
+}
+
+// LeftOnTheirOwn are the machines of the fleet whose newest slave
+// registration has ended by deregistering (drained by an operator, by an
+// autoscaler that has since restarted, or stopped), with none live: they
+// run nothing and will not, as a slave unit restarts only on failure. A
+// machine whose slave has not registered yet is booting, and one whose
+// slave was lost may come back; both are left alone.
+func LeftOnTheirOwn(slaves []protocol.Slave, hosts []string) []string {
+	newest := map[string]protocol.Slave{}
+	live := map[string]bool{}
+	for _, s := range slaves {
+		if model.SlaveState(s.State).Live() {
+			live[s.Hostname] = true
+		}
+		if n, ok := newest[s.Hostname]; !ok || s.RegisteredAt.After(n.RegisteredAt) {
+			newest[s.Hostname] = s
+		}
+	}
+	var out []string
+	for _, h := range hosts {
+		if n, ok := newest[h]; ok && !live[h] && n.State == string(model.SlaveTerminated) {
+			out = append(out, h)
+		}
+	}
+	return out
 }

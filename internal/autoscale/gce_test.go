@@ -286,3 +286,29 @@ func TestGCERetriesAndErrors(t *testing.T) {
 		}
 	})
 }
+
+// A machine whose slave deregistered without this autoscaler draining it
+// (dist_test drain by hand, or drained before a restart of the autoscaler)
+// is removed; a booting one, or one whose slave was lost, is not.
+func TestGCERemovesMachinesWhoseSlaveLeft(t *testing.T) {
+	f := &fakeCompute{instances: []string{"vm-a", "vm-b", "vm-c", "vm-d"}, target: 4}
+	t0 := time.Unix(1e9, 0)
+	m := &fakeMaster{capacity: protocol.Capacity{Queued: 100, QueuedWorkMS: 100 * 600000, SlotsPerSlave: 1}, slaves: []protocol.Slave{
+		{ID: "s-a0", Hostname: "vm-a", State: "alive", RegisteredAt: t0, Running: 1},
+		{ID: "s-b0", Hostname: "vm-b", State: "lost", RegisteredAt: t0},
+		{ID: "s-c0", Hostname: "vm-c", State: "terminated", RegisteredAt: t0},
+		{ID: "s-c1", Hostname: "vm-c", State: "terminated", RegisteredAt: t0.Add(time.Minute)},
+		{ID: "s-a-old", Hostname: "vm-a", State: "terminated", RegisteredAt: t0.Add(-time.Hour)},
+	}}
+	c := &Controller{Policy: Policy{MinSize: 0, MaxSize: 4, TargetDrain: 10 * time.Minute}, Master: m,
+		Provider: newFakeGCE(t, f), Interval: time.Second, Log: slog.New(slog.DiscardHandler)}
+	if err := c.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// vm-c goes; the fleet, at 3, grows back to max_size 4.
+	want := []string{"POST /listManagedInstances", `POST /deleteInstances {"instances":["zones/zone-a/instances/vm-c"]}`,
+		"GET ", "POST /resize?size=4"}
+	if got := f.takeCalls(); !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+}

@@ -21,7 +21,9 @@ const exitGrace = 10 * time.Second
 
 // Local is a provider of `dist_test slave` processes on this host, for a
 // laptop and the tests. Each slave registers under a hostname of its own
-// (Prefix-N) with a scratch folder of its own under Dir. A slave that
+// (Prefix-N; make Prefix unique to this Local, as the autoscaler does
+// with its process id, so that no name of an earlier run comes back) with
+// a scratch folder of its own under Dir. A slave that
 // exits 0 (drained) stays in the fleet until Remove; one that fails is
 // gone, as a VM that died.
 type Local struct {
