@@ -118,6 +118,11 @@ func TestDrainEndToEnd(t *testing.T) {
 	id := f.submit("long", 6)
 	waitFor(t, 30*time.Second, "two tasks running", func() bool { return f.slaves()[0].Running == 2 })
 
+	for _, bad := range []string{"no-such-host", "'; DROP TABLE slaves; --", strings.Repeat("x", 300)} {
+		if code, _, stderr := f.run("drain", bad); code != 1 || !strings.Contains(stderr, "no live slave") {
+			t.Errorf("drain %q: exit %d, %s", bad, code, stderr)
+		}
+	}
 	code, stdout, stderr := f.run("drain", "drain-me")
 	if code != 0 || !strings.Contains(stdout, "\tdrain-me\tdraining\t2 running") {
 		t.Fatalf("drain exited %d\n%s\n%s", code, stdout, stderr)
@@ -268,4 +273,34 @@ local_dir = `+filepath.Join(t.TempDir(), "autoscale")+"\n")
 		t.Errorf("a slave process did not exit by itself, or failed:\n%s", log)
 	}
 	as.stop()
+}
+
+// --dry-run says what it would do, with the inputs, and does nothing:
+// 20 tasks of no history counting 5 min each, in 10 min, want 10 slots,
+// 5 slaves of 2, capped at max_size 3.
+func TestAutoscaleDryRun(t *testing.T) {
+	f := newFleet(t, `[autoscale]
+provider = local
+max_size = 3
+interval = 200ms
+unknown_runtime = 5m
+slave_slots = 2
+`)
+	f.submit("tick", 20)
+	as := startProc(t, "autoscale", f.env, false, "autoscale", "--dry-run")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(as.log.String(), `action="grow by 3" size=0 wanted=3 target=3 queued=20 running=0 unknown_runtime=20 work=1h40m0s`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no decision to grow by 3 in:\n%s", as.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	as.stop()
+	if sl := f.slaves(); len(sl) != 0 {
+		t.Errorf("a dry run started slaves: %+v", sl)
+	}
+	if strings.Contains(as.log.String(), "slave process started") || strings.Contains(as.log.String(), "fleet grown") {
+		t.Errorf("a dry run acted:\n%s", as.log)
+	}
 }
