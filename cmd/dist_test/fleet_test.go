@@ -14,7 +14,9 @@ import (
 
 // fleet is `dist_test master` over SQLite, beanstalkd and a folder of
 // blobs, serving the isolate server too, with slave processes that the
-// test or an autoscaler starts. The slaves read the same file.
+// test or an autoscaler starts. The slaves read the same file. A long
+// heartbeat timeout keeps a slave that a busy machine slows from being
+// declared lost: these tests are about slaves that leave on purpose.
 type fleet struct {
 	*cluster
 	master *proc
@@ -39,7 +41,7 @@ host = %s
 tube = %s
 [master]
 heartbeat_interval = 1s
-heartbeat_timeout = 3s
+heartbeat_timeout = 10s
 [slave]
 kill_grace = 1s
 token = %s
@@ -269,8 +271,12 @@ local_dir = `+filepath.Join(t.TempDir(), "autoscale")+"\n")
 			t.Errorf("the autoscaler's log lacks %q:\n%s", want, log)
 		}
 	}
-	if strings.Contains(log, "still there after its slave left") || strings.Contains(log, "failed") {
-		t.Errorf("a slave process did not exit by itself, or failed:\n%s", log)
+	// The log holds the slaves' output too: only the autoscaler's own
+	// complaints count here.
+	for _, bad := range []string{"still there after its slave left", "slave process failed", "autoscale round failed"} {
+		if strings.Contains(log, bad) {
+			t.Errorf("the autoscaler's log says %q:\n%s", bad, log)
+		}
 	}
 	as.stop()
 }
