@@ -140,7 +140,8 @@ func (m *Master) holderGone(ctx context.Context, id string) bool {
 }
 
 // otherSlaveAlive reports whether a slave other than id, with slots, is
-// alive (a draining one takes no task). An error says no: the retry then runs where it can.
+// alive (a draining one takes no task). An error says no: the retry then
+// runs where it can.
 func (m *Master) otherSlaveAlive(ctx context.Context, id string) bool {
 	alive, err := m.store.ListSlaves(ctx, true)
 	if err != nil {

@@ -295,7 +295,7 @@ slave_slots = 2
 	f.submit("tick", 20)
 	as := startProc(t, "autoscale", f.env, false, "autoscale", "--dry-run")
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(as.log.String(), `action="grow by 3" size=0 wanted=3 target=3 queued=20 running=0 unknown_runtime=20 work=1h40m0s`) {
+	for !strings.Contains(as.log.String(), `action="grow by 3" size=0 wanted=3 target=3 queued=20 running=0 no_history=20 work=1h40m0s`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no decision to grow by 3 in:\n%s", as.log)
 		}

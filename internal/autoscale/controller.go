@@ -42,7 +42,6 @@ type Controller struct {
 	// DryRun logs and prints each decision and changes nothing.
 	DryRun bool
 	Log    *slog.Logger
-	Now    func() time.Time // time.Now when nil
 
 	state    State
 	draining map[string][]string // host → the ids of its slaves told to drain
@@ -70,13 +69,6 @@ func (c *Controller) log() *slog.Logger {
 		return slog.Default()
 	}
 	return c.Log
-}
-
-func (c *Controller) now() time.Time {
-	if c.Now == nil {
-		return time.Now()
-	}
-	return c.Now()
 }
 
 // Step is one round: read the master and the fleet, remove the machines
@@ -112,7 +104,7 @@ func (c *Controller) Step(ctx context.Context) error {
 	if per < 1 {
 		per = max(c.SlaveSlots, 1)
 	}
-	d := c.Policy.Decide(&c.state, Observation{Now: c.now(), Capacity: capa, Size: size, SlotsPerSlave: per})
+	d := c.Policy.Decide(&c.state, Observation{Now: time.Now(), Capacity: capa, Size: size, SlotsPerSlave: per})
 	action := "none"
 	switch {
 	case d.Target > size:
@@ -121,7 +113,7 @@ func (c *Controller) Step(ctx context.Context) error {
 		action = fmt.Sprintf("drain %d idle", size-d.Target)
 	}
 	c.log().Info("autoscale decision", "action", action, "size", size, "wanted", d.Wanted, "target", d.Target,
-		"queued", capa.Queued, "running", capa.Running, "unknown_runtime", capa.QueuedUnknown+capa.RunningUnknown,
+		"queued", capa.Queued, "running", capa.Running, "no_history", capa.QueuedUnknown+capa.RunningUnknown,
 		"work", d.Work.Round(time.Second), "slots_per_slave", per, "slaves_alive", capa.SlavesAlive,
 		"slaves_draining", capa.SlavesDraining, "surplus_for", d.SurplusFor.Round(time.Second),
 		"removing", len(c.draining), "dry_run", c.DryRun)
@@ -208,6 +200,10 @@ func (c *Controller) removeDrained(ctx context.Context, hosts []string, slaves [
 		return nil, nil
 	}
 	slices.Sort(done)
+	if c.DryRun {
+		c.log().Info("would remove", "hosts", done)
+		return done, nil
+	}
 	if err := c.Provider.Remove(ctx, done); err != nil {
 		return nil, fmt.Errorf("remove %v: %w", done, err)
 	}

@@ -301,7 +301,15 @@ func TestGCERemovesMachinesWhoseSlaveLeft(t *testing.T) {
 		{ID: "s-a-old", Hostname: "vm-a", State: "terminated", RegisteredAt: t0.Add(-time.Hour)},
 	}}
 	c := &Controller{Policy: Policy{MinSize: 0, MaxSize: 4, TargetDrain: 10 * time.Minute}, Master: m,
-		Provider: newFakeGCE(t, f), Interval: time.Second, Log: slog.New(slog.DiscardHandler)}
+		Provider: newFakeGCE(t, f), Interval: time.Second, Log: slog.New(slog.DiscardHandler), DryRun: true}
+	// A dry run lists and changes nothing.
+	if err := c.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.takeCalls(); !slices.Equal(got, []string{"POST /listManagedInstances"}) {
+		t.Errorf("dry run: calls %q", got)
+	}
+	c.DryRun = false
 	if err := c.Step(context.Background()); err != nil {
 		t.Fatal(err)
 	}
