@@ -26,6 +26,11 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 	if err != nil {
 		return model.Attempt{}, model.Spec{}, fmt.Errorf("start: %w", err)
 	}
+	if sl.State == model.SlaveDraining {
+		// It reserved the entry before its heartbeat told it to drain. Not
+		// a conflict: the entry is good and goes back for another slave.
+		return model.Attempt{}, model.Spec{}, fmt.Errorf("%w: slave %s is draining: it takes no new task", model.ErrNotFound, sl.ID)
+	}
 	if sl.State != model.SlaveAlive {
 		// A slave the master lost must reset before it runs anything again.
 		// Not a conflict: the entry is good and the slave must give it back.
@@ -118,7 +123,7 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 func (m *Master) holderGone(ctx context.Context, id string) bool {
 	for waited := false; ; waited = true {
 		s, err := m.store.GetSlave(ctx, id)
-		if err != nil || s.State != model.SlaveAlive {
+		if err != nil || !s.State.Live() {
 			return true
 		}
 		silent := m.now().Sub(s.LastHeartbeat)
@@ -146,14 +151,15 @@ func (m *Master) holderGone(ctx context.Context, id string) bool {
 }
 
 // otherSlaveAlive reports whether a slave other than id, with slots, is
-// alive. An error says no: the retry then runs where it can.
+// alive (a draining one takes no task). An error says no: the retry then
+// runs where it can.
 func (m *Master) otherSlaveAlive(ctx context.Context, id string) bool {
 	alive, err := m.store.ListSlaves(ctx, true)
 	if err != nil {
 		return false
 	}
 	for _, s := range alive {
-		if s.ID != id && s.Slots > 0 && m.now().Sub(s.LastHeartbeat) <= m.cfg.HeartbeatTimeout {
+		if s.ID != id && s.State == model.SlaveAlive && s.Slots > 0 && m.now().Sub(s.LastHeartbeat) <= m.cfg.HeartbeatTimeout {
 			return true
 		}
 	}

@@ -88,6 +88,8 @@ func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Hear
 		m.log.WarnContext(ctx, "runs the slave does not know of were queued again", "slave", slaveID, "runs", n)
 		m.poke()
 	}
+	// Said on every heartbeat, not once: a lost answer is no lost drain.
+	reply.Drain = before.State == model.SlaveDraining
 	return reply, nil
 }
 

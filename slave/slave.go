@@ -33,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -192,7 +193,13 @@ type Slave struct {
 	runs  map[string]*run      // by lease
 	avoid map[uint64]avoidance // entries whose task could not run here
 	found protocol.CacheStats  // how the tasks' inputs were found (hot, cold)
+
+	// drain: the master said to take no new task; the slots stop after
+	// their current one, and Run returns once every result is delivered.
+	drain atomic.Bool
 }
+
+func (s *Slave) isDraining() bool { return s.drain.Load() }
 
 // New returns a slave.
 func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logger) *Slave {
@@ -209,6 +216,8 @@ func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logg
 // Run registers with the master and runs tasks until ctx ends. Then it
 // kills what it runs, gives the queue entries back and deregisters, so the
 // master queues those tasks again at once without counting them as failed.
+// Told to drain by the master, it takes no new task, finishes and reports
+// the running ones, deregisters and returns nil.
 func (s *Slave) Run(ctx context.Context) error {
 	if err := s.checkIsolation(); err != nil {
 		return err
@@ -252,12 +261,24 @@ func (s *Slave) Run(ctx context.Context) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.heartbeats(gctx) })
-	g.Go(func() error { return s.replay(gctx, left) })
-	for slot := range s.cfg.Slots {
-		g.Go(func() error { return s.slot(gctx, slot) })
-	}
+	// The heartbeats outlive the work: a draining slave heartbeats until
+	// its last result is delivered, then stops them.
+	bctx, stopBeats := context.WithCancel(gctx)
+	defer stopBeats()
+	g.Go(func() error { return s.heartbeats(bctx) })
+	g.Go(func() error {
+		defer stopBeats()
+		w, wctx := errgroup.WithContext(gctx)
+		w.Go(func() error { return s.replay(wctx, left) })
+		for slot := range s.cfg.Slots {
+			w.Go(func() error { return s.slot(wctx, slot) })
+		}
+		return w.Wait()
+	})
 	err = g.Wait()
+	if s.isDraining() && ctx.Err() == nil {
+		s.log.Info("drained: every run is reported; leaving")
+	}
 	s.remover.stop()
 	if s.sandboxes != filepath.Join(s.cfg.ScratchDir, "sandboxes") {
 		os.Remove(s.sandboxes) // the folder in $TMPDIR, once empty
@@ -362,6 +383,10 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 		default:
 			for _, l := range reply.Kill {
 				s.drop(l, "canceled or handed to another slave")
+			}
+			if reply.Drain && !s.isDraining() {
+				s.log.Info("draining: taking no new task; leaving once the running ones are reported", "running", len(s.leases()))
+				s.drain.Store(true)
 			}
 		}
 	}

@@ -65,6 +65,7 @@ func run(args []string) int {
 	root.AddCommand(cli.Commands(env)...)
 	root.AddCommand(localCmd(env), masterCmd(env), slaveCmd(env), isolateServerCmd(env), isolateCmd(env), passwdCmd(env))
 	root.AddCommand(healthcheckCmd(env))
+	root.AddCommand(autoscaleCmd(env))
 	root.SetArgs(args)
 	root.SetOut(os.Stdout)
 	root.SetErr(os.Stderr)

@@ -270,7 +270,7 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 
 func slaveCmd(env *cli.Env) *cobra.Command {
 	var slots int
-	var scratch, master string
+	var scratch, master, hostname string
 	cmd := &cobra.Command{
 		Use:   "slave",
 		Short: "Run a slave: run tasks from the queue, report to the master",
@@ -300,16 +300,17 @@ given back to the queue without counting as failures.`,
 			if scratch == "" {
 				scratch = cfg.Slave.ScratchDir
 			}
-			return runSlave(cmd.Context(), cfg, master, slots, scratch)
+			return runSlave(cmd.Context(), cfg, master, slots, scratch, hostname)
 		},
 	}
+	cmd.Flags().StringVar(&hostname, "hostname", "", "name the slave registers with (default: the host's); an autoscaler removes the machine of this name")
 	cmd.Flags().IntVar(&slots, "slots", runtime.NumCPU(), "tasks to run at once")
 	cmd.Flags().StringVar(&scratch, "scratch-dir", "", "folder for the tasks' sandboxes (default [slave] scratch_dir)")
 	cmd.Flags().StringVar(&master, "master", "", "URL of the master (default [dist_test] master)")
 	return cmd
 }
 
-func runSlave(ctx context.Context, cfg *config.Config, master string, slots int, scratch string) error {
+func runSlave(ctx context.Context, cfg *config.Config, master string, slots int, scratch, hostname string) error {
 	if slots < 1 {
 		return &cli.ExitError{Code: 1, Err: fmt.Errorf("--slots must be at least 1, got %d", slots)}
 	}
@@ -345,6 +346,7 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 	defer inputs.Close()
 	scfg := slaveConfig(cfg, slots, scratch, users.Users)
 	scfg.CacheSize = inputs.cacheSize
+	scfg.Hostname = hostname
 	if cfg.Slave.MetricsListen != "" {
 		obs := newObserved()
 		scfg.Metrics = metrics.NewSlave(obs.reg, slots)

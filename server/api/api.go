@@ -106,6 +106,8 @@ func New(m *server.Master, opt Options) http.Handler {
 		r.With(read).Get("/events", a.json(a.listEvents))
 		r.With(slave).Post("/slaves", a.json(a.register))
 		r.With(slave).Post("/slaves/{id}/heartbeat", a.json(a.heartbeat))
+		r.With(read).Get("/capacity", a.json(a.capacity))
+		r.With(write).Post("/slaves/{id}/drain", a.json(a.drainSlave))
 		r.With(slave).Delete("/slaves/{id}", a.json(a.deregister))
 		r.With(slave).Post("/attempts/start", a.json(a.start))
 		r.With(slave).Put("/attempts/{lease}/outputs/{name}", a.json(a.upload))
