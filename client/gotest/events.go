@@ -25,7 +25,9 @@ type Event struct {
 // into events, through the go command's own converter (go tool test2json),
 // so that they are exactly what go test -json says.
 func toEvents(ctx context.Context, goTool, pkg string, stdout []byte) ([]Event, error) {
-	cmd := exec.CommandContext(ctx, goTool, "tool", "test2json", "-p", pkg)
+	// -t, for the tests' Elapsed, which test2json writes only with times;
+	// the times, of the conversion rather than of the run, are dropped.
+	cmd := exec.CommandContext(ctx, goTool, "tool", "test2json", "-t", "-p", pkg)
 	cmd.Stdin = bytes.NewReader(stdout)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -41,6 +43,7 @@ func toEvents(ctx context.Context, goTool, pkg string, stdout []byte) ([]Event, 
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			return nil, fmt.Errorf("go tool test2json wrote %q: %w", sc.Bytes(), err)
 		}
+		e.Time = nil
 		events = append(events, e)
 	}
 	return events, sc.Err()

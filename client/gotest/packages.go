@@ -98,7 +98,7 @@ func build(ctx context.Context, goTool, modDir, dir string, pkgs []*Package, fla
 		g.Go(func() error {
 			bin := filepath.Join(dir, strconv.Itoa(i), p.Name+".test")
 			args := append([]string{"test", "-c", "-o", bin}, flags...)
-			cmd := exec.CommandContext(gctx, goTool, append(args, "--", p.ImportPath)...)
+			cmd := exec.CommandContext(gctx, goTool, append(args, p.ImportPath)...)
 			cmd.Dir = modDir
 			out, err := cmd.CombinedOutput()
 			if gctx.Err() != nil {

@@ -122,7 +122,7 @@ func judge(ctx context.Context, goTool string, t Task, atts []Attempt) (taskOutc
 			}
 			tr.Attempts++
 			text := r.output.String()
-			tr.Output, tr.Elapsed = text, r.elapsed
+			tr.Elapsed = r.elapsed
 			switch r.action {
 			case "pass":
 				if tr.Status == Failed || tr.Status == Flaky {
@@ -136,9 +136,14 @@ func judge(ctx context.Context, goTool string, t Task, atts []Attempt) (taskOutc
 				if r.action == "" || panicLine(a.Stderr) != "" {
 					text += crash
 				}
+				if r.action == "" {
+					// go test -json ends such a test with a fail event too.
+					out.events = append(out.events, Event{Action: "fail", Package: pkg, Test: name})
+				}
 				tr.Status = Failed
 				tr.Failures = append(tr.Failures, text)
 			}
+			tr.Output = text
 		}
 		if i == len(atts)-1 {
 			lastRuns = runs
