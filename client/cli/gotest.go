@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"archive/zip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -248,8 +250,11 @@ func (c *cluster) Archive(ctx context.Context, trees []archive.Tree) ([]string, 
 func (c *cluster) Run(ctx context.Context, specs []gotest.Spec) (gotest.JobRun, error) {
 	s := c.s
 	tasks := make([]protocol.Task, len(specs))
+	output := map[string]string{} // the output artifact by description
 	for i, sp := range specs {
-		tasks[i] = protocol.Task{IsolateHash: sp.IsolateHash, Description: sp.Description, Timeout: sp.Timeout.Seconds(), MaxRetries: sp.MaxRetries}
+		tasks[i] = protocol.Task{IsolateHash: sp.IsolateHash, Description: sp.Description, Timeout: sp.Timeout.Seconds(),
+			MaxRetries: sp.MaxRetries, ArtifactGlobs: []string{sp.Output}}
+		output[sp.Description] = sp.Output
 	}
 	user := s.user()
 	id := makeJobID(c.name, user, s.env.now(), os.Getpid())
@@ -287,7 +292,7 @@ func (c *cluster) Run(ctx context.Context, specs []gotest.Spec) (gotest.JobRun, 
 	defer os.RemoveAll(dir)
 	var files []download
 	for i, a := range atts {
-		for _, l := range []struct{ link, suffix string }{{a.StdoutLink, ".stdout"}, {a.StderrLink, ".stderr"}} {
+		for _, l := range []struct{ link, suffix string }{{a.StdoutLink, ".stdout"}, {a.StderrLink, ".stderr"}, {a.ArtifactArchiveLink, ".zip"}} {
 			if l.link != "" {
 				files = append(files, download{l.link, filepath.Join(dir, strconv.Itoa(i)+l.suffix)})
 			}
@@ -301,9 +306,29 @@ func (c *cluster) Run(ctx context.Context, specs []gotest.Spec) (gotest.JobRun, 
 	for i, a := range atts {
 		out := gotest.Attempt{Description: a.Description, Number: a.Attempt, State: a.State, ExitCode: a.ExitCode,
 			Error: a.Error, Duration: time.Duration(a.DurationSeconds * float64(time.Second))}
-		out.Stdout, _ = os.ReadFile(filepath.Join(dir, strconv.Itoa(i)+".stdout"))
-		out.Stderr, _ = os.ReadFile(filepath.Join(dir, strconv.Itoa(i)+".stderr"))
+		stem := filepath.Join(dir, strconv.Itoa(i))
+		out.Stdout, err = readZipped(stem+".zip", output[a.Description])
+		if err != nil {
+			// No artifact: what the failed run's stdout log holds.
+			out.Stdout, _ = os.ReadFile(stem + ".stdout")
+		}
+		out.Stderr, _ = os.ReadFile(stem + ".stderr")
 		run.Attempts = append(run.Attempts, out)
 	}
 	return run, nil
+}
+
+// readZipped reads one file of a zip archive.
+func readZipped(zipPath, name string) ([]byte, error) {
+	z, err := zip.OpenReader(zipPath)
+	if err != nil {
+		return nil, err
+	}
+	defer z.Close()
+	f, err := z.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

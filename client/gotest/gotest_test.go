@@ -57,7 +57,9 @@ func (c *localCluster) Run(ctx context.Context, specs []Spec) (JobRun, error) {
 		}
 		for n := 0; n <= s.MaxRetries; n++ {
 			ctx, cancel := context.WithTimeout(ctx, s.Timeout)
-			cmd := exec.CommandContext(ctx, bin, tree.Command[1:]...)
+			// sh -c SCRIPT BINARY ARGS...: the binary with its output
+			// captured here rather than in the module's folder.
+			cmd := exec.CommandContext(ctx, bin, tree.Command[4:]...)
 			cmd.Dir = filepath.Join(tree.Root, filepath.FromSlash(tree.RelativeCwd))
 			cmd.Env = append(os.Environ(), "DIST_TEST_ATTEMPT="+strconv.Itoa(n))
 			var stdout, stderr bytes.Buffer

@@ -16,7 +16,7 @@ type Attempt struct {
 	ExitCode    *int
 	Error       string // why the slave could not run it, if it says
 	Duration    time.Duration
-	Stdout      []byte
+	Stdout      []byte // the binary's test2json output (the Output artifact)
 	Stderr      []byte
 }
 

@@ -33,6 +33,9 @@ type Spec struct {
 	Description string
 	Timeout     time.Duration
 	MaxRetries  int
+	// Output is the artifact, relative to the tree's root, that holds
+	// the test2json output: Attempt.Stdout is read from it.
+	Output string
 }
 
 // JobRun is what became of a job.
@@ -119,7 +122,8 @@ func Run(ctx context.Context, o Options, c Cluster) (*Report, error) {
 		}
 		specs := make([]Spec, len(tasks))
 		for i, t := range tasks {
-			specs[i] = Spec{IsolateHash: digests[i], Description: t.Description, Timeout: o.Timeout + time.Minute, MaxRetries: o.Retries}
+			specs[i] = Spec{IsolateHash: digests[i], Description: t.Description, Timeout: o.Timeout + time.Minute,
+				MaxRetries: o.Retries, Output: OutputArtifact(trees[i])}
 		}
 		run, err := c.Run(ctx, specs)
 		if err != nil {
@@ -170,7 +174,7 @@ func treesOf(tasks []Task, modDir string, o Options) ([]archive.Tree, error) {
 		}
 		bin := path.Join(rel, ".dist_test", filepath.Base(p.Binary))
 		timeout := fmt.Sprintf("-test.timeout=%s", o.Timeout)
-		cmd := []string{"./" + path.Join(".dist_test", filepath.Base(p.Binary)), "-test.v=test2json", timeout}
+		cmd := []string{"sh", "-c", runScript, "./" + path.Join(".dist_test", filepath.Base(p.Binary)), "-test.v=test2json", timeout}
 		if f := t.runFlag(); f != "" {
 			cmd = append(cmd, f)
 		}
@@ -179,6 +183,21 @@ func treesOf(tasks []Task, modDir string, o Options) ([]archive.Tree, error) {
 			Extra: map[string]string{bin: p.Binary}, Command: cmd, RelativeCwd: rootRel(rel)}
 	}
 	return trees, nil
+}
+
+// runScript runs the binary ($0) with its arguments, its output kept in
+// outputFile (an artifact: slaves keep the logs of failed runs only) and
+// copied to stdout for people reading a failed task's log.
+const runScript = `"$0" "$@" >` + outputFile + `; s=$?; cat ` + outputFile + `; exit $s`
+
+// outputFile is where a task's test2json output is kept, relative to its
+// package's folder.
+const outputFile = ".dist_test/go-test.out"
+
+// OutputArtifact is the artifact of a task's test2json output, relative
+// to its tree's root.
+func OutputArtifact(tree archive.Tree) string {
+	return path.Join(tree.RelativeCwd, outputFile)
 }
 
 func rootRel(rel string) string {
