@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -69,9 +70,6 @@ when the tests could not be run.`,
 			if tail < 0 || tail > 1000 {
 				return fmt.Errorf("--tail %d: give 0 to 1000 lines", tail)
 			}
-			if noInputs && len(inputs) > 0 {
-				return fmt.Errorf("--no-inputs and --inputs contradict each other")
-			}
 			return parseGoTestFlags(goTestArg, &o)
 		},
 		RunE: quiet(func(ctx context.Context, cmd *cobra.Command, args []string) error {
@@ -95,12 +93,11 @@ when the tests could not be run.`,
 					return err
 				}
 			}
-			switch {
-			case noInputs:
+			o.Inputs = append([]string{}, gotest.DefaultInputs...)
+			if noInputs {
 				o.Inputs = []string{}
-			case len(inputs) > 0:
-				o.Inputs = inputs
 			}
+			o.Inputs = append(o.Inputs, inputs...)
 			o.Logf = env.logf
 			rep, err := gotest.Run(ctx, o, &cluster{s: s, cas: cas.NewClient(server, hc), name: name})
 			if err != nil {
@@ -119,8 +116,8 @@ when the tests could not be run.`,
 	f := cmd.Flags()
 	f.Float64Var(&o.TargetSeconds, "target-seconds", 30, "runtime of each task to aim for, from the tests' runtimes of earlier runs")
 	f.IntVar(&o.Retries, "retries", 0, "run a failed task again up to this many times; a test that then passes is flaky")
-	f.StringArrayVar(&inputs, "inputs", nil, "glob, relative to each package's folder, of the files its tests read (repeatable; replaces the default '*' and 'testdata/**', which may be given too)")
-	f.BoolVar(&noInputs, "no-inputs", false, "archive the test binaries alone, without their packages' files")
+	f.StringArrayVar(&inputs, "inputs", nil, "glob of more files the tests read, relative to each package's folder, or to the module's when it starts with /; !GLOB leaves matches out (repeatable)")
+	f.BoolVar(&noInputs, "no-inputs", false, "leave out the default inputs, the files of each package's folder and of its testdata tree")
 	f.StringVar(&junit, "junit", "", "write JUnit XML (Surefire's, with flakyFailure for flaky tests) to this file")
 	f.StringVar(&jsonOut, "json", "", "write the test2json events of all tests, as go test -json does, to this file")
 	f.StringVar(&o.History, "history", "", "file of the tests' runtimes, which splits the next run (default: go-test-history.json in the user's cache folder)")
@@ -179,6 +176,14 @@ func parseGoTestFlags(args []string, o *gotest.Options) error {
 		}
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		isBool := contains(buildBoolFlags, name) || contains(testBoolFlags, name) || name == "v"
+		known := isBool || contains(buildValueFlags, name) || contains(testValueFlags, name) || name == "run" || name == "timeout"
+		if name == "json" {
+			return errors.New("-json after --: give go-test --json FILE")
+		}
+		if !known {
+			return fmt.Errorf("go test flag -%s is not one go-test passes on (build: -%s; tests: -%s, -run, -timeout)",
+				name, strings.Join(append(buildBoolFlags, buildValueFlags...), ", -"), strings.Join(append(testBoolFlags, testValueFlags...), ", -"))
+		}
 		if !isBool && !hasValue {
 			if i+1 == len(args) {
 				return fmt.Errorf("flag -%s after -- needs a value", name)
@@ -205,24 +210,12 @@ func parseGoTestFlags(args []string, o *gotest.Options) error {
 				return fmt.Errorf("-timeout %q: want a duration such as 10m", value)
 			}
 			o.Timeout = d
-		case name == "json":
-			return errors.New("-json after --: give go-test --json FILE")
-		default:
-			return fmt.Errorf("go test flag -%s is not one go-test passes on (build: -%s; tests: -%s, -run, -timeout)",
-				name, strings.Join(append(buildBoolFlags, buildValueFlags...), ", -"), strings.Join(append(testBoolFlags, testValueFlags...), ", -"))
 		}
 	}
 	return nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func contains(list []string, s string) bool { return slices.Contains(list, s) }
 
 func boolSuffix(has bool, v string) string {
 	if !has {

@@ -380,6 +380,12 @@ func TestInputsStayInModule(t *testing.T) {
 	if got, err := inputs(dir, "p", []string{"../other"}); err != nil || !slices.Equal(got, []string{"other"}) {
 		t.Errorf("../other: %v %v", got, err)
 	}
+	if got, err := inputs(dir, "p", []string{"*", "/other", "/p/sub/*"}); err != nil || !slices.Equal(got, []string{"other", "p/a.go", "p/sub/b.go"}) {
+		t.Errorf("/other: %v %v", got, err)
+	}
+	if got, err := inputs(dir, "p", []string{"**", "!sub/**", "!testdata/deep/x"}); err != nil || !slices.Equal(got, []string{"p/a.go"}) {
+		t.Errorf("narrowed: %v %v", got, err)
+	}
 	if _, err := inputs(dir, "p", []string{"../../etc/passwd"}); err == nil {
 		t.Error("a glob out of the module was taken")
 	}

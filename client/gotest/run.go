@@ -3,6 +3,7 @@ package gotest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -53,9 +54,8 @@ type Options struct {
 	TestFlags  []string // for the binaries: -test.short, -test.count=1, ...
 	// ListPattern selects the tests to list (go test's -run); "." for all.
 	ListPattern string
-	// Inputs are globs, relative to each package's folder, of the files
-	// its tests read; nil for the default: the files of the folder and
-	// its testdata tree.
+	// Inputs are the globs of the files each package's tests read (see
+	// inputs); DefaultInputs when nil.
 	Inputs        []string
 	TargetSeconds float64
 	Retries       int
@@ -207,14 +207,20 @@ func rootRel(rel string) string {
 	return rel
 }
 
-// inputs are the module's files that globs, relative to the package's
-// folder pkgRel, match: paths relative to the module's folder.
+// inputs are the module's files that globs match, as paths relative to
+// the module's folder. A glob is relative to the package's folder pkgRel,
+// or to the module's folder when it starts with "/"; one that starts with
+// "!" takes its matches out of what the globs before it matched.
 func inputs(modDir, pkgRel string, globs []string) ([]string, error) {
 	fsys := os.DirFS(modDir)
-	seen := map[string]bool{}
-	var out []string
+	keep := map[string]bool{}
 	for _, g := range globs {
-		pattern := path.Clean(path.Join(pkgRel, g))
+		pattern, drop := strings.CutPrefix(g, "!")
+		if rooted, ok := strings.CutPrefix(pattern, "/"); ok {
+			pattern = path.Clean(rooted)
+		} else {
+			pattern = path.Clean(path.Join(pkgRel, pattern))
+		}
 		if pattern == ".." || strings.HasPrefix(pattern, "../") {
 			return nil, fmt.Errorf("--inputs %s leads out of the module's folder", g)
 		}
@@ -226,14 +232,14 @@ func inputs(modDir, pkgRel string, globs []string) ([]string, error) {
 			return nil, fmt.Errorf("--inputs %s: %w", g, err)
 		}
 		for _, m := range matches {
-			if !seen[m] && !inDotDistTest(m) {
-				seen[m] = true
-				out = append(out, m)
+			if drop {
+				delete(keep, m)
+			} else if !inDotDistTest(m) {
+				keep[m] = true
 			}
 		}
 	}
-	slices.Sort(out)
-	return out, nil
+	return slices.Sorted(maps.Keys(keep)), nil
 }
 
 // inDotDistTest tells paths in a package's .dist_test folder, where the
