@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,17 +89,72 @@ func listPackages(ctx context.Context, goTool, dir string, patterns []string) ([
 	return pkgs, mod, nil
 }
 
-// build builds the test binary of each package into dir, parallel at a
-// time; a package that does not build gets its BuildError.
+// build builds the test binary of each package into dir; a package that
+// does not build gets its BuildError. One go command builds many packages
+// much faster than one per package (it loads the module once and links
+// in parallel), but it names binaries by package, so packages of the same
+// name go to separate commands; a command that fails is done again one
+// package at a time, parallel at once, to tell which failed and why.
 func build(ctx context.Context, goTool, modDir, dir string, pkgs []*Package, flags []string, parallel int) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(parallel, 1))
-	for i, p := range pkgs {
+	var batches [][]*Package
+	for _, p := range pkgs {
 		if p.Failed() {
 			continue
 		}
+		i := slices.IndexFunc(batches, func(b []*Package) bool {
+			return !slices.ContainsFunc(b, func(q *Package) bool { return binaryName(q) == binaryName(p) })
+		})
+		if i < 0 {
+			batches = append(batches, nil)
+			i = len(batches) - 1
+		}
+		batches[i] = append(batches[i], p)
+	}
+	for i, b := range batches {
+		out := filepath.Join(dir, "batch"+strconv.Itoa(i))
+		args := append([]string{"test", "-c", "-o", out + string(filepath.Separator)}, flags...)
+		for _, p := range b {
+			args = append(args, p.ImportPath)
+		}
+		cmd := exec.CommandContext(ctx, goTool, args...)
+		cmd.Dir = modDir
+		_, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var again []*Package
+		for _, p := range b {
+			bin := filepath.Join(out, binaryName(p))
+			if _, serr := os.Stat(bin); err == nil && serr == nil {
+				p.Binary = bin
+			} else {
+				again = append(again, p)
+			}
+		}
+		if err := buildEach(ctx, goTool, modDir, filepath.Join(dir, "each"+strconv.Itoa(i)), again, flags, parallel); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// binaryName is the name go test -c gives a package's test binary.
+func binaryName(p *Package) string {
+	elem := path.Base(p.ImportPath)
+	if len(elem) > 1 && elem[0] == 'v' && strings.Trim(elem[1:], "0123456789") == "" {
+		// A major version suffix: go names the binary after the element before.
+		elem = path.Base(path.Dir(p.ImportPath))
+	}
+	return elem + ".test"
+}
+
+// buildEach builds packages one per go command, parallel at a time.
+func buildEach(ctx context.Context, goTool, modDir, dir string, pkgs []*Package, flags []string, parallel int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(parallel, 1))
+	for i, p := range pkgs {
 		g.Go(func() error {
-			bin := filepath.Join(dir, strconv.Itoa(i), p.Name+".test")
+			bin := filepath.Join(dir, strconv.Itoa(i), binaryName(p))
 			args := append([]string{"test", "-c", "-o", bin}, flags...)
 			cmd := exec.CommandContext(gctx, goTool, append(args, p.ImportPath)...)
 			cmd.Dir = modDir
