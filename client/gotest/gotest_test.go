@@ -361,6 +361,11 @@ func TestHistoryRoundTrip(t *testing.T) {
 	if back, err := LoadHistory(path); err != nil || len(back) != 0 {
 		t.Fatalf("damaged file: %v %v", back, err)
 	}
+	// A new runtime is averaged with the one kept.
+	h.set("m/p", "TestA", 2.5)
+	if h["m/p"]["TestA"] != 2 {
+		t.Errorf("after 1.5 s and 2.5 s: %g", h["m/p"]["TestA"])
+	}
 }
 
 func TestInputsStayInModule(t *testing.T) {

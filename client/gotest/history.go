@@ -68,10 +68,14 @@ func (h History) Save(path string) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// set records a test's runtime.
+// set records a test's runtime: the mean of the last one and the one
+// kept, so that one run on a busy machine does not undo the split.
 func (h History) set(pkg, test string, seconds float64) {
 	if h[pkg] == nil {
 		h[pkg] = map[string]float64{}
+	}
+	if old, ok := h[pkg][test]; ok {
+		seconds = (old + seconds) / 2
 	}
 	h[pkg][test] = seconds
 }

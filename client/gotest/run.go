@@ -103,7 +103,9 @@ func Run(ctx context.Context, o Options, c Cluster) (*Report, error) {
 	if err := build(ctx, o.Go, mod.Dir, bins, pkgs, o.BuildFlags, runtime.GOMAXPROCS(0)); err != nil {
 		return nil, err
 	}
+	built := time.Now()
 	listTests(ctx, pkgs, o.ListPattern, runtime.GOMAXPROCS(0))
+	o.Logf("Built the test binaries in %s, listed their tests in %s", built.Sub(start).Round(time.Millisecond), time.Since(built).Round(time.Millisecond))
 	h, err := LoadHistory(o.History)
 	if err != nil {
 		return nil, err
@@ -115,11 +117,12 @@ func Run(ctx context.Context, o Options, c Cluster) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		o.Logf("Archiving %d tasks (built in %s)", len(tasks), time.Since(start).Round(time.Millisecond))
+		archiving := time.Now()
 		digests, err := c.Archive(ctx, trees)
 		if err != nil {
 			return nil, err
 		}
+		o.Logf("Archived the inputs of %d tasks in %s", len(tasks), time.Since(archiving).Round(time.Millisecond))
 		specs := make([]Spec, len(tasks))
 		for i, t := range tasks {
 			specs[i] = Spec{IsolateHash: digests[i], Description: t.Description, Timeout: o.Timeout + time.Minute,
