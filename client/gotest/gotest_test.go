@@ -311,8 +311,12 @@ func TestSplit(t *testing.T) {
 	if len(tasks) != 2 || !slices.Equal(tasks[0].Tests, p.Tests) || !tasks[1].Unlisted {
 		t.Fatalf("no history: %+v", tasks)
 	}
-	if f := tasks[1].runFlag(); f != "-test.skip=^(TestA|TestB|TestC|TestD|TestNew)$" {
+	if f := tasks[1].runFlags("."); !slices.Equal(f, []string{"-test.skip=^(TestA|TestB|TestC|TestD|TestNew)$"}) {
 		t.Errorf("unlisted task: %s", f)
+	}
+	// With go test's -run, the unlisted task runs only what it selects.
+	if f := tasks[1].runFlags("Test[AB]"); !slices.Equal(f, []string{"-test.run=Test[AB]", "-test.skip=^(TestA|TestB|TestC|TestD|TestNew)$"}) {
+		t.Errorf("unlisted task under -run: %s", f)
 	}
 	// 8+6+4+2 s and a new test counted at their mean (5 s): 25 s in
 	// tasks of 10 s is 3 tasks, packed longest first (A, B, New, then C
@@ -327,7 +331,7 @@ func TestSplit(t *testing.T) {
 	if !slices.Equal(groups, want) {
 		t.Errorf("split %v, want %v", groups, want)
 	}
-	if f := tasks[2].runFlag(); f != "-test.run=^(TestB|TestD)$" {
+	if f := tasks[2].runFlags("."); !slices.Equal(f, []string{"-test.run=^(TestB|TestD)$"}) {
 		t.Errorf("run flag %s", f)
 	}
 	// A package that failed to build has no tasks.

@@ -178,9 +178,7 @@ func treesOf(tasks []Task, modDir string, o Options) ([]archive.Tree, error) {
 		bin := path.Join(rel, ".dist_test", filepath.Base(p.Binary))
 		timeout := fmt.Sprintf("-test.timeout=%s", o.Timeout)
 		cmd := []string{"sh", "-c", runScript, "./" + path.Join(".dist_test", filepath.Base(p.Binary)), "-test.v=test2json", timeout}
-		if f := t.runFlag(); f != "" {
-			cmd = append(cmd, f)
-		}
+		cmd = append(cmd, t.runFlags(o.ListPattern)...)
 		cmd = append(cmd, o.TestFlags...)
 		trees[i] = archive.Tree{Name: t.Description, Root: modDir, Paths: files[p],
 			Extra: map[string]string{bin: p.Binary}, Command: cmd, RelativeCwd: rootRel(rel)}

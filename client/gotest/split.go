@@ -19,15 +19,21 @@ type Task struct {
 	Description string
 }
 
-// runFlag is the -test.run or -test.skip flag of the task.
-func (t Task) runFlag() string {
-	if t.Unlisted {
-		if len(t.Pkg.Tests) == 0 {
-			return ""
-		}
-		return "-test.skip=" + anchored(t.Pkg.Tests)
+// runFlags are the -test.run and -test.skip flags of the task. The
+// unlisted task keeps to the tests the user selected (listPattern, "."
+// for all) that are not listed.
+func (t Task) runFlags(listPattern string) []string {
+	if !t.Unlisted {
+		return []string{"-test.run=" + anchored(t.Tests)}
 	}
-	return "-test.run=" + anchored(t.Tests)
+	var flags []string
+	if listPattern != "." {
+		flags = append(flags, "-test.run="+listPattern)
+	}
+	if len(t.Pkg.Tests) > 0 {
+		flags = append(flags, "-test.skip="+anchored(t.Pkg.Tests))
+	}
+	return flags
 }
 
 // anchored is a -test.run pattern that matches exactly the named
