@@ -2,20 +2,16 @@ package gotest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Package is one package of the run with tests to run.
@@ -90,91 +86,94 @@ func listPackages(ctx context.Context, goTool, dir string, patterns []string) ([
 }
 
 // build builds the test binary of each package into dir; a package that
-// does not build gets its BuildError. One go command builds many packages
-// much faster than one per package (it loads the module once and links
-// in parallel), but it names binaries by package, so packages of the same
-// name go to separate commands; a command that fails is done again one
-// package at a time, parallel at once, to tell which failed and why.
-func build(ctx context.Context, goTool, modDir, dir string, pkgs []*Package, flags []string, parallel int) error {
-	var batches [][]*Package
+// does not build gets its BuildError. It runs go test itself, with an
+// -exec program that copies each binary out rather than running it: go
+// test links its binaries once into the build cache and reuses them
+// while nothing changed, where go test -c links them every time, and it
+// builds many packages in one command, loading the module once.
+func build(ctx context.Context, goTool, modDir, dir string, pkgs []*Package, flags []string) error {
+	var todo []*Package
 	for _, p := range pkgs {
-		if p.Failed() {
+		if !p.Failed() {
+			todo = append(todo, p)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	out := filepath.Join(dir, "bin")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return err
+	}
+	script := filepath.Join(dir, "copy-test-binary")
+	// $1 is the binary; the folder it runs in is its package's.
+	body := "#!/bin/sh\nd=$(mktemp -d " + shQuote(out) + "/b.XXXXXX) && cp \"$1\" \"$d/\" && pwd -P > \"$d/dir\"\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		return err
+	}
+	args := append([]string{"test", "-json", "-count=1", "-run=^$", "-exec=" + script}, flags...)
+	for _, p := range todo {
+		args = append(args, p.ImportPath)
+	}
+	cmd := exec.CommandContext(ctx, goTool, args...)
+	cmd.Dir = modDir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, _ := cmd.Output() // failed builds are read from the events
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	built := map[string]string{} // binary by package folder
+	entries, _ := os.ReadDir(out)
+	for _, e := range entries {
+		d := filepath.Join(out, e.Name())
+		where, err := os.ReadFile(filepath.Join(d, "dir"))
+		if err != nil {
 			continue
 		}
-		i := slices.IndexFunc(batches, func(b []*Package) bool {
-			return !slices.ContainsFunc(b, func(q *Package) bool { return binaryName(q) == binaryName(p) })
-		})
-		if i < 0 {
-			batches = append(batches, nil)
-			i = len(batches) - 1
+		bins, _ := filepath.Glob(filepath.Join(d, "*.test"))
+		if len(bins) == 1 {
+			built[strings.TrimSpace(string(where))] = bins[0]
 		}
-		batches[i] = append(batches[i], p)
 	}
-	for i, b := range batches {
-		out := filepath.Join(dir, "batch"+strconv.Itoa(i))
-		args := append([]string{"test", "-c", "-o", out + string(filepath.Separator)}, flags...)
-		for _, p := range b {
-			args = append(args, p.ImportPath)
+	failures := buildFailures(stdout)
+	for _, p := range todo {
+		real, err := filepath.EvalSymlinks(p.Dir)
+		if err != nil {
+			real = p.Dir
 		}
-		cmd := exec.CommandContext(ctx, goTool, args...)
-		cmd.Dir = modDir
-		_, err := cmd.CombinedOutput()
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if bin, ok := built[real]; ok {
+			p.Binary = bin
+			continue
 		}
-		var again []*Package
-		for _, p := range b {
-			bin := filepath.Join(out, binaryName(p))
-			if _, serr := os.Stat(bin); err == nil && serr == nil {
-				p.Binary = bin
-			} else {
-				again = append(again, p)
-			}
-		}
-		if err := buildEach(ctx, goTool, modDir, filepath.Join(dir, "each"+strconv.Itoa(i)), again, flags, parallel); err != nil {
-			return err
-		}
+		p.BuildError = cmp.Or(strings.TrimSpace(failures[p.ImportPath]), "no test binary came out of go test\n"+lastLines(stderr.String(), 20))
 	}
 	return nil
 }
 
-// binaryName is the name go test -c gives a package's test binary.
-func binaryName(p *Package) string {
-	elem := path.Base(p.ImportPath)
-	if len(elem) > 1 && elem[0] == 'v' && strings.Trim(elem[1:], "0123456789") == "" {
-		// A major version suffix: go names the binary after the element before.
-		elem = path.Base(path.Dir(p.ImportPath))
+// buildFailures reads what go test -json says of the packages it could
+// not build, by import path.
+func buildFailures(jsonl []byte) map[string]string {
+	out := map[string]string{}
+	dec := json.NewDecoder(bytes.NewReader(jsonl))
+	for {
+		var e struct {
+			ImportPath, Package, Action, Output string
+		}
+		if dec.Decode(&e) != nil {
+			return out
+		}
+		switch {
+		case e.Action == "build-output":
+			pkg, _, _ := strings.Cut(e.ImportPath, " ")
+			out[pkg] += e.Output
+		case e.Action == "output" && e.Package != "" && strings.Contains(e.Output, "[setup failed]"):
+			out[e.Package] += e.Output
+		}
 	}
-	return elem + ".test"
 }
 
-// buildEach builds packages one per go command, parallel at a time.
-func buildEach(ctx context.Context, goTool, modDir, dir string, pkgs []*Package, flags []string, parallel int) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(parallel, 1))
-	for i, p := range pkgs {
-		g.Go(func() error {
-			bin := filepath.Join(dir, strconv.Itoa(i), binaryName(p))
-			args := append([]string{"test", "-c", "-o", bin}, flags...)
-			cmd := exec.CommandContext(gctx, goTool, append(args, p.ImportPath)...)
-			cmd.Dir = modDir
-			out, err := cmd.CombinedOutput()
-			if gctx.Err() != nil {
-				return gctx.Err()
-			}
-			if err != nil {
-				p.BuildError = strings.TrimSpace(string(out))
-				if p.BuildError == "" {
-					p.BuildError = err.Error()
-				}
-				return nil
-			}
-			p.Binary = bin
-			return nil
-		})
-	}
-	return g.Wait()
-}
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // listTests asks each built binary for its tests, examples and fuzz
 // targets matching pattern, as go test would run them, in the package's

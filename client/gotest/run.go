@@ -100,7 +100,7 @@ func Run(ctx context.Context, o Options, c Cluster) (*Report, error) {
 	}
 	defer os.RemoveAll(bins)
 	o.Logf("Building the test binaries of %d packages", len(pkgs))
-	if err := build(ctx, o.Go, mod.Dir, bins, pkgs, o.BuildFlags, runtime.GOMAXPROCS(0)); err != nil {
+	if err := build(ctx, o.Go, mod.Dir, bins, pkgs, o.BuildFlags); err != nil {
 		return nil, err
 	}
 	built := time.Now()
