@@ -23,7 +23,7 @@ type Report struct {
 }
 
 // judge reads every task's attempts into results per package and test.
-func (r *Report) judge(ctx context.Context, goTool string, pkgs []*Package, tasks []Task, atts []Attempt) error {
+func (r *Report) judge(ctx context.Context, t2j string, pkgs []*Package, tasks []Task, atts []Attempt) error {
 	byDesc := map[string][]Attempt{}
 	for _, a := range atts {
 		byDesc[a.Description] = append(byDesc[a.Description], a)
@@ -46,7 +46,7 @@ func (r *Report) judge(ctx context.Context, goTool string, pkgs []*Package, task
 	for _, t := range tasks {
 		a := byDesc[t.Description]
 		slices.SortFunc(a, func(x, y Attempt) int { return x.Number - y.Number })
-		out, err := judge(ctx, goTool, t, a)
+		out, err := judge(ctx, t2j, t, a)
 		if err != nil {
 			return err
 		}

@@ -96,7 +96,7 @@ type taskOutcome struct {
 
 // judge reads the attempts of a task (in attempt order) into results per
 // test, and the reasons beyond failed tests that the task fails.
-func judge(ctx context.Context, goTool string, t Task, atts []Attempt) (taskOutcome, error) {
+func judge(ctx context.Context, t2j string, t Task, atts []Attempt) (taskOutcome, error) {
 	out := taskOutcome{tests: map[string]*TestResult{}}
 	pkg := t.Pkg.ImportPath
 	if len(atts) == 0 {
@@ -105,7 +105,7 @@ func judge(ctx context.Context, goTool string, t Task, atts []Attempt) (taskOutc
 	}
 	var lastRuns map[string]*testRun
 	for i, a := range atts {
-		events, err := toEvents(ctx, goTool, pkg, a.Stdout)
+		events, err := toEvents(ctx, t2j, pkg, a.Stdout)
 		if err != nil {
 			return out, err
 		}

@@ -128,6 +128,11 @@ func Run(ctx context.Context, o Options, c Cluster) (*Report, error) {
 			specs[i] = Spec{IsolateHash: digests[i], Description: t.Description, Timeout: o.Timeout + time.Minute,
 				MaxRetries: o.Retries, Output: OutputArtifact(trees[i])}
 		}
+		t2j, err := test2json(ctx, o.Go)
+		if err != nil {
+			return nil, err
+		}
+		submitted := time.Now()
 		run, err := c.Run(ctx, specs)
 		if err != nil {
 			return nil, err
@@ -137,11 +142,14 @@ func Run(ctx context.Context, o Options, c Cluster) (*Report, error) {
 			rep.Busy += a.Duration
 			rep.Longest = max(rep.Longest, a.Duration)
 		}
-		if err := rep.judge(ctx, o.Go, pkgs, tasks, run.Attempts); err != nil {
+		o.Logf("Ran the job and fetched its outputs in %s", time.Since(submitted).Round(time.Millisecond))
+		judging := time.Now()
+		if err := rep.judge(ctx, t2j, pkgs, tasks, run.Attempts); err != nil {
 			return nil, err
 		}
+		o.Logf("Read the output of %d attempts in %s", len(run.Attempts), time.Since(judging).Round(time.Millisecond))
 	} else {
-		rep.judge(ctx, o.Go, pkgs, nil, nil)
+		rep.judge(ctx, "", pkgs, nil, nil)
 	}
 	rep.Tasks = len(tasks)
 	rep.record(h)
