@@ -108,6 +108,7 @@ func Commands(env *Env) []*cobra.Command {
 	return []*cobra.Command{
 		submitCmd(env), watchCmd(env), cancelCmd(env), fetchCmd(env),
 		statusCmd(env), jobsCmd(env), tasksCmd(env), retryCmd(env), drainCmd(env),
+		goTestCmd(env),
 	}
 }
 

@@ -41,6 +41,7 @@ type archiveJob struct {
 	isolate string // the .isolate file
 	vars    isolatefile.Variables
 	out     string // where to write the manifest too; "" for nowhere
+	tree    *Tree  // given directly: no .isolate file to read
 
 	// Filled in by the run.
 	walked   map[string]walkedFile // regular files by tree path
@@ -272,6 +273,9 @@ func ok(jobs []*archiveJob) []*archiveJob {
 
 // walk reads the job's .isolate file and finds the files of its tree.
 func (a *archiver) walk(j *archiveJob) error {
+	if j.tree != nil {
+		return a.walkTree(j)
+	}
 	isoFile, err := isolatefile.Load(j.isolate, j.vars)
 	if err != nil {
 		return err // names the file already
