@@ -124,6 +124,8 @@ type Config struct {
 	MemoryLimit int64
 	// TaskEnv is added to each task's environment: NAME=VALUE entries.
 	TaskEnv []string
+	// Containers are the settings of tasks that name a docker_image.
+	Containers ContainerConfig
 	// Getenv reads the slave's environment for what the tasks' allowlist
 	// passes on (PATH, LANG); os.Getenv when nil.
 	Getenv func(string) string
@@ -156,6 +158,7 @@ func (c Config) withDefaults() Config {
 	if c.Getenv == nil {
 		c.Getenv = os.Getenv
 	}
+	c.Containers = c.Containers.withDefaults()
 	return c
 }
 
@@ -175,6 +178,11 @@ type Slave struct {
 	// must last on testing/synctest's clock, which stands still while a
 	// real process runs.
 	runCommand func(context.Context, process.Command) (process.Result, error)
+
+	// noRuntime says why container tasks cannot run here: the runtime
+	// is missing (checkContainers).
+	noRuntime error
+	images    imageLocks
 
 	mu    sync.Mutex
 	id    string
@@ -201,6 +209,9 @@ func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logg
 // master queues those tasks again at once without counting them as failed.
 func (s *Slave) Run(ctx context.Context) error {
 	if err := s.checkIsolation(); err != nil {
+		return err
+	}
+	if err := s.checkContainers(); err != nil {
 		return err
 	}
 	unlock, err := s.takeScratch()
