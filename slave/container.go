@@ -255,6 +255,8 @@ func (s *Slave) runContainer(ctx context.Context, a *attempt, image string, env 
 	}
 	name := containerPrefix + cmd.Tag
 	cidfile := filepath.Join(a.dir, "container-id")
+	// As on the host, the task knows its run's id.
+	env = append(env, process.TagVar+"="+cmd.Tag)
 	cmd.Args = s.containerArgs(a, image, name, tree.RelativeCwd, cidfile, env, tree.Command)
 	// The runtime is the slave's: it runs as the slave's user, in the
 	// slave's environment (its configuration, a daemon's address), from
