@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/slave/process"
 )
 
@@ -59,21 +60,7 @@ const IsolateDir = "/isolate-dir"
 // by the run id.
 const containerPrefix = "dist_test-"
 
-var (
-	networkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	// imageName is what a runtime accepts as an image reference
-	// (registry/name:tag@digest), and never an option: it starts with a
-	// letter or digit.
-	imageName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$`)
-)
-
-// ValidImage reports why s cannot name an image, or nil.
-func ValidImage(s string) error {
-	if !imageName.MatchString(s) {
-		return fmt.Errorf("%q is not an image name: letters, digits and . _ / : @ + - only, starting with a letter or digit", s)
-	}
-	return nil
-}
+var networkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 // check refuses settings the slave could not enforce.
 func (c ContainerConfig) check() error {
@@ -163,7 +150,9 @@ func (l *imageLocks) of(image string) *sync.Mutex {
 // is on this host, pulling it once. A refused image is the task's own
 // failure; a missing runtime or a failed pull are the slave's.
 func (s *Slave) prepareImage(ctx context.Context, image string) error {
-	if err := ValidImage(image); err != nil {
+	// The master checks it at submission; a spec is checked again
+	// here, before the image reaches the runtime's command line.
+	if err := protocol.CheckImage(image); err != nil {
 		return fmt.Errorf("docker_image: %w", err)
 	}
 	if !s.cfg.Containers.allowed(image) {
