@@ -227,13 +227,20 @@ echo to-stderr >&2; mkdir -p out; echo "artifact $1" > out/a.txt; exit 3` + "\n"
 	}
 }
 
-// Canceling a job kills the container of its running task.
+// A container gets the network and limits of the [slave] settings, and
+// canceling its job kills it.
 func TestContainerCancel(t *testing.T) {
 	env := needPodman(t)
-	c := newClusterWith(t, clusterOptions{slots: 1, env: env, config: "container_runtime = " + podmanRuntime + "\n"})
+	c := newClusterWith(t, clusterOptions{slots: 1, env: env, config: "container_runtime = " + podmanRuntime +
+		"\ntask_network = none\ntask_memory = 64MiB\ntask_cpus = 0.5\n"})
 	c.writeShInputs(map[string]string{"sleep": "echo sleeping; sleep 300\n"})
 	job := c.submitNoWait("c.json", []jobTask{{IsolateHash: c.archive("sleep", "ARG=x"), Description: "sleep", DockerImage: testImage}})
 	waitFor(t, time.Minute, "the task's container", func() bool { return len(containersOf(t, env)) == 1 })
+	name := containersOf(t, env)[0]
+	got := strings.TrimSpace(podman(t, env, "inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.NetworkMode}}", name))
+	if got != "67108864 500000000 none" {
+		t.Errorf("container %s: memory, CPUs and network %q; want 67108864 500000000 none", name, got)
+	}
 	if code, _, stderr := c.run("cancel", job); code != 0 {
 		t.Fatalf("cancel: %d %s", code, stderr)
 	}
