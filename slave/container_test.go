@@ -3,11 +3,14 @@ package slave
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 
+	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/slave/process"
 	"github.com/dist-test/dist_test/slave/taskuser"
 )
@@ -98,4 +101,90 @@ func TestRuntimeMessage(t *testing.T) {
 	if got := runtimeMessage([]byte(strings.Repeat("x", 10000)), nil); len(got) != 2000 {
 		t.Errorf("message of %d bytes, want at most 2000", len(got))
 	}
+}
+
+// fakeRuntime is a container runtime that knows the images "present:1"
+// (whose command exits 125, as a test may) and "broken:1" (which the
+// runtime cannot make a container of), and has no registry to pull from.
+const fakeRuntime = `#!/bin/sh
+op=$1; shift
+case "$op" in
+image) case "$2" in missing*) echo "Error: $2: image not known" >&2; exit 125;; esac; exit 0;;
+pull) echo 'level=warning msg="retrying"' >&2; echo "Error: $1: registry unreachable" >&2; exit 125;;
+run)
+  while [ $# -gt 0 ]; do
+    case "$1" in
+    --cidfile) cid=$2; shift;;
+    broken:1) echo "Error: OCI runtime error: boom" >&2; exit 125;;
+    present:1) echo made > "$cid"; echo "in the container"; exit 125;;
+    esac
+    shift
+  done
+  exit 99;;
+esac
+exit 0
+`
+
+// How a container run ends, by the runtime's words: a command's own exit
+// code (125 included) once the container exists; an infrastructure failure
+// with the runtime's message when it could not make the container or pull
+// the image (the inputs then are not fetched); a refused or malformed
+// image fails its task, before anything else.
+func TestContainerOutcomes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 1)
+		rt := filepath.Join(t.TempDir(), "fake-runtime")
+		if err := os.WriteFile(rt, []byte(fakeRuntime), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h.cfg.Containers = ContainerConfig{Runtime: []string{rt}, AllowedImages: []string{"present:*", "broken:*", "missing:*", "-*"}}
+		want := map[string]struct {
+			image, err string
+			exit       int
+			infra      bool
+		}{
+			"own":       {"present:1", "", 125, false},
+			"broken":    {"broken:1", "the container could not be made: Error: OCI runtime error: boom", -1, true},
+			"missing":   {"missing:1", "pulling image missing:1: level=warning msg=\"retrying\"\nError: missing:1: registry unreachable", -1, true},
+			"refused":   {"other:1", `docker_image "other:1" is not allowed on this slave ([slave] allowed_images: present:*, broken:*, missing:*, -*)`, -1, false},
+			"malformed": {"--privileged", `docker_image: "--privileged" is not an image name`, -1, false},
+		}
+		var ids []uint64
+		for name, w := range want {
+			ids = append(ids, h.task(name, sh("echo on the host"), func(s *protocol.Spec) { s.DockerImage = w.image }))
+		}
+		h.start()
+		h.waitFor("the entries to be settled", func() bool {
+			for _, id := range ids {
+				if !h.q.settled(id) {
+					return false
+				}
+			}
+			return true
+		})
+		h.stop()
+		fins := h.master.made("finish")
+		if len(fins) != len(want) {
+			t.Fatalf("%d finishes, want %d", len(fins), len(want))
+		}
+		for _, f := range fins {
+			name := strings.Split(f.lease, "-")[1]
+			w, got := want[name], f.finish
+			if got.ExitCode != w.exit || got.Infra != w.infra || !strings.HasPrefix(got.Error, w.err) {
+				t.Errorf("%s: exit %d, infra %v, error %q; want exit %d, infra %v, error %q", name, got.ExitCode, got.Infra, got.Error, w.exit, w.infra, w.err)
+			}
+			if got.CPUMS != 0 || got.PeakMemoryBytes != 0 {
+				t.Errorf("%s: usage %d ms, %d bytes: want none (the container's is not measured)", name, got.CPUMS, got.PeakMemoryBytes)
+			}
+		}
+		if fetches, _ := h.inputs.counts(); fetches != 2 {
+			t.Errorf("%d fetches of inputs, want 2 (own and broken): the others could not run here", fetches)
+		}
+		cmds, _ := h.runner.ran()
+		for _, c := range cmds {
+			if c.Args[0] != rt || c.User != nil {
+				t.Errorf("ran %q as %v: want the runtime, as the slave", c.Args, c.User)
+			}
+		}
+	})
 }
