@@ -179,12 +179,45 @@ func (s *Slave) prepareImage(ctx context.Context, image string) error {
 // runtime runs one command of the container runtime and returns its
 // standard error.
 func (s *Slave) runtime(ctx context.Context, args ...string) ([]byte, error) {
+	_, stderr, err := s.runtimeOutput(ctx, args...)
+	return stderr, err
+}
+
+// runtimeOutput runs one command of the container runtime and returns
+// its standard output and error.
+func (s *Slave) runtimeOutput(ctx context.Context, args ...string) (stdout, stderr []byte, err error) {
 	rt := s.cfg.Containers.Runtime
 	cmd := exec.CommandContext(ctx, rt[0], append(rt[1:len(rt):len(rt)], args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	return stderr.Bytes(), err
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.Bytes(), e.Bytes(), err
+}
+
+// scratchLabel marks each container with the scratch folder of the slave
+// that runs it: the folder is that slave's alone for its life (takeScratch),
+// so the next slave on it knows which containers were its predecessor's.
+const scratchLabel = "dist_test.scratch"
+
+// removeLeftoverContainers kills the containers that a slave killed
+// without warning (SIGKILL, a crash) left running on this scratch folder:
+// their runs are over, taken over by other slaves.
+func (s *Slave) removeLeftoverContainers(ctx context.Context) {
+	if s.noRuntime != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, stderr, err := s.runtimeOutput(ctx, "ps", "-a", "-q", "--filter", "label="+scratchLabel+"="+s.cfg.ScratchDir)
+	if err != nil {
+		s.log.Warn("cannot list the containers a previous slave may have left; container tasks may fail here",
+			"runtime", s.cfg.Containers.Runtime[0], "err", runtimeMessage(stderr, err))
+		return
+	}
+	for _, id := range strings.Fields(string(out)) {
+		s.log.Warn("killing a container a previous slave on this scratch folder left running", "container", id)
+		s.removeContainer(id)
+	}
 }
 
 // runtimeMessage is what a runtime said when it failed: the last lines of
@@ -220,7 +253,7 @@ func (s *Slave) containerArgs(a *attempt, image, name, relCwd, cidfile string, e
 		"--security-opt", "no-new-privileges",
 		"--volume", a.sandbox+":"+IsolateDir,
 		"--workdir", path.Join(IsolateDir, relCwd),
-		"--network", c.Network)
+		"--network", c.Network, "--label", scratchLabel+"="+s.cfg.ScratchDir)
 	if c.Memory > 0 {
 		args = append(args, "--memory", strconv.FormatInt(c.Memory, 10))
 	}

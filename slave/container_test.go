@@ -63,7 +63,7 @@ func TestContainerConfigCheck(t *testing.T) {
 // folder, the slot's uid, the network and limits, the environment given
 // explicitly, the image, then the task's command untouched.
 func TestContainerArgs(t *testing.T) {
-	s := &Slave{cfg: Config{Containers: ContainerConfig{Runtime: []string{"podman", "--runtime", "runc"},
+	s := &Slave{cfg: Config{ScratchDir: "/scratch", Containers: ContainerConfig{Runtime: []string{"podman", "--runtime", "runc"},
 		Network: "none", Memory: 1 << 30, CPUs: 1.5}}}
 	u := &taskuser.User{Name: "dist_test-slot-1", User: process.User{UID: 3001, GID: 3002}}
 	a := &attempt{dir: "/scratch/task-1", sandbox: "/scratch/task-1/sandbox", user: u}
@@ -72,6 +72,7 @@ func TestContainerArgs(t *testing.T) {
 	want := []string{"podman", "--runtime", "runc", "run", "--rm", "--pull=never", "--name", "dist_test-run",
 		"--cidfile", "/scratch/task-1/container-id", "--user", "3001:3002", "--security-opt", "no-new-privileges",
 		"--volume", "/scratch/task-1/sandbox:/isolate-dir", "--workdir", "/isolate-dir/sub/dir", "--network", "none",
+		"--label", "dist_test.scratch=/scratch",
 		"--memory", "1073741824", "--cpus", "1.5", "--env", "HOME=/isolate-dir/test-tmp", "--env", "X=a b",
 		"debian:12", "--rm", "-v", "$HOME"}
 	if !slices.Equal(got, want) {

@@ -221,6 +221,7 @@ func (s *Slave) Run(ctx context.Context) error {
 	// Held until the deregistration: a slave that starts on this folder
 	// next must find every result of this one in the spool.
 	defer unlock()
+	s.removeLeftoverContainers(ctx)
 	sandboxes, note, err := s.prepareFolders()
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -298,5 +299,29 @@ func TestContainerRuntimeMissing(t *testing.T) {
 	}
 	if log := c.log.String(); strings.Count(log, "tasks that name a docker_image cannot run here") != 1 {
 		t.Errorf("the slave did not say once at start that it lacks the runtime:\n%s", log)
+	}
+}
+
+// A slave killed without warning leaves its task's container running; the
+// next slave on its scratch folder kills it at start.
+func TestContainerLeftByKilledSlave(t *testing.T) {
+	env := needPodman(t)
+	c := newClusterWith(t, clusterOptions{slots: 1, env: env, config: "container_runtime = " + podmanRuntime + "\n"})
+	c.writeShInputs(map[string]string{"sleep": "echo sleeping; sleep 300\n"})
+	c.submitNoWait("c.json", []jobTask{{IsolateHash: c.archive("sleep", "ARG=x"), Description: "sleep", DockerImage: testImage}})
+	waitFor(t, time.Minute, "the task's container", func() bool { return len(containersOf(t, env)) == 1 })
+	old := containersOf(t, env)[0]
+	t.Cleanup(func() { _ = exec.Command("podman", "--runtime", "runc", "rm", "-f", "-t", "0", old).Run() })
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+	c.cmd = nil
+	time.Sleep(time.Second)
+	if left := containersOf(t, env); !slices.Contains(left, old) {
+		t.Fatalf("containers %v after the kill: the test needs %s left running", left, old)
+	}
+	c.start(1)
+	waitFor(t, time.Minute, "the old container to be gone", func() bool { return !slices.Contains(containersOf(t, env), old) })
+	if log := c.log.String(); !strings.Contains(log, "killing a container a previous slave on this scratch folder left running") {
+		t.Errorf("the slave did not say it killed the container:\n%s", log)
 	}
 }
