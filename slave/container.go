@@ -9,6 +9,7 @@ package slave
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,8 @@ type ContainerConfig struct {
 	// Network is the containers' --network (host): host, none, or a
 	// network the runtime knows.
 	Network string
-	// Memory caps each container's memory in bytes (--memory); 0 is none.
+	// Memory caps each container's memory in bytes (--memory); 0 is
+	// Config.MemoryLimit's, if any.
 	Memory int64
 	// CPUs caps each container's CPUs (--cpus); 0 is none.
 	CPUs float64
@@ -254,8 +256,10 @@ func (s *Slave) containerArgs(a *attempt, image, name, relCwd, cidfile string, e
 		"--volume", a.sandbox+":"+IsolateDir,
 		"--workdir", path.Join(IsolateDir, relCwd),
 		"--network", c.Network, "--label", scratchLabel+"="+s.cfg.ScratchDir)
-	if c.Memory > 0 {
-		args = append(args, "--memory", strconv.FormatInt(c.Memory, 10))
+	// [slave] memory_limit caps every task: a container too, unless
+	// task_memory says otherwise.
+	if mem := cmp.Or(c.Memory, s.cfg.MemoryLimit); mem > 0 {
+		args = append(args, "--memory", strconv.FormatInt(mem, 10))
 	}
 	if c.CPUs > 0 {
 		args = append(args, "--cpus", strconv.FormatFloat(c.CPUs, 'f', -1, 64))

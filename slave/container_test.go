@@ -88,6 +88,12 @@ func TestContainerArgs(t *testing.T) {
 	if slices.Contains(got, "--memory") || slices.Contains(got, "--cpus") || !slices.Contains(got, "/isolate-dir") {
 		t.Errorf("args %q: want no limits, working folder /isolate-dir", got)
 	}
+	// Without task_memory, memory_limit caps containers too.
+	s.cfg.MemoryLimit = 64 << 20
+	got = s.containerArgs(a, "debian:12", "n", "", "c", nil, []string{"true"})
+	if i := slices.Index(got, "--memory"); i < 0 || got[i+1] != "67108864" {
+		t.Errorf("args %q: want memory_limit's --memory", got)
+	}
 }
 
 func TestRuntimeMessage(t *testing.T) {

@@ -186,7 +186,7 @@ var keys = []key{
 	{section: "slave", name: "task_network", def: "host", set: setTaskNetwork,
 		doc: "network of task containers (--network): host, none, or a network the runtime knows"},
 	{section: "slave", name: "task_memory", def: "0", set: size(func(c *Config) *int64 { return &c.Slave.TaskMemory }),
-		doc: "most memory a task container may use (--memory; 0: no limit, else at least 6MiB)"},
+		doc: "most memory a task container may use (--memory; 0: memory_limit, if any; else at least 6MiB)"},
 	{section: "slave", name: "task_cpus", def: "0", set: setTaskCPUs,
 		doc: "CPUs a task container may use, e.g. 1.5 (--cpus; 0: no limit)"},
 	{section: "slave", name: "allowed_images", set: list(func(c *Config) *[]string { return &c.Slave.AllowedImages }),
