@@ -124,6 +124,16 @@ func (s *Slave) checkContainers() error {
 	if _, err := exec.LookPath(c.Runtime[0]); err != nil {
 		s.noRuntime = fmt.Errorf("container runtime %q is not installed on this slave ([slave] container_runtime): %w", c.Runtime[0], err)
 		s.log.Warn("tasks that name a docker_image cannot run here; they go to other slaves", "err", s.noRuntime)
+		return nil
+	}
+	if c.Network != "host" && c.Network != "none" {
+		// A network the runtime does not know would fail every
+		// container task, on this slave alone.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if stderr, err := s.runtime(ctx, "network", "inspect", c.Network); err != nil {
+			return fmt.Errorf("[slave] task_network = %q: %s does not know it: %s", c.Network, c.Runtime[0], runtimeMessage(stderr, err))
+		}
 	}
 	return nil
 }

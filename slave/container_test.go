@@ -195,3 +195,21 @@ func TestContainerOutcomes(t *testing.T) {
 		}
 	})
 }
+
+// A task_network the runtime does not know is refused at start; host and
+// none are not asked about.
+func TestTaskNetworkChecked(t *testing.T) {
+	rt := filepath.Join(t.TempDir(), "fake-runtime")
+	script := "#!/bin/sh\n[ \"$1 $2 $3\" = \"network inspect lab\" ] && exit 0\necho \"Error: network $3 not found\" >&2; exit 125\n"
+	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for network, want := range map[string]string{"lab": "", "host": "", "none": "",
+		"other": `[slave] task_network = "other": ` + rt + ` does not know it: Error: network other not found`} {
+		s := New(nil, nil, nil, Config{Containers: ContainerConfig{Runtime: []string{rt}, Network: network}}, nil)
+		err := s.checkContainers()
+		if (want == "" && err != nil) || (want != "" && (err == nil || err.Error() != want)) {
+			t.Errorf("task_network = %s: %v, want %q", network, err, want)
+		}
+	}
+}

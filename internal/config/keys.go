@@ -184,7 +184,7 @@ var keys = []key{
 		doc: "command that runs tasks naming a docker_image, with its own first arguments separated by spaces (docker; " +
 			"podman takes the same commands, e.g. podman --runtime runc); a slave without it gives such tasks to other slaves"},
 	{section: "slave", name: "task_network", def: "host", set: setTaskNetwork,
-		doc: "network of task containers (--network): host, none, or a network the runtime knows"},
+		doc: "network of task containers (--network): host, none, or a network the runtime knows (the slave refuses to start otherwise)"},
 	{section: "slave", name: "task_memory", def: "0", set: size(func(c *Config) *int64 { return &c.Slave.TaskMemory }),
 		doc: "most memory a task container may use (--memory; 0: memory_limit, if any; else at least 6MiB)"},
 	{section: "slave", name: "task_cpus", def: "0", set: setTaskCPUs,
