@@ -166,6 +166,7 @@ echo to-stderr >&2; mkdir -p out; echo "artifact $1" > out/a.txt; exit 3` + "\n"
 	job := c.submitNoWait("c.json", []jobTask{
 		{IsolateHash: c.archive("look", "ARG=x"), Description: "look", DockerImage: testImage, Globs: []string{"out/*"}},
 		{IsolateHash: c.archive("pass", "ARG=x"), Description: "pass", DockerImage: testImage},
+		{IsolateHash: c.archive("pass", "ARG=x"), Description: "pass-on-host"},
 		{IsolateHash: c.archive("sleep", "ARG=x"), Description: "sleep", DockerImage: testImage, Timeout: 2},
 	})
 	all := c.waitJob(job, 2*time.Minute)
@@ -213,9 +214,15 @@ echo to-stderr >&2; mkdir -p out; echo "artifact $1" > out/a.txt; exit 3` + "\n"
 	} else if b, _ := os.ReadFile(arts[0]); string(b) != "artifact x\n" {
 		t.Errorf("artifact %q", b)
 	}
-	if pass := attemptOf(t, all, "pass"); pass.State != "passed" || *pass.ExitCode != 0 {
-		t.Errorf("pass: %s exit %v (%s)", pass.State, pass.ExitCode, pass.Error)
+	pass, host := attemptOf(t, all, "pass"), attemptOf(t, all, "pass-on-host")
+	if pass.State != "passed" || *pass.ExitCode != 0 || host.State != "passed" {
+		t.Errorf("pass: %s exit %v (%s); on the host: %s", pass.State, pass.ExitCode, pass.Error, host.State)
 	}
+	if pass.Inputs.HotItems+pass.Inputs.ColdItems != host.Inputs.HotItems+host.Inputs.ColdItems || pass.Inputs.HotItems+pass.Inputs.ColdItems == 0 {
+		t.Errorf("input figures in a container %+v, on the host %+v: want the same items", pass.Inputs, host.Inputs)
+	}
+	t.Logf("a task that prints a line: %.3f s in a container (image found in %.3f s before), %.3f s on the host",
+		pass.DurationSeconds, pass.ImagePullSeconds, host.DurationSeconds)
 	sleep := attemptOf(t, all, "sleep")
 	if sleep.State != "timed_out" {
 		t.Errorf("sleep: %s, want timed_out (%s)", sleep.State, sleep.Error)
