@@ -126,6 +126,7 @@ type Master struct {
 	// sharing: the last feed shared the slots between users, so each
 	// finish, which frees a user's room, wakes the feeder.
 	sharing atomic.Bool
+	tails   *tailBook // the ends of the running attempts' logs
 }
 
 // Options are the optional parts of a Master.
@@ -159,7 +160,7 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 	m := &Master{
 		store: st, queue: q, blobs: blobs, inputs: inputs,
 		cfg: opt.Config.withDefaults(), now: opt.Now, log: opt.Logger,
-		wake: make(chan struct{}, 1), links: links,
+		wake: make(chan struct{}, 1), links: links, tails: newTailBook(maxTailBytes),
 	}
 	m.born = m.now()
 	m.svcs = m.services()

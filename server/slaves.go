@@ -74,6 +74,7 @@ func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Hear
 	}
 	var lost []model.Attempt
 	reply.Kill, lost = compareRuns(runs, hb, m.now().Add(-2*m.cfg.HeartbeatInterval))
+	m.tails.note(slaveID, runs, hb.Tails, m.now())
 	n := 0
 	for _, a := range lost {
 		err := m.store.RequeueRun(ctx, a.Lease, "its slave does not run it and holds no result of it", false, m.now())
@@ -194,6 +195,7 @@ func (m *Master) lastOutage() time.Time { return time.Unix(0, m.outage.Load()) }
 
 // requeueAll puts every run of a slave back in the queue.
 func (m *Master) requeueAll(ctx context.Context, slaveID, reason string) (int, error) {
+	m.tails.forget(slaveID)
 	runs, err := m.store.RunningOn(ctx, slaveID)
 	if err != nil {
 		return 0, err

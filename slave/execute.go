@@ -104,6 +104,9 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 	r := s.add(st.Lease, cancel)
 	var tree Tree
 	a, err := newAttempt(s.sandboxes, s.userOf(slot))
+	if err == nil {
+		s.follow(r, a.stdout, a.stderr)
+	}
 	// done ends the run, once its result is delivered (or there is none).
 	done := func() {
 		cancel()
@@ -308,14 +311,14 @@ func appendLog(path, text string) {
 }
 
 // collectOutputs picks what the master keeps: the logs of a run that did
-// not pass, and the artifacts of any run.
+// not pass (of every run with KeepPassedLogs), and the artifacts of any run.
 func (s *Slave) collectOutputs(ctx context.Context, a *attempt, spec protocol.Spec, d *delivery, log *slog.Logger) {
 	keep := func(name, path string) {
 		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 			d.files[name] = path
 		}
 	}
-	if d.finish.ExitCode != 0 || d.finish.TimedOut {
+	if d.finish.ExitCode != 0 || d.finish.TimedOut || s.cfg.KeepPassedLogs {
 		keep(protocol.OutputStdout, a.stdout)
 		keep(protocol.OutputStderr, a.stderr)
 	}

@@ -44,6 +44,16 @@ func TestRunOutcomes(t *testing.T) {
 		history: []string{"reserve", "delete"},
 		runs:    1,
 	}, {
+		name: "pass with keep_passed_logs: the logs are kept too",
+		setup: func(h *harness) uint64 {
+			h.cfg.KeepPassedLogs = true
+			return h.task("passkeep", sh(`echo out; echo err >&2`), nil)
+		},
+		finish:  &protocol.Finish{ExitCode: 0, Outputs: []string{"stderr", "stdout"}, Inputs: protocol.Inputs{FetchSeconds: 1.5}},
+		uploads: []string{"stderr: err\n", "stdout: out\n"},
+		history: []string{"reserve", "delete"},
+		runs:    1,
+	}, {
 		name:    "fail: both logs are kept",
 		setup:   func(h *harness) uint64 { return h.task("fail", sh(`echo out; echo err >&2; exit 3`), nil) },
 		finish:  &protocol.Finish{ExitCode: 3, Outputs: []string{"stderr", "stdout"}, Inputs: protocol.Inputs{FetchSeconds: 1.5}},

@@ -12,6 +12,10 @@ type run struct {
 	// another slave, or this slave was declared lost). It is killed and
 	// nothing about it is reported.
 	dropped bool
+	// logs are the run's stdout and stderr files, once its folder is
+	// made; sent is how much of each the master has (see tails).
+	logs [2]string
+	sent [2]int64
 }
 
 func (s *Slave) add(lease string, cancel context.CancelFunc) *run {

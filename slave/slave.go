@@ -111,6 +111,9 @@ type Config struct {
 	MaxArtifactBytes int64          // 200 MiB
 	UploadAttempts   int            // tries per output before it is reported missing (4)
 	KeepSandboxes    bool           // leave sandboxes for debugging
+	// KeepPassedLogs uploads the logs of runs that passed too; by default
+	// only a failed run's logs are kept, as the original's slave did.
+	KeepPassedLogs bool
 	// Users run the tasks, one per slot: slot n runs as Users[n]. They
 	// must be the slave's alone: every process of a slot's user is killed
 	// after each task. Empty: tasks run as the slave's own user, which
@@ -334,7 +337,11 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 		if !backoff.Sleep(ctx, beat) {
 			return nil
 		}
-		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases()})
+		tails, sent := s.tails()
+		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases(), Tails: tails})
+		if err == nil {
+			sent()
+		}
 		switch {
 		case errors.Is(err, model.ErrNotFound):
 			// The master does not know this registration (it ended it, or

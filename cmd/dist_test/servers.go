@@ -154,7 +154,7 @@ func slaveConfig(cfg *config.Config, slots int, scratch string, users []taskuser
 		Slots: slots, ScratchDir: scratch, Version: version, KillGrace: cfg.Slave.KillGrace,
 		LogLimits:        process.Limits{Head: cfg.Slave.LogHeadBytes, Tail: cfg.Slave.LogTailBytes},
 		MaxArtifactBytes: cfg.Slave.MaxArtifactBytes,
-		Users:            users, Namespaces: cfg.Slave.Namespaces, TaskEnv: cfg.Slave.TaskEnvironment(os.LookupEnv),
+		Users:            users, Namespaces: cfg.Slave.Namespaces, KeepPassedLogs: cfg.Slave.KeepPassedLogs, TaskEnv: cfg.Slave.TaskEnvironment(os.LookupEnv),
 		MemoryLimit: cfg.Slave.MemoryLimit,
 		Containers: slave.ContainerConfig{Runtime: cfg.Slave.ContainerRuntime, Network: cfg.Slave.TaskNetwork,
 			Memory: cfg.Slave.TaskMemory, CPUs: cfg.Slave.TaskCPUs, AllowedImages: cfg.Slave.AllowedImages},

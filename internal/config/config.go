@@ -141,6 +141,7 @@ type Slave struct {
 	TaskEnv          []string // task_env: NAME or NAME=VALUE
 	Namespaces       bool     // namespaces
 	MemoryLimit      int64    // memory_limit: 0 is none
+	KeepPassedLogs   bool     // keep_passed_logs
 	// Tasks that name a docker_image: the runtime's command and first
 	// arguments (container_runtime), the containers' network, memory and
 	// CPU caps (0: none), and the images allowed (globs; empty: any).

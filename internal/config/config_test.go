@@ -362,6 +362,7 @@ task_env = JAVA_HOME=/usr/lib/jvm/java 17, PIDDIR
     GTEST_COLOR=no
     UNSET_HERE
 namespaces = yes
+keep_passed_logs = true
 `)
 	c, err := Load(p, envOf(nil))
 	if err != nil {
@@ -380,11 +381,14 @@ namespaces = yes
 	if !c.Slave.Namespaces {
 		t.Error("namespaces = yes read as false")
 	}
+	if !c.Slave.KeepPassedLogs {
+		t.Error("keep_passed_logs = true read as false")
+	}
 	d, err := Load("", envOf(map[string]string{"HOME": t.TempDir()}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Slave.TaskUsers) != 0 || len(d.Slave.TaskEnv) != 0 || d.Slave.Namespaces {
+	if len(d.Slave.TaskUsers) != 0 || len(d.Slave.TaskEnv) != 0 || d.Slave.Namespaces || d.Slave.KeepPassedLogs {
 		t.Errorf("defaults: %+v", d.Slave)
 	}
 	for _, bad := range []string{"1BAD=x", "A B", "=x", "A-B"} {

@@ -177,6 +177,8 @@ var keys = []key{
 			"(tasks get only PATH, LANG, HOME, TMPDIR, TEST_TMPDIR, USER, LOGNAME, DIST_TEST_* and these)"},
 	{section: "slave", name: "namespaces", def: "false", set: boolean(func(c *Config) *bool { return &c.Slave.Namespaces }),
 		doc: "(root) run each task in PID and mount namespaces of its own: it sees only its own processes, and they all die with it"},
+	{section: "slave", name: "keep_passed_logs", def: "false", set: boolean(func(c *Config) *bool { return &c.Slave.KeepPassedLogs }),
+		doc: "upload the stdout and stderr of tasks that passed too (as the original, only failed tasks' logs are kept by default)"},
 	{section: "slave", name: "memory_limit", def: "0", set: size(func(c *Config) *int64 { return &c.Slave.MemoryLimit }),
 		doc: "most memory a task's processes may use together (0: no limit); enforced in the task's cgroup (memory.max), " +
 			"which needs a writable cgroup v2 with the memory controller: the slave refuses to start when it cannot enforce it"},

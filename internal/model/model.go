@@ -149,7 +149,9 @@ type Attempt struct {
 	MaxRetries  int
 	// Expected is the runtime its task was expected to take when the job
 	// was submitted (model.ExpectedRuntimes), which set its priority.
-	Expected    time.Duration
+	Expected time.Duration
+	// Timeout is its task's (0: none), which a timed-out run reached.
+	Timeout     time.Duration
 	State       State
 	Token       string // queue token: proves a queue entry is current
 	Lease       string // run lease: proves a slave runs the current run

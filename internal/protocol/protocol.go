@@ -220,6 +220,30 @@ type Registered struct {
 type Heartbeat struct {
 	Running []string `json:"running"`
 	Pending []string `json:"pending,omitempty"`
+	// Tails carry what the running tasks wrote to their logs since the
+	// last heartbeat the master answered, so that users can follow a run
+	// before it ends.
+	Tails []Tail `json:"tails,omitempty"`
+}
+
+// TailBytes bounds the log bytes one heartbeat carries per log of a run,
+// and what the master keeps of each: a run that writes faster is followed
+// by its latest TailBytes.
+const TailBytes = 64 << 10
+
+// Tail is the new part of a running task's logs.
+type Tail struct {
+	Lease  string    `json:"lease"`
+	Stdout TailChunk `json:"stdout"`
+	Stderr TailChunk `json:"stderr"`
+}
+
+// TailChunk is a log's bytes from Offset (the count of bytes the task had
+// written before them); a chunk whose Offset is past what was sent before
+// follows a gap, when the task wrote more than TailBytes between beats.
+type TailChunk struct {
+	Offset int64  `json:"offset"`
+	Data   []byte `json:"data,omitempty"`
 }
 
 // HeartbeatReply tells a slave what to stop. Reset: the master had declared

@@ -22,6 +22,7 @@ import (
 // cases they document, and model.ErrUnavailable when the database cannot be
 // reached.
 type Store interface {
+	Dashboard
 	// CreateJob writes a job, its tasks and their first attempts (queued,
 	// not yet enqueued) in one transaction. ErrExists if the id is taken.
 	CreateJob(ctx context.Context, job model.NewJob, now time.Time) error

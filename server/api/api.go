@@ -29,7 +29,8 @@ type Options struct {
 	// CAS, when set, serves the isolate server under /api/v1/cas (the
 	// embedded default mounts it on the master's listener).
 	CAS http.Handler
-	// Pages, when set, serves the dashboard's HTML pages (/, /job, /trace).
+	// Pages, when set, serves the dashboard's HTML pages (/, /job, /trace,
+	// /test, /slaves, and /view_log for browsers) and the job page's buttons.
 	Pages Pages
 	// MaxBodyBytes bounds JSON and form bodies (64 MiB).
 	MaxBodyBytes int64
@@ -45,6 +46,14 @@ type Pages interface {
 	Index(w http.ResponseWriter, r *http.Request)
 	Job(w http.ResponseWriter, r *http.Request)
 	Trace(w http.ResponseWriter, r *http.Request)
+	Test(w http.ResponseWriter, r *http.Request)
+	// ViewLog is the log page of /view_log, for browsers; other clients
+	// get the original's bare answer.
+	ViewLog(w http.ResponseWriter, r *http.Request)
+	LogTail(w http.ResponseWriter, r *http.Request)
+	Slaves(w http.ResponseWriter, r *http.Request)
+	// Static serves the pages' embedded scripts and styles under /static/.
+	Static(w http.ResponseWriter, r *http.Request)
 }
 
 // API is the master's HTTP handler.
@@ -111,6 +120,13 @@ func New(m *server.Master, opt Options) http.Handler {
 		r.With(read).Get("/", opt.Pages.Index)
 		r.With(read).Get("/job", opt.Pages.Job)
 		r.With(read).Get("/trace", opt.Pages.Trace)
+		r.With(read).Get("/test", opt.Pages.Test)
+		a.pageActions(r, write)
+		r.With(read).Get("/slaves", opt.Pages.Slaves)
+		r.With(read).Get("/view_log/tail", opt.Pages.LogTail)
+		// The scripts and styles hold no data: no login, so that they
+		// load with any page.
+		r.Get("/static/*", opt.Pages.Static)
 	}
 	return requestid.Middleware(http.NewCrossOriginProtection().Handler(r))
 }

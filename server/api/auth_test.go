@@ -95,6 +95,8 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		{"GET", "/api/v1/queue", read}, {"GET", "/api/v1/slaves", read}, {"GET", "/api/v1/events", read},
 		{"GET", "/job_status?job_id=j", read}, {"GET", "/tasks?job_id=j", read}, {"GET", "/failed_tasks?job_id=j", read},
 		{"GET", "/view_log?job_id=j", read}, {"GET", "/", read}, {"GET", "/job?job_id=j", read}, {"GET", "/trace?job_id=j", read},
+		{"GET", "/test?description=d", read}, {"POST", "/job/cancel", write}, {"POST", "/job/retry", write},
+		{"GET", "/slaves", read}, {"GET", "/view_log/tail?job_id=j", read},
 		{"GET", "/api/v1/cas/0123456789abcdef0123456789abcdef01234567", read}, {"POST", "/api/v1/cas/missing", read},
 		{"GET", "/outputs/j/t/0/stdout", read},
 		{"POST", "/api/v1/jobs", write}, {"POST", "/api/v1/jobs/j/cancel", write}, {"POST", "/api/v1/jobs/j/retry", write},
@@ -192,6 +194,13 @@ func TestOwnersOnly(t *testing.T) {
 		code, body := send(t, h.as(bob), c.method, h.url+c.path, c.ctype, c.body, nil)
 		if code != 403 || !strings.Contains(body, `not the job's owner (\"alice\")`) {
 			t.Errorf("bob: %s %s = %d %s; want 403 naming the owner", c.method, c.path, code, body)
+		}
+	}
+	// The job page's buttons answer in HTML.
+	for _, path := range []string{"/job/cancel", "/job/retry"} {
+		code, body := send(t, h.as(bob), "POST", h.url+path, form, "job_id=owned", nil)
+		if code != 403 || !strings.Contains(body, "not the job&#39;s owner (&#34;alice&#34;)") {
+			t.Errorf("bob: POST %s = %d %s; want 403 naming the owner", path, code, body)
 		}
 	}
 	if j, _ := h.m.Job(ctx, "owned"); j.Canceled {

@@ -39,9 +39,9 @@ func TestTimesComeFromTheMastersClock(t *testing.T) {
 		t.Errorf("tasks = %+v, want one that has run 90 s", tasks)
 	}
 	for _, p := range []struct{ path, want string }{
-		{"/job?job_id=" + job.ID, "Runtime: 1m30s"},            // the job's
-		{"/job?job_id=" + job.ID, "<td>h1</td><td>1m30s</td>"}, // the task's
-		{"/", "<td>1m30s ago</td>"},                            // the slave's last heartbeat
+		{"/job?job_id=" + job.ID, "Elapsed: <strong>1m30s</strong>"},                                                                             // the job's
+		{"/job?job_id=" + job.ID, `<td data-label="Host">h1/0</td>` + "\n" + `<td data-label="Runtime"><span>1m30s</span>`},                      // the task's
+		{"/", `<td data-label="Submitted"><span title="2001-09-09 01:46:40Z">1m30s ago</span></td>` + "\n" + `<td data-label="Duration">1m30s `}, // the job's age
 	} {
 		code, body, _ := h.do("GET", p.path, "", "")
 		if code != 200 || !strings.Contains(body, p.want) {

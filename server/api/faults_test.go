@@ -148,7 +148,7 @@ func TestRefusalsInEachRenderer(t *testing.T) {
 	}{
 		{"/api/v1/jobs/nope", "application/json", `"code":"not_found"`, 404},
 		{"/tasks", "application/json", `"status":"ERROR"`, 400},
-		{"/job?job_id=j&status=bogus", "text/html; charset=utf-8", "<p>invalid input: status must be failed or absent</p>", 400},
+		{"/job?job_id=j&status=bogus", "text/html; charset=utf-8", "<p>invalid input: status must be running, queued, failed, timed_out, flaky, passed, canceled or absent</p>", 400},
 		{"/view_log?job_id=j&task_id=t&attempt=x&log=stdout", "text/html; charset=utf-8", "<p>invalid input: attempt must be a number</p>", 400},
 		{protocol.PathCAS + "/nothex", "application/json", `"code":"invalid"`, 400},
 	} {
@@ -200,8 +200,13 @@ type panickyPages struct{}
 func (panickyPages) Index(w http.ResponseWriter, r *http.Request) {
 	panic("index out of range [3] with length 3")
 }
-func (panickyPages) Job(w http.ResponseWriter, r *http.Request)   { panic(http.ErrAbortHandler) }
-func (panickyPages) Trace(w http.ResponseWriter, r *http.Request) {}
+func (panickyPages) Job(w http.ResponseWriter, r *http.Request)     { panic(http.ErrAbortHandler) }
+func (panickyPages) Trace(w http.ResponseWriter, r *http.Request)   {}
+func (panickyPages) ViewLog(w http.ResponseWriter, r *http.Request) {}
+func (panickyPages) LogTail(w http.ResponseWriter, r *http.Request) {}
+func (panickyPages) Slaves(w http.ResponseWriter, r *http.Request)  {}
+func (panickyPages) Static(w http.ResponseWriter, r *http.Request)  {}
+func (panickyPages) Test(w http.ResponseWriter, r *http.Request)    {}
 
 // A handler's panic is an internal error like any other: the id in the
 // answer, the panic and its stack in the log.

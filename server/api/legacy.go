@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -278,8 +279,15 @@ const legacyPage = 1000
 // is sent.
 type streamed func(w io.Writer) error
 
-// viewLog answers a task's log, HTML-escaped, as the original did.
+// viewLog answers a task's log, HTML-escaped, as the original did; a
+// browser (it asks for text/html) gets the dashboard's log page instead,
+// with the same parameters.
 func (a *API) viewLog(w http.ResponseWriter, r *http.Request) {
+	w.Header().Add("Vary", "Accept")
+	if a.opt.Pages != nil && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		a.opt.Pages.ViewLog(w, r)
+		return
+	}
 	q := r.URL.Query()
 	fail := func(err error) { protocol.WriteError(w, r, a.log, protocol.HTML, err) }
 	n, err := strconv.Atoi(q.Get("attempt"))

@@ -78,3 +78,20 @@ func TestPageUsesIndexes(t *testing.T) {
 		}
 	}
 }
+
+// A page of the job page's tasks in task order walks the job's tasks in
+// their index and finds each one's latest attempt by its key.
+func TestTaskPageUsesIndexes(t *testing.T) {
+	s, err := mysql.OpenDSN(context.Background(), testenv.MySQL(t), "test database")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, plan := range storetest.TaskPagePlans(t, s) {
+		all := strings.Join(plan, "\n")
+		if strings.Contains(all, "type=ALL") || strings.Contains(all, "filesort") || strings.Contains(all, "temporary") ||
+			!strings.Contains(all, "key=tasks_job_idx") {
+			t.Errorf("plan of a page of tasks (%s):\n%s\nwant both tables read through their indexes, in order", name, all)
+		}
+	}
+}

@@ -81,6 +81,24 @@ func TestPageUsesIndexes(t *testing.T) {
 	}
 }
 
+// A page of the job page's tasks in task order walks the job's tasks in
+// their index and finds each one's latest attempt by its key: no table
+// scan, no sort, whatever the job's size.
+func TestTaskPageUsesIndexes(t *testing.T) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "dist_test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, plan := range storetest.TaskPagePlans(t, s) {
+		all := strings.Join(plan, "\n")
+		if strings.Contains(all, "SCAN") || strings.Contains(all, "TEMP B-TREE") ||
+			!strings.Contains(all, "SEARCH t USING INDEX tasks_job_idx") {
+			t.Errorf("plan of a page of tasks (%s):\n%s\nwant both tables searched through their indexes, in order", name, all)
+		}
+	}
+}
+
 // BenchmarkTaskLifeParallel: the same with 32 slots at once.
 func BenchmarkTaskLifeParallel(b *testing.B) {
 	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "dist_test.db"))

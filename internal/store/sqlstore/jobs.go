@@ -389,6 +389,11 @@ func (s *Store) PageAttempts(ctx context.Context, jobID string, p store.AttemptP
 // tests check with it that a page is read through the indexes.
 func (s *Store) PagePlan(ctx context.Context, jobID string, p store.AttemptPage) ([]string, error) {
 	text, args := pageQuery(jobID, p)
+	return s.plan(ctx, text, args)
+}
+
+// plan returns the database's plan for a SELECT, one line per step.
+func (s *Store) plan(ctx context.Context, text string, args []any) ([]string, error) {
 	rows, err := s.r.QueryContext(ctx, s.d.Explain+" "+text, args...)
 	if err != nil {
 		return nil, s.classify(err)

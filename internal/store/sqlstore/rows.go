@@ -20,7 +20,7 @@ const attemptColsOnly = `a.id, a.task_row, a.job_id, t.task_id, t.idx, a.attempt
 	a.slave_id, a.slot, a.hostname, a.runs, a.submitted_at, a.started_at, a.finished_at,
 	a.exit_code, a.stdout_key, a.stderr_key, a.artifact_key, a.missing, a.error,
 	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms, a.cpu_ms, a.peak_memory, a.avoid_slave,
-	a.hedge_token, COALESCE(a.hedge_lease, ''), a.hedge_slave, a.hedge_slot, a.hedge_started_at, t.expected_ms,
+	a.hedge_token, COALESCE(a.hedge_lease, ''), a.hedge_slave, a.hedge_slot, a.hedge_started_at, t.expected_ms, t.timeout_ms,
 	t.docker_image, a.image_pull_ms`
 
 const attemptFrom = `FROM attempts a JOIN tasks t ON t.id = a.task_row`
@@ -35,14 +35,14 @@ func scanAttempt(r scanner, extra ...any) (model.Attempt, error) {
 	var enq int
 	var sub, start, fin int64
 	var exit sql.NullInt64
-	var fetchMS, cpuMS, hedgeStart, expectedMS, pullMS int64
+	var fetchMS, cpuMS, hedgeStart, expectedMS, timeoutMS, pullMS int64
 	dest := []any{&a.ID, &a.TaskRow, &a.JobID, &a.TaskID, &a.Index, &a.Attempt, &a.Description, &a.IsolateHash,
 		&a.MaxRetries, &state, &a.Token, &a.Lease, &prio, &enq, &a.EntryID,
 		&a.SlaveID, &a.Slot, &a.Hostname, &a.Runs, &sub, &start, &fin,
 		&exit, &a.Outputs.Stdout, &a.Outputs.Stderr, &a.Outputs.Artifacts, &missing, &a.Error,
 		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS,
 		&cpuMS, &a.Usage.PeakMemory, &a.AvoidSlave,
-		&a.Hedge.Token, &a.Hedge.Lease, &a.Hedge.SlaveID, &a.Hedge.Slot, &hedgeStart, &expectedMS,
+		&a.Hedge.Token, &a.Hedge.Lease, &a.Hedge.SlaveID, &a.Hedge.Slot, &hedgeStart, &expectedMS, &timeoutMS,
 		&a.DockerImage, &pullMS}
 	var err error
 	if len(extra) > 0 {
@@ -58,6 +58,7 @@ func scanAttempt(r scanner, extra ...any) (model.Attempt, error) {
 	a.Usage.CPUTime = time.Duration(cpuMS) * time.Millisecond
 	a.Usage.ImagePull = time.Duration(pullMS) * time.Millisecond
 	a.Expected = time.Duration(expectedMS) * time.Millisecond
+	a.Timeout = time.Duration(timeoutMS) * time.Millisecond
 	a.Priority = uint32(prio)
 	a.Enqueued = enq != 0
 	a.SubmittedAt, a.StartedAt, a.FinishedAt = fromMS(sub), fromMS(start), fromMS(fin)

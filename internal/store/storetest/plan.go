@@ -52,3 +52,42 @@ func PagePlans(t *testing.T, s Planner) map[string][]string {
 	}
 	return out
 }
+
+// TaskPlanner is a store that describes its plan for a page of tasks.
+type TaskPlanner interface {
+	store.Store
+	TaskPagePlan(ctx context.Context, jobID string, q model.TaskQuery) ([]string, error)
+}
+
+// TaskPagePlans writes jobs of 10,000 tasks to s and returns the plans
+// for one job's first page of 500 tasks in task order, and for one in
+// the middle.
+func TaskPagePlans(t *testing.T, s TaskPlanner) map[string][]string {
+	t.Helper()
+	ctx := context.Background()
+	// Other jobs' tasks are in the table as they would be: a plan for a
+	// table of one job's tasks would rightly read it whole.
+	for _, id := range []string{"bigtasks", "other1", "other2", "other3"} {
+		j := model.NewJob{ID: id, User: "u"}
+		for i := range 10_000 {
+			j.Tasks = append(j.Tasks, model.NewTask{TaskID: fmt.Sprintf("%s.%d", hash, i), Index: i,
+				Spec: model.TaskSpec{IsolateHash: hash, Description: fmt.Sprint("d", i)}, Priority: model.NormalBase - 1})
+		}
+		if err := s.CreateJob(ctx, j, time.UnixMilli(1_700_000_000_000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[string][]string{}
+	for name, q := range map[string]model.TaskQuery{
+		"first":  {Limit: 501},
+		"middle": {Limit: 501, Offset: 5000},
+	} {
+		plan, err := s.TaskPagePlan(ctx, "bigtasks", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("plan of a page of tasks (%s):\n%s", name, strings.Join(plan, "\n"))
+		out[name] = plan
+	}
+	return out
+}

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListAndFilter", testList},
 		{"Events", testEvents},
 		{"Pages", testPages},
+		{"Dashboard", testDashboard},
 		{"Retention", testRetention},
 		{"Secret", testSecret},
 	}
