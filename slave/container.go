@@ -250,9 +250,10 @@ func runtimeMessage(stderr []byte, err error) string {
 	return msg
 }
 
-// containerArgs is the runtime command line that runs cmd in image, as
-// name. cmd.Dir is the working folder inside the sandbox; cidfile is
-// written by the runtime once the container exists.
+// containerArgs is the runtime command line that runs command in a
+// container of image named name, with env as its whole environment and
+// relCwd, inside the sandbox, as its working folder. The runtime writes
+// cidfile once the container exists.
 func (s *Slave) containerArgs(a *attempt, image, name, relCwd, cidfile string, env, command []string) []string {
 	c := s.cfg.Containers
 	uid, gid := os.Getuid(), os.Getgid()
@@ -286,8 +287,8 @@ func (s *Slave) containerArgs(a *attempt, image, name, relCwd, cidfile string, e
 // make (no image, a bad option, no daemon) is an infraError with the
 // runtime's message; once the container exists, its ending is the task's.
 func (s *Slave) runContainer(ctx context.Context, a *attempt, image string, env []string, tree Tree, cmd process.Command) (process.Result, error) {
-	if strings.ContainsAny(a.sandbox, ":,") {
-		return process.Result{}, infraError{fmt.Errorf("the sandbox folder %s holds a : or , that a volume cannot name", a.sandbox)}
+	if strings.Contains(a.sandbox, ":") {
+		return process.Result{}, infraError{fmt.Errorf("the sandbox folder %s holds a : that --volume cannot name", a.sandbox)}
 	}
 	name := containerPrefix + cmd.Tag
 	cidfile := filepath.Join(a.dir, "container-id")
