@@ -6,6 +6,7 @@
 #   make fuzz   each fuzz target for FUZZTIME (1m)
 #   make bench  the figures of docs/performance.md beside their baselines
 #   make profile  a CPU profile of master and slave dispatching no-op tasks
+#   make image  the container image of infra/Dockerfile, stamped with VERSION
 
 GO      ?= go
 BIN     := bin/dist_test
@@ -34,7 +35,7 @@ CROSS    ?= darwin/amd64 darwin/arm64 windows/amd64
 PORTABLE := ./client/... ./internal/... ./isolate ./isolate/isolatefile/... \
             ./isolate/archive/... ./isolate/cas/... ./server/... ./web/...
 
-.PHONY: all build install test lint cross fuzz fuzz-short demo bench profile chaos clean
+.PHONY: all build install test lint cross fuzz fuzz-short demo image bench profile chaos clean
 
 all: build
 
@@ -94,7 +95,11 @@ fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 demo:
-	./examples/demo.sh
+	VERSION=$(VERSION) ./examples/demo.sh
+
+# The container image of infra/Dockerfile, stamped with the version.
+image:
+	docker build -f infra/Dockerfile --build-arg VERSION=$(VERSION) -t dist_test:$(VERSION) .
 
 # The figures of docs/performance.md, each beside its baseline measured in
 # the same run, then the micro-benchmarks; benchstat summarises bench.txt

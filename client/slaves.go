@@ -113,3 +113,23 @@ func slavePath(id, rest string) string {
 func attemptPath(lease, rest string) string {
 	return protocol.PathAttempts + "/" + url.PathEscape(lease) + rest
 }
+
+// Drain tells a slave to take no new task, finish and report what it runs,
+// and leave. It answers the slave, draining. Draining twice is harmless,
+// so it is retried.
+func (c *Client) Drain(ctx context.Context, slaveID string) (protocol.Slave, error) {
+	var out protocol.Slave
+	if err := c.call(ctx, request{method: http.MethodPost, path: slavePath(slaveID, "/drain"), out: &out, mode: idempotent}); err != nil {
+		return protocol.Slave{}, fmt.Errorf("drain slave %s: %w", slaveID, err)
+	}
+	return out, nil
+}
+
+// Capacity reads the master's unfinished work and the slots to run it.
+func (c *Client) Capacity(ctx context.Context) (protocol.Capacity, error) {
+	var out protocol.Capacity
+	if err := c.call(ctx, request{method: http.MethodGet, path: protocol.PathCapacity, out: &out, mode: idempotent}); err != nil {
+		return protocol.Capacity{}, fmt.Errorf("capacity: %w", err)
+	}
+	return out, nil
+}

@@ -19,7 +19,9 @@ rm -rf "$work/results" "$work/url" "$work/job.json"
 mkdir -p "$work" "$here/bin"
 
 echo "==> building dist_test and the suite's test binaries"
-(cd "$root" && go build -o "$bin" ./cmd/dist_test)
+# Stamped with the version as make build stamps it (make demo passes VERSION).
+version=${VERSION:-$(cd "$root" && git describe --always --dirty 2>/dev/null || echo dev)}
+(cd "$root" && go build -ldflags "-X main.version=$version" -o "$bin" ./cmd/dist_test)
 for pkg in mathx textx; do
   (cd "$here/suite" && go test -c -o "$here/bin/$pkg.test" "./$pkg")
 done

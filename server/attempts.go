@@ -26,6 +26,11 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 	if err != nil {
 		return model.Attempt{}, model.Spec{}, fmt.Errorf("start: %w", err)
 	}
+	if sl.State == model.SlaveDraining {
+		// It reserved the entry before its heartbeat told it to drain. Not
+		// a conflict: the entry is good and goes back for another slave.
+		return model.Attempt{}, model.Spec{}, fmt.Errorf("%w: slave %s is draining: it takes no new task", model.ErrNotFound, sl.ID)
+	}
 	if sl.State != model.SlaveAlive {
 		// A slave the master lost must reset before it runs anything again.
 		// Not a conflict: the entry is good and the slave must give it back.
@@ -76,9 +81,20 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 		if out.Next == nil {
 			m.capFailures(ctx, a.JobID)
 		}
+		if !out.Duplicate {
+			m.metrics.Finished(out.Attempt, 0, model.Inputs{}, out.Next != nil)
+		}
 		m.log.WarnContext(ctx, "attempt failed: it never reported", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "runs", a.Runs-1)
 		m.poke()
 		return model.Attempt{}, model.Spec{}, fmt.Errorf("%w: %s", model.ErrPoison, reason)
+	}
+	var enqueued time.Time
+	if req.Entry.EnqueuedMS > 0 {
+		enqueued = time.UnixMilli(req.Entry.EnqueuedMS)
+	}
+	if a.Hedge.Token == "" || a.Hedge.Token != req.Entry.Token {
+		// A hedge is a second run of an attempt counted at its first.
+		m.metrics.Started(a, enqueued)
 	}
 	if a.Runs > 1 {
 		m.log.InfoContext(ctx, "attempt started again", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "run", a.Runs, "slave", sl.ID)
@@ -107,7 +123,7 @@ func (m *Master) Start(ctx context.Context, req protocol.Start) (model.Attempt, 
 func (m *Master) holderGone(ctx context.Context, id string) bool {
 	for waited := false; ; waited = true {
 		s, err := m.store.GetSlave(ctx, id)
-		if err != nil || s.State != model.SlaveAlive {
+		if err != nil || !s.State.Live() {
 			return true
 		}
 		silent := m.now().Sub(s.LastHeartbeat)
@@ -135,14 +151,15 @@ func (m *Master) holderGone(ctx context.Context, id string) bool {
 }
 
 // otherSlaveAlive reports whether a slave other than id, with slots, is
-// alive. An error says no: the retry then runs where it can.
+// alive (a draining one takes no task). An error says no: the retry then
+// runs where it can.
 func (m *Master) otherSlaveAlive(ctx context.Context, id string) bool {
 	alive, err := m.store.ListSlaves(ctx, true)
 	if err != nil {
 		return false
 	}
 	for _, s := range alive {
-		if s.ID != id && s.Slots > 0 && m.now().Sub(s.LastHeartbeat) <= m.cfg.HeartbeatTimeout {
+		if s.ID != id && s.State == model.SlaveAlive && s.Slots > 0 && m.now().Sub(s.LastHeartbeat) <= m.cfg.HeartbeatTimeout {
 			return true
 		}
 	}
@@ -263,6 +280,8 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 				return out, false, fmt.Errorf("finish: %w", err)
 			}
 			m.log.WarnContext(ctx, "task could not run; queued again for another slave", "job", a.JobID, "task", a.TaskID, "reason", f.Error)
+			m.metrics.InfraRequeued()
+			m.metrics.Inputs(f.Inputs.Model())
 			return out, true, nil
 		}
 	}
@@ -301,6 +320,7 @@ func (m *Master) Finish(ctx context.Context, lease string, f protocol.Finish) (o
 	}
 	if !out.Duplicate {
 		a := out.Attempt
+		m.metrics.Finished(a, r.Duration, r.Inputs, out.Next != nil)
 		m.log.DebugContext(ctx, "attempt finished", "job", a.JobID, "task", a.TaskID, "attempt", a.Attempt, "state", a.State, "retry", out.Next != nil)
 	}
 	return out, false, nil
@@ -340,6 +360,7 @@ func (m *Master) Abort(ctx context.Context, lease, reason string) error {
 	if err := m.store.RequeueRun(ctx, lease, reason, true, m.now()); err != nil {
 		return fmt.Errorf("abort: %w", err)
 	}
+	m.metrics.Requeued(1)
 	return nil
 }
 

@@ -164,7 +164,8 @@ func (m *Master) userRoom(ctx context.Context, backlog []store.JobBacklog) (map[
 // enqueue puts one attempt and records its entry. If the attempt changed
 // meanwhile (canceled, say), the entry is taken back.
 func (m *Master) enqueue(ctx context.Context, a model.Attempt) error {
-	body, err := json.Marshal(protocol.Entry{AttemptID: a.ID, JobID: a.JobID, TaskID: a.TaskID, Attempt: a.Attempt, Token: a.Token, Priority: a.Priority})
+	body, err := json.Marshal(protocol.Entry{AttemptID: a.ID, JobID: a.JobID, TaskID: a.TaskID, Attempt: a.Attempt, Token: a.Token, Priority: a.Priority,
+		EnqueuedMS: m.now().UnixMilli()})
 	if err != nil {
 		return err
 	}

@@ -121,6 +121,7 @@ func (m *Master) Submit(ctx context.Context, sub Submission) (model.Job, error) 
 			"inputs", len(refused), "isolate_server", sub.IsolateServer)
 	}
 	m.log.InfoContext(ctx, "job submitted", "job", sub.ID, "tasks", len(sub.Tasks), "user", sub.User)
+	m.metrics.JobSubmitted(len(sub.Tasks))
 	m.poke()
 	return m.store.GetJob(ctx, sub.ID)
 }
@@ -323,6 +324,7 @@ func (m *Master) cancel(ctx context.Context, jobID string) (model.Job, error) {
 			_ = m.queue.Delete(ctx, a.EntryID)
 		}
 	}
+	m.metrics.Canceled(len(canceled))
 	if len(canceled) > 0 {
 		m.log.InfoContext(ctx, "job canceled", "job", jobID, "attempts", len(canceled))
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/dist-test/dist_test/internal/blob"
 	"github.com/dist-test/dist_test/internal/linksign"
+	"github.com/dist-test/dist_test/internal/metrics"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/queue"
 	"github.com/dist-test/dist_test/internal/store"
@@ -126,7 +127,9 @@ type Master struct {
 	// sharing: the last feed shared the slots between users, so each
 	// finish, which frees a user's room, wakes the feeder.
 	sharing atomic.Bool
-	tails   *tailBook // the ends of the running attempts' logs
+	tails   *tailBook       // the ends of the running attempts' logs
+	metrics *metrics.Master // nil: nothing counted
+	version string
 }
 
 // Options are the optional parts of a Master.
@@ -138,6 +141,11 @@ type Options struct {
 	// (linksign.KeySize bytes or more). Every master of a deployment needs
 	// the same key, kept in the store (store.Secret); a random one when nil.
 	LinkKey []byte
+	// Metrics, when set, counts what the master does; its store and queue
+	// calls are counted through it too.
+	Metrics *metrics.Master
+	// Version is the build's (git describe), for the dashboard's footer.
+	Version string
 }
 
 // New returns a master over the given backends. It fails only for a
@@ -158,7 +166,7 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 		opt.Logger = slog.Default()
 	}
 	m := &Master{
-		store: st, queue: q, blobs: blobs, inputs: inputs,
+		store: opt.Metrics.WrapStore(st), queue: opt.Metrics.WrapQueue(q), blobs: blobs, inputs: inputs, metrics: opt.Metrics, version: opt.Version,
 		cfg: opt.Config.withDefaults(), now: opt.Now, log: opt.Logger,
 		wake: make(chan struct{}, 1), links: links, tails: newTailBook(maxTailBytes),
 	}
@@ -171,6 +179,10 @@ func New(st store.Store, q queue.Queue, blobs blob.Store, inputs Inputs, opt Opt
 // name jobs by their time use it, so that they agree with the times the
 // master records.
 func (m *Master) Now() time.Time { return m.now() }
+
+// Version is the build the master runs (git describe), for the
+// dashboard's footer; "" when not told.
+func (m *Master) Version() string { return m.version }
 
 // Config returns the master's effective configuration.
 func (m *Master) Config() Config { return m.cfg }

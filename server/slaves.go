@@ -75,6 +75,7 @@ func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Hear
 	var lost []model.Attempt
 	reply.Kill, lost = compareRuns(runs, hb, m.now().Add(-2*m.cfg.HeartbeatInterval))
 	m.tails.note(slaveID, runs, hb.Tails, m.now())
+	m.tails.noteCache(slaveID, hb.Cache)
 	n := 0
 	for _, a := range lost {
 		err := m.store.RequeueRun(ctx, a.Lease, "its slave does not run it and holds no result of it", false, m.now())
@@ -87,6 +88,8 @@ func (m *Master) Heartbeat(ctx context.Context, slaveID string, hb protocol.Hear
 		m.log.WarnContext(ctx, "runs the slave does not know of were queued again", "slave", slaveID, "runs", n)
 		m.poke()
 	}
+	// Said on every heartbeat, not once: a lost answer is no lost drain.
+	reply.Drain = before.State == model.SlaveDraining
 	return reply, nil
 }
 
@@ -177,6 +180,7 @@ func (m *Master) ReapOnce(ctx context.Context) ([]string, error) {
 		errs = append(errs, err)
 		lost = append(lost, s.ID)
 	}
+	m.metrics.SlavesLost(len(lost))
 	return lost, errors.Join(errs...)
 }
 
@@ -211,6 +215,7 @@ func (m *Master) requeueAll(ctx context.Context, slaveID, reason string) (int, e
 		}
 		n++
 	}
+	m.metrics.Requeued(n)
 	if n > 0 {
 		m.poke()
 	}

@@ -9,6 +9,10 @@ import (
 	"github.com/dist-test/dist_test/internal/protocol"
 )
 
+// maxLogOffset is past any log a task writes (1 PiB): a chunk said to
+// start further is a slave's error, and would overflow the sizes.
+const maxLogOffset = 1 << 50
+
 // maxTailBytes bounds the log bytes the master holds for all running
 // attempts together: past it, the tails updated longest ago are dropped.
 const maxTailBytes = 64 << 20
@@ -26,17 +30,22 @@ type tailEntry struct {
 
 // tailBook keeps the ends of the running attempts' logs that the slaves
 // send with their heartbeats, in memory only: they serve the log page of a
-// run in progress, and the stored log takes over when the run ends.
+// run in progress, and the stored log takes over when the run ends. It
+// keeps what the heartbeats say of the slaves' input caches too.
 type tailBook struct {
 	mu      sync.Mutex
 	byLease map[string]*tailEntry
 	byKey   map[attemptKey]*tailEntry
 	bytes   int
 	max     int
+	// caches are the slaves' input caches as their last heartbeats
+	// described them, by slave id.
+	caches map[string]model.CacheStats
 }
 
 func newTailBook(max int) *tailBook {
-	return &tailBook{byLease: make(map[string]*tailEntry), byKey: make(map[attemptKey]*tailEntry), max: max}
+	return &tailBook{byLease: make(map[string]*tailEntry), byKey: make(map[attemptKey]*tailEntry), max: max,
+		caches: make(map[string]model.CacheStats)}
 }
 
 // note takes a heartbeat's tails. runs are the slave's current runs, as
@@ -81,7 +90,7 @@ func (b *tailBook) note(slaveID string, runs []model.Attempt, tails []protocol.T
 // protocol.TailBytes. A chunk that does not follow on (a gap, or a log the
 // slave cut) replaces what was kept.
 func appendTail(t model.LogTail, c protocol.TailChunk) model.LogTail {
-	if len(c.Data) == 0 || c.Offset < 0 {
+	if len(c.Data) == 0 || c.Offset < 0 || c.Offset > maxLogOffset {
 		return t
 	}
 	if c.Offset != t.Size() {
@@ -121,10 +130,30 @@ func (b *tailBook) evictOldest() {
 	b.remove(oldest)
 }
 
-// forget drops the tails of a slave's runs (it was lost or left).
+// noteCache keeps what a heartbeat says of the slave's input cache.
+func (b *tailBook) noteCache(slaveID string, c *protocol.CacheStats) {
+	if c == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.caches[slaveID] = model.CacheStats{Items: c.Items, Bytes: c.Bytes, HotItems: c.HotItems, ColdItems: c.ColdItems,
+		HotBytes: c.HotBytes, ColdBytes: c.ColdBytes}
+}
+
+func (b *tailBook) cache(slaveID string) (model.CacheStats, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.caches[slaveID]
+	return c, ok
+}
+
+// forget drops the tails of a slave's runs and what it said of its cache
+// (it was lost or left).
 func (b *tailBook) forget(slaveID string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	delete(b.caches, slaveID)
 	for lease, e := range b.byLease {
 		if e.slave == slaveID {
 			b.remove(lease)
@@ -146,6 +175,12 @@ func (b *tailBook) get(k attemptKey) (model.LiveLog, bool) {
 // or has written nothing yet, or its slave has not sent it yet).
 func (m *Master) LiveLog(jobID, taskID string, attempt int) (model.LiveLog, bool) {
 	return m.tails.get(attemptKey{jobID, taskID, attempt})
+}
+
+// SlaveCache is a slave's input cache as its last heartbeat described it;
+// false when it said nothing of one.
+func (m *Master) SlaveCache(slaveID string) (model.CacheStats, bool) {
+	return m.tails.cache(slaveID)
 }
 
 // RunningOn lists the attempts a slave runs now, as the store has them.

@@ -49,10 +49,36 @@ func TestTailBook(t *testing.T) {
 	if len(got.Stdout.Data) != protocol.TailBytes || !bytes.HasSuffix(got.Stdout.Data, []byte("END")) || got.Stdout.Size() != 105+int64(len(huge)) {
 		t.Errorf("oversized: %d bytes from %d", len(got.Stdout.Data), got.Stdout.Offset)
 	}
+	// Offsets no log reaches are ignored.
+	b.note("s1", runs, []protocol.Tail{{Lease: "L1", Stdout: chunk(1<<62, "x"), Stderr: chunk(-1, "y")}}, now)
+	if got, _ := b.get(k); got.Stdout.Size() != 105+int64(len(huge)) || string(got.Stderr.Data) != "<script>" {
+		t.Errorf("absurd offsets changed the tail: %d, %q", got.Stdout.Size(), got.Stderr.Data)
+	}
 	// The run ended: the next heartbeat without it drops its tail.
 	b.note("s1", nil, nil, now)
 	if _, ok := b.get(k); ok || b.bytes != 0 {
 		t.Errorf("tail of an ended run kept (%d bytes)", b.bytes)
+	}
+}
+
+// TestCacheStatsOfSlaves keeps each slave's last word on its cache, and
+// forgets it with the slave.
+func TestCacheStatsOfSlaves(t *testing.T) {
+	b := newTailBook(1 << 20)
+	b.noteCache("s1", &protocol.CacheStats{Items: 2, Bytes: 10, HotItems: 1, ColdItems: 1})
+	b.noteCache("s1", nil) // a heartbeat that says nothing of it changes nothing
+	if c, ok := b.cache("s1"); !ok || c.Items != 2 || c.Bytes != 10 {
+		t.Errorf("cache of s1: %+v %v", c, ok)
+	}
+	if r, ok := (model.CacheStats{HotItems: 3, ColdItems: 1}).HitRate(); !ok || r != 0.75 {
+		t.Errorf("hit rate %v %v", r, ok)
+	}
+	if _, ok := (model.CacheStats{}).HitRate(); ok {
+		t.Error("a hit rate without any fetch")
+	}
+	b.forget("s1")
+	if _, ok := b.cache("s1"); ok {
+		t.Error("the cache of a slave that left is kept")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
 	"github.com/dist-test/dist_test/slave/artifacts"
@@ -128,6 +129,7 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 	}
 	if err != nil {
 		f := protocol.Finish{ExitCode: -1, Infra: true, Error: err.Error()}
+		s.cfg.Metrics.Ran(f.ExitCode, false, true, model.Inputs{})
 		return 0, later(delivery{lease: st.Lease, finish: f})
 	}
 	var res process.Result
@@ -159,6 +161,7 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 		// has a stderr log that says so, even when it printed nothing.
 		appendLog(a.stderr, timeoutNote(spec.TimeoutMS))
 	}
+	s.cfg.Metrics.Ran(f.ExitCode, f.TimedOut, f.Infra, tree.Inputs)
 	d := delivery{lease: st.Lease, finish: f, files: map[string]string{}}
 	s.whileTouching(ctx, c, entry, func() { s.collectOutputs(ctx, a, spec, &d, log) })
 	if err := s.spool.save(report{Lease: d.lease, Finish: d.finish}, d.files); err != nil {
@@ -194,6 +197,7 @@ func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (Tr
 		}
 	}
 	tree, err := s.inputs.Fetch(ctx, spec.IsolateHash, a.sandbox, a.placement())
+	s.noteInputs(tree.Inputs)
 	if errors.Is(err, ErrInvalidInputs) {
 		return tree, process.Result{}, fmt.Errorf("inputs %s: %w", spec.IsolateHash, err)
 	}

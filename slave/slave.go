@@ -33,11 +33,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dist-test/dist_test/internal/backoff"
+	"github.com/dist-test/dist_test/internal/metrics"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -132,6 +134,11 @@ type Config struct {
 	// Getenv reads the slave's environment for what the tasks' allowlist
 	// passes on (PATH, LANG); os.Getenv when nil.
 	Getenv func(string) string
+	// CacheSize, when set, tells what the input cache holds now: its
+	// heartbeats report it, with how the tasks' inputs were found.
+	CacheSize func() (items, bytes int64)
+	// Metrics, when set, counts the slots busy and the runs.
+	Metrics *metrics.Slave
 
 	// scratchGiven: ScratchDir names a folder other than the default
 	// (takeScratch).
@@ -193,7 +200,14 @@ type Slave struct {
 	beat  time.Duration
 	runs  map[string]*run      // by lease
 	avoid map[uint64]avoidance // entries whose task could not run here
+	found protocol.CacheStats  // how the tasks' inputs were found (hot, cold)
+
+	// drain: the master said to take no new task; the slots stop after
+	// their current one, and Run returns once every result is delivered.
+	drain atomic.Bool
 }
+
+func (s *Slave) isDraining() bool { return s.drain.Load() }
 
 // New returns a slave.
 func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logger) *Slave {
@@ -210,6 +224,8 @@ func New(master Master, q queue.Queue, inputs Inputs, cfg Config, log *slog.Logg
 // Run registers with the master and runs tasks until ctx ends. Then it
 // kills what it runs, gives the queue entries back and deregisters, so the
 // master queues those tasks again at once without counting them as failed.
+// Told to drain by the master, it takes no new task, finishes and reports
+// the running ones, deregisters and returns nil.
 func (s *Slave) Run(ctx context.Context) error {
 	if err := s.checkIsolation(); err != nil {
 		return err
@@ -257,12 +273,24 @@ func (s *Slave) Run(ctx context.Context) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.heartbeats(gctx) })
-	g.Go(func() error { return s.replay(gctx, left) })
-	for slot := range s.cfg.Slots {
-		g.Go(func() error { return s.slot(gctx, slot) })
-	}
+	// The heartbeats outlive the work: a draining slave heartbeats until
+	// its last result is delivered, then stops them.
+	bctx, stopBeats := context.WithCancel(gctx)
+	defer stopBeats()
+	g.Go(func() error { return s.heartbeats(bctx) })
+	g.Go(func() error {
+		defer stopBeats()
+		w, wctx := errgroup.WithContext(gctx)
+		w.Go(func() error { return s.replay(wctx, left) })
+		for slot := range s.cfg.Slots {
+			w.Go(func() error { return s.slot(wctx, slot) })
+		}
+		return w.Wait()
+	})
 	err = g.Wait()
+	if s.isDraining() && ctx.Err() == nil {
+		s.log.Info("drained: every run is reported; leaving")
+	}
 	s.remover.stop()
 	if s.sandboxes != filepath.Join(s.cfg.ScratchDir, "sandboxes") {
 		os.Remove(s.sandboxes) // the folder in $TMPDIR, once empty
@@ -338,7 +366,8 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 			return nil
 		}
 		tails, sent := s.tails()
-		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases(), Tails: tails})
+		reply, err := s.master.Heartbeat(ctx, s.slaveID(), protocol.Heartbeat{Running: s.leases(), Pending: s.spool.leases(),
+			Tails: tails, Cache: s.cacheStats()})
 		if err == nil {
 			sent()
 		}
@@ -366,6 +395,10 @@ func (s *Slave) heartbeats(ctx context.Context) error {
 		default:
 			for _, l := range reply.Kill {
 				s.drop(l, "canceled or handed to another slave")
+			}
+			if reply.Drain && !s.isDraining() {
+				s.log.Info("draining: taking no new task; leaving once the running ones are reported", "running", len(s.leases()))
+				s.drain.Store(true)
 			}
 		}
 	}

@@ -69,7 +69,7 @@ func (s *Slave) slot(ctx context.Context, n int) error {
 		}
 	}()
 	retry := backoff.Backoff{Policy: queueRetry}
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !s.isDraining() {
 		if c == nil && len(spares) > 0 {
 			c, spares = spares[len(spares)-1], spares[:len(spares)-1]
 		}
@@ -95,6 +95,11 @@ func (s *Slave) slot(ctx context.Context, n int) error {
 			continue
 		}
 		retry.Reset()
+		if s.isDraining() {
+			// Reserved as the drain came: back at once, as it was.
+			s.release(c, res.ID, entryPriority(res.Body), 0)
+			break
+		}
 		tail := s.handle(ctx, c, n, res)
 		reap(false)
 		if tail == nil {
@@ -166,7 +171,9 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 		}
 		return nil
 	}
+	s.cfg.Metrics.Busy(1)
 	settle := func(o outcome) {
+		defer s.cfg.Metrics.Busy(-1)
 		switch o {
 		case reported, dropped:
 			_ = c.Delete(ctx, res.ID)
@@ -185,6 +192,13 @@ func (s *Slave) handle(ctx context.Context, c queue.Consumer, slot int, res queu
 		return nil
 	}
 	return func() { settle(deliver()) }
+}
+
+// entryPriority is the priority an entry's body says it was queued with.
+func entryPriority(body []byte) uint32 {
+	var e protocol.Entry
+	_ = json.Unmarshal(body, &e)
+	return e.Priority
 }
 
 // avoidFor remembers an entry whose task could not run on this slave, so

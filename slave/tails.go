@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 )
 
@@ -84,4 +85,26 @@ func readNew(path string, from int64) (c protocol.TailChunk, end int64, changed 
 		return c, from, false
 	}
 	return protocol.TailChunk{Offset: start, Data: buf[:n]}, start + int64(n), true
+}
+
+// noteInputs counts how a task's inputs were found, for the heartbeats.
+func (s *Slave) noteInputs(in model.Inputs) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.found.HotItems += in.HotItems
+	s.found.ColdItems += in.ColdItems
+	s.found.HotBytes += in.HotBytes
+	s.found.ColdBytes += in.ColdBytes
+}
+
+// cacheStats is what a heartbeat says of the input cache; nil without one.
+func (s *Slave) cacheStats() *protocol.CacheStats {
+	if s.cfg.CacheSize == nil {
+		return nil
+	}
+	s.mu.Lock()
+	st := s.found
+	s.mu.Unlock()
+	st.Items, st.Bytes = s.cfg.CacheSize()
+	return &st
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +29,8 @@ type LiveSource interface {
 	RunningOn(ctx context.Context, slaveID string) ([]model.Attempt, error)
 	// OldestQueued is the attempt that has waited longest in the queue.
 	OldestQueued(ctx context.Context) (model.Attempt, bool, error)
+	// SlaveCache is a slave's input cache as its last heartbeat said.
+	SlaveCache(slaveID string) (model.CacheStats, bool)
 }
 
 //go:embed static/live-*
@@ -69,6 +70,13 @@ func liveFuncs(src Source) template.FuncMap {
 		},
 		"bytes": humanBytes,
 		"lines": linesHTML,
+		"hitRate": func(c model.CacheStats) string {
+			r, ok := c.HitRate()
+			if !ok {
+				return "no inputs fetched yet"
+			}
+			return strconv.FormatFloat(100*r, 'f', 0, 64) + "% of input items found in it"
+		},
 	}
 }
 
@@ -94,8 +102,6 @@ func (p *Pages) attemptParams(r *http.Request) (model.Attempt, error) {
 	}
 	return p.src.Attempt(r.Context(), q.Get("job_id"), q.Get("task_id"), n)
 }
-
-func jobLink(id string) string { return "/job?job_id=" + url.QueryEscape(id) }
 
 // failJSON answers err as a protocol.Error, for the pages' scripts.
 func (p *Pages) failJSON(w http.ResponseWriter, r *http.Request, err error) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/dist-test/dist_test/internal/httpserver"
@@ -69,7 +70,7 @@ func (p *Pages) ViewLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pg := logPage{Attempt: a, Log: log, Other: map[string]string{"stdout": "stderr", "stderr": "stdout"}[log],
-		Runtime: a.Duration(p.src.Now()).Round(100 * 1e6).String(), Exit: exitText(a)}
+		Runtime: a.Duration(p.src.Now()).Round(100 * time.Millisecond).String(), Exit: exitText(a)}
 	if a.Attempt > 0 {
 		b := a
 		b.Attempt--
@@ -221,6 +222,7 @@ func exitText(a model.Attempt) string {
 type tailAnswer struct {
 	State   string `json:"state"`
 	Running bool   `json:"running"`
+	Runtime string `json:"runtime"` // so far
 	// Offset is where Text starts in the log; past from when the bytes
 	// between were not kept (a gap), or 0 after the log was cut.
 	Offset int64  `json:"offset"`
@@ -248,7 +250,8 @@ func (p *Pages) LogTail(w http.ResponseWriter, r *http.Request) {
 		p.failJSON(w, r, fmt.Errorf("%w: from must be a byte offset", model.ErrInvalid))
 		return
 	}
-	ans := tailAnswer{State: string(a.State), Running: a.State == model.Running}
+	ans := tailAnswer{State: string(a.State), Running: a.State == model.Running,
+		Runtime: a.Duration(p.src.Now()).Round(100 * time.Millisecond).String()}
 	if ans.Running {
 		if l, ok := p.src.LiveLog(a.JobID, a.TaskID, a.Attempt); ok {
 			t := l.Stdout

@@ -32,7 +32,9 @@ func (s failedLogSource) Attempt(ctx context.Context, job, task string, n int) (
 func (s failedLogSource) OpenOutput(ctx context.Context, key string) (io.ReadCloser, blob.Info, error) {
 	return io.NopCloser(strings.NewReader(s.log)), blob.Info{Size: int64(len(s.log))}, nil
 }
-func (s failedLogSource) OutputLink(ctx context.Context, base, key string) string { return base + "/raw" }
+func (s failedLogSource) OutputLink(ctx context.Context, base, key string) string {
+	return base + "/raw"
+}
 
 // BenchmarkLogPage renders the page of a failed attempt whose log is
 // maxLogView bytes of 100-byte lines: the largest the page shows.

@@ -18,6 +18,7 @@ type slotRow struct {
 type slaveRow struct {
 	model.Slave
 	SlotRows []slotRow // alive slaves only
+	Cache    *model.CacheStats
 }
 
 // recentlyGone is how long a slave that left stays on the slaves page.
@@ -57,6 +58,9 @@ func (p *Pages) Slaves(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		row := slaveRow{Slave: s}
+		if c, ok := p.src.SlaveCache(s.ID); ok && s.State == model.SlaveAlive {
+			row.Cache = &c
+		}
 		if s.State == model.SlaveAlive {
 			alive++
 			slots += s.Slots

@@ -91,6 +91,15 @@ func (v *traceView) layout(attempts []model.Attempt, start, now time.Time) {
 		from, to time.Time
 	}
 	var runs []placed
+	// Slave processes that share a host have slots of the same numbers:
+	// their lanes are told apart by the start of the slave's id.
+	slavesOf := make(map[string]map[string]bool)
+	for _, a := range attempts {
+		if slavesOf[a.Hostname] == nil {
+			slavesOf[a.Hostname] = make(map[string]bool)
+		}
+		slavesOf[a.Hostname][a.SlaveID] = true
+	}
 	for i := range attempts {
 		a := &attempts[i]
 		if a.StartedAt.IsZero() || a.Hostname == "" {
@@ -112,11 +121,15 @@ func (v *traceView) layout(attempts []model.Attempt, start, now time.Time) {
 		v.Work += d
 		v.Longest = max(v.Longest, d)
 		name := fmt.Sprintf("%s/%d", a.Hostname, a.Slot)
-		l := byLane[name]
+		if len(slavesOf[a.Hostname]) > 1 {
+			name = fmt.Sprintf("%s·%s/%d", a.Hostname, a.SlaveID[:min(len(a.SlaveID), 6)], a.Slot)
+		}
+		key := name + "\x00" + a.SlaveID // lanes in the order of their names
+		l := byLane[key]
 		if l == nil {
 			l = &lane{Name: name}
-			byLane[name] = l
-			names = append(names, name)
+			byLane[key] = l
+			names = append(names, key)
 		}
 		runs = append(runs, placed{l, a, a.StartedAt, fin})
 	}

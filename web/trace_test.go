@@ -75,6 +75,15 @@ func TestTraceLayout(t *testing.T) {
 		t.Errorf("bar %+v", b)
 	}
 
+	// Two slave processes on one host: a lane per slot of each.
+	two := []model.Attempt{run("a", "h", 0, 0, time.Second, model.Passed), run("b", "h", 0, 0, time.Second, model.Passed)}
+	two[0].SlaveID, two[1].SlaveID = "aaaaaaaa11", "bbbbbbbb22"
+	var tw traceView
+	tw.layout(two, t0, t0)
+	if len(tw.Lanes) != 2 || tw.Lanes[0].Name != "h·aaaaaa/0" || tw.Lanes[1].Name != "h·bbbbbb/0" {
+		t.Errorf("lanes of two slaves on one host: %+v", tw.Lanes)
+	}
+
 	// Much work on few slots: the bound is the work per slot.
 	var many []model.Attempt
 	for i := range 10 {

@@ -107,7 +107,7 @@ func IsTerminal(w io.Writer) bool {
 func Commands(env *Env) []*cobra.Command {
 	return []*cobra.Command{
 		submitCmd(env), watchCmd(env), cancelCmd(env), fetchCmd(env),
-		statusCmd(env), jobsCmd(env), tasksCmd(env), retryCmd(env),
+		statusCmd(env), jobsCmd(env), tasksCmd(env), retryCmd(env), drainCmd(env),
 	}
 }
 

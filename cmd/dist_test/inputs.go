@@ -56,5 +56,11 @@ func (s *slaveInputs) Fetch(ctx context.Context, digest, dir string, p slave.Pla
 	}, Release: t.Release}, err
 }
 
+// cacheSize is what the input cache holds now (slave.Config.CacheSize).
+func (s *slaveInputs) cacheSize() (items, bytes int64) {
+	st := s.cache.Stats()
+	return int64(st.Items), st.Bytes
+}
+
 // Close writes the cache's index back.
 func (s *slaveInputs) Close() error { return s.cache.Close() }

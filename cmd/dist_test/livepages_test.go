@@ -32,6 +32,21 @@ echo "the end"
 func TestLivePagesInBrowser(t *testing.T) {
 	mark := sharedDir(t)
 	c := newClusterWith(t, clusterOptions{slots: 2, env: []string{"MARK=" + mark}, config: "keep_passed_logs = true\n"})
+	checkLivePages(t, c, mark, "")
+}
+
+// The same on the production stack (MySQL, beanstalkd, S3, a slave
+// process that heartbeats over HTTP): the tails travel as JSON.
+func TestLivePagesInBrowserProduction(t *testing.T) {
+	mark := sharedDir(t)
+	s := newStackWith(t, stackOptions{slaves: 1, slots: 2, config: "keep_passed_logs = true\n", slaveEnv: []string{"MARK=" + mark}})
+	checkLivePages(t, s.cluster, mark, "production-")
+}
+
+// checkLivePages runs a job of three tasks on c, whose two slots run them
+// (tasks find mark through $MARK), and checks its pages in a browser; the
+// screenshots' names start with shots.
+func checkLivePages(t *testing.T, c *cluster, mark, shots string) {
 	b := browsertest.New(t, 3*time.Minute)
 	c.writeInputs(map[string]string{
 		"follow": followScript,
@@ -90,9 +105,9 @@ func TestLivePagesInBrowser(t *testing.T) {
 	if title := eval(`document.querySelector(".bar.task-failed").title`); !strings.Contains(title, hostile) || !strings.Contains(title, "exit 2") {
 		t.Errorf("failed bar's title = %q", title)
 	}
-	b.Screenshot("trace-running")
+	b.Screenshot(shots + "trace-running")
 	b.Do(chromedp.Click(chromedp.CSS("#trace-wide")), chromedp.WaitVisible(chromedp.CSS(".trace.wide")))
-	b.Screenshot("trace-wide")
+	b.Screenshot(shots + "trace-wide")
 
 	// The slaves page: both slots, one running the follower.
 	b.Do(chromedp.Navigate(c.url+"/slaves"), chromedp.WaitVisible(chromedp.CSS("#fleet")))
@@ -105,15 +120,23 @@ func TestLivePagesInBrowser(t *testing.T) {
 	if q := b.Text("#queue"); !strings.Contains(q, "ready") || !strings.Contains(q, "oldest waiting") {
 		t.Errorf("queue figures: %q", q)
 	}
-	b.Screenshot("slaves")
+	// The page refreshes itself: a heartbeat after the tasks fetched their
+	// inputs tells how many were in the cache.
+	waitFor(t, time.Minute, "the slaves page to show the cache's hit rate", func() bool {
+		return strings.Contains(b.Text("#fleet"), "% of input items found in it")
+	})
+	b.Screenshot(shots + "slaves")
 
 	// The follower's log, live: lines arrive without a reload.
 	b.Do(chromedp.Navigate(logURL(follow, "stdout")), chromedp.WaitVisible(chromedp.CSS("#log-live")))
 	eval(`window.stillHere = "yes"`)
-	first := count("#log span[data-n]")
+	first, runtime := count("#log span[data-n]"), b.Text("#log-runtime")
 	waitFor(t, time.Minute, "new lines on the followed log", func() bool { return count("#log span[data-n]") >= first+3 })
 	if eval(`window.stillHere`) != "yes" {
 		t.Error("the page reloaded to show new lines")
+	}
+	if now := b.Text("#log-runtime"); now == runtime {
+		t.Errorf("the runtime stays %s while the task runs", now)
 	}
 	if got := strings.TrimSpace(b.Text("#L1")); got != "line 1 <b>tag</b>" {
 		t.Errorf("line 1 = %q", got)
@@ -121,7 +144,7 @@ func TestLivePagesInBrowser(t *testing.T) {
 	if n := count("#log b"); n != 0 {
 		t.Errorf("%d <b> elements made from the task's output", n)
 	}
-	b.Screenshot("log-following")
+	b.Screenshot(shots + "log-following")
 	if err := os.WriteFile(filepath.Join(mark, "finish1"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +159,7 @@ func TestLivePagesInBrowser(t *testing.T) {
 	if all := b.Text("#log"); !strings.Contains(all, "the end") || !strings.HasPrefix(all, "line 1 <b>tag</b>") {
 		t.Errorf("stored log:\n%s", all)
 	}
-	b.Screenshot("log-stored")
+	b.Screenshot(shots + "log-stored")
 
 	// The evil task's stderr and name are text, and run nothing.
 	b.Do(chromedp.Navigate(logURL(attempt(hostile), "stderr")), chromedp.WaitVisible(chromedp.CSS("#L1")))
@@ -149,7 +172,7 @@ func TestLivePagesInBrowser(t *testing.T) {
 	if title := eval("document.title"); title == "pwned" || count("#log img, h1 img, script:not([src])") != 0 {
 		t.Errorf("hostile text ran or made elements: title %q", title)
 	}
-	b.Screenshot("log-escaped")
+	b.Screenshot(shots + "log-escaped")
 
 	// The trace of the job, still running its second task, follows it to
 	// its end without a reload, and then stops polling.
@@ -167,7 +190,7 @@ func TestLivePagesInBrowser(t *testing.T) {
 	if eval(`window.stillHere`) != "yes" || count(".bar.task-passed") != 2 {
 		t.Errorf("the trace reloaded, or shows %d passed bars", count(".bar.task-passed"))
 	}
-	b.Screenshot("trace-finished")
+	b.Screenshot(shots + "trace-finished")
 
 	// A bar opens its attempt's log.
 	// (The failed run is a sliver that the next run on its slot covers:

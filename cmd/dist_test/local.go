@@ -16,6 +16,7 @@ import (
 	"github.com/dist-test/dist_test/internal/blob/local"
 	"github.com/dist-test/dist_test/internal/config"
 	"github.com/dist-test/dist_test/internal/httpclient"
+	"github.com/dist-test/dist_test/internal/metrics"
 	"github.com/dist-test/dist_test/internal/queue/mem"
 	"github.com/dist-test/dist_test/internal/store/sqlite"
 	"github.com/dist-test/dist_test/isolate/cas"
@@ -97,12 +98,16 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	if err := privateDatabase(filepath.Join(o.dataDir, "dist_test.db")); err != nil {
 		return err
 	}
-	blobs, err := local.New(filepath.Join(o.dataDir, "blobs"))
+	rawBlobs, err := local.New(filepath.Join(o.dataDir, "blobs"))
 	if err != nil {
 		return err
 	}
 	q := mem.New()
 	defer q.Close()
+	// One registry for the master, the isolate server and the slave of
+	// this process: one /metrics shows them all.
+	obs := newObserved()
+	blobs := metrics.NewBlobs(obs.reg).Wrap(rawBlobs)
 
 	// The slave is in this process: its token is made here and known to
 	// nothing else.
@@ -122,10 +127,12 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	mcfg := masterConfig(cfg)
 	mcfg.HeartbeatInterval = o.heartbeat
 	casService := cas.NewService(blobs, cfg.Isolate.RetentionDays, time.Now)
-	m, err := server.New(st, q, blobs, casService, server.Options{Logger: log, Config: mcfg, LinkKey: key})
+	m, err := server.New(st, q, blobs, casService, server.Options{Logger: log, Config: mcfg, LinkKey: key,
+		Metrics: obs.masterMetrics(), Version: buildVersion()})
 	if err != nil {
 		return err
 	}
+	obs.watchFleet(m, log)
 	defer startSweeper(ctx, casService, log)()
 	handler := api.New(m, api.Options{
 		Guard:          guard,
@@ -134,6 +141,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		Pages:          web.New(m, log),
 		Logger:         log,
 		MaxLargeBodies: cfg.Master.MaxLargeBodies,
+		Ops:            obs.ops(log, storeCheck(st), queueCheck(q), blobCheck(blobs)),
 	})
 	// The slaves of an earlier run of this process are gone with it: their
 	// runs go back to the queue now rather than after a heartbeat timeout.
@@ -143,6 +151,11 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		log.Info("runs of the previous local session queued again", "runs", n)
 	}
 
+	stopAdmin, err := startAdmin(cfg, obs.reg, func(s string) { fmt.Fprintf(env.Stderr, "dist_test local: %s\n", s) })
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	l, err := serve(o.listen, handler, cfg, o.urlFile, tc)
 	if err != nil {
 		return err
@@ -162,7 +175,10 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	defer inputs.Close()
 	// The slave calls the master in this process directly, without HTTP
 	// and JSON; it fetches inputs from the isolate server over HTTP.
-	sl := slave.New(server.Direct{M: m}, q, inputs, slaveConfig(cfg, o.slots, scratch, users.Users), log)
+	scfg := slaveConfig(cfg, o.slots, scratch, users.Users)
+	scfg.CacheSize = inputs.cacheSize
+	scfg.Metrics = metrics.NewSlave(obs.reg, o.slots)
+	sl := slave.New(server.Direct{M: m}, q, inputs, scfg, log)
 	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
 	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)
 

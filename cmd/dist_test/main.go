@@ -53,7 +53,7 @@ func run(args []string) int {
 	root := &cobra.Command{
 		Use:           "dist_test",
 		Short:         "Run a test suite as thousands of tasks on a fleet of slaves",
-		Version:       version,
+		Version:       buildVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -64,6 +64,8 @@ func run(args []string) int {
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level of servers: debug, info, warn or error")
 	root.AddCommand(cli.Commands(env)...)
 	root.AddCommand(localCmd(env), masterCmd(env), slaveCmd(env), isolateServerCmd(env), isolateCmd(env), passwdCmd(env))
+	root.AddCommand(healthcheckCmd(env))
+	root.AddCommand(autoscaleCmd(env))
 	root.SetArgs(args)
 	root.SetOut(os.Stdout)
 	root.SetErr(os.Stderr)

@@ -16,8 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dist-test/dist_test/client/cli"
+	"github.com/dist-test/dist_test/internal/auth"
 	"github.com/dist-test/dist_test/internal/config"
 	"github.com/dist-test/dist_test/internal/httpserver"
+	"github.com/dist-test/dist_test/internal/metrics"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/requestid"
 	"github.com/dist-test/dist_test/isolate/cas"
@@ -151,7 +153,7 @@ func masterConfig(cfg *config.Config) server.Config {
 
 func slaveConfig(cfg *config.Config, slots int, scratch string, users []taskuser.User) slave.Config {
 	return slave.Config{
-		Slots: slots, ScratchDir: scratch, Version: version, KillGrace: cfg.Slave.KillGrace,
+		Slots: slots, ScratchDir: scratch, Version: buildVersion(), KillGrace: cfg.Slave.KillGrace,
 		LogLimits:        process.Limits{Head: cfg.Slave.LogHeadBytes, Tail: cfg.Slave.LogTailBytes},
 		MaxArtifactBytes: cfg.Slave.MaxArtifactBytes,
 		Users:            users, Namespaces: cfg.Slave.Namespaces, KeepPassedLogs: cfg.Slave.KeepPassedLogs, TaskEnv: cfg.Slave.TaskEnvironment(os.LookupEnv),
@@ -219,6 +221,8 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 	if err != nil {
 		return err
 	}
+	obs := newObserved()
+	blobs = metrics.NewBlobs(obs.reg).Wrap(blobs)
 	var inputs server.Inputs
 	var casHandler http.Handler
 	if cfg.Isolate.Server != "" {
@@ -239,16 +243,24 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 		casHandler = cas.NewHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))
 		defer startSweeper(ctx, c, log)()
 	}
-	m, err := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg), LinkKey: key})
+	m, err := server.New(st, q, blobs, inputs, server.Options{Logger: log, Config: masterConfig(cfg), LinkKey: key,
+		Metrics: obs.masterMetrics(), Version: buildVersion()})
 	if err != nil {
 		return err
 	}
+	obs.watchFleet(m, log)
 	l, err := serve(f.listen, api.New(m, api.Options{Guard: guard, OwnersOnly: cfg.Master.OwnersOnly,
-		CAS: casHandler, Pages: web.New(m, log), Logger: log, MaxLargeBodies: cfg.Master.MaxLargeBodies}), cfg, f.urlFile, tc)
+		CAS: casHandler, Pages: web.New(m, log), Logger: log, MaxLargeBodies: cfg.Master.MaxLargeBodies,
+		Ops: obs.ops(log, storeCheck(st), queueCheck(q), blobCheck(blobs))}), cfg, f.urlFile, tc)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "dist_test master: serving %s\n", l.url)
+	stopAdmin, err := startAdmin(cfg, obs.reg, func(s string) { fmt.Fprintf(env.Stderr, "  %s\n", s) })
+	if err != nil {
+		return errors.Join(err, l.stop())
+	}
+	defer stopAdmin()
 	runCtx, stopRun := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(runCtx) }()
@@ -260,7 +272,7 @@ func runMaster(ctx context.Context, env *cli.Env, cfg *config.Config, f serverFl
 
 func slaveCmd(env *cli.Env) *cobra.Command {
 	var slots int
-	var scratch, master string
+	var scratch, master, hostname string
 	cmd := &cobra.Command{
 		Use:   "slave",
 		Short: "Run a slave: run tasks from the queue, report to the master",
@@ -290,16 +302,17 @@ given back to the queue without counting as failures.`,
 			if scratch == "" {
 				scratch = cfg.Slave.ScratchDir
 			}
-			return runSlave(cmd.Context(), cfg, master, slots, scratch)
+			return runSlave(cmd.Context(), cfg, master, slots, scratch, hostname)
 		},
 	}
+	cmd.Flags().StringVar(&hostname, "hostname", "", "name the slave registers with (default: the host's); an autoscaler removes the machine of this name")
 	cmd.Flags().IntVar(&slots, "slots", runtime.NumCPU(), "tasks to run at once")
 	cmd.Flags().StringVar(&scratch, "scratch-dir", "", "folder for the tasks' sandboxes (default [slave] scratch_dir)")
 	cmd.Flags().StringVar(&master, "master", "", "URL of the master (default [dist_test] master)")
 	return cmd
 }
 
-func runSlave(ctx context.Context, cfg *config.Config, master string, slots int, scratch string) error {
+func runSlave(ctx context.Context, cfg *config.Config, master string, slots int, scratch, hostname string) error {
 	if slots < 1 {
 		return &cli.ExitError{Code: 1, Err: fmt.Errorf("--slots must be at least 1, got %d", slots)}
 	}
@@ -333,7 +346,19 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 		return err
 	}
 	defer inputs.Close()
-	return slave.New(mc, q, inputs, slaveConfig(cfg, slots, scratch, users.Users), log).Run(ctx)
+	scfg := slaveConfig(cfg, slots, scratch, users.Users)
+	scfg.CacheSize = inputs.cacheSize
+	scfg.Hostname = hostname
+	if cfg.Slave.MetricsListen != "" {
+		obs := newObserved()
+		scfg.Metrics = metrics.NewSlave(obs.reg, slots)
+		l, err := serveSlaveOps(cfg, obs, log, queueCheck(q))
+		if err != nil {
+			return err
+		}
+		defer l.stop()
+	}
+	return slave.New(mc, q, inputs, scfg, log).Run(ctx)
 }
 
 func isolateServerCmd(env *cli.Env) *cobra.Command {
@@ -369,11 +394,15 @@ test_result_bucket, under cas/) or in a folder under --data-dir.`,
 			if err != nil {
 				return err
 			}
+			obs := newObserved()
+			blobs = metrics.NewBlobs(obs.reg).Wrap(blobs)
+			ops := obs.ops(log, blobCheck(blobs))
 			defer startSweeper(cmd.Context(), cas.NewService(blobs, cfg.Isolate.RetentionDays, time.Now), log)()
 			r := chi.NewRouter()
+			ops.Use(r)
+			ops.Mount(r, guard.Require(auth.Read))
 			r.Mount(protocol.PathCAS, guard.CAS(cas.NewHandler(blobs, casOptions(cfg, filepath.Join(dir, "tmp"), log))))
 			r.Get(protocol.PathWhoAmI, guard.WhoAmI)
-			r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 			l, err := serve(f.listen, requestid.Middleware(http.NewCrossOriginProtection().Handler(r)), cfg, f.urlFile, tc)
 			if err != nil {
 				return err

@@ -31,6 +31,7 @@ type Config struct {
 	Master    Master
 	Slave     Slave
 	Server    Server
+	Autoscale Autoscale
 
 	file    string            // the file read, "" when none was
 	sources map[string]string // "section.key" → where its value came from
@@ -97,6 +98,7 @@ type AWS struct {
 type Master struct {
 	Listen            string
 	DataDir           string
+	AdminListen       string // admin_listen: pprof's listener, "" for none
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
 	QueueWindow       int
@@ -133,6 +135,7 @@ type Slave struct {
 	Password         string
 	Slots            int
 	ScratchDir       string
+	MetricsListen    string // metrics_listen: "" serves no /metrics
 	KillGrace        time.Duration
 	LogHeadBytes     int64
 	LogTailBytes     int64
@@ -150,6 +153,26 @@ type Slave struct {
 	TaskMemory       int64
 	TaskCPUs         float64
 	AllowedImages    []string
+}
+
+// Autoscale is the [autoscale] section: `dist_test autoscale`.
+type Autoscale struct {
+	Provider       string        // provider: gce, exec or local
+	MinSize        int           // min_size, max_size: bounds of the fleet, in slaves
+	MaxSize        int           //
+	TargetDrain    time.Duration // target_drain: finish the queued work within this
+	ScaleDownDelay time.Duration // scale_down_delay: a surplus lasts this long before the fleet shrinks
+	Interval       time.Duration // interval: between decisions
+	UnknownRuntime time.Duration // unknown_runtime: work counted for a task with no history
+	SlaveSlots     int           // slave_slots: slots of a new slave; 0: [slave] slots
+	GCEProject     string        // gce_project, gce_zone, gce_group: the managed instance group
+	GCEZone        string
+	GCEGroup       string
+	GCEEndpoint    string // gce_endpoint: Compute API base URL; "" for Google's
+	ExecList       string // exec_list, exec_grow, exec_remove: command templates
+	ExecGrow       string
+	ExecRemove     string
+	LocalDir       string // local_dir: scratch folders of the local provider's slaves
 }
 
 // TaskEnvironment is task_env with each bare NAME given its value from

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -112,6 +113,16 @@ func (p *problems) checkScheduling() {
 	m := p.c.Master
 	if _, _, err := net.SplitHostPort(m.Listen); err != nil {
 		p.bad("master.listen", m.Listen, "must be host:port, e.g. 127.0.0.1:8081 or :8081")
+	}
+	if a := m.AdminListen; a != "" {
+		if err := CheckLoopback(a); err != nil {
+			p.bad("master.admin_listen", a, "%v", err)
+		}
+	}
+	if a := p.c.Slave.MetricsListen; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			p.bad("slave.metrics_listen", a, "must be host:port, e.g. :9105")
+		}
 	}
 	if d := m.HeartbeatInterval; d <= 0 {
 		p.bad("master.heartbeat_interval", d, "must be more than zero")
@@ -282,4 +293,22 @@ func (c *Config) source(id string) string {
 		return s
 	}
 	return "caller"
+}
+
+// CheckLoopback refuses an address that is not host:port on a loopback
+// host. The admin listener serves profiles and the process's memory to
+// anyone who reaches it, without accounts: it is reached by an SSH tunnel
+// or kubectl port-forward, never from the network.
+func CheckLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("must be host:port, e.g. 127.0.0.1:6060")
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return errors.New("must be a loopback address (127.0.0.1:6060, [::1]:6060 or localhost:6060): profiles need no account, so reach them through an SSH tunnel or kubectl port-forward")
 }

@@ -21,6 +21,7 @@ const (
 	EventRunSuperseded    EventKind = "run_superseded"
 	EventSlaveStarted     EventKind = "slave_started"
 	EventSlaveLost        EventKind = "slave_lost"
+	EventSlaveDraining    EventKind = "slave_draining" // told to finish its runs and leave
 	EventSlaveTerminated  EventKind = "slave_terminated"
 	EventSlaveReset       EventKind = "slave_reset" // a lost slave came back and was told to reset
 	EventQueueEntriesLost EventKind = "queue_entries_lost"

@@ -285,13 +285,18 @@ func (r Result) State() State {
 // SlaveState is the state of a slave registration.
 type SlaveState string
 
-// A slave is alive while it heartbeats; lost once it has not for the
-// heartbeat timeout; terminated when it left on its own.
+// A slave is alive while it heartbeats; draining once told to take no new
+// task (it finishes what it runs, then leaves); lost once it has not
+// heartbeated for the heartbeat timeout; terminated when it left on its own.
 const (
 	SlaveAlive      SlaveState = "alive"
+	SlaveDraining   SlaveState = "draining"
 	SlaveLost       SlaveState = "lost"
 	SlaveTerminated SlaveState = "terminated"
 )
+
+// Live: the registration heartbeats and may hold runs (alive or draining).
+func (s SlaveState) Live() bool { return s == SlaveAlive || s == SlaveDraining }
 
 // Slave is one registration of a slave process.
 type Slave struct {

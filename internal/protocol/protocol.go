@@ -55,6 +55,9 @@ type Entry struct {
 	// Priority is the entry's priority, so that a slave that gives the
 	// entry back can release it as it was.
 	Priority uint32 `json:"priority"`
+	// EnqueuedMS is when the master put the entry (Unix milliseconds), for
+	// the dispatch latency it measures at start; 0 from older masters.
+	EnqueuedMS int64 `json:"enqueued_ms,omitempty"`
 }
 
 // ---- client API ----
@@ -224,6 +227,20 @@ type Heartbeat struct {
 	// last heartbeat the master answered, so that users can follow a run
 	// before it ends.
 	Tails []Tail `json:"tails,omitempty"`
+	// Cache describes the slave's input cache, when it has one.
+	Cache *CacheStats `json:"cache,omitempty"`
+}
+
+// CacheStats are what a slave's input cache holds now, and how the inputs
+// of the tasks it ran since it started were found: in the cache (hot) or
+// downloaded (cold).
+type CacheStats struct {
+	Items     int64 `json:"items"`
+	Bytes     int64 `json:"bytes"`
+	HotItems  int64 `json:"hot_items"`
+	ColdItems int64 `json:"cold_items"`
+	HotBytes  int64 `json:"hot_bytes"`
+	ColdBytes int64 `json:"cold_bytes"`
 }
 
 // TailBytes bounds the log bytes one heartbeat carries per log of a run,
@@ -252,6 +269,9 @@ type TailChunk struct {
 type HeartbeatReply struct {
 	Reset bool     `json:"reset,omitempty"`
 	Kill  []string `json:"kill,omitempty"`
+	// Drain: take no new task; finish and report the runs, deregister and
+	// exit (POST /api/v1/slaves/{id}/drain).
+	Drain bool `json:"drain,omitempty"`
 }
 
 // Slave is a slave as GET /api/v1/slaves returns it.
@@ -260,7 +280,7 @@ type Slave struct {
 	Hostname      string    `json:"hostname"`
 	Slots         int       `json:"slots"`
 	Version       string    `json:"version"`
-	State         string    `json:"state"` // alive, lost, terminated
+	State         string    `json:"state"` // alive, draining, lost, terminated
 	Resources     Resources `json:"resources"`
 	RegisteredAt  time.Time `json:"registered_at"`
 	LastHeartbeat time.Time `json:"last_heartbeat"`
@@ -277,6 +297,35 @@ type Event struct {
 	TaskID  string    `json:"task_id,omitempty"`
 	Attempt *int      `json:"attempt,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
+}
+
+// Drain is the body of POST /api/v1/slaves/{id}/drain, which may be
+// empty: nothing to say yet, and unknown fields are refused so that a
+// client expecting an option learns this master lacks it. The answer is
+// the Slave, draining.
+type Drain struct{}
+
+// PathCapacity is GET: the master's work and slots (Capacity).
+const PathCapacity = "/api/v1/capacity"
+
+// Capacity answers GET PathCapacity: the unfinished attempts, the runtime
+// they are still expected to take (a running one's expected runtime less
+// its elapsed time, at least 0), and the slaves that run them. Attempts
+// whose task has no runtime history count in *_unknown and add no work.
+type Capacity struct {
+	Queued         int   `json:"queued"`
+	Running        int   `json:"running"`
+	QueuedUnknown  int   `json:"queued_unknown"`
+	RunningUnknown int   `json:"running_unknown"`
+	QueuedWorkMS   int64 `json:"queued_work_ms"`
+	RunningWorkMS  int64 `json:"running_work_ms"`
+	// SlavesAlive and SlotsAlive count the slaves taking tasks;
+	// SlavesDraining those finishing their last ones.
+	SlavesAlive    int `json:"slaves_alive"`
+	SlotsAlive     int `json:"slots_alive"`
+	SlavesDraining int `json:"slaves_draining"`
+	// SlotsPerSlave is the mean slots of the alive slaves (0: none alive).
+	SlotsPerSlave int `json:"slots_per_slave"`
 }
 
 // EventList answers GET /api/v1/events?slave=&job=&after=&limit=.

@@ -128,9 +128,12 @@ type Store interface {
 	GetSlave(ctx context.Context, slaveID string) (model.Slave, error)
 	// SetSlaveState changes a slave's state (lifecycle.SetSlave).
 	SetSlaveState(ctx context.Context, slaveID string, state model.SlaveState, now time.Time) error
-	// ListSlaves returns registrations, alive ones first; with alive set,
-	// only those.
+	// ListSlaves returns registrations, alive ones first, then draining
+	// ones; with alive set, only those two (model.SlaveState.Live).
 	ListSlaves(ctx context.Context, aliveOnly bool) ([]model.Slave, error)
+	// Workload sums the queued and running attempts and the runtime they
+	// are still expected to take at now.
+	Workload(ctx context.Context, now time.Time) (model.Workload, error)
 	// RunningOn returns the running attempts of a slave: their leases are
 	// the slave's current ones.
 	RunningOn(ctx context.Context, slaveID string) ([]model.Attempt, error)

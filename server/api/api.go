@@ -39,6 +39,8 @@ type Options struct {
 	// which stream, do not count.
 	MaxLargeBodies int
 	Logger         *slog.Logger
+	// Ops are the operators' endpoints (health, metrics, version).
+	Ops Ops
 }
 
 // Pages are the dashboard's handlers.
@@ -85,11 +87,12 @@ func New(m *server.Master, opt Options) http.Handler {
 	g := opt.Guard
 	read, write, slave := g.Require(auth.Read), g.Require(auth.Write), g.Require(auth.SlaveProtocol)
 	r := chi.NewRouter()
+	opt.Ops.Use(r)
 	r.Use(a.recoverer)
 	r.Use(noCache)
 	r.Use(a.admitLarge)
 
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	opt.Ops.Mount(r, read)
 	r.Get(protocol.PathWhoAmI, g.WhoAmI)
 	r.Route("/api/v1", func(r chi.Router) {
 		r.With(read).Get("/jobs", a.json(a.listJobs))
@@ -103,6 +106,8 @@ func New(m *server.Master, opt Options) http.Handler {
 		r.With(read).Get("/events", a.json(a.listEvents))
 		r.With(slave).Post("/slaves", a.json(a.register))
 		r.With(slave).Post("/slaves/{id}/heartbeat", a.json(a.heartbeat))
+		r.With(read).Get("/capacity", a.json(a.capacity))
+		r.With(write).Post("/slaves/{id}/drain", a.json(a.drainSlave))
 		r.With(slave).Delete("/slaves/{id}", a.json(a.deregister))
 		r.With(slave).Post("/attempts/start", a.json(a.start))
 		r.With(slave).Put("/attempts/{lease}/outputs/{name}", a.json(a.upload))

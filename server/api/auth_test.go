@@ -93,6 +93,7 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	}{
 		{"GET", "/api/v1/jobs", read}, {"GET", "/api/v1/jobs/j", read}, {"GET", "/api/v1/jobs/j/tasks", read},
 		{"GET", "/api/v1/queue", read}, {"GET", "/api/v1/slaves", read}, {"GET", "/api/v1/events", read},
+		{"GET", "/api/v1/capacity", read}, {"POST", "/api/v1/slaves/s/drain", write},
 		{"GET", "/job_status?job_id=j", read}, {"GET", "/tasks?job_id=j", read}, {"GET", "/failed_tasks?job_id=j", read},
 		{"GET", "/view_log?job_id=j", read}, {"GET", "/", read}, {"GET", "/job?job_id=j", read}, {"GET", "/trace?job_id=j", read},
 		{"GET", "/test?description=d", read}, {"POST", "/job/cancel", write}, {"POST", "/job/retry", write},

@@ -104,9 +104,15 @@ func TestLogPageFollowsARun(t *testing.T) {
 		t.Errorf("huge tail: %d bytes from %d of %d", len(a.Text), a.Offset, a.Size)
 	}
 
-	// The slaves page shows the slot's run, escaped.
+	// The slaves page shows the slot's run, escaped, and the cache the
+	// slave describes.
+	if _, err := h.slave.Heartbeat(ctx, reg.SlaveID, protocol.Heartbeat{Running: []string{st.Lease},
+		Cache: &protocol.CacheStats{Items: 3, Bytes: 2048, HotItems: 3, ColdItems: 1}}); err != nil {
+		t.Fatal(err)
+	}
 	code, body, _ := h.doWith(browser, "GET", "/slaves", "", "")
-	for _, want := range []string{"host&lt;b&gt;1", "v9", "1/2", "&lt;script&gt;alert(1)", `<td id="q-reserved">`} {
+	for _, want := range []string{"host&lt;b&gt;1", "v9", "1/2", "&lt;script&gt;alert(1)", `<td id="q-reserved">`,
+		`<td class="cache">2.0 KiB in 3 items; 75% of input items found in it</td>`} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("slaves page (%d) lacks %q", code, want)
 		}

@@ -59,12 +59,16 @@ func (a *API) listSlaves(r *http.Request) (result, error) {
 	}
 	out := protocol.SlaveList{Slaves: make([]protocol.Slave, len(slaves))}
 	for i, s := range slaves {
-		out.Slaves[i] = protocol.Slave{ID: s.ID, Hostname: s.Hostname, Slots: s.Slots, Version: s.Version,
-			State: string(s.State), RegisteredAt: s.RegisteredAt.UTC(), LastHeartbeat: s.LastHeartbeat.UTC(),
-			Running: s.Running, Resources: protocol.Resources{CPUs: s.CPUs, MemoryBytes: s.MemoryBytes,
-				DiskFreeBytes: s.DiskFreeBytes}}
+		out.Slaves[i] = slaveJSON(s)
 	}
 	return result{value: out}, nil
+}
+
+func slaveJSON(s model.Slave) protocol.Slave {
+	return protocol.Slave{ID: s.ID, Hostname: s.Hostname, Slots: s.Slots, Version: s.Version,
+		State: string(s.State), RegisteredAt: s.RegisteredAt.UTC(), LastHeartbeat: s.LastHeartbeat.UTC(),
+		Running: s.Running, Resources: protocol.Resources{CPUs: s.CPUs, MemoryBytes: s.MemoryBytes,
+			DiskFreeBytes: s.DiskFreeBytes}}
 }
 
 func (a *API) listEvents(r *http.Request) (result, error) {

@@ -57,6 +57,8 @@
           location.reload();
           return;
         }
+        var rt = document.getElementById("log-runtime");
+        if (rt && t.runtime) rt.textContent = t.runtime;
         if (t.reset) {
           pre.textContent = ""; line = 0; partial = null;
           note("[the log was cut; showing its end]");

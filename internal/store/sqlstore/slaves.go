@@ -95,12 +95,12 @@ func (s *Store) ListSlaves(ctx context.Context, aliveOnly bool) ([]model.Slave, 
 	where := ""
 	args := []any{string(model.Running)}
 	if aliveOnly {
-		where = "WHERE s.state = ?"
-		args = append(args, string(model.SlaveAlive))
+		where = "WHERE s.state IN (?, ?)"
+		args = append(args, string(model.SlaveAlive), string(model.SlaveDraining))
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+slaveCols+`,
 		(SELECT COUNT(*) FROM attempts a WHERE a.slave_id = s.id AND a.state = ?)
-		FROM slaves s `+where+` ORDER BY CASE s.state WHEN 'alive' THEN 0 ELSE 1 END, s.registered_at DESC`, args...)
+		FROM slaves s `+where+` ORDER BY CASE s.state WHEN 'alive' THEN 0 WHEN 'draining' THEN 1 ELSE 2 END, s.registered_at DESC`, args...)
 	if err != nil {
 		return nil, s.classify(err)
 	}

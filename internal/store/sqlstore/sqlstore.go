@@ -188,6 +188,9 @@ func (s *Store) Close() error {
 // DB returns the write pool, for tests that inspect rows directly.
 func (s *Store) DB() *sql.DB { return s.w }
 
+// Ping checks that the database answers (the master's /readyz).
+func (s *Store) Ping(ctx context.Context) error { return s.w.PingContext(ctx) }
+
 // tx runs fn in a write transaction, running it again after a deadlock or a
 // busy database. fn must not have effects outside the transaction.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
