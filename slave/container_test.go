@@ -2,6 +2,7 @@ package slave
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -212,4 +213,52 @@ func TestTaskNetworkChecked(t *testing.T) {
 			t.Errorf("task_network = %s: %v, want %q", network, err, want)
 		}
 	}
+}
+
+// pullingRuntime has no image until it is pulled; each pull is logged to
+// $PULLS and takes a moment, so that slots that start together overlap.
+const pullingRuntime = `#!/bin/sh
+dir=$(dirname "$0")
+case "$1" in
+image) [ -e "$dir/pulled" ] && exit 0; echo "Error: image not known" >&2; exit 125;;
+pull) echo "$2" >> "$dir/pulls"; sleep 0.3; touch "$dir/pulled"; exit 0;;
+run) while [ $# -gt 0 ]; do [ "$1" = --cidfile ] && echo made > "$2"; shift; done; exit 0;;
+esac
+exit 0
+`
+
+// Slots that need the same missing image at once wait for one pull.
+func TestImagePulledOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 3)
+		dir := t.TempDir()
+		rt := filepath.Join(dir, "fake-runtime")
+		if err := os.WriteFile(rt, []byte(pullingRuntime), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h.cfg.Containers = ContainerConfig{Runtime: []string{rt}}
+		var ids []uint64
+		for i := range 3 {
+			ids = append(ids, h.task(fmt.Sprint("t", i), sh("true"), func(s *protocol.Spec) { s.DockerImage = "ci/debian:12" }))
+		}
+		h.start()
+		h.waitFor("the entries to be settled", func() bool {
+			for _, id := range ids {
+				if !h.q.settled(id) {
+					return false
+				}
+			}
+			return true
+		})
+		h.stop()
+		pulls, err := os.ReadFile(filepath.Join(dir, "pulls"))
+		if err != nil || string(pulls) != "ci/debian:12\n" {
+			t.Errorf("pulls %q, %v; want one of ci/debian:12", pulls, err)
+		}
+		for _, f := range h.master.made("finish") {
+			if f.finish.ExitCode != 0 || f.finish.Infra || f.finish.Error != "" {
+				t.Errorf("%s: %+v; want passed", f.lease, f.finish)
+			}
+		}
+	})
 }
