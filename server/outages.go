@@ -91,6 +91,7 @@ func (m *Master) checkService(ctx context.Context, s *service) {
 		s.down = false
 	}
 	s.mu.Unlock()
+	m.metrics.Service(s.name, err == nil, err != nil && !wasDown)
 	switch {
 	case err != nil && !wasDown:
 		m.log.Warn("a service does not answer", "service", s.name, "err", err)

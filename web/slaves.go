@@ -58,10 +58,10 @@ func (p *Pages) Slaves(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		row := slaveRow{Slave: s}
-		if c, ok := p.src.SlaveCache(s.ID); ok && s.State == model.SlaveAlive {
+		if c, ok := p.src.SlaveCache(s.ID); ok && s.State.Live() {
 			row.Cache = &c
 		}
-		if s.State == model.SlaveAlive {
+		if s.State.Live() {
 			alive++
 			slots += s.Slots
 			if alive <= maxSlaveLookups {
@@ -77,8 +77,8 @@ func (p *Pages) Slaves(w http.ResponseWriter, r *http.Request) {
 		}
 		rows = append(rows, row)
 	}
-	// Alive first, then lost, then gone; by host within each.
-	rank := map[model.SlaveState]int{model.SlaveAlive: 0, model.SlaveLost: 1, model.SlaveTerminated: 2}
+	// Alive first, then draining, lost, gone; by host within each.
+	rank := map[model.SlaveState]int{model.SlaveAlive: 0, model.SlaveDraining: 1, model.SlaveLost: 2, model.SlaveTerminated: 3}
 	sort.SliceStable(rows, func(i, j int) bool {
 		if a, b := rank[rows[i].State], rank[rows[j].State]; a != b {
 			return a < b

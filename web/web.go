@@ -37,6 +37,8 @@ type Source interface {
 	// Now is the master's clock, so that the ages and runtimes shown agree
 	// with the times the master records.
 	Now() time.Time
+	// Version is the master's build, shown at the foot of each page.
+	Version() string
 	LiveSource
 }
 
@@ -53,6 +55,7 @@ func New(src Source, log *slog.Logger) *Pages {
 		log = slog.Default()
 	}
 	funcs := template.FuncMap{
+		"version":  src.Version,
 		"stamp":    func(t time.Time) string { return stamp(t) },
 		"secs":     func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
 		"jobURL":   func(id string) string { return "/job?job_id=" + url.QueryEscape(id) },

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"os"
@@ -211,6 +212,12 @@ func TestHealthVersionAndProfiles(t *testing.T) {
 	if _, metrics := scrape(t, c.url+"/metrics"); !strings.Contains(metrics, fmt.Sprintf(`dist_test_build_info{version=%q} 1`, v)) {
 		t.Errorf("no build_info of version %s:\n%s", v, grep(metrics, "build_info"))
 	}
+	// The dashboard's pages name it at their foot.
+	for _, page := range []string{"/", "/slaves"} {
+		if code, body, _ := getText(t, c.url+page); code != 200 || !strings.Contains(body, `<footer class="version">dist_test `+html.EscapeString(v)+`</footer>`) {
+			t.Errorf("%s (%d) does not name version %s at its foot", page, code, v)
+		}
+	}
 
 	// Profiles are on the admin listener only.
 	if code, _, _ := getText(t, c.url+"/debug/pprof/"); code != 404 {
@@ -361,8 +368,18 @@ metrics_listen = 127.0.0.1:%d
 		}
 		return false
 	})
+	// The master's watch of its backends sees the outage.
+	waitFor(t, 30*time.Second, "the database's outage in the metrics", func() bool {
+		m, _ := scrape(t, master.url+"/metrics")
+		return m[`dist_test_service_up{service="database"}`] == 0 && m[`dist_test_service_outages_total{service="database"}`] == 1
+	})
 	db.Start()
 	waitFor(t, 30*time.Second, "/readyz to be 200 again", func() bool { code, _, _ := getText(t, master.url+"/readyz"); return code == 200 })
+	waitFor(t, 30*time.Second, "the database back in the metrics", func() bool {
+		m, _ := scrape(t, master.url+"/metrics")
+		return m[`dist_test_service_up{service="database"}`] == 1 && m[`dist_test_service_up{service="blob_store"}`] == 1 &&
+			m[`dist_test_service_outages_total{service="database"}`] == 1
+	})
 
 	bs.Stop()
 	code, body, _ = getText(t, master.url+"/readyz")

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,8 @@ type Master struct {
 	inputBytes  *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
 	queueErrors *prometheus.CounterVec
+	serviceUp   *prometheus.GaugeVec
+	outages     *prometheus.CounterVec
 }
 
 // NewMaster registers the master's metrics with reg.
@@ -55,9 +58,13 @@ func NewMaster(reg prometheus.Registerer) *Master {
 			Help: "Failed calls to the database, by operation."}, []string{"op"}),
 		queueErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "queue_errors_total",
 			Help: "Failed calls to the queue, by operation."}, []string{"op"}),
+		serviceUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "service_up",
+			Help: "Whether a backend of the master (database, queue, blob store) answered its last probe (1) or not (0)."}, []string{"service"}),
+		outages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "service_outages_total",
+			Help: "Outages of a backend of the master that it saw, counted when they began."}, []string{"service"}),
 	}
 	reg.MustRegister(m.jobs, m.tasks, m.attempts, m.queueWait, m.dispatch, m.runTime, m.retries, m.infra,
-		m.requeued, m.slavesLost, m.inputBytes, m.storeErrors, m.queueErrors)
+		m.requeued, m.slavesLost, m.inputBytes, m.storeErrors, m.queueErrors, m.serviceUp, m.outages)
 	// The usual outcomes are there from the start, at 0, so that a rate
 	// over them has a series before the first failure.
 	for _, s := range []model.State{model.Passed, model.Failed, model.TimedOut, model.InfraFailed, model.Canceled} {
@@ -66,6 +73,23 @@ func NewMaster(reg prometheus.Registerer) *Master {
 	m.inputBytes.WithLabelValues("hot")
 	m.inputBytes.WithLabelValues("cold")
 	return m
+}
+
+// Service records a probe of a backend: up or not, and whether an outage
+// began with it.
+func (m *Master) Service(name string, up, began bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	name = strings.ReplaceAll(name, " ", "_")
+	m.serviceUp.WithLabelValues(name).Set(v)
+	if began {
+		m.outages.WithLabelValues(name).Inc()
+	}
 }
 
 // JobSubmitted counts a job of tasks tasks.

@@ -146,6 +146,12 @@ func TestDrainSlave(t *testing.T) {
 		if capa := h.capacity(); capa.SlavesDraining != 1 || capa.SlavesAlive != 0 || capa.SlotsAlive != 0 || capa.Running != 1 {
 			t.Fatalf("capacity with a draining slave: %+v", capa)
 		}
+		// The slaves page shows it draining, with the run it finishes.
+		if code, body, _ := h.doWith(browser, "GET", "/slaves", "", ""); code != 200 ||
+			!strings.Contains(body, `<tr class="slave-draining">`) || !strings.Contains(body, `<td class="state">draining</td>`) ||
+			!strings.Contains(body, "<td>1/2</td>") {
+			t.Errorf("slaves page with a draining slave (%d):\n%s", code, body)
+		}
 		// Its run finishes and is reported; then it leaves.
 		if out, err := h.slave.Finish(ctx, st.Lease, protocol.Finish{DurationMS: 10}); err != nil || out.State != "passed" {
 			t.Fatalf("finish on a draining slave: %+v %v", out, err)
