@@ -343,6 +343,9 @@ func usage(f protocol.Finish) model.Usage {
 	if f.PeakMemoryBytes > 0 && f.PeakMemoryBytes <= maxPeakMemory {
 		u.PeakMemory = f.PeakMemoryBytes
 	}
+	if f.PullMS > 0 && f.PullMS <= maxCPUMS {
+		u.ImagePull = time.Duration(f.PullMS) * time.Millisecond
+	}
 	return u
 }
 

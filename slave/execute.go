@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -42,6 +43,7 @@ type attempt struct {
 	stderr  string
 	zip     string
 	user    *taskuser.User // the task's, or nil: the slave's own
+	pull    time.Duration  // making the task's container image present
 }
 
 // newAttempt makes an attempt's folder in root, with a sandbox that u, the
@@ -146,7 +148,8 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 		return abandoned, nil
 	}
 	f := protocol.Finish{ExitCode: res.ExitCode, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
-		Inputs: protocol.InputsFrom(tree.Inputs), CPUMS: res.CPUTime.Milliseconds(), PeakMemoryBytes: res.PeakMemory}
+		Inputs: protocol.InputsFrom(tree.Inputs), CPUMS: res.CPUTime.Milliseconds(), PeakMemoryBytes: res.PeakMemory,
+		PullMS: a.pull.Milliseconds()}
 	if runErr != nil {
 		// The task could not run at all: say why, where users look first.
 		var infra infraError
@@ -183,6 +186,16 @@ func (s *Slave) execute(ctx context.Context, c queue.Consumer, entry uint64, slo
 // inputs is an infraError, unless the inputs themselves are invalid; a
 // command that cannot start is the task's own failure.
 func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (Tree, process.Result, error) {
+	if spec.DockerImage != "" {
+		// Before the inputs: a slave that cannot run the image should
+		// not fetch them for nothing.
+		start := time.Now()
+		err := s.prepareImage(ctx, spec.DockerImage)
+		a.pull = time.Since(start)
+		if err != nil {
+			return Tree{}, process.Result{}, err
+		}
+	}
 	tree, err := s.inputs.Fetch(ctx, spec.IsolateHash, a.sandbox, a.placement())
 	s.noteInputs(tree.Inputs)
 	if errors.Is(err, ErrInvalidInputs) {
@@ -205,7 +218,12 @@ func (s *Slave) runTask(ctx context.Context, a *attempt, spec protocol.Spec) (Tr
 	if a.user != nil {
 		cmd.User, cmd.Namespaces = &a.user.User, s.cfg.Namespaces
 	}
-	res, err := s.runCommand(ctx, cmd)
+	var res process.Result
+	if spec.DockerImage != "" {
+		res, err = s.runContainer(ctx, a, spec.DockerImage, s.containerEnvironment(a, spec), tree, cmd)
+	} else {
+		res, err = s.runCommand(ctx, cmd)
+	}
 	if err != nil && res.Canceled {
 		return tree, res, nil // a killed run is judged by the caller
 	}
@@ -229,16 +247,29 @@ func (a *attempt) makeTmp() error {
 // and the task's identifiers. Nothing else of the slave's environment
 // (credentials, the lease) reaches the task.
 func (s *Slave) environment(a *attempt, spec protocol.Spec) []string {
-	path := s.cfg.Getenv("PATH")
-	if path == "" {
-		path = "/usr/local/bin:/usr/bin:/bin"
+	hostPath := s.cfg.Getenv("PATH")
+	if hostPath == "" {
+		hostPath = "/usr/local/bin:/usr/bin:/bin"
 	}
-	env := []string{"PATH=" + path, "HOME=" + a.tmp, "TMPDIR=" + a.tmp, "TEST_TMPDIR=" + a.tmp}
+	return append([]string{"PATH=" + hostPath}, s.taskEnv(a.tmp, a.user, spec)...)
+}
+
+// containerEnvironment is the environment of a task in a container: as on
+// the host, with the sandbox's folders where the container sees them, and
+// without the slave's PATH, which is the image's business.
+func (s *Slave) containerEnvironment(a *attempt, spec protocol.Spec) []string {
+	return s.taskEnv(path.Join(IsolateDir, filepath.Base(a.tmp)), a.user, spec)
+}
+
+// taskEnv is a task's environment but PATH, with tmp as its temporary
+// folders and u (nil: the slave's) as its user.
+func (s *Slave) taskEnv(tmp string, u *taskuser.User, spec protocol.Spec) []string {
+	env := []string{"HOME=" + tmp, "TMPDIR=" + tmp, "TEST_TMPDIR=" + tmp}
 	if lang := s.cfg.Getenv("LANG"); lang != "" {
 		env = append(env, "LANG="+lang)
 	}
-	if a.user != nil {
-		env = append(env, "USER="+a.user.Name, "LOGNAME="+a.user.Name)
+	if u != nil {
+		env = append(env, "USER="+u.Name, "LOGNAME="+u.Name)
 	} else if name := s.cfg.Getenv("USER"); name != "" {
 		env = append(env, "USER="+name, "LOGNAME="+name)
 	}

@@ -129,6 +129,8 @@ type Config struct {
 	MemoryLimit int64
 	// TaskEnv is added to each task's environment: NAME=VALUE entries.
 	TaskEnv []string
+	// Containers are the settings of tasks that name a docker_image.
+	Containers ContainerConfig
 	// Getenv reads the slave's environment for what the tasks' allowlist
 	// passes on (PATH, LANG); os.Getenv when nil.
 	Getenv func(string) string
@@ -166,6 +168,7 @@ func (c Config) withDefaults() Config {
 	if c.Getenv == nil {
 		c.Getenv = os.Getenv
 	}
+	c.Containers = c.Containers.withDefaults()
 	return c
 }
 
@@ -185,6 +188,11 @@ type Slave struct {
 	// must last on testing/synctest's clock, which stands still while a
 	// real process runs.
 	runCommand func(context.Context, process.Command) (process.Result, error)
+
+	// noRuntime says why container tasks cannot run here: the runtime
+	// is missing (checkContainers).
+	noRuntime error
+	images    imageLocks
 
 	mu    sync.Mutex
 	id    string
@@ -222,6 +230,9 @@ func (s *Slave) Run(ctx context.Context) error {
 	if err := s.checkIsolation(); err != nil {
 		return err
 	}
+	if err := s.checkContainers(); err != nil {
+		return err
+	}
 	unlock, err := s.takeScratch()
 	if err != nil {
 		return err
@@ -229,6 +240,7 @@ func (s *Slave) Run(ctx context.Context) error {
 	// Held until the deregistration: a slave that starts on this folder
 	// next must find every result of this one in the spool.
 	defer unlock()
+	s.removeLeftoverContainers(ctx)
 	sandboxes, note, err := s.prepareFolders()
 	if err != nil {
 		return err

@@ -301,6 +301,7 @@ type jobTask struct {
 	Timeout     float64  `json:"timeout,omitempty"`
 	MaxRetries  int      `json:"max_retries,omitempty"`
 	Globs       []string `json:"artifact_archive_globs,omitempty"`
+	DockerImage string   `json:"docker_image,omitempty"`
 }
 
 func (c *cluster) writeJob(name string, tasks []jobTask) string {

@@ -158,6 +158,8 @@ func slaveConfig(cfg *config.Config, slots int, scratch string, users []taskuser
 		MaxArtifactBytes: cfg.Slave.MaxArtifactBytes,
 		Users:            users, Namespaces: cfg.Slave.Namespaces, KeepPassedLogs: cfg.Slave.KeepPassedLogs, TaskEnv: cfg.Slave.TaskEnvironment(os.LookupEnv),
 		MemoryLimit: cfg.Slave.MemoryLimit,
+		Containers: slave.ContainerConfig{Runtime: cfg.Slave.ContainerRuntime, Network: cfg.Slave.TaskNetwork,
+			Memory: cfg.Slave.TaskMemory, CPUs: cfg.Slave.TaskCPUs, AllowedImages: cfg.Slave.AllowedImages},
 	}
 }
 

@@ -145,6 +145,14 @@ type Slave struct {
 	Namespaces       bool     // namespaces
 	MemoryLimit      int64    // memory_limit: 0 is none
 	KeepPassedLogs   bool     // keep_passed_logs
+	// Tasks that name a docker_image: the runtime's command and first
+	// arguments (container_runtime), the containers' network, memory and
+	// CPU caps (0: none), and the images allowed (globs; empty: any).
+	ContainerRuntime []string
+	TaskNetwork      string
+	TaskMemory       int64
+	TaskCPUs         float64
+	AllowedImages    []string
 }
 
 // Autoscale is the [autoscale] section: `dist_test autoscale`.

@@ -568,3 +568,39 @@ func TestClosestKey(t *testing.T) {
 		}
 	}
 }
+
+// The container keys: the runtime's command with its arguments, the
+// network, limits and allowed images, their defaults, and values refused.
+func TestContainerKeys(t *testing.T) {
+	c, err := Load(writeFile(t, `[slave]
+container_runtime = podman  --runtime runc
+task_network = none
+task_memory = 2GiB
+task_cpus = 1.5
+allowed_images = registry.example.com/ci/*, debian:12
+`), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Slave
+	if strings.Join(s.ContainerRuntime, "|") != "podman|--runtime|runc" || s.TaskNetwork != "none" || s.TaskMemory != 2<<30 ||
+		s.TaskCPUs != 1.5 || strings.Join(s.AllowedImages, "|") != "registry.example.com/ci/*|debian:12" {
+		t.Errorf("read %+v", s)
+	}
+	d, err := Load("", envOf(map[string]string{"HOME": t.TempDir()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d.Slave; strings.Join(s.ContainerRuntime, "|") != "docker" || s.TaskNetwork != "host" || s.TaskMemory != 0 ||
+		s.TaskCPUs != 0 || len(s.AllowedImages) != 0 {
+		t.Errorf("defaults: %+v", s)
+	}
+	for _, bad := range []string{"container_runtime = --privileged docker", "task_memory = 1MiB", "task_network = --privileged",
+		"task_network = a b", "task_network = -x", "task_cpus = -1", "task_cpus = many", "task_cpus = NaN", "task_memory = -5"} {
+		key, _, _ := strings.Cut(bad, " ")
+		_, err := Load(writeFile(t, "[slave]\n"+bad+"\n"), envOf(nil))
+		if err == nil || !strings.Contains(err.Error(), "[slave] "+key) {
+			t.Errorf("%s: %v; want an error naming the key", bad, err)
+		}
+	}
+}

@@ -186,6 +186,18 @@ var keys = []key{
 	{section: "slave", name: "memory_limit", def: "0", set: size(func(c *Config) *int64 { return &c.Slave.MemoryLimit }),
 		doc: "most memory a task's processes may use together (0: no limit); enforced in the task's cgroup (memory.max), " +
 			"which needs a writable cgroup v2 with the memory controller: the slave refuses to start when it cannot enforce it"},
+	{section: "slave", name: "container_runtime", def: "docker", set: setContainerRuntime,
+		doc: "command that runs tasks naming a docker_image, with its own first arguments separated by spaces (docker; " +
+			"podman takes the same commands, e.g. podman --runtime runc); a slave without it gives such tasks to other slaves"},
+	{section: "slave", name: "task_network", def: "host", set: setTaskNetwork,
+		doc: "network of task containers (--network): host, none, or a network the runtime knows (the slave refuses to start otherwise)"},
+	{section: "slave", name: "task_memory", def: "0", set: size(func(c *Config) *int64 { return &c.Slave.TaskMemory }),
+		doc: "most memory a task container may use (--memory; 0: memory_limit, if any; else at least 6MiB)"},
+	{section: "slave", name: "task_cpus", def: "0", set: setTaskCPUs,
+		doc: "CPUs a task container may use, e.g. 1.5 (--cpus; 0: no limit)"},
+	{section: "slave", name: "allowed_images", set: list(func(c *Config) *[]string { return &c.Slave.AllowedImages }),
+		doc: "container images tasks may name, as globs separated by commas, * matching any characters, slashes too " +
+			"(e.g. registry.example.com/ci/*); a task naming another fails at once (default: any)"},
 
 	{section: "server", name: "max_connections", def: "1024", set: integer(func(c *Config) *int { return &c.Server.MaxConnections }),
 		doc: "(master, isolate server) connections served at once; more wait until one closes"},
@@ -409,6 +421,49 @@ func setTaskEnv(c *Config, v string) error {
 		}
 		c.Slave.TaskEnv = append(c.Slave.TaskEnv, e)
 	}
+	return nil
+}
+
+// setContainerRuntime reads a command and its first arguments, separated
+// by spaces; the runtime's subcommands follow them.
+func setContainerRuntime(c *Config, v string) error {
+	f := strings.Fields(v)
+	if len(f) == 0 {
+		return fmt.Errorf("want a command, e.g. docker or podman")
+	}
+	if strings.HasPrefix(f[0], "-") {
+		return fmt.Errorf("want a command first, not an option")
+	}
+	c.Slave.ContainerRuntime = f
+	return nil
+}
+
+func setTaskNetwork(c *Config, v string) error {
+	if !networkName(v) {
+		return fmt.Errorf("want host, none or a network name (letters, digits, _ . -)")
+	}
+	c.Slave.TaskNetwork = v
+	return nil
+}
+
+func networkName(s string) bool {
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case i > 0 && (r == '_' || r == '.' || r == '-'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+func setTaskCPUs(c *Config, v string) error {
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+		return fmt.Errorf("want a number of CPUs, 0 or more, e.g. 1.5")
+	}
+	c.Slave.TaskCPUs = n
 	return nil
 }
 

@@ -224,6 +224,11 @@ func (p *problems) checkLimits() {
 	if n := c.Slave.MemoryLimit; n < 0 {
 		p.bad("slave.memory_limit", n, "must be 0 (no limit) or more")
 	}
+	if n := c.Slave.TaskMemory; n != 0 && n < 6<<20 {
+		// Below 6 MiB docker refuses to make the container: every task
+		// would fail.
+		p.bad("slave.task_memory", n, "must be 0 (no limit) or at least 6MiB")
+	}
 	if n := c.Slave.MaxArtifactBytes; n < 1 {
 		p.bad("slave.max_artifact_bytes", n, "must be more than zero")
 	}

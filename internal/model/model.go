@@ -145,6 +145,7 @@ type Attempt struct {
 	Attempt     int
 	Description string
 	IsolateHash string
+	DockerImage string // of its task: the run's container image, if any
 	MaxRetries  int
 	// Expected is the runtime its task was expected to take when the job
 	// was submitted (model.ExpectedRuntimes), which set its priority.
@@ -231,6 +232,10 @@ type Inputs struct {
 type Usage struct {
 	CPUTime    time.Duration
 	PeakMemory int64
+	// ImagePull is the time the slave took to make the task's container
+	// image present (a pull, or finding it there) before the run; 0 for a
+	// task that runs on the host.
+	ImagePull time.Duration
 }
 
 // Add returns i + o.

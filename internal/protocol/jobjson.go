@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -292,8 +293,27 @@ func parseTask(data json.RawMessage, index int, unknown func(task int, field str
 		if len(s.DockerImage) > MaxDockerImage {
 			return s, fmt.Errorf(`"docker_image" is %d bytes long; at most %d are allowed`, len(s.DockerImage), MaxDockerImage)
 		}
+		if s.DockerImage != "" {
+			if err := CheckImage(s.DockerImage); err != nil {
+				return s, fmt.Errorf(`"docker_image": %w`, err)
+			}
+		}
 	}
 	return s, nil
+}
+
+// imageName is what container runtimes take as an image reference
+// (registry/name:tag@digest). It starts with a letter or digit, so that a
+// slave's runtime can never read it as one of its options.
+var imageName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$`)
+
+// CheckImage checks a docker_image: a name a container runtime could
+// pull, and nothing it could take for an option.
+func CheckImage(s string) error {
+	if !imageName.MatchString(s) || len(s) > MaxDockerImage {
+		return fmt.Errorf("%q is not an image name: letters, digits and . _ / : @ + - only, starting with a letter or digit", clipString(s))
+	}
+	return nil
 }
 
 // CheckGlob checks an artifact pattern: at most MaxGlobLength bytes,

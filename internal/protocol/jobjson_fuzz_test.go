@@ -84,7 +84,8 @@ func checkSpec(t *testing.T, i int, s model.TaskSpec) {
 	if s.MaxRetries < 0 || s.MaxRetries > MaxRetries || s.Attempt < 0 || s.Attempt > MaxRetries {
 		t.Fatalf("task %d: max_retries %d, attempt %d accepted", i, s.MaxRetries, s.Attempt)
 	}
-	if len(s.DockerImage) > MaxDockerImage || !utf8.ValidString(s.DockerImage) {
+	if len(s.DockerImage) > MaxDockerImage || !utf8.ValidString(s.DockerImage) || strings.HasPrefix(s.DockerImage, "-") ||
+		strings.ContainsAny(s.DockerImage, " \t\n\x00") {
 		t.Fatalf("task %d: docker_image of %d bytes accepted", i, len(s.DockerImage))
 	}
 	if len(s.ArtifactGlobs) > MaxGlobs {

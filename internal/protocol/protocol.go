@@ -159,6 +159,11 @@ type Attempt struct {
 	// when unknown.
 	CPUSeconds      float64 `json:"cpu_s,omitempty"`
 	PeakMemoryBytes int64   `json:"peak_memory_bytes,omitempty"`
+	// DockerImage is the container image the task runs in, if any, and
+	// ImagePullSeconds the time its slave took to make it present (a
+	// pull), apart from the run's duration.
+	DockerImage      string  `json:"docker_image,omitempty"`
+	ImagePullSeconds float64 `json:"image_pull_s,omitempty"`
 }
 
 // AttemptList is the answer of GET /api/v1/jobs/{id}/tasks?status=&limit=&after=:
@@ -389,6 +394,9 @@ type Finish struct {
 	// the slave ran it in a cgroup of its own; 0 is unknown.
 	CPUMS           int64 `json:"cpu_ms,omitempty"`
 	PeakMemoryBytes int64 `json:"peak_memory_bytes,omitempty"`
+	// PullMS is the time spent making the task's container image present
+	// on the slave (pulling it, or finding it there), before the run.
+	PullMS int64 `json:"pull_ms,omitempty"`
 }
 
 // Abort is the body of POST /api/v1/attempts/{lease}/abort: the slave

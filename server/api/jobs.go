@@ -310,6 +310,7 @@ func (a *API) attemptJSON(r *http.Request, base string, at model.Attempt) protoc
 		DurationSeconds: at.Duration(a.m.Now()).Seconds(), Runs: at.Runs,
 		MissingOutputs: at.Outputs.Missing, Error: at.Error, Inputs: protocol.InputsFrom(at.Inputs),
 		CPUSeconds: at.Usage.CPUTime.Seconds(), PeakMemoryBytes: at.Usage.PeakMemory,
+		DockerImage: at.DockerImage, ImagePullSeconds: at.Usage.ImagePull.Seconds(),
 	}
 	if !at.StartedAt.IsZero() {
 		t := at.StartedAt.UTC()

@@ -47,7 +47,7 @@ func newQueries(d Dialect) queries {
 		enqueued = ?, entry_id = ?, slave_id = ?, slot = ?, hostname = ?, runs = ?, started_at = ?,
 		finished_at = ?, exit_code = ?, stdout_key = ?, stderr_key = ?, artifact_key = ?, missing = ?,
 		error = ?, hot_items = ?, cold_items = ?, hot_bytes = ?, cold_bytes = ?, fetch_ms = ?,
-		cpu_ms = ?, peak_memory = ?, avoid_slave = ?,
+		cpu_ms = ?, peak_memory = ?, image_pull_ms = ?, avoid_slave = ?,
 		hedge_token = ?, hedge_lease = ?, hedge_slave = ?, hedge_slot = ?, hedge_started_at = ? WHERE id = ?`,
 		insertAttempt: `INSERT INTO attempts (task_row, task_idx, job_id, attempt, state, token,
 		priority, submitted_at, error, avoid_slave) VALUES (?, (SELECT idx FROM tasks WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -20,7 +20,8 @@ const attemptColsOnly = `a.id, a.task_row, a.job_id, t.task_id, t.idx, a.attempt
 	a.slave_id, a.slot, a.hostname, a.runs, a.submitted_at, a.started_at, a.finished_at,
 	a.exit_code, a.stdout_key, a.stderr_key, a.artifact_key, a.missing, a.error,
 	a.hot_items, a.cold_items, a.hot_bytes, a.cold_bytes, a.fetch_ms, a.cpu_ms, a.peak_memory, a.avoid_slave,
-	a.hedge_token, COALESCE(a.hedge_lease, ''), a.hedge_slave, a.hedge_slot, a.hedge_started_at, t.expected_ms, t.timeout_ms`
+	a.hedge_token, COALESCE(a.hedge_lease, ''), a.hedge_slave, a.hedge_slot, a.hedge_started_at, t.expected_ms, t.timeout_ms,
+	t.docker_image, a.image_pull_ms`
 
 const attemptFrom = `FROM attempts a JOIN tasks t ON t.id = a.task_row`
 
@@ -34,14 +35,15 @@ func scanAttempt(r scanner, extra ...any) (model.Attempt, error) {
 	var enq int
 	var sub, start, fin int64
 	var exit sql.NullInt64
-	var fetchMS, cpuMS, hedgeStart, expectedMS, timeoutMS int64
+	var fetchMS, cpuMS, hedgeStart, expectedMS, timeoutMS, pullMS int64
 	dest := []any{&a.ID, &a.TaskRow, &a.JobID, &a.TaskID, &a.Index, &a.Attempt, &a.Description, &a.IsolateHash,
 		&a.MaxRetries, &state, &a.Token, &a.Lease, &prio, &enq, &a.EntryID,
 		&a.SlaveID, &a.Slot, &a.Hostname, &a.Runs, &sub, &start, &fin,
 		&exit, &a.Outputs.Stdout, &a.Outputs.Stderr, &a.Outputs.Artifacts, &missing, &a.Error,
 		&a.Inputs.HotItems, &a.Inputs.ColdItems, &a.Inputs.HotBytes, &a.Inputs.ColdBytes, &fetchMS,
 		&cpuMS, &a.Usage.PeakMemory, &a.AvoidSlave,
-		&a.Hedge.Token, &a.Hedge.Lease, &a.Hedge.SlaveID, &a.Hedge.Slot, &hedgeStart, &expectedMS, &timeoutMS}
+		&a.Hedge.Token, &a.Hedge.Lease, &a.Hedge.SlaveID, &a.Hedge.Slot, &hedgeStart, &expectedMS, &timeoutMS,
+		&a.DockerImage, &pullMS}
 	var err error
 	if len(extra) > 0 {
 		err = r.Scan(append(dest, extra...)...)
@@ -54,6 +56,7 @@ func scanAttempt(r scanner, extra ...any) (model.Attempt, error) {
 	a.State = model.State(state)
 	a.Inputs.FetchTime = time.Duration(fetchMS) * time.Millisecond
 	a.Usage.CPUTime = time.Duration(cpuMS) * time.Millisecond
+	a.Usage.ImagePull = time.Duration(pullMS) * time.Millisecond
 	a.Expected = time.Duration(expectedMS) * time.Millisecond
 	a.Timeout = time.Duration(timeoutMS) * time.Millisecond
 	a.Priority = uint32(prio)
@@ -154,7 +157,7 @@ func (s *Store) saveAttempt(ctx context.Context, tx *sql.Tx, a model.Attempt) er
 		a.SlaveID, a.Slot, a.Hostname, a.Runs, ms(a.StartedAt), ms(a.FinishedAt), exit,
 		a.Outputs.Stdout, a.Outputs.Stderr, a.Outputs.Artifacts, strings.Join(a.Outputs.Missing, ","),
 		a.Error, in.HotItems, in.ColdItems, in.HotBytes, in.ColdBytes, in.FetchTime.Milliseconds(),
-		a.Usage.CPUTime.Milliseconds(), a.Usage.PeakMemory, a.AvoidSlave,
+		a.Usage.CPUTime.Milliseconds(), a.Usage.PeakMemory, a.Usage.ImagePull.Milliseconds(), a.AvoidSlave,
 		a.Hedge.Token, nullable(a.Hedge.Lease), a.Hedge.SlaveID, a.Hedge.Slot, ms(a.Hedge.StartedAt), a.ID)
 	return err
 }

@@ -115,7 +115,7 @@ func testPass(t *testing.T, h *harness) {
 	got, err := h.s.GetAttempt(h.ctx, "p", taskID(0), 0)
 	if err != nil || got.State != model.Passed || got.ExitCode == nil || *got.ExitCode != 0 ||
 		got.Outputs.Stdout != "logs/x.stdout" || got.FinishedAt.IsZero() || got.Hostname != "host-1" || got.Inputs != inputs ||
-		got.Usage != usage {
+		got.Usage != usage || got.DockerImage != image || a.DockerImage != image {
 		t.Errorf("GetAttempt = %+v, %v", got, err)
 	}
 }

@@ -85,7 +85,8 @@ func (h *harness) job(id string, n, maxRetries int) model.NewJob {
 		j.Tasks = append(j.Tasks, model.NewTask{
 			TaskID: fmt.Sprintf("%s.%d", hash, i), Index: i,
 			Spec: model.TaskSpec{IsolateHash: hash, Description: fmt.Sprintf("test-%d", i),
-				Timeout: time.Minute, MaxRetries: maxRetries, ArtifactGlobs: []string{"out/**"}},
+				Timeout: time.Minute, MaxRetries: maxRetries, ArtifactGlobs: []string{"out/**"},
+				DockerImage: image},
 			Priority: model.NormalBase - uint32(n-i),
 		})
 	}
@@ -167,7 +168,10 @@ func (h *harness) counts(jobID string, want model.Counts) model.Job {
 }
 
 // usage is what every finish of the harness says the run used.
-var usage = model.Usage{CPUTime: 1500 * time.Millisecond, PeakMemory: 64 << 20}
+var usage = model.Usage{CPUTime: 1500 * time.Millisecond, PeakMemory: 64 << 20, ImagePull: 2300 * time.Millisecond}
+
+// image is the container image of the harness's tasks.
+const image = "registry.example.com/ci/debian:12"
 
 // inputs are the figures every finish of the harness reports.
 var inputs = model.Inputs{HotItems: 3, ColdItems: 1, HotBytes: 3000, ColdBytes: 500, FetchTime: 40 * time.Millisecond}
