@@ -365,3 +365,22 @@ func TestPagesEscapeHostileText(t *testing.T) {
 		}
 	}
 }
+
+// A task that runs in a container shows its image on its row; a task on
+// the host shows none.
+func TestJobPageShowsTheImage(t *testing.T) {
+	onEachStore(t, func(t *testing.T, h *harness) {
+		job, err := h.api.CreateJob(context.Background(), protocol.CreateJob{Name: "images", Tasks: []protocol.Task{
+			{IsolateHash: h.digest, Description: "in-box", DockerImage: "registry.example/team/build:1.2"},
+			{IsolateHash: h.digest, Description: "on-host"},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := h.page("/job?job_id=" + job.ID)
+		if n := strings.Count(body, `<span class="image" title="runs in a container of this image">`); n != 1 ||
+			!strings.Contains(body, `>registry.example/team/build:1.2</span>`) {
+			t.Errorf("the job page shows %d images; want the one task's registry.example/team/build:1.2", n)
+		}
+	})
+}
