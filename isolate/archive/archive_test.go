@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"maps"
 	"net/http"
 	"os"
@@ -306,6 +307,16 @@ func TestArchiveReadOnlyAndVariables(t *testing.T) {
 				t.Fatalf("manifest %+v", m)
 			}
 			dst := t.TempDir()
+			// read_only 2 leaves folders without write permission, which
+			// only root could empty: give it back before the removal.
+			t.Cleanup(func() {
+				_ = filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+					if err == nil && d.IsDir() {
+						_ = os.Chmod(p, 0o755)
+					}
+					return nil
+				})
+			})
 			if _, err := fetch.Fetch(ctx, tc.Client, digest, dst); err != nil {
 				t.Fatal(err)
 			}
