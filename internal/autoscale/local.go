@@ -97,7 +97,7 @@ func (l *Local) Grow(ctx context.Context, n int) error {
 		cmd.Stdout, cmd.Stderr = l.stderr(), l.stderr()
 		// A group of its own: a Ctrl-C at the terminal reaches the
 		// autoscaler, which stops its slaves in order.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.SysProcAttr = ownGroup()
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start a slave: %w", err)
 		}
