@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"io"
 	"math"
 	"regexp"
@@ -183,33 +185,35 @@ func parseTasks(data json.RawMessage, maxTasks int, unknown func(task int, field
 	// The tasks are decoded one at a time rather than into a slice of
 	// them first: a job of 100,000 tasks is tens of megabytes, and each
 	// step that holds all of it at once multiplies what a submission costs.
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+	// jsontext reads each task's bytes without decoding them; it lets
+	// through what the slow path of parseTask takes as encoding/json
+	// does (invalid UTF-8, a name twice), for it to read as before.
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
 		if err == nil {
 			err = fmt.Errorf("got %s", clip(data))
 		}
 		return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
 	}
 	var specs []model.TaskSpec
-	var r json.RawMessage
-	for i := 0; dec.More(); i++ {
+	for i := 0; dec.PeekKind() != ']'; i++ {
 		if maxTasks > 0 && i >= maxTasks {
 			return nil, fmt.Errorf("job JSON: more tasks than this master accepts in one job (%d)", maxTasks)
 		}
-		r = r[:0]
-		if err := dec.Decode(&r); err != nil {
+		r, err := dec.ReadValue()
+		if err != nil {
 			return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
 		}
-		s, err := parseTask(r, i, unknown)
+		s, err := parseTask(json.RawMessage(r), i, unknown)
 		if err != nil {
-			return nil, fmt.Errorf("job JSON: task %d%s: %w", i, describe(r), err)
+			return nil, fmt.Errorf("job JSON: task %d%s: %w", i, describe(json.RawMessage(r)), err)
 		}
 		specs = append(specs, s)
 	}
-	if _, err := dec.Token(); err != nil {
+	if _, err := dec.ReadToken(); err != nil {
 		return nil, fmt.Errorf(`job JSON: "tasks" must be a list of task objects: %v`, err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.ReadToken(); err != io.EOF {
 		return nil, fmt.Errorf(`job JSON: "tasks": unexpected data after the list`)
 	}
 	if len(specs) == 0 {
@@ -218,7 +222,44 @@ func parseTasks(data json.RawMessage, maxTasks int, unknown func(task int, field
 	return specs, nil
 }
 
+// wireTask is a task as its JSON holds it, for parseTask's fast path.
+type wireTask struct {
+	IsolateHash          *string   `json:"isolate_hash"`
+	Description          *string   `json:"description"`
+	Timeout              *float64  `json:"timeout"`
+	MaxRetries           *float64  `json:"max_retries"`
+	Attempt              *float64  `json:"attempt"`
+	ArtifactArchiveGlobs *[]string `json:"artifact_archive_globs"`
+	DockerImage          *string   `json:"docker_image"`
+}
+
+// fastOptions make jsonv2 refuse whatever the slow path would read
+// differently: unknown or duplicate members, invalid UTF-8. Names match
+// exactly, as the slow path's map keys do.
+var fastOptions = jsonv2.JoinOptions(jsonv2.RejectUnknownMembers(true))
+
 func parseTask(data json.RawMessage, index int, unknown func(task int, field string)) (model.TaskSpec, error) {
+	// The fast path decodes a well-formed task of known fields in one
+	// pass; anything else (an unknown field, a wrong type, a null where a
+	// value is required) takes the slow path, which says what is wrong.
+	if s, ok := parseTaskFast(data); ok {
+		return s, nil
+	}
+	return parseTaskSlow(data, index, unknown)
+}
+
+// parseTaskFast is parseTask's fast path: false for anything it does not
+// take exactly as parseTaskSlow would (FuzzTaskFastPath holds it to that).
+func parseTaskFast(data []byte) (model.TaskSpec, bool) {
+	var w wireTask
+	if jsonv2.Unmarshal(data, &w, fastOptions) != nil || w.IsolateHash == nil || w.Description == nil {
+		return model.TaskSpec{}, false
+	}
+	return fastTask(w)
+}
+
+// parseTaskSlow reads a task field by field, and says what is wrong.
+func parseTaskSlow(data json.RawMessage, index int, unknown func(task int, field string)) (model.TaskSpec, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
 		return model.TaskSpec{}, fmt.Errorf("must be an object, got %s", clip(data))
@@ -383,6 +424,54 @@ func strictObject(data []byte, v any) error {
 		return fmt.Errorf("malformed JSON: %v", err)
 	}
 	return nil
+}
+
+// fastTask checks a decoded task as parseTask does; false when it is not
+// fine, for the slow path to say why.
+func fastTask(w wireTask) (model.TaskSpec, bool) {
+	s := model.TaskSpec{IsolateHash: strings.ToLower(*w.IsolateHash), Description: *w.Description}
+	if !IsDigest(s.IsolateHash) || strings.TrimSpace(s.Description) == "" || len(s.Description) > MaxDescription ||
+		strings.ContainsAny(s.Description, "\x00\n\r") {
+		return s, false
+	}
+	if w.Timeout != nil {
+		secs := *w.Timeout
+		if math.IsNaN(secs) || secs < 0 || secs > MaxTimeout.Seconds() {
+			return s, false
+		}
+		s.Timeout = time.Duration(math.Round(secs * float64(time.Second)))
+	}
+	whole := func(f *float64) (int, bool) {
+		if f == nil {
+			return 0, true
+		}
+		return int(*f), *f == math.Trunc(*f) && *f >= 0 && *f <= float64(MaxRetries)
+	}
+	var ok bool
+	if s.MaxRetries, ok = whole(w.MaxRetries); !ok {
+		return s, false
+	}
+	if s.Attempt, ok = whole(w.Attempt); !ok {
+		return s, false
+	}
+	if w.ArtifactArchiveGlobs != nil {
+		s.ArtifactGlobs = *w.ArtifactArchiveGlobs
+		if len(s.ArtifactGlobs) > MaxGlobs {
+			return s, false
+		}
+		for _, g := range s.ArtifactGlobs {
+			if CheckGlob(g) != nil {
+				return s, false
+			}
+		}
+	}
+	if w.DockerImage != nil && *w.DockerImage != "" {
+		s.DockerImage = *w.DockerImage
+		if CheckImage(s.DockerImage) != nil {
+			return s, false
+		}
+	}
+	return s, true
 }
 
 func requiredString(fields map[string]json.RawMessage, name string) (string, error) {

@@ -102,3 +102,32 @@ func checkSpec(t *testing.T, i int, s model.TaskSpec) {
 		}
 	}
 }
+
+// FuzzTaskFastPath holds parseTask's fast path to the slow one: a task the
+// fast path takes, the slow path takes too, with no unknown field, as the
+// very same spec.
+func FuzzTaskFastPath(f *testing.F) {
+	for _, s := range []string{
+		`{"isolate_hash": "0123456789abcdef0123456789abcdef01234567", "description": "a", "timeout": 1.5, "max_retries": 2}`,
+		`{"isolate_hash": "0123456789ABCDEF0123456789abcdef01234567", "description": "b", "artifact_archive_globs": ["**/*.xml"], "docker_image": "busybox:1"}`,
+		`{"isolate_hash": "0123456789abcdef0123456789abcdef01234567", "Description": "c", "description": "d"}`,
+		`{"isolate_hash": "0123456789abcdef0123456789abcdef01234567", "description": "e", "attempt": 1.0, "timeout": null}`,
+		`{"isolate_hash": "0123456789abcdef0123456789abcdef01234567", "description": "f\u00e9", "max_retries": 1e0}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := parseTaskFast(data)
+		if !ok {
+			return
+		}
+		var unknown []string
+		slow, err := parseTaskSlow(data, 0, func(_ int, field string) { unknown = append(unknown, field) })
+		if err != nil || len(unknown) > 0 {
+			t.Fatalf("the fast path took %q, the slow one says %v (unknown %q)", data, err, unknown)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast %+v, slow %+v", data, fast, slow)
+		}
+	})
+}
