@@ -41,6 +41,7 @@ type fleet struct {
 	beats    atomic.Int64
 	finished atomic.Int64
 	failures atomic.Int64
+	stale    atomic.Int64 // entries refused at start: duplicates, mostly
 	lastErr  atomic.Value
 }
 
@@ -63,6 +64,7 @@ func (f *fleet) reset() {
 	f.beats.Store(0)
 	f.finished.Store(0)
 	f.failures.Store(0)
+	f.stale.Store(0)
 }
 
 // percentile returns the p-th percentile of the latencies of kind, or of
@@ -112,6 +114,7 @@ func (f *fleet) slave(ctx context.Context, n int) error {
 
 	var mu sync.Mutex
 	running := map[string]uint64{} // lease → entry
+	startedRuns := 0
 	done := make(chan string, f.slots)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -187,6 +190,7 @@ func (f *fleet) slave(ctx context.Context, n int) error {
 		}
 		if errors.Is(err, model.ErrConflict) {
 			f.note("start", t0, nil)
+			f.stale.Add(1)
 			_ = c.Delete(ctx, res.ID)
 			continue
 		}
@@ -198,16 +202,22 @@ func (f *fleet) slave(ctx context.Context, n int) error {
 		mu.Lock()
 		running[started.Lease] = res.ID
 		mu.Unlock()
+		// Runs last runTime ± 50 %; the first of each slot less, as if the
+		// fleet had been busy for a while, so that the finishes spread.
+		d := f.runTime/2 + rand.N(f.runTime)
+		if startedRuns++; startedRuns <= f.slots {
+			d = rand.N(f.runTime)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
-			case <-time.After(f.runTime):
+			case <-time.After(d):
 			case <-ctx.Done():
 				return
 			}
 			t0 := time.Now()
-			_, err := f.master.Finish(ctx, started.Lease, protocol.Finish{DurationMS: f.runTime.Milliseconds()})
+			_, err := f.master.Finish(ctx, started.Lease, protocol.Finish{DurationMS: d.Milliseconds()})
 			if ctx.Err() != nil {
 				return
 			}
@@ -239,6 +249,18 @@ func dbWrites(b *testing.B, db *sql.DB) int64 {
 	return n
 }
 
+// dbQuestions counts the statements a MariaDB server was sent (the two of
+// each reading of it included).
+func dbQuestions(b *testing.B, db *sql.DB) int64 {
+	b.Helper()
+	var name string
+	var n int64
+	if err := db.QueryRow(`SHOW GLOBAL STATUS LIKE 'Questions'`).Scan(&name, &n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
 func loadAverage() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	f := strings.Fields(string(b))
@@ -251,7 +273,7 @@ func loadAverage() string {
 // BenchmarkFleet runs FLEET_SLAVES simulated slaves of 8 slots (default
 // 100) against FLEET_MASTERS masters (default 1; more stand behind
 // HAProxy) on a MariaDB and a beanstalkd of the benchmark's own, at the
-// default 5 s heartbeat, each run lasting FLEET_RUN (default 20 s). A first
+// default 5 s heartbeat, each run lasting FLEET_RUN ± 50 % (default 20 s). A first
 // window of heartbeats alone gives the masters' CPU time per heartbeat; a
 // second, with a job running on every slot, the CPU time per attempt (its
 // start and finish, its feeding, and the heartbeats' share taken away), the
@@ -279,6 +301,15 @@ func BenchmarkFleet(b *testing.B) {
 	for _, m := range ms {
 		pids = append(pids, m.cmd.Process.Pid)
 	}
+	// The masters alone: what their background loops cost each second.
+	time.Sleep(5 * time.Second)
+	c0, q0 := cpuOf(b, pids), dbQuestions(b, root)
+	time.Sleep(10 * time.Second)
+	c1, q1 := cpuOf(b, pids), dbQuestions(b, root)
+	b.Logf("idle: %d masters: %.1f ms CPU and %.1f statements a second per master; load average %s",
+		masters, float64(c1.sub(c0).self.Microseconds())/1000/10/float64(masters), float64(q1-q0-2)/10/float64(masters), loadAverage())
+	b.ReportMetric(float64(q1-q0-2)/10/float64(masters), "idle-statements/s/master")
+
 	f := &fleet{master: client.New(s.url, client.WithToken(stackToken), client.WithTimeout(30*time.Second)),
 		bsAddr: bs.Addr, tube: "dist_test", slots: slots, every: 5 * time.Second, runTime: runTime,
 		lat: map[string][]time.Duration{}}
@@ -306,9 +337,9 @@ func BenchmarkFleet(b *testing.B) {
 		time.Sleep(window)
 		c1, w1 := cpuOf(b, pids), dbWrites(b, root)
 		load = loadAverage()
-		b.Logf("%s: %d slaves × %d slots, %d masters, %s: %d heartbeats, %d attempts, master CPU %s, %d DB writes, p99 %s (heartbeat %s), %d failed calls %v; load average %s",
+		b.Logf("%s: %d slaves × %d slots, %d masters, %s: %d heartbeats, %d attempts, master CPU %s, %d DB writes, p99 %s (heartbeat %s), %d stale entries, %d failed calls %v; load average %s",
 			what, n, slots, masters, window, f.beats.Load(), f.finished.Load(), c1.sub(c0).self, w1-w0,
-			f.percentile("", 0.99), f.percentile("heartbeat", 0.99), f.failures.Load(), f.lastErr.Load(), load)
+			f.percentile("", 0.99), f.percentile("heartbeat", 0.99), f.stale.Load(), f.failures.Load(), f.lastErr.Load(), load)
 		return c1.sub(c0).self, w1 - w0, load
 	}
 	idleCPU, idleWrites, _ := measure("heartbeats alone")
@@ -319,7 +350,7 @@ func BenchmarkFleet(b *testing.B) {
 	b.ReportMetric(writesPerBeat, "writes/heartbeat")
 
 	s.writeInputs(map[string]string{"noop": "true\n"})
-	hash := s.archive("noop")
+	hash := s.archive("noop", "ARG=0")
 	tasks := make([]jobTask, n*slots*(int(window/runTime)+3))
 	for i := range tasks {
 		tasks[i] = jobTask{IsolateHash: hash, Description: fmt.Sprintf("fleet-%06d", i), Timeout: 600}
@@ -340,6 +371,7 @@ func BenchmarkFleet(b *testing.B) {
 	b.ReportMetric(float64(perAttempt.Microseconds())/1000, "cpu-ms/attempt")
 	b.ReportMetric((float64(writes)-float64(beats)*writesPerBeat)/float64(max(1, done)), "writes/attempt")
 	b.ReportMetric(float64(done)/window.Seconds(), "attempts/s")
+	b.ReportMetric(float64(f.stale.Load())/float64(max(1, done)), "stale/attempt")
 	b.ReportMetric(float64(f.percentile("", 0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(f.percentile("heartbeat", 0.99).Microseconds())/1000, "p99-heartbeat-ms")
 	b.ReportMetric(float64(f.percentile("start", 0.99).Microseconds())/1000, "p99-start-ms")
