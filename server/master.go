@@ -126,6 +126,7 @@ type Master struct {
 	// sharing: the last feed shared the slots between users, so each
 	// finish, which frees a user's room, wakes the feeder.
 	sharing atomic.Bool
+	claims  claimSeen // attempts claimed by a feeder, not yet put (reconciler)
 }
 
 // Options are the optional parts of a Master.

@@ -186,3 +186,32 @@ func BenchmarkSubmitToQueued(b *testing.B) {
 	}
 }
 
+
+// A feeder that claimed attempts and died before putting them (its master
+// was killed) leaves them claimed without an entry: the reconciler frees
+// them on its second round that finds them so, and they are fed again.
+func TestReconcilerFreesClaimsOfADeadFeeder(t *testing.T) {
+	f := newFixture(t, server.Config{})
+	f.submit("j", "a", "b")
+	waiting, err := f.st.Waiting(f.ctx, "j", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claimed, err := f.st.Claim(f.ctx, waiting); err != nil || len(claimed) != 2 {
+		t.Fatalf("claimed %d, %v; want 2", len(claimed), err)
+	}
+	if again, err := f.st.Claim(f.ctx, waiting); err != nil || len(again) != 0 {
+		t.Fatalf("claimed %d again, %v; want none", len(again), err)
+	}
+	if n, err := f.m.FeedOnce(f.ctx); err != nil || n != 0 {
+		t.Fatalf("fed %d, %v while claimed; want none", n, err)
+	}
+	for round, want := range []int{0, 2} {
+		if lost, err := f.m.ReconcileOnce(f.ctx); err != nil || lost != want {
+			t.Fatalf("round %d: reconciler freed %d, %v; want %d", round, lost, err, want)
+		}
+	}
+	if n, err := f.m.FeedOnce(f.ctx); err != nil || n != 2 {
+		t.Fatalf("fed %d, %v; want 2", n, err)
+	}
+}
