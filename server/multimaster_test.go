@@ -186,7 +186,6 @@ func BenchmarkSubmitToQueued(b *testing.B) {
 	}
 }
 
-
 // A feeder that claimed attempts and died before putting them (its master
 // was killed) leaves them claimed without an entry: the reconciler frees
 // them on its second round that finds them so, and they are fed again.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,8 +37,8 @@ func TestChaos(t *testing.T) {
 // TestChaosMasters is TestChaos's multi-master mode: three masters on one
 // database, queue and bucket behind HAProxy, which the slaves and the
 // client alone talk to, and a 500-task job during which masters are killed
-// and started again (each fault of the master kind picks one at random).
-// The same invariants hold.
+// and started again (each fault of the master kind picks one at random;
+// the first leaves its master down for good). The same invariants hold.
 func TestChaosMasters(t *testing.T) {
 	chaos(t, envInt(t, "CHAOS_TASKS", 500), 3, 3)
 }
@@ -121,9 +122,18 @@ esac
 			s.slaves[i].signal(syscall.SIGCONT)
 			counts["slave suspended"]++
 		case 2:
-			down := time.Duration(500+rng.IntN(3000)) * time.Millisecond
 			i := rng.IntN(len(ms))
-			fault("SIGKILL master %d, start it again after %s", i, down)
+			if len(ms) > 1 && counts["master lost"] == 0 {
+				// The first master of several is lost for good: the
+				// others carry its slaves and its requests.
+				fault("SIGKILL %s for good", ms[i].name)
+				ms[i].kill()
+				ms = slices.Delete(slices.Clone(ms), i, i+1)
+				counts["master lost"]++
+				continue
+			}
+			down := time.Duration(500+rng.IntN(3000)) * time.Millisecond
+			fault("SIGKILL %s, start it again after %s", ms[i].name, down)
 			ms[i].kill()
 			time.Sleep(down)
 			ms[i].start()
