@@ -33,7 +33,7 @@ type fleet struct {
 	bsAddr  string
 	tube    string
 	slots   int
-	every   time.Duration // heartbeat interval
+	every   time.Duration // heartbeat interval the master is configured with
 	runTime time.Duration
 
 	mu       sync.Mutex
@@ -118,11 +118,13 @@ func (f *fleet) slave(ctx context.Context, n int) error {
 	done := make(chan string, f.slots)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	// Heartbeats, from a random phase so that they spread over the interval.
+	// Heartbeats at the interval the master gave, from a random phase so
+	// that they spread over it.
+	every := time.Duration(reg.HeartbeatIntervalMS) * time.Millisecond
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTimer(rand.N(f.every))
+		tick := time.NewTimer(rand.N(every))
 		defer tick.Stop()
 		for {
 			select {
@@ -130,14 +132,14 @@ func (f *fleet) slave(ctx context.Context, n int) error {
 				return
 			case <-tick.C:
 			}
-			tick.Reset(f.every)
+			tick.Reset(every)
 			mu.Lock()
 			hb := protocol.Heartbeat{Running: make([]string, 0, len(running))}
 			for l := range running {
 				hb.Running = append(hb.Running, l)
 			}
 			mu.Unlock()
-			hctx, cancel := context.WithTimeout(ctx, f.every)
+			hctx, cancel := context.WithTimeout(ctx, every)
 			t0 := time.Now()
 			_, err := f.master.Heartbeat(hctx, reg.SlaveID, hb)
 			cancel()
@@ -376,4 +378,49 @@ func BenchmarkFleet(b *testing.B) {
 	b.ReportMetric(float64(f.percentile("heartbeat", 0.99).Microseconds())/1000, "p99-heartbeat-ms")
 	b.ReportMetric(float64(f.percentile("start", 0.99).Microseconds())/1000, "p99-start-ms")
 	b.ReportMetric(float64(f.percentile("finish", 0.99).Microseconds())/1000, "p99-finish-ms")
+}
+
+// The simulated slaves of BenchmarkFleet, on two masters behind HAProxy:
+// a 60-task job passes with each task run once, every call answered.
+func TestSimulatedSlaves(t *testing.T) {
+	bs := testenv.OwnBeanstalkd(t)
+	s := newStackWith(t, stackOptions{masters: 2, beanstalk: bs})
+	f := &fleet{master: client.New(s.url, client.WithToken(stackToken), client.WithTimeout(10*time.Second)),
+		bsAddr: bs.Addr, tube: "dist_test", slots: 4, runTime: 200 * time.Millisecond,
+		lat: map[string][]time.Duration{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.slave(ctx, i); err != nil && ctx.Err() == nil {
+				t.Errorf("simulated slave %d: %v", i, err)
+			}
+		}()
+	}
+	s.writeInputs(map[string]string{"noop": "true\n"})
+	hash := s.archive("noop", "ARG=0")
+	tasks := make([]jobTask, 60)
+	for i := range tasks {
+		tasks[i] = jobTask{IsolateHash: hash, Description: fmt.Sprintf("sim-%02d", i), Timeout: 60}
+	}
+	job := s.submitNoWait(tasks)
+	waitFor(t, time.Minute, "the job to finish", func() bool { return s.finished(job) })
+	var list protocol.AttemptList
+	s.get("/api/v1/jobs/"+job+"/tasks", &list)
+	passed := 0
+	for _, a := range list.Tasks {
+		if a.State == "passed" && a.Runs == 1 {
+			passed++
+		}
+	}
+	if len(list.Tasks) != len(tasks) || passed != len(tasks) {
+		t.Errorf("%d attempts, %d passed on their first run; want %d of each", len(list.Tasks), passed, len(tasks))
+	}
+	if f.finished.Load() != int64(len(tasks)) || f.failures.Load() != 0 || f.beats.Load() == 0 {
+		t.Errorf("%d finishes, %d heartbeats, %d failed calls (%v); want %d finishes, heartbeats, no failure",
+			f.finished.Load(), f.beats.Load(), f.failures.Load(), f.lastErr.Load(), len(tasks))
+	}
 }
