@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dist-test/dist_test/internal/model"
@@ -61,11 +62,22 @@ func (m *Master) FeedOnce(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		// The feeders of other masters may have read the same rows: each
+		// attempt goes to the one that claims it.
+		if as, err = m.store.Claim(ctx, as); err != nil {
+			return 0, err
+		}
 		perJob = append(perJob, as)
 	}
 	put := 0
-	for _, a := range orderFeed(perJob) {
+	ordered := orderFeed(perJob)
+	for i, a := range ordered {
 		if err := m.enqueue(ctx, a); err != nil {
+			// The claims not put wait for the next round (the reconciler
+			// frees those this cannot).
+			for _, b := range ordered[i:] {
+				_ = m.store.Unenqueue(ctx, b.ID, 0)
+			}
 			return put, err
 		}
 		put++
@@ -201,9 +213,17 @@ func (m *Master) ReconcileOnce(ctx context.Context) (int, error) {
 			return lost, err
 		}
 		for _, a := range page {
-			ok, err := m.queue.Exists(ctx, a.EntryID)
-			if err != nil {
-				return lost, fmt.Errorf("queue: %w", err)
+			if a.EntryID == 0 && !m.claims.stale(a.ID) {
+				// Claimed by a feeder that is putting it now, or that died
+				// before: lost if still so on the next round.
+				continue
+			}
+			ok := false
+			if a.EntryID != 0 {
+				var err error
+				if ok, err = m.queue.Exists(ctx, a.EntryID); err != nil {
+					return lost, fmt.Errorf("queue: %w", err)
+				}
 			}
 			if !ok {
 				if err := m.store.Unenqueue(ctx, a.ID, a.EntryID); err != nil {
@@ -217,6 +237,7 @@ func (m *Master) ReconcileOnce(ctx context.Context) (int, error) {
 		}
 		after = page[len(page)-1].ID
 	}
+	m.claims.round()
 	if lost > 0 {
 		m.log.Warn("queue lost entries; putting them again", "attempts", lost)
 		_ = m.store.AddEvent(ctx, model.Event{At: m.now(), Kind: model.EventQueueEntriesLost, Attempt: -1,
@@ -224,4 +245,31 @@ func (m *Master) ReconcileOnce(ctx context.Context) (int, error) {
 		m.poke()
 	}
 	return lost, nil
+}
+
+// claimSeen remembers the attempts that the reconciler found claimed but
+// not yet put (entry id 0), for one round: a feeder puts its claims within
+// seconds, so one still without an entry a round later lost its feeder.
+type claimSeen struct {
+	mu         sync.Mutex
+	last, this map[int64]bool
+}
+
+// stale notes that attempt id is claimed without an entry, and reports
+// whether it was so on the previous round too.
+func (c *claimSeen) stale(id int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.this == nil {
+		c.this = map[int64]bool{}
+	}
+	c.this[id] = true
+	return c.last[id]
+}
+
+// round ends a round of the reconciler.
+func (c *claimSeen) round() {
+	c.mu.Lock()
+	c.last, c.this = c.this, nil
+	c.mu.Unlock()
 }

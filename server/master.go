@@ -130,6 +130,7 @@ type Master struct {
 	tails   *tailBook       // the ends of the running attempts' logs
 	metrics *metrics.Master // nil: nothing counted
 	version string
+	claims  claimSeen // attempts claimed by a feeder, not yet put (reconciler)
 }
 
 // Options are the optional parts of a Master.

@@ -42,11 +42,17 @@ func dataDir(dir, name string) (string, error) {
 // openStore opens MySQL when [mysql] host is set, else SQLite in dir.
 func openStore(ctx context.Context, cfg *config.Config, dir string) (store.Store, error) {
 	if cfg.MySQL.Host == "" {
-		st, err := sqlite.Open(ctx, filepath.Join(dir, "dist_test.db"))
+		path := filepath.Join(dir, "dist_test.db")
+		release, err := lockSQLite(path)
 		if err != nil {
+			return nil, err
+		}
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			release()
 			return nil, fmt.Errorf("[master] data_dir: %w", err)
 		}
-		return st, nil
+		return lockedStore{st, release}, nil
 	}
 	st, err := mysql.Open(ctx, mysql.Config{Host: cfg.MySQL.Host, Port: cfg.MySQL.Port, User: cfg.MySQL.User,
 		Password: cfg.MySQL.Password, Database: cfg.MySQL.Database})
@@ -90,4 +96,15 @@ func openBlobs(ctx context.Context, cfg *config.Config, dir string, log *slog.Lo
 		return nil, fmt.Errorf("[aws]: %w", err)
 	}
 	return b, nil
+}
+
+// lockedStore holds the lock of its SQLite file until it is closed.
+type lockedStore struct {
+	store.Store
+	release func()
+}
+
+func (s lockedStore) Close() error {
+	defer s.release()
+	return s.Store.Close()
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,7 +31,21 @@ import (
 // CHAOS_TASKS (default 300) and CHAOS_SEED (default 1) shape it; `make
 // chaos` runs the long form: 2,000 tasks and a random seed, which it prints.
 func TestChaos(t *testing.T) {
-	n := envInt(t, "CHAOS_TASKS", 300)
+	chaos(t, envInt(t, "CHAOS_TASKS", 300), 1, 2)
+}
+
+// TestChaosMasters is TestChaos's multi-master mode: three masters on one
+// database, queue and bucket behind HAProxy, which the slaves and the
+// client alone talk to, and a 500-task job during which masters are killed
+// and started again (each fault of the master kind picks one at random;
+// the first leaves its master down for good). The same invariants hold.
+func TestChaosMasters(t *testing.T) {
+	chaos(t, envInt(t, "CHAOS_TASKS", 500), 3, 3)
+}
+
+// chaos runs the chaos test with n tasks, masters masters and 4 slaves of
+// slots slots each.
+func chaos(t *testing.T, n, masters, slots int) {
 	seed := uint64(envInt(t, "CHAOS_SEED", 1))
 	rng := rand.New(rand.NewPCG(seed, seed))
 	runlog := filepath.Join(sharedDir(t), "runs.log")
@@ -42,7 +57,7 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	bs := testenv.OwnBeanstalkd(t)
-	s := newStackWith(t, stackOptions{slaves: 4, slots: 2, beanstalk: bs, slaveEnv: []string{"RUNLOG=" + runlog},
+	s := newStackWith(t, stackOptions{slaves: 4, slots: slots, masters: masters, beanstalk: bs, slaveEnv: []string{"RUNLOG=" + runlog},
 		config: "[master]\nreconcile_interval = 2s\nhedge = true\n"})
 	// Each run logs itself before it does anything, so that a pass can be
 	// traced to a run. Task i fails when i%20 == 0 (both attempts), is flaky
@@ -78,8 +93,12 @@ esac
 		schedule = append(schedule, line)
 		t.Log(line)
 	}
-	addr := strings.TrimPrefix(s.master.url, "http://")
-	s.master.args = append(s.master.args, "--listen", addr)
+	ms := s.masters
+	if len(ms) == 0 {
+		addr := strings.TrimPrefix(s.master.url, "http://")
+		s.master.args = append(s.master.args, "--listen", addr)
+		ms = []*proc{s.master}
+	}
 	deadline := start.Add(10 * time.Minute)
 	counts := map[string]int{}
 	for !s.finished(job) {
@@ -103,11 +122,21 @@ esac
 			s.slaves[i].signal(syscall.SIGCONT)
 			counts["slave suspended"]++
 		case 2:
+			i := rng.IntN(len(ms))
+			if len(ms) > 1 && counts["master lost"] == 0 {
+				// The first master of several is lost for good: the
+				// others carry its slaves and its requests.
+				fault("SIGKILL %s for good", ms[i].name)
+				ms[i].kill()
+				ms = slices.Delete(slices.Clone(ms), i, i+1)
+				counts["master lost"]++
+				continue
+			}
 			down := time.Duration(500+rng.IntN(3000)) * time.Millisecond
-			fault("SIGKILL the master, start it again after %s", down)
-			s.master.kill()
+			fault("SIGKILL %s, start it again after %s", ms[i].name, down)
+			ms[i].kill()
 			time.Sleep(down)
-			s.master.start()
+			ms[i].start()
 			counts["master killed"]++
 		case 3:
 			fault("SIGKILL beanstalkd, start it again with its binlog")
@@ -155,8 +184,8 @@ esac
 	if len(perTask) != n || j.Status != "finished" || j.TotalGroups != n || j.FinishedGroups != n {
 		t.Errorf("%d tasks with attempts, job %s, %d/%d groups finished; want all %d", len(perTask), j.Status, j.FinishedGroups, j.TotalGroups, n)
 	}
-	summary := fmt.Sprintf("chaos (seed %d): %d tasks, %d attempts, %d runs in %s; %d passed, %d failed, %d flaky groups; faults: %v",
-		seed, n, len(list.Tasks), runs, took.Round(100*time.Millisecond), j.SucceededGroups, j.FailedGroups, j.FlakyGroups, counts)
+	summary := fmt.Sprintf("chaos (seed %d, %d masters): %d tasks, %d attempts, %d runs in %s; %d passed, %d failed, %d flaky groups; faults: %v",
+		seed, masters, n, len(list.Tasks), runs, took.Round(100*time.Millisecond), j.SucceededGroups, j.FailedGroups, j.FlakyGroups, counts)
 	fmt.Println(summary)
 	fmt.Println("fault schedule:\n" + strings.Join(schedule, "\n"))
 }
@@ -198,7 +227,7 @@ func readRunlog(t *testing.T, path string) map[string]bool {
 	return ran
 }
 
-func envInt(t *testing.T, name string, def int) int {
+func envInt(t testing.TB, name string, def int) int {
 	v := os.Getenv(name)
 	if v == "" {
 		return def

@@ -90,6 +90,11 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 		return &cli.ExitError{Code: 1, Err: err}
 	}
 	defer users.Release()
+	release, err := lockSQLite(filepath.Join(o.dataDir, "dist_test.db"))
+	if err != nil {
+		return &cli.ExitError{Code: 1, Err: err}
+	}
+	defer release()
 	st, err := sqlite.Open(ctx, filepath.Join(o.dataDir, "dist_test.db"))
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 type stack struct {
 	*cluster // the client side: env, run, archive, get
 	master   *proc
+	masters  []*proc // with stackOptions.masters > 1: master and the others
 	isolate  *proc
 	slaves   []*proc
 	opt      stackOptions
@@ -116,6 +117,9 @@ type stackOptions struct {
 	// ones otherwise.
 	mysql, beanstalk *testenv.Service
 	s3               *testenv.S3Server
+	// masters: more than one puts that many masters behind HAProxy, and
+	// the clients and slaves talk to it alone (see startMasters).
+	masters int
 }
 
 func newStackWith(t testing.TB, o stackOptions) *stack {
@@ -134,8 +138,12 @@ func newStackWith(t testing.TB, o stackOptions) *stack {
 		}
 	}
 	s.master = startProc(t, "master", env, true, "master", "--data-dir", filepath.Join(dir, "master"))
-	s.cluster = &cluster{t: t, dir: dir, url: s.master.url, env: append(env,
-		"DIST_TEST_MASTER="+s.master.url, "ISOLATE_SERVER="+s.isolate.url,
+	url := s.master.url
+	if o.masters > 1 {
+		url = s.startMasters(t, dir, env, o.masters)
+	}
+	s.cluster = &cluster{t: t, dir: dir, url: url, env: append(env,
+		"DIST_TEST_MASTER="+url, "ISOLATE_SERVER="+s.isolate.url,
 		"DIST_TEST_JOB_PATH="+filepath.Join(dir, "last-job"))}
 	for range o.slaves {
 		s.startSlave()
@@ -153,7 +161,7 @@ func (s *stack) startSlave() *proc {
 	n := len(s.slaves)
 	env := append(append([]string{}, s.procEnv...), "DIST_TEST_CNF="+s.slaveCnf)
 	p := startProc(s.t, fmt.Sprintf("slave-%d", n), append(env, s.opt.slaveEnv...), false,
-		"slave", "--master", s.master.url, "--slots", fmt.Sprint(s.opt.slots),
+		"slave", "--master", s.url, "--slots", fmt.Sprint(s.opt.slots),
 		"--scratch-dir", filepath.Join(s.dir, fmt.Sprintf("scratch-%d", n)))
 	s.slaves = append(s.slaves, p)
 	return p

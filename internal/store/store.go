@@ -87,6 +87,11 @@ type Store interface {
 	// Waiting returns at most limit queued attempts of a job that wait for
 	// a queue entry, in priority order (so retries first), then by id.
 	Waiting(ctx context.Context, jobID string, limit int) ([]model.Attempt, error)
+	// Claim marks the waiting attempts given (from Waiting) as having a
+	// queue entry on its way, entry id 0 until MarkEnqueued records it, and
+	// returns those it marked: an attempt another feeder claimed meanwhile
+	// (another master's) is left out, so that it is put once.
+	Claim(ctx context.Context, attempts []model.Attempt) ([]model.Attempt, error)
 	// MarkEnqueued records the queue entry put for an attempt. ErrConflict
 	// if the attempt is no longer queued under that token (the entry is
 	// then stale and should be deleted).

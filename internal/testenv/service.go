@@ -154,3 +154,21 @@ func OwnS3(t testing.TB) (*Service, S3Server) {
 	t.Cleanup(s.Kill)
 	return s, s3
 }
+
+// HAProxy returns the path of the haproxy program (Debian installs it in
+// /usr/sbin, which a user's PATH may lack).
+func HAProxy(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/haproxy"); serr == nil {
+			return "/usr/sbin/haproxy"
+		}
+		missing(t, "haproxy (the program)", err)
+	}
+	return bin
+}
+
+// Pid is the process id of the running service, for the benchmarks that
+// measure its CPU time.
+func (s *Service) Pid() int { return s.cmd.Process.Pid }

@@ -118,6 +118,30 @@ func (s *Store) Waiting(ctx context.Context, jobID string, limit int) ([]model.A
 	return out, s.classify(err)
 }
 
+// Claim implements store.Store: one conditional update an attempt, in one
+// transaction. A feeder that loses the race to another finds the row
+// claimed once the winner commits (an update reads the latest row).
+func (s *Store) Claim(ctx context.Context, attempts []model.Attempt) ([]model.Attempt, error) {
+	var out []model.Attempt
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		for _, a := range attempts {
+			res, err := s.exec(ctx, tx, s.q.claim, a.ID, a.Token, string(model.Queued))
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 1 {
+				a.Enqueued, a.EntryID = true, 0
+				out = append(out, a)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // MarkEnqueued implements store.Store.
 func (s *Store) MarkEnqueued(ctx context.Context, attemptID int64, token string, entryID uint64) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {

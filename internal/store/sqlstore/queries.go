@@ -25,6 +25,7 @@ type queries struct {
 	heartbeat           string
 	runningOn           string
 	markEnqueued        string
+	claim               string
 	enqueuedState       string
 	backlog             string
 	waiting             string
@@ -68,6 +69,8 @@ func newQueries(d Dialect) queries {
 			OR (a.hedge_slave = ? AND a.state = ? AND a.hedge_lease IS NOT NULL) ORDER BY a.id`,
 		markEnqueued: `UPDATE attempts SET enqueued = 1, entry_id = ?
 			WHERE id = ? AND token = ? AND state = ?`,
+		claim: `UPDATE attempts SET enqueued = 1, entry_id = 0
+			WHERE id = ? AND token = ? AND state = ? AND enqueued = 0`,
 		enqueuedState: `SELECT state FROM attempts WHERE id = ? AND token = ?`,
 		// The owner is joined to the grouped rows, not to every attempt.
 		backlog: `SELECT b.job_id, j.user, b.enqueued, b.oldest, b.n, b.retries FROM (
@@ -87,7 +90,7 @@ func (q queries) hot() []string {
 	return []string{q.attemptByID, q.attemptByLease, q.attemptByIDLocked, q.runByID, q.runByLease,
 		q.taskLocked, q.nextAttempt, q.saveAttempt, q.insertAttempt, q.saveGroup, q.event, q.jobLocked,
 		q.getJob, q.saveJob, q.upsertDuration, q.slaveLocked, q.getSlave, q.heartbeat, q.runningOn,
-		q.markEnqueued, q.enqueuedState, q.backlog, q.waiting, q.enqueued, q.unenqueue,
+		q.markEnqueued, q.claim, q.enqueuedState, q.backlog, q.waiting, q.enqueued, q.unenqueue,
 		insertTasksSQL(insertBatch), insertAttemptsSQL(insertBatch), durationsSQL(insertBatch), taskRowsSQL(insertBatch)}
 }
 

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Durations", testDurations},
 		{"FeedWindowAndOrder", testFeed},
 		{"EnqueuedAndUnenqueue", testEnqueued},
+		{"ClaimOnce", testClaim},
 		{"UserLoad", testUserLoad},
 		{"RetryAvoidsTheSlave", testRetryAvoids},
 		{"Hedge", testHedge},
