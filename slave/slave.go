@@ -39,7 +39,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dist-test/dist_test/internal/backoff"
-	"github.com/dist-test/dist_test/internal/metrics"
+	"github.com/dist-test/dist_test/internal/metrics/slavemetrics"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/queue"
@@ -138,7 +138,7 @@ type Config struct {
 	// heartbeats report it, with how the tasks' inputs were found.
 	CacheSize func() (items, bytes int64)
 	// Metrics, when set, counts the slots busy and the runs.
-	Metrics *metrics.Slave
+	Metrics *slavemetrics.Slave
 
 	// scratchGiven: ScratchDir names a folder other than the default
 	// (takeScratch).

@@ -17,6 +17,7 @@ import (
 	"github.com/dist-test/dist_test/internal/config"
 	"github.com/dist-test/dist_test/internal/httpclient"
 	"github.com/dist-test/dist_test/internal/metrics"
+	"github.com/dist-test/dist_test/internal/metrics/slavemetrics"
 	"github.com/dist-test/dist_test/internal/queue/mem"
 	"github.com/dist-test/dist_test/internal/store/sqlite"
 	"github.com/dist-test/dist_test/isolate/cas"
@@ -182,7 +183,7 @@ func runLocal(ctx context.Context, env *cli.Env, cfg *config.Config, o localOpti
 	// and JSON; it fetches inputs from the isolate server over HTTP.
 	scfg := slaveConfig(cfg, o.slots, scratch, users.Users)
 	scfg.CacheSize = inputs.cacheSize
-	scfg.Metrics = metrics.NewSlave(obs.reg, o.slots)
+	scfg.Metrics = slavemetrics.NewSlave(obs.reg, o.slots)
 	sl := slave.New(server.Direct{M: m}, q, inputs, scfg, log)
 	fmt.Fprintf(env.Stderr, "dist_test local: serving %s with %d slots; data in %s\n", url, o.slots, o.dataDir)
 	fmt.Fprintf(env.Stderr, "  dashboard:  %s/\n  submit with: DIST_TEST_MASTER=%s ISOLATE_SERVER=%s dist_test submit JOB.json\n", url, url, url)

@@ -20,6 +20,7 @@ import (
 	"github.com/dist-test/dist_test/internal/config"
 	"github.com/dist-test/dist_test/internal/httpserver"
 	"github.com/dist-test/dist_test/internal/metrics"
+	"github.com/dist-test/dist_test/internal/metrics/slavemetrics"
 	"github.com/dist-test/dist_test/internal/protocol"
 	"github.com/dist-test/dist_test/internal/requestid"
 	"github.com/dist-test/dist_test/isolate/cas"
@@ -351,7 +352,7 @@ func runSlave(ctx context.Context, cfg *config.Config, master string, slots int,
 	scfg.Hostname = hostname
 	if cfg.Slave.MetricsListen != "" {
 		obs := newObserved()
-		scfg.Metrics = metrics.NewSlave(obs.reg, slots)
+		scfg.Metrics = slavemetrics.NewSlave(obs.reg, slots)
 		l, err := serveSlaveOps(cfg, obs, log, queueCheck(q))
 		if err != nil {
 			return err

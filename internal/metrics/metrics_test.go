@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dist-test/dist_test/internal/blob"
+	"github.com/dist-test/dist_test/internal/metrics/slavemetrics"
 	"github.com/dist-test/dist_test/internal/model"
 	"github.com/dist-test/dist_test/internal/store"
 )
@@ -150,7 +151,7 @@ func every(t *testing.T) (map[string]bool, []*dto.MetricFamily) {
 	NewFleet(reg, func(context.Context) (Fleet, error) { return Fleet{}, nil }, nil)
 	h := NewHTTP(reg)
 	b := NewBlobs(reg)
-	NewSlave(reg, 2)
+	slavemetrics.NewSlave(reg, 2)
 	m.JobSubmitted(1)
 	m.Started(model.Attempt{Runs: 1}, model.Attempt{}.StartedAt)
 	m.Finished(model.Attempt{State: model.Passed}, 1, model.Inputs{}, false)

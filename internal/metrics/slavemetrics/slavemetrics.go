@@ -1,10 +1,16 @@
-package metrics
+// Package slavemetrics is what a slave exports to Prometheus. It stands
+// apart from package metrics, whose counting wrappers of the store and the
+// blob store a slave must not depend on.
+package slavemetrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dist-test/dist_test/internal/model"
 )
+
+// namespace prefixes every dist_test metric (as in package metrics).
+const namespace = "dist_test"
 
 // Slave is what a slave counts. A nil *Slave counts nothing.
 type Slave struct {
