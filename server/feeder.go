@@ -213,17 +213,13 @@ func (m *Master) ReconcileOnce(ctx context.Context) (int, error) {
 			return lost, err
 		}
 		for _, a := range page {
-			if a.EntryID == 0 && !m.claims.stale(a.ID) {
-				// Claimed by a feeder that is putting it now, or that died
-				// before: lost if still so on the next round.
+			if a.EntryID == 0 {
+				// Claimed by a feeder and not put yet: ReclaimOnce's.
 				continue
 			}
-			ok := false
-			if a.EntryID != 0 {
-				var err error
-				if ok, err = m.queue.Exists(ctx, a.EntryID); err != nil {
-					return lost, fmt.Errorf("queue: %w", err)
-				}
+			ok, err := m.queue.Exists(ctx, a.EntryID)
+			if err != nil {
+				return lost, fmt.Errorf("queue: %w", err)
 			}
 			if !ok {
 				if err := m.store.Unenqueue(ctx, a.ID, a.EntryID); err != nil {
@@ -237,7 +233,6 @@ func (m *Master) ReconcileOnce(ctx context.Context) (int, error) {
 		}
 		after = page[len(page)-1].ID
 	}
-	m.claims.round()
 	if lost > 0 {
 		m.log.Warn("queue lost entries; putting them again", "attempts", lost)
 		_ = m.store.AddEvent(ctx, model.Event{At: m.now(), Kind: model.EventQueueEntriesLost, Attempt: -1,
@@ -247,8 +242,53 @@ func (m *Master) ReconcileOnce(ctx context.Context) (int, error) {
 	return lost, nil
 }
 
-// claimSeen remembers the attempts that the reconciler found claimed but
-// not yet put (entry id 0), for one round: a feeder puts its claims within
+// reclaim frees, every third of the heartbeat timeout, the attempts that a
+// feeder claimed and did not put: its master died between the two. Two
+// rounds tell a dead feeder from a busy one, so they are put again within
+// the heartbeat timeout, as the runs of a lost slave are. It reads the
+// store alone, unlike the reconciler, which asks the queue about each
+// entry and runs less often.
+func (m *Master) reclaim(ctx context.Context) error {
+	return m.every(ctx, max(m.cfg.HeartbeatTimeout/3, 100*time.Millisecond), "freeing claims", func(ctx context.Context) error {
+		_, err := m.ReclaimOnce(ctx)
+		return err
+	})
+}
+
+// ReclaimOnce runs one round of reclaim and returns how many attempts it
+// freed: those claimed without an entry on this round and the last.
+func (m *Master) ReclaimOnce(ctx context.Context) (int, error) {
+	freed := 0
+	var after int64
+	for {
+		page, err := m.store.Enqueued(ctx, after, 500)
+		if err != nil {
+			return freed, err
+		}
+		for _, a := range page {
+			if a.EntryID != 0 || !m.claims.stale(a.ID) {
+				continue
+			}
+			if err := m.store.Unenqueue(ctx, a.ID, 0); err != nil {
+				return freed, err
+			}
+			freed++
+		}
+		if len(page) < 500 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	m.claims.round()
+	if freed > 0 {
+		m.log.Warn("attempts claimed by a feeder that did not put them (its master died?); putting them again", "attempts", freed)
+		m.poke()
+	}
+	return freed, nil
+}
+
+// claimSeen remembers the attempts that reclaim found claimed but not yet
+// put (entry id 0), for one round: a feeder puts its claims within
 // seconds, so one still without an entry a round later lost its feeder.
 type claimSeen struct {
 	mu         sync.Mutex
@@ -267,7 +307,7 @@ func (c *claimSeen) stale(id int64) bool {
 	return c.last[id]
 }
 
-// round ends a round of the reconciler.
+// round ends a round of reclaim.
 func (c *claimSeen) round() {
 	c.mu.Lock()
 	c.last, c.this = c.this, nil

@@ -195,6 +195,7 @@ func (m *Master) Run(ctx context.Context) error {
 	g.Go(func() error { return m.feed(ctx) })
 	g.Go(func() error { return m.reap(ctx) })
 	g.Go(func() error { return m.reconcile(ctx) })
+	g.Go(func() error { return m.reclaim(ctx) })
 	g.Go(func() error { return m.retain(ctx) })
 	g.Go(func() error { return m.sweepUnwritten(ctx) })
 	g.Go(func() error { return m.watchServices(ctx) })

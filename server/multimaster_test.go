@@ -205,9 +205,14 @@ func TestReconcilerFreesClaimsOfADeadFeeder(t *testing.T) {
 	if n, err := f.m.FeedOnce(f.ctx); err != nil || n != 0 {
 		t.Fatalf("fed %d, %v while claimed; want none", n, err)
 	}
+	// The reconciler leaves claims alone; reclaim frees them on its
+	// second round.
+	if lost, err := f.m.ReconcileOnce(f.ctx); err != nil || lost != 0 {
+		t.Fatalf("reconciler freed %d claims, %v; want none", lost, err)
+	}
 	for round, want := range []int{0, 2} {
-		if lost, err := f.m.ReconcileOnce(f.ctx); err != nil || lost != want {
-			t.Fatalf("round %d: reconciler freed %d, %v; want %d", round, lost, err, want)
+		if freed, err := f.m.ReclaimOnce(f.ctx); err != nil || freed != want {
+			t.Fatalf("round %d: reclaim freed %d, %v; want %d", round, freed, err, want)
 		}
 	}
 	if n, err := f.m.FeedOnce(f.ctx); err != nil || n != 2 {
