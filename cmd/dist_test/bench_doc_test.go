@@ -18,7 +18,7 @@ func TestPerformanceDocNamesBenchmarks(t *testing.T) {
 	}
 	declared := map[string]bool{}
 	decl := regexp.MustCompile(`(?m)^func (Benchmark\w+)\(b \*testing\.B\)`)
-	for _, pattern := range []string{"cmd/dist_test/*_test.go", "server/*_test.go"} {
+	for _, pattern := range []string{"cmd/dist_test/*_test.go", "server/*_test.go", "internal/*/*_test.go", "web/*_test.go"} {
 		files, _ := filepath.Glob(filepath.Join(root, pattern))
 		for _, f := range files {
 			src, err := os.ReadFile(f)
@@ -34,7 +34,7 @@ func TestPerformanceDocNamesBenchmarks(t *testing.T) {
 	for _, m := range regexp.MustCompile(`Benchmark[A-Z]\w*`).FindAll(doc, -1) {
 		named[string(m)] = true
 		if _, ok := declared[string(m)]; !ok {
-			t.Errorf("docs/performance.md names %s, which no benchmark of cmd/dist_test or server has", m)
+			t.Errorf("docs/performance.md names %s, which no benchmark of cmd/dist_test, server, internal/* or web has", m)
 		}
 	}
 	if len(named) < 5 {
