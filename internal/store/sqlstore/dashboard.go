@@ -142,16 +142,7 @@ func (s *Store) TaskPage(ctx context.Context, jobID string, q model.TaskQuery) (
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.queryAttempts(ctx, s.r, text, args...)
-	if err != nil {
-		return nil, s.classify(err)
-	}
-	if len(out) == 0 {
-		if _, err := s.GetJob(ctx, jobID); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return s.jobAttempts(ctx, jobID, text, args)
 }
 
 // TaskPagePlan returns the database's plan for TaskPage(jobID, q) (see

@@ -372,6 +372,12 @@ func (s *Store) ListJobs(ctx context.Context, since time.Time, limit int) ([]mod
 // walks the index attempts_page (job_id, task_idx, attempt) in its order.
 func (s *Store) PageAttempts(ctx context.Context, jobID string, p store.AttemptPage) ([]model.Attempt, error) {
 	text, args := pageQuery(jobID, p)
+	return s.jobAttempts(ctx, jobID, text, args)
+}
+
+// jobAttempts reads the attempts of a query on job jobID's attempts; an
+// empty answer for a job that does not exist is ErrNotFound.
+func (s *Store) jobAttempts(ctx context.Context, jobID, text string, args []any) ([]model.Attempt, error) {
 	out, err := s.queryAttempts(ctx, s.r, text, args...)
 	if err != nil {
 		return nil, s.classify(err)
