@@ -210,9 +210,15 @@ func (c *cluster) stop() {
 // run runs a dist_test command and returns its exit code, stdout and stderr.
 func (c *cluster) run(args ...string) (int, string, string) {
 	c.t.Helper()
+	return c.runIn(c.dir, args...)
+}
+
+// runIn runs a dist_test command of the cluster in dir.
+func (c *cluster) runIn(dir string, args ...string) (int, string, string) {
+	c.t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = c.env
-	cmd.Dir = c.dir
+	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

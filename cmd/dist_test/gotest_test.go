@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,26 +14,6 @@ import (
 	"github.com/dist-test/dist_test/client/cli"
 	"github.com/dist-test/dist_test/client/gotest"
 )
-
-// runIn runs a dist_test command of the cluster in dir.
-func (c *cluster) runIn(dir string, args ...string) (int, string, string) {
-	c.t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = c.env
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, out.String(), errb.String()
-	case errors.As(err, &exit):
-		return exit.ExitCode(), out.String(), errb.String()
-	}
-	c.t.Fatalf("running dist_test %v: %v", args, err)
-	return -1, "", ""
-}
 
 // testActions are the last pass, fail or skip of each test in test2json
 // events, by package and test.

@@ -167,21 +167,8 @@ func (s *Store) insertPart(ctx context.Context, tx *sql.Tx, job model.NewJob, gr
 
 // Unwritten implements store.Store.
 func (s *Store) Unwritten(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id FROM jobs WHERE writing_until > 0 AND writing_until < ? ORDER BY writing_until, id LIMIT ?`,
+	return s.jobIDs(ctx, `SELECT id FROM jobs WHERE writing_until > 0 AND writing_until < ? ORDER BY writing_until, id LIMIT ?`,
 		ms(before), limit)
-	if err != nil {
-		return nil, s.classify(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, s.classify(err)
-		}
-		out = append(out, id)
-	}
-	return out, s.classify(rows.Err())
 }
 
 // DropUnwritten implements store.Store.

@@ -11,8 +11,12 @@ import (
 
 // OldJobs implements store.Store.
 func (s *Store) OldJobs(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id FROM jobs WHERE submitted_at < ? ORDER BY submitted_at, id LIMIT ?`,
-		ms(before), limit)
+	return s.jobIDs(ctx, `SELECT id FROM jobs WHERE submitted_at < ? ORDER BY submitted_at, id LIMIT ?`, ms(before), limit)
+}
+
+// jobIDs reads the job ids a query selects.
+func (s *Store) jobIDs(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, s.classify(err)
 	}
